@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a machine with only Python 3.11+:
+#   make demo   builds .venv with the package and runs the full study into tokenscale-report/
+#   make test   builds .venv with the test extra and runs lint, types and the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+OUT    ?= tokenscale-report
+
+.PHONY: demo test lint bench clean
+
+$(VENV)/.base: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.base
+	$(VENV)/bin/tokenscale demo --out $(OUT) --overwrite
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check tokenscale_sim tests benchmarks
+	$(VENV)/bin/ruff format --check tokenscale_sim tests benchmarks
+	$(VENV)/bin/pyright
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.base
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""Command line: ``tokenscale {theory,simulate,fit,measure,demo} ...``.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``, which adds the parser
+and sets ``func(args) -> int``. Errors users can fix are one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+SUBCOMMANDS = ("theory", "simulate", "fit", "measure", "demo")
+
+
+class UsageError(Exception):
+    """A user-fixable problem: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tokenscale",
+        description="Theory, Monte Carlo and fits of vision-token scaling (branch divergence D(n)).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"tokenscale_sim.cli.{name}")
+        except ModuleNotFoundError as err:  # a subcommand not built yet
+            if err.name != f"tokenscale_sim.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    import jax
+
+    jax.config.update("jax_enable_x64", not getattr(args, "float32", False))
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, ValueError, FileExistsError, FileNotFoundError) as err:
+        print(f"tokenscale {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tokenscale {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
