@@ -1,4 +1,4 @@
-"""Test configuration: float64 is switched on here, at the edge (never at import)."""
+"""Test configuration (tests and doctests): float64 is switched on here, at the edge (never at import)."""
 
 import jax
 import pytest
