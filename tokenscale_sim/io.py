@@ -19,8 +19,9 @@ import numpy as np
 RUN_MARKER = "run.json"
 
 
-def prepare_out_dir(path: str | os.PathLike[str], kind: str, *, overwrite: bool = False,
-                    resume: bool = False) -> Path:
+def prepare_out_dir(
+    path: str | os.PathLike[str], kind: str, *, overwrite: bool = False, resume: bool = False
+) -> Path:
     """Create (or reuse) an output folder for a run of ``kind``.
 
     A folder that already holds another run (a ``run.json`` whose ``kind`` differs, or any run
@@ -85,14 +86,22 @@ def write_csv(path: str | os.PathLike[str], columns: Mapping[str, Sequence[Any]]
     cols = [np.asarray(columns[k]).reshape(-1) for k in names]
     lengths = {len(c) for c in cols}
     if len(lengths) > 1:
-        raise ValueError(f"write_csv: columns must have equal length, got {dict(zip(names, map(len, cols), strict=True))}")
+        raise ValueError(
+            f"write_csv: columns must have equal length, got {dict(zip(names, map(len, cols), strict=True))}"
+        )
     p = Path(path)
     with p.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(names)
         for row in zip(*cols, strict=True):
-            w.writerow(["" if isinstance(v, float | np.floating) and np.isnan(v) else
-                        (repr(float(v)) if isinstance(v, float | np.floating) else v) for v in row])
+            w.writerow(
+                [
+                    ""
+                    if isinstance(v, float | np.floating) and np.isnan(v)
+                    else (repr(float(v)) if isinstance(v, float | np.floating) else v)
+                    for v in row
+                ]
+            )
     return p
 
 
