@@ -1,0 +1,278 @@
+"""Measure psi(n), D(n) and the divergence law on real hidden states, streamed over pairs.
+
+For every ``n = 1..N`` the per-pair statistics of
+:func:`tokenscale_sim.divergence.branch_statistics` are averaged over the pairs that have at least
+``n`` tokens (Chan/Welford merges in float64, so memory does not grow with the number of pairs);
+standard errors are ``std / sqrt(count)`` across
+pairs. From the mean curves:
+
+    Upsilon(n) = n (1 - psi_eq) + n (n - 1) (psi_AABB - psi_AB)      (= mean of Upsilon-hat)
+    bound(n)   = sqrt(2 Upsilon(n))  >= mean D(n)  (Jensen; exact per sample for unit tokens)
+    n_b(n)     = (1 - psi_eq(n)) / Delta(n) - 1,   Delta = psi_AABB - psi_AB
+    n_b        = the fixed point n_b(n) = n (where the quadratic part of Upsilon overtakes)
+
+and the divergence law ``mean D(n) ~ lambda * sqrt(Upsilon(n))`` fitted with
+:mod:`tokenscale_sim.fit`. psi_AA, psi_BB, psi_AB (hence Delta and n_b(n)) are undefined at
+``n = 1``: they are reported as missing (NaN in arrays, empty in CSV, null in JSON) and never enter
+a fit; Upsilon(1) = 1 - psi_eq(1) is defined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tokenscale_sim import divergence, theory
+from tokenscale_sim.hidden.arrays import HiddenSource, PairChunk, from_arrays, iter_pairs
+
+FIELDS = ("divergence", "psi_eq", "psi_aa", "psi_bb", "psi_ab", "psi_aabb", "delta", "upsilon")
+"""Per-pair statistics averaged over pairs, in the order of :class:`Moments`' leading axis."""
+NB_STATUS = ("crossing", "beyond", "linear_from_start", "no_transition")
+
+
+class Moments(NamedTuple):
+    """Running count, mean and sum of squared deviations per field and n (Chan/Welford).
+
+    Attributes:
+        count: (N,) pairs seen at each n (pairwise fields have 0 at n = 1).
+        mean: (F, N) float64, F = len(FIELDS).
+        m2: (F, N) float64.
+    """
+
+    count: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+
+
+def _chunk_moments(values: np.ndarray, valid: np.ndarray) -> Moments:
+    """values (F, c, N), valid (F, c, N) -> Moments of this chunk (count per field and n)."""
+    count = valid.sum(axis=1)
+    filled = np.where(valid, values, 0.0)
+    mean = filled.sum(axis=1) / np.maximum(count, 1)
+    m2 = (np.where(valid, values - mean[:, None], 0.0) ** 2).sum(axis=1)
+    return Moments(count, mean, m2)
+
+
+def merge_moments(x: Moments, y: Moments) -> Moments:
+    """Chan et al. parallel merge of two :class:`Moments` (counts per field and n)."""
+    count = x.count + y.count
+    safe = np.maximum(count, 1)
+    delta = y.mean - x.mean
+    mean = x.mean + delta * y.count / safe
+    m2 = x.m2 + y.m2 + delta**2 * x.count * y.count / safe
+    return Moments(count, mean, m2)
+
+
+def pair_statistics(chunk: PairChunk, *, normalise: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pair statistics of one chunk and where they are defined.
+
+    Args:
+        chunk: (c, 2, n, d) hidden states with lengths.
+        normalise: compute D(n) on unit-normalised tokens (then D^2 = 2 Upsilon-hat exactly).
+
+    Returns:
+        values (F, c, n) float64 in the order of :data:`FIELDS`, valid (F, c, n) bool: n within
+        the pair's length, and n >= 2 for the pairwise fields.
+    """
+    hidden = jnp.asarray(chunk.hidden)
+    hidden = divergence.unit_normalise(hidden) if normalise else hidden
+    s = _branch_statistics(hidden)
+    psi_aabb = (s.psi_aa + s.psi_bb) / 2
+    stats = (
+        s.divergence,
+        s.psi_eq,
+        s.psi_aa,
+        s.psi_bb,
+        s.psi_ab,
+        psi_aabb,
+        psi_aabb - s.psi_ab,
+        s.upsilon,
+    )
+    values = np.stack([np.asarray(v, dtype=np.float64) for v in stats])
+    n = values.shape[-1]
+    within = np.arange(1, n + 1) <= chunk.lengths[:, None]
+    pairwise = np.array([name in FIELDS[2:7] for name in FIELDS])[:, None, None]
+    valid = within[None] & ~(pairwise & (np.arange(1, n + 1) == 1))
+    return values, np.broadcast_to(valid, values.shape)
+
+
+_branch_statistics = jax.jit(divergence.branch_statistics)
+
+
+def accumulate(chunks: Iterable[PairChunk], *, normalise: bool = True) -> Moments:
+    """Stream chunks of pairs into per-n :class:`Moments` of :data:`FIELDS`."""
+    total: Moments | None = None
+    for chunk in chunks:
+        part = _chunk_moments(*pair_statistics(chunk, normalise=normalise))
+        total = part if total is None else merge_moments(total, part)
+    if total is None:
+        raise ValueError("accumulate: expected at least one chunk of pairs, got none")
+    return total
+
+
+class Curve(NamedTuple):
+    """Mean over pairs of one statistic with its spread, each (N,); NaN where missing.
+
+    Attributes:
+        mean: mean over pairs.
+        std: standard deviation across pairs (ddof = 1; NaN with one pair).
+        sem: standard error of the mean, std / sqrt(count).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    sem: np.ndarray
+
+
+class TransitionPoint(NamedTuple):
+    """The fixed point of n_b(n) = (1 - psi_eq(n))/Delta(n) - 1.
+
+    Attributes:
+        n_b: where n_b(n) = n, linearly interpolated between integers; NaN unless ``status`` is
+            ``"crossing"``.
+        status: ``"crossing"`` (found), ``"beyond"`` (n_b(n) > n for every n with Delta > 0: still
+            sublinear at N), ``"linear_from_start"`` (n_b(n) < n from n = 2 on), or
+            ``"no_transition"`` (Delta <= 0 for every n >= 2).
+    """
+
+    n_b: float
+    status: str
+
+
+def fixed_point(n: np.ndarray, n_b_curve: np.ndarray, delta: np.ndarray) -> TransitionPoint:
+    """First n where n_b(n) - n changes sign from + to -, among consecutive n with Delta > 0.
+
+    >>> n = np.arange(1.0, 6.0)
+    >>> fixed_point(n, np.array([np.nan, 4.0, 3.5, 3.0, 2.0]), np.full(5, 0.1))
+    TransitionPoint(n_b=3.0, status='crossing')
+    """
+    ok = delta > 0
+    gap = n_b_curve - n
+    if not ok.any():
+        return TransitionPoint(float("nan"), "no_transition")
+    for k in range(len(n) - 1):
+        if ok[k] and ok[k + 1] and gap[k] >= 0 > gap[k + 1]:
+            frac = gap[k] / (gap[k] - gap[k + 1])
+            return TransitionPoint(float(n[k] + frac * (n[k + 1] - n[k])), "crossing")
+    first = np.flatnonzero(ok)[0]
+    if gap[first] < 0:
+        return TransitionPoint(float("nan"), "linear_from_start")
+    return TransitionPoint(float("nan"), "beyond")
+
+
+class Measurement(NamedTuple):
+    """psi(n), D(n) and the divergence law measured over branch pairs (one layer).
+
+    Attributes:
+        n: (N,) token counts 1..N.
+        count: (N,) pairs contributing at each n.
+        curves: one :class:`Curve` per name in :data:`FIELDS` (D, psi's, Delta, Upsilon-hat).
+        bound: (N,) sqrt(2 Upsilon(n)) from the mean psi's.
+        ratio: (N,) mean D(n) / bound(n) (<= 1 for unit-normalised tokens, by Jensen).
+        n_b_curve: (N,) n_b(n) = (1 - psi_eq(n))/Delta(n) - 1 (NaN at n = 1, inf at Delta = 0).
+        transition: :class:`TransitionPoint`, the fixed point of ``n_b_curve``.
+        fit: result of :func:`tokenscale_sim.fit.fit_divergence` for mean D ~ lambda sqrt(Upsilon)
+            (None when not requested).
+        normalised: whether D was computed on unit-normalised tokens.
+        pairs: number of branch pairs; d: hidden width.
+    """
+
+    n: np.ndarray
+    count: np.ndarray
+    curves: dict[str, Curve]
+    bound: np.ndarray
+    ratio: np.ndarray
+    n_b_curve: np.ndarray
+    transition: TransitionPoint
+    fit: object
+    normalised: bool
+    pairs: int
+    d: int
+
+
+def summarise(
+    moments: Moments, *, normalised: bool, pairs: int, d: int, fit: bool = True
+) -> Measurement:
+    """Turn per-n :class:`Moments` into a :class:`Measurement` (and fit the divergence law)."""
+    count = moments.count
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, moments.mean, np.nan)
+        std = np.sqrt(np.where(count > 1, moments.m2 / np.maximum(count - 1, 1), np.nan))
+        sem = std / np.sqrt(count)
+    curves = {name: Curve(mean[i], std[i], sem[i]) for i, name in enumerate(FIELDS)}
+    n = np.arange(1, count.shape[-1] + 1)
+    upsilon = curves["upsilon"].mean
+    bound = np.asarray(theory.divergence_bound(upsilon), dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = curves["divergence"].mean / bound
+    delta = curves["delta"].mean
+    n_b_curve = np.where(
+        np.isnan(delta),
+        np.nan,
+        np.asarray(theory.transition_point(curves["psi_eq"].mean, np.nan_to_num(delta))),
+    )
+    transition = fixed_point(n.astype(np.float64), n_b_curve, np.nan_to_num(delta, nan=-1.0))
+    result = _fit_law(n, curves["divergence"], upsilon) if fit else None
+    return Measurement(
+        n, count[0], curves, bound, ratio, n_b_curve, transition, result, normalised, pairs, d
+    )
+
+
+def _fit_law(n: np.ndarray, d_curve: Curve, upsilon: np.ndarray) -> object:
+    """mean D(n) ~ lambda sqrt(Upsilon(n)) over the n where both are defined and positive."""
+    from tokenscale_sim import fit as fitting
+
+    use = np.isfinite(d_curve.mean) & (d_curve.mean > 0) & np.isfinite(upsilon) & (upsilon > 0)
+    return fitting.fit_divergence(n[use], d_curve.mean[use], upsilon[use])
+
+
+def measure(
+    source: HiddenSource, *, chunk: int = 64, normalise: bool = True, fit: bool = True
+) -> Measurement:
+    """psi(n) curves with standard errors, mean/std of D(n), the lambda*sqrt(Upsilon) fit, n_b.
+
+    Args:
+        source: hidden states from :func:`~tokenscale_sim.hidden.arrays.open_hidden` or
+            :func:`~tokenscale_sim.hidden.arrays.from_arrays`, (pairs, 2, n, d).
+        chunk: pairs read and processed at once (memory O(chunk * n * d)).
+        normalise: unit-normalise tokens before D(n) (cosines do not depend on it).
+        fit: fit the divergence law.
+
+    Returns:
+        :class:`Measurement`.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> m = measure(from_arrays(rng.normal(size=(4, 2, 6, 8))), fit=False)
+        >>> m.curves["psi_aa"].mean[0], bool(np.all(m.ratio <= 1))  # psi_AA(1) is missing
+        (nan, True)
+    """
+    moments = accumulate(iter_pairs(source, chunk), normalise=normalise)
+    return summarise(moments, normalised=normalise, pairs=source.pairs, d=source.d, fit=fit)
+
+
+def measure_layers(
+    hidden: np.ndarray,
+    layers: Sequence[int],
+    *,
+    name: str = "vit-s",
+    chunk: int = 64,
+    normalise: bool = True,
+    fit: bool = True,
+) -> dict[int, Measurement]:
+    """:func:`measure` for each leading slice of (layers, pairs, 2, n, d) hidden states."""
+    if len(hidden) != len(layers):
+        raise ValueError(
+            f"measure_layers: hidden must have one slice per layer, got {len(hidden)} slices for "
+            f"{len(layers)} layers"
+        )
+    return {
+        layer: measure(
+            from_arrays(h, name=f"{name} layer {layer}"), chunk=chunk, normalise=normalise, fit=fit
+        )
+        for layer, h in zip(layers, hidden, strict=True)
+    }
