@@ -20,7 +20,8 @@ a fit; Upsilon(1) = 1 - psi_eq(1) is defined.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +29,9 @@ import numpy as np
 
 from tokenscale_sim import divergence, theory
 from tokenscale_sim.hidden.arrays import HiddenSource, PairChunk, from_arrays, iter_pairs
+
+if TYPE_CHECKING:
+    from tokenscale_sim.fit import FitResult
 
 FIELDS = ("divergence", "psi_eq", "psi_aa", "psi_bb", "psi_ab", "psi_aabb", "delta", "upsilon")
 """Per-pair statistics averaged over pairs, in the order of :class:`Moments`' leading axis."""
@@ -38,7 +42,7 @@ class Moments(NamedTuple):
     """Running count, mean and sum of squared deviations per field and n (Chan/Welford).
 
     Attributes:
-        count: (N,) pairs seen at each n (pairwise fields have 0 at n = 1).
+        count: (F, N) pairs seen per field and n (pairwise fields have 0 at n = 1).
         mean: (F, N) float64, F = len(FIELDS).
         m2: (F, N) float64.
     """
@@ -147,7 +151,7 @@ def fixed_point(n: np.ndarray, n_b_curve: np.ndarray, delta: np.ndarray) -> Tran
     """First n where n_b(n) - n changes sign from + to -, among consecutive n with Delta > 0.
 
     >>> n = np.arange(1.0, 6.0)
-    >>> fixed_point(n, np.array([np.nan, 4.0, 3.5, 3.0, 2.0]), np.full(5, 0.1))
+    >>> fixed_point(n, np.array([np.nan, 4.0, 3.0, 2.0, 1.0]), np.full(5, 0.1))
     TransitionPoint(n_b=3.0, status='crossing')
     """
     ok = delta > 0
@@ -188,15 +192,13 @@ class Measurement(NamedTuple):
     ratio: np.ndarray
     n_b_curve: np.ndarray
     transition: TransitionPoint
-    fit: object
+    fit: FitResult | None
     normalised: bool
     pairs: int
     d: int
 
 
-def summarise(
-    moments: Moments, *, normalised: bool, pairs: int, d: int, fit: bool = True
-) -> Measurement:
+def summarise(moments: Moments, options: MeasureOptions, *, pairs: int, d: int) -> Measurement:
     """Turn per-n :class:`Moments` into a :class:`Measurement` (and fit the divergence law)."""
     count = moments.count
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -216,63 +218,106 @@ def summarise(
         np.asarray(theory.transition_point(curves["psi_eq"].mean, np.nan_to_num(delta))),
     )
     transition = fixed_point(n.astype(np.float64), n_b_curve, np.nan_to_num(delta, nan=-1.0))
-    result = _fit_law(n, curves["divergence"], upsilon) if fit else None
+    result = fit_law(n, curves["divergence"].mean, upsilon, options.loss) if options.fit else None
     return Measurement(
-        n, count[0], curves, bound, ratio, n_b_curve, transition, result, normalised, pairs, d
+        n,
+        count[0],
+        curves,
+        bound,
+        ratio,
+        n_b_curve,
+        transition,
+        result,
+        options.normalise,
+        pairs,
+        d,
     )
 
 
-def _fit_law(n: np.ndarray, d_curve: Curve, upsilon: np.ndarray) -> object:
-    """mean D(n) ~ lambda sqrt(Upsilon(n)) over the n where both are defined and positive."""
+def fit_law(n: np.ndarray, mean_d: np.ndarray, upsilon: np.ndarray, loss: str = "linear"):
+    """Fit mean D(n) ~ lambda sqrt(Upsilon(n)) over the n where both are finite and positive.
+
+    Uses :func:`tokenscale_sim.fit.fit_curves` with the ``divergence_measured`` model (Upsilon
+    given per n). The default loss is the authors' unweighted squared error in linear space.
+
+    Returns:
+        :class:`tokenscale_sim.fit.FitResult` with one curve; ``estimates[0, 0]`` is lambda,
+        ``ci_low``/``ci_high`` its interval.
+    """
     from tokenscale_sim import fit as fitting
 
-    use = np.isfinite(d_curve.mean) & (d_curve.mean > 0) & np.isfinite(upsilon) & (upsilon > 0)
-    return fitting.fit_divergence(n[use], d_curve.mean[use], upsilon[use])
+    use = np.isfinite(mean_d) & (mean_d > 0) & np.isfinite(upsilon) & (upsilon > 0)
+    if use.sum() < 2:
+        raise ValueError(
+            f"fit_law: need at least 2 n with finite positive mean D and Upsilon, got {use.sum()}"
+        )
+    curves = fitting.curves_from_arrays(n[use], mean_d[use], aux=upsilon[use])
+    return fitting.fit_curves(curves, "divergence_measured", fitting.FitOptions(loss=loss))
 
 
-def measure(
-    source: HiddenSource, *, chunk: int = 64, normalise: bool = True, fit: bool = True
-) -> Measurement:
+@dataclass(frozen=True)
+class MeasureOptions:
+    """How :func:`measure` reads and summarises hidden states.
+
+    Attributes:
+        chunk: pairs read and processed at once (memory O(chunk * n * d)).
+        normalise: unit-normalise tokens before D(n) (cosines do not depend on it); then
+            D(n)^2 = 2 Upsilon-hat(n) per pair and mean D <= sqrt(2 Upsilon).
+        fit: fit the divergence law mean D ~ lambda sqrt(Upsilon).
+        loss: fit loss (``"linear"``: the authors' unweighted squared error; see
+            :data:`tokenscale_sim.fit.LOSSES`).
+    """
+
+    chunk: int = 64
+    normalise: bool = True
+    fit: bool = True
+    loss: str = "linear"
+
+    def __post_init__(self):
+        if self.chunk < 1:
+            raise ValueError(f"MeasureOptions: chunk must be >= 1, got {self.chunk!r}")
+
+
+def measure(source: HiddenSource, options: MeasureOptions | None = None) -> Measurement:
     """psi(n) curves with standard errors, mean/std of D(n), the lambda*sqrt(Upsilon) fit, n_b.
 
     Args:
         source: hidden states from :func:`~tokenscale_sim.hidden.arrays.open_hidden` or
             :func:`~tokenscale_sim.hidden.arrays.from_arrays`, (pairs, 2, n, d).
-        chunk: pairs read and processed at once (memory O(chunk * n * d)).
-        normalise: unit-normalise tokens before D(n) (cosines do not depend on it).
-        fit: fit the divergence law.
+        options: :class:`MeasureOptions`.
 
     Returns:
-        :class:`Measurement`.
+        :class:`Measurement`, curves of shape (n,).
 
     Example:
         >>> rng = np.random.default_rng(0)
-        >>> m = measure(from_arrays(rng.normal(size=(4, 2, 6, 8))), fit=False)
-        >>> m.curves["psi_aa"].mean[0], bool(np.all(m.ratio <= 1))  # psi_AA(1) is missing
+        >>> m = measure(from_arrays(rng.normal(size=(4, 2, 6, 8))), MeasureOptions(fit=False))
+        >>> float(m.curves["psi_aa"].mean[0]), bool(np.all(m.ratio <= 1))  # psi_AA(1) missing
         (nan, True)
     """
-    moments = accumulate(iter_pairs(source, chunk), normalise=normalise)
-    return summarise(moments, normalised=normalise, pairs=source.pairs, d=source.d, fit=fit)
+    options = options or MeasureOptions()
+    moments = accumulate(iter_pairs(source, options.chunk), normalise=options.normalise)
+    return summarise(moments, options, pairs=source.pairs, d=source.d)
 
 
 def measure_layers(
     hidden: np.ndarray,
     layers: Sequence[int],
+    options: MeasureOptions | None = None,
     *,
     name: str = "vit-s",
-    chunk: int = 64,
-    normalise: bool = True,
-    fit: bool = True,
 ) -> dict[int, Measurement]:
-    """:func:`measure` for each leading slice of (layers, pairs, 2, n, d) hidden states."""
+    """:func:`measure` for each leading slice of (layers, pairs, 2, n, d) hidden states.
+
+    Returns:
+        {layer: :class:`Measurement`}.
+    """
     if len(hidden) != len(layers):
         raise ValueError(
             f"measure_layers: hidden must have one slice per layer, got {len(hidden)} slices for "
             f"{len(layers)} layers"
         )
     return {
-        layer: measure(
-            from_arrays(h, name=f"{name} layer {layer}"), chunk=chunk, normalise=normalise, fit=fit
-        )
+        layer: measure(from_arrays(h, name=f"{name} layer {layer}"), options)
         for layer, h in zip(layers, hidden, strict=True)
     }
