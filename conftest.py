@@ -1,4 +1,4 @@
-"""Test configuration (tests and doctests): float64 is switched on here, at the edge (never at import)."""
+"""Test configuration (tests and doctests): float64 is switched on here, never at import."""
 
 import jax
 import pytest

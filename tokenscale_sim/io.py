@@ -10,7 +10,7 @@ import json
 import math
 import os
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +80,16 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     return p
 
 
-def write_csv(path: str | os.PathLike[str], columns: Mapping[str, Sequence[Any]]) -> Path:
-    """Write equal-length ``columns`` as a CSV with a header row (NaN written as empty)."""
+def write_csv(path: str | os.PathLike[str], columns: Mapping[str, Any]) -> Path:
+    """Write equal-length 1-D ``columns`` (arrays or sequences) as a CSV with a header row
+    (NaN written as empty)."""
     names = list(columns)
     cols = [np.asarray(columns[k]).reshape(-1) for k in names]
     lengths = {len(c) for c in cols}
     if len(lengths) > 1:
         raise ValueError(
-            f"write_csv: columns must have equal length, got {dict(zip(names, map(len, cols), strict=True))}"
+            "write_csv: columns must have equal length, got "
+            f"{dict(zip(names, map(len, cols), strict=True))}"
         )
     p = Path(path)
     with p.open("w", newline="") as fh:

@@ -20,7 +20,7 @@ never called there by the package's own entry points.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -48,7 +48,7 @@ def upsilon(n, psi_eq, psi_aabb, psi_ab):
     Returns:
         Array of the broadcast shape. For unit-norm tokens ``D(n)^2 = 2 Upsilon(n)`` exactly.
 
-    >>> float(upsilon(10.0, 0.5, 0.3, 0.2))
+    >>> round(float(upsilon(10.0, 0.5, 0.3, 0.2)), 12)
     14.0
     """
     n = jnp.asarray(n)
@@ -212,11 +212,28 @@ def alpha(n, beta, n_b):
     return -0.5 * beta * (1 + jnp.where(near_one, limit, ratio))
 
 
+def alpha_from_upsilon(n, upsilon_n, beta):
+    r"""alpha(n) implied by any Upsilon curve: S(n)/S(1) = (Upsilon(n)/Upsilon(1))^(beta/2), so
+
+        alpha(n) = -(beta/2) ln(Upsilon(n)/Upsilon(1)) / ln n        (n > 1; NaN at n = 1)
+
+    For constant psi's this is exactly :func:`alpha`; for structures whose psi's vary with n it
+    is the exact exponent of the implied score curve.
+
+    Args:
+        n: (..., N) token counts with ``n[..., 0] == 1``. upsilon_n: Upsilon at those n.
+    """
+    n = jnp.asarray(n, dtype=jnp.result_type(n, float))
+    u = jnp.asarray(upsilon_n)
+    log_n = jnp.log(jnp.where(n > 1, n, 2.0))
+    return jnp.where(n > 1, -0.5 * beta * jnp.log(u / u[..., :1]) / log_n, jnp.nan)
+
+
 def expected_cosine(correlation, d):
     r"""Exact E[cos(x, y)] for x, y in R^d whose d coordinate pairs are iid bivariate normal
     with zero mean, unit variances and correlation ``correlation``.
 
-        E[cos] = rho * Gamma((d+1)/2)^2 / (Gamma(d/2) Gamma(d/2 + 1)) * 2F1(1/2, 1/2; d/2 + 1; rho^2)
+        E[cos] = rho Gamma((d+1)/2)^2 / (Gamma(d/2) Gamma(d/2 + 1)) 2F1(1/2, 1/2; d/2 + 1; rho^2)
 
     (the uncentred sample correlation with d degrees of freedom). It differs from rho by
     about ``rho (1 - rho^2) / (2 d)``. The hypergeometric series is summed to 1024 terms:
@@ -224,7 +241,7 @@ def expected_cosine(correlation, d):
     any ``d``; ``|rho| = 1`` is returned exactly.
 
     >>> round(float(expected_cosine(0.5, 10_000)), 6)
-    0.499963
+    0.499981
     """
     r = jnp.asarray(correlation, dtype=jnp.result_type(correlation, float))
     d = jnp.asarray(d, dtype=r.dtype)
@@ -243,17 +260,23 @@ def expected_cosine(correlation, d):
 
 
 class TheoryCurves(NamedTuple):
-    """Theory curves over ``n`` for constant (or per-n) psi's; every field has ``n``'s shape."""
+    """Theory curves over ``n`` for constant (or per-n) psi's; every field has ``n``'s shape.
 
-    n: jnp.ndarray
-    upsilon: jnp.ndarray
-    bound: jnp.ndarray  # sqrt(2 Upsilon)
-    gaussian_mean: jnp.ndarray  # exact E[D] for Gaussian tokens of width d with v = 2 Upsilon
-    slope: jnp.ndarray  # log-log slope of sqrt(Upsilon)
-    regime: jnp.ndarray  # codes into REGIMES
-    alpha: jnp.ndarray  # alpha(n; beta, n_b)
-    n_b: jnp.ndarray  # scalar (or per-n) transition point
-    valid: jnp.ndarray  # bool: Upsilon(n) > 0 (False only when delta < 0 and n >= -n_b)
+    Fields: n, upsilon, bound (sqrt(2 Upsilon)), gaussian_mean (exact E[D] for Gaussian tokens
+    of width d, v = 2 Upsilon), slope (log-log slope of sqrt(Upsilon)), regime (codes into
+    REGIMES), alpha (alpha(n; beta, n_b)), n_b (scalar or per-n transition point), valid (bool:
+    Upsilon(n) > 0, False only when delta < 0 and n >= -n_b). Arrays (jax or NumPy).
+    """
+
+    n: Any
+    upsilon: Any
+    bound: Any
+    gaussian_mean: Any
+    slope: Any
+    regime: Any
+    alpha: Any
+    n_b: Any
+    valid: Any
 
 
 def curves(n, psi_eq, psi_aabb, psi_ab, *, beta=1.0, d=256, convention="authors"):

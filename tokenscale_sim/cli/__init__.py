@@ -21,7 +21,7 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tokenscale",
-        description="Theory, Monte Carlo and fits of vision-token scaling (branch divergence D(n)).",
+        description="Theory, Monte Carlo and fits of vision-token scaling (divergence D(n)).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:

@@ -1,0 +1,105 @@
+"""Argument groups shared by subcommands: structure choice and output files."""
+
+from __future__ import annotations
+
+import argparse
+
+from tokenscale_sim import structures
+
+
+def add_structure_args(parser: argparse.ArgumentParser, *, default: str = "exchangeable") -> None:
+    """Add ``--structure`` and its parameters (unused ones are ignored per structure)."""
+    g = parser.add_argument_group("correlation structure")
+    g.add_argument(
+        "--structure",
+        choices=sorted(structures.STRUCTURES),
+        default=default,
+        help="token correlation structure (default: %(default)s)",
+    )
+    g.add_argument(
+        "--psi-eq",
+        type=float,
+        default=0.5,
+        help="exchangeable: same-position cross-branch cosine (default: %(default)s)",
+    )
+    g.add_argument(
+        "--psi-aa",
+        type=float,
+        default=0.3,
+        help="exchangeable: within-branch A cosine (default: %(default)s)",
+    )
+    g.add_argument(
+        "--psi-bb",
+        type=float,
+        default=None,
+        help="exchangeable: within-branch B cosine (default: = psi-aa)",
+    )
+    g.add_argument(
+        "--psi-ab",
+        type=float,
+        default=0.25,
+        help="exchangeable: cross-branch, other-position cosine (default: %(default)s)",
+    )
+    g.add_argument(
+        "--length",
+        type=float,
+        default=4.0,
+        help="decaying/patch-grid: correlation length in tokens, or the power-law "
+        "exponent with --kernel powerlaw (default: %(default)s)",
+    )
+    g.add_argument(
+        "--coupling",
+        type=float,
+        default=0.3,
+        help="decaying/patch-grid: cross-branch coupling = psi_eq (default: %(default)s)",
+    )
+    g.add_argument(
+        "--kernel",
+        choices=("exponential", "powerlaw"),
+        default="exponential",
+        help="decaying: kernel along the sequence (default: %(default)s)",
+    )
+    g.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="patch-grid: grid width (default: ceil(sqrt(n-max)))",
+    )
+    g.add_argument(
+        "--shared",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="mix in an image-independent shared component of weight W: "
+        "(1 - W) * structure + shared(W) (default: %(default)s)",
+    )
+
+
+def structure_from_args(args: argparse.Namespace) -> structures.Structure:
+    """Build (not yet validate) the structure the arguments name."""
+    params: dict[str, object] = {
+        "exchangeable": {
+            "psi_eq": args.psi_eq,
+            "psi_aa": args.psi_aa,
+            "psi_bb": args.psi_bb,
+            "psi_ab": args.psi_ab,
+        },
+        "decaying": {"length": args.length, "coupling": args.coupling, "kernel": args.kernel},
+        "patch-grid": {"length": args.length, "coupling": args.coupling, "width": args.width},
+    }[args.structure]
+    s = structures.from_name(args.structure, **params)
+    if args.shared:
+        w = args.shared
+        s = (1 - w) * s + structures.shared(w)
+    return s
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value

@@ -1,0 +1,181 @@
+"""``tokenscale theory``: the closed-form curves for given psi's or a correlation structure.
+
+Constant psi's (the default, ``--structure exchangeable``): Upsilon(n), the bound sqrt(2 Upsilon),
+the exact Gaussian E[D], the log-log slope of sqrt(Upsilon), the regime and alpha(n; beta, n_b).
+Other structures have psi's that vary with n: the table then gives the exact Upsilon(n) of the
+structure, its numerical log-log slope (regimes cut at slopes 0.625 and 0.875, as for constant
+psi's), the exactly implied alpha(n) = -(beta/2) ln(Upsilon(n)/Upsilon(1))/ln n, the local
+transition point n_b(n) = (1 - psi_eq(n))/Delta(n) - 1 (n_b(1) := n_b(2): the pairwise psi's
+are undefined at n = 1), and its fixed point n_b(n) = n.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from tokenscale_sim import io, theory
+from tokenscale_sim.cli._common import add_structure_args, positive_int, structure_from_args
+from tokenscale_sim.structures import constant_psi
+
+COLUMNS = (
+    "n",
+    "psi_eq",
+    "delta",
+    "upsilon",
+    "bound",
+    "gaussian_mean",
+    "n_b",
+    "slope",
+    "regime",
+    "alpha",
+)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "theory",
+        help="closed-form curves (Upsilon, bound, E[D], n_b, alpha(n))",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_structure_args(p)
+    p.add_argument(
+        "--n-max",
+        type=positive_int,
+        default=64,
+        help="largest token count n (default: %(default)s)",
+    )
+    p.add_argument(
+        "--beta",
+        type=float,
+        default=1.0,
+        help="score exponent beta in S ~ E[D]^beta (default: %(default)s)",
+    )
+    p.add_argument(
+        "--d",
+        type=positive_int,
+        default=256,
+        help="embedding width for the exact Gaussian E[D] (default: %(default)s)",
+    )
+    p.add_argument(
+        "--convention",
+        choices=theory.CONVENTIONS,
+        default="authors",
+        help="n_b convention: authors' (1-psi_eq)/Delta - 1 or the literal ratio "
+        "(+2 tokens) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--rows",
+        type=positive_int,
+        default=12,
+        help="rows printed (log-spaced n; files get every n) (default: %(default)s)",
+    )
+    p.add_argument("--csv", metavar="FILE", help="write the full table as CSV")
+    p.add_argument("--json", metavar="FILE", help="write the table and parameters as JSON")
+    p.add_argument("--plot", metavar="FILE", help="write a figure of the curves (PNG/PDF/SVG)")
+    p.set_defaults(func=run)
+
+
+def table(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], float]:
+    """The theory table for parsed arguments, and the (fixed-point) transition point."""
+    if not args.beta > 0:
+        raise ValueError(f"theory: --beta must be > 0, got {args.beta}")
+    n = np.arange(1, args.n_max + 1, dtype=float)
+    constant = args.structure == "exchangeable"
+    if constant:  # measured psi's need not form a PSD Gaussian structure (Delta < 0 is allowed)
+        psi = constant_psi(args.n_max, args.psi_eq, args.psi_aa, args.psi_bb, args.psi_ab)
+        theory.check_upsilon(args.n_max, args.psi_eq, psi.psi_aabb[-1], args.psi_ab)
+        ups = np.asarray(theory.upsilon(n, psi.psi_eq, psi.psi_aabb, psi.psi_ab))
+    else:
+        s = structure_from_args(args).validate(args.n_max)
+        psi = s.psi(args.n_max)
+        ups = s.upsilon(args.n_max)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_b_local = np.array(theory.transition_point(psi.psi_eq, psi.delta, args.convention))
+    if args.n_max > 1:
+        n_b_local[0] = n_b_local[1]
+    else:
+        n_b_local[0] = n_b_local[0] if constant else np.nan
+    n_b_auth = n_b_local - (2.0 if args.convention == "literal" else 0.0)
+    positive = np.where(n_b_auth >= 0, n_b_auth, 0.0)
+    if constant:  # the closed forms
+        slope = np.asarray(theory.sqrt_upsilon_slope(n, positive))
+        alpha = np.asarray(theory.alpha(n, args.beta, n_b_auth))
+    else:  # psi's vary with n: exact Upsilon, its numerical log-log slope, the implied alpha
+        slope = 0.5 * np.gradient(np.log(ups), np.log(n)) if args.n_max > 1 else np.full(1, 0.5)
+        alpha = np.array(theory.alpha_from_upsilon(n, ups, args.beta))
+        alpha[0] = -args.beta * slope[0]
+    cols = {
+        "n": n,
+        "psi_eq": psi.psi_eq,
+        "delta": psi.delta,
+        "upsilon": ups,
+        "bound": np.asarray(theory.divergence_bound(ups)),
+        "gaussian_mean": np.asarray(theory.gaussian_mean_divergence(2 * ups, args.d)),
+        "n_b": n_b_local,
+        "slope": slope,
+        "regime": np.where(slope < 0.625, 0, np.where(slope > 0.875, 2, 1)),
+        "alpha": alpha,
+    }
+    crossing = np.nonzero(n_b_local <= n)[0]
+    fixed = float(n[crossing[0]]) if crossing.size else float("inf")
+    if constant:
+        fixed = float(n_b_local[-1])
+    if np.any(ups <= 0):
+        raise ValueError(f"theory: Upsilon(n) <= 0 from n = {int(n[np.argmax(ups <= 0)])}")
+    return cols, fixed
+
+
+def _print(cols: dict[str, np.ndarray], rows: int, n_b: float) -> None:
+    n_max = len(cols["n"])
+    idx = np.unique(np.geomspace(1, n_max, min(rows, n_max)).round().astype(int) - 1)
+    print(
+        f"transition point n_b = {n_b:.6g}"
+        + ("  (no transition: Delta = 0)" if not np.isfinite(n_b) else "")
+    )
+    print("".join(f"{c:>14}" for c in COLUMNS))
+    for i in idx:
+        cells = []
+        for c in COLUMNS:
+            v = cols[c][i]
+            cells.append(f"{theory.REGIMES[int(v)]:>14}" if c == "regime" else f"{v:>14.6g}")
+        print("".join(cells))
+
+
+def run(args: argparse.Namespace) -> int:
+    cols, n_b = table(args)
+    _print(cols, args.rows, n_b)
+    written = []
+    if args.csv:
+        written.append(io.write_csv(args.csv, cols))
+    if args.json:
+        params = {k: v for k, v in vars(args).items() if k != "func"}
+        written.append(
+            io.write_json(
+                args.json,
+                {"parameters": params, "n_b": n_b, "table": cols, "metadata": io.run_metadata()},
+            )
+        )
+    if args.plot:
+        from tokenscale_sim.plots.theory import divergence_curves
+
+        curves = theory.TheoryCurves(
+            n=cols["n"],
+            upsilon=cols["upsilon"],
+            bound=cols["bound"],
+            gaussian_mean=cols["gaussian_mean"],
+            slope=cols["slope"],
+            regime=cols["regime"],
+            alpha=cols["alpha"],
+            n_b=np.asarray(n_b),
+            valid=cols["upsilon"] > 0,
+        )
+        fig = divergence_curves(curves, title=f"{args.structure}: n_b = {n_b:.3g}")
+        fig.savefig(args.plot, dpi=120)
+        written.append(args.plot)
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0

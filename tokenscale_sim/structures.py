@@ -1,0 +1,562 @@
+"""Token correlation structures: ``Sigma = sum_r C_r (x) K_r``, exact and without sampling.
+
+A structure is a sum of separable terms. ``C_r`` (2 x 2) says how branches A and B co-vary,
+``K_r`` (n x n) how token positions co-vary. The token order of the dense ``Sigma`` is
+``[A_1 .. A_n, B_1 .. B_n]``; Gaussian tokens have iid feature columns ``~ N(0, Sigma / d)``.
+
+Everything the theory needs is a prefix sum. Writing ``s_r(n) = 1' K_r[:n,:n] 1`` and
+``t_r(n) = tr K_r[:n,:n]``:
+
+    v_n          = sum_r (C00 + C11 - C01 - C10) s_r(n)            (= E[D(n)^2] = 2 Upsilon(n))
+    psi_eq(n)    = sum_r (C01 + C10) t_r(n) / (2 n)
+    psi_AA(n)    = sum_r C00 (s_r(n) - t_r(n)) / (n (n - 1))        (psi_BB with C11)
+    psi_AB(n)    = sum_r (C01 + C10) (s_r(n) - t_r(n)) / (2 n (n - 1))
+
+Stationary kernels give ``s(n)`` for every n in O(N) from their lag profile ``r(k)``:
+``s(n) - s(n-1) = r(0) + 2 sum_{k=1}^{n-1} r(k)``; the 2-D grid kernel has its own O(N)
+recursion; dense kernels use a 2-D cumulative sum. No N x N matrix is built for structured
+kernels. The pairwise psi's are undefined at n = 1 (no pairs i != j) and are NaN there: missing,
+by documented convention.
+
+Parameters are validated in NumPy (``ValueError`` naming the function, the parameter, the allowed
+range and the value given).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+_PSD_TOL = 1e-10
+_DENSE_CHECK_MAX = 4096  # largest 2n for an eigenvalue PSD check of a non-separable structure
+
+
+def _fail(func: str, param: str, expected: str, got: object) -> ValueError:
+    return ValueError(f"{func}: {param} must be {expected}, got {got!r}")
+
+
+def _check_real(
+    func: str, param: str, value: float, lo: float, hi: float, *, open_lo: bool = False
+) -> float:
+    """Return ``float(value)`` if finite and in [lo, hi] (or (lo, hi]), else raise."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise _fail(func, param, "a real number", value) from None
+    inside = (x > lo if open_lo else x >= lo) and x <= hi
+    if not (math.isfinite(x) and inside):
+        interval = f"{'(' if open_lo else '['}{lo}, {hi}]"
+        raise _fail(func, param, f"finite and in {interval}", value)
+    return x
+
+
+def check_n(func: str, n_max: object) -> int:
+    """Validate a token count: an integer >= 1."""
+    if isinstance(n_max, bool) or not isinstance(n_max, int | np.integer) or n_max < 1:
+        raise _fail(func, "n_max", "an integer >= 1", n_max)
+    return int(n_max)
+
+
+# --------------------------------------------------------------------------------- kernels
+
+
+class Kernel:
+    """An n x n position kernel. Subclasses give ``dense`` and ``prefix_sums``."""
+
+    stationary = False
+    max_n: int | None = None  # fixed size of dense kernels
+
+    def dense(self, n: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def prefix_sums(self, n_max: int) -> np.ndarray:
+        """``s[n-1] = 1' K[:n,:n] 1`` for n = 1..n_max, shape (n_max,)."""
+        r = self.lags(n_max)
+        increments = r[0] + 2 * np.concatenate([[0.0], np.cumsum(r[1:])])
+        return np.cumsum(increments)
+
+    def trace_cumsum(self, n_max: int) -> np.ndarray:
+        """``tr K[:n,:n]`` for n = 1..n_max (unit diagonal: n)."""
+        return np.arange(1, n_max + 1, dtype=float)
+
+    def lags(self, n_max: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} is not stationary")
+
+
+class _Stationary(Kernel):
+    """Toeplitz kernel K_ij = r(|i - j|)."""
+
+    stationary = True
+
+    def dense(self, n: int) -> np.ndarray:
+        r = self.lags(n)
+        idx = np.arange(n)
+        return r[np.abs(idx[:, None] - idx[None, :])]
+
+
+@dataclass(frozen=True)
+class Identity(_Stationary):
+    """K = I: positions independent."""
+
+    def lags(self, n_max: int) -> np.ndarray:
+        return np.eye(1, n_max)[0]
+
+
+@dataclass(frozen=True)
+class Ones(_Stationary):
+    """K = 1 1': one component shared by every position."""
+
+    def lags(self, n_max: int) -> np.ndarray:
+        return np.ones(n_max)
+
+
+@dataclass(frozen=True)
+class Exponential(_Stationary):
+    """K_ij = exp(-|i - j| / length): AR(1) along the sequence, phi = exp(-1/length)."""
+
+    length: float
+
+    def __post_init__(self):
+        _check_real("Exponential", "length", self.length, 0.0, math.inf, open_lo=True)
+
+    def lags(self, n_max: int) -> np.ndarray:
+        return np.exp(-np.arange(n_max) / self.length)
+
+
+@dataclass(frozen=True)
+class PowerLaw(_Stationary):
+    """K_ij = (1 + |i - j|)^(-gamma); positive definite for gamma > 0 (Polya: convex, decays)."""
+
+    gamma: float
+
+    def __post_init__(self):
+        _check_real("PowerLaw", "gamma", self.gamma, 0.0, math.inf, open_lo=True)
+
+    def lags(self, n_max: int) -> np.ndarray:
+        return (1.0 + np.arange(n_max)) ** (-self.gamma)
+
+
+@dataclass(frozen=True)
+class Grid2D(Kernel):
+    """Patches on a grid ``width`` columns wide, in raster order:
+    K = exp(-|dr|/length) exp(-|dc|/length) (the Kronecker product of two AR(1) kernels).
+
+    ``width=None`` sizes the grid by the largest n asked for: ``ceil(sqrt(n_max))`` columns
+    (a sqrt(n) x sqrt(n) image).
+    """
+
+    length: float
+    width: int | None = None
+
+    def __post_init__(self):
+        _check_real("Grid2D", "length", self.length, 0.0, math.inf, open_lo=True)
+        if self.width is not None and (
+            isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 1
+        ):
+            raise _fail("Grid2D", "width", "None or an integer >= 1", self.width)
+
+    def grid_width(self, n_max: int) -> int:
+        return self.width if self.width is not None else math.isqrt(n_max - 1) + 1
+
+    def dense(self, n: int) -> np.ndarray:
+        w = self.grid_width(n)
+        p = np.arange(n)
+        dr = np.abs(p[:, None] // w - p[None, :] // w)
+        dc = np.abs(p[:, None] % w - p[None, :] % w)
+        return np.exp(-(dr + dc) / self.length)
+
+    def prefix_sums(self, n_max: int) -> np.ndarray:
+        w = self.grid_width(n_max)
+        a = math.exp(-1.0 / self.length)
+        p = np.arange(n_max)
+        row, col = p // w, p % w
+        c = np.arange(w)
+        col_sums = (a ** np.abs(c[:, None] - c[None, :])).sum(axis=1)  # sum_c' a^|c - c'|
+        earlier_rows = a * (1 - a**row) / (1 - a) * col_sums[col]  # full rows above
+        same_row = a * (1 - a**col) / (1 - a)  # positions to the left
+        return np.cumsum(1.0 + 2 * (earlier_rows + same_row))
+
+
+@dataclass(frozen=True, eq=False)
+class DenseKernel(Kernel):
+    """A user-given n_max x n_max block (need not be symmetric: cross-branch blocks)."""
+
+    matrix: np.ndarray = field(repr=False)
+
+    def __post_init__(self):
+        m = np.asarray(self.matrix, dtype=float)
+        if m.ndim != 2 or m.shape[0] != m.shape[1]:
+            raise _fail("DenseKernel", "matrix", "a square 2-D array", f"shape {m.shape}")
+        if not np.all(np.isfinite(m)):
+            raise _fail("DenseKernel", "matrix", "finite", "non-finite entries")
+        object.__setattr__(self, "matrix", m)
+        object.__setattr__(self, "max_n", m.shape[0])
+
+    def _check(self, n: int) -> None:
+        if n > self.matrix.shape[0]:
+            raise _fail("DenseKernel", "n", f"<= {self.matrix.shape[0]} (the matrix size)", n)
+
+    def dense(self, n: int) -> np.ndarray:
+        self._check(n)
+        return self.matrix[:n, :n]
+
+    def prefix_sums(self, n_max: int) -> np.ndarray:
+        self._check(n_max)
+        return np.diagonal(self.matrix[:n_max, :n_max].cumsum(0).cumsum(1)).copy()
+
+    def trace_cumsum(self, n_max: int) -> np.ndarray:
+        self._check(n_max)
+        return np.cumsum(np.diagonal(self.matrix)[:n_max])
+
+
+# ------------------------------------------------------------------------------ structures
+
+
+class PsiCurves(NamedTuple):
+    """Population similarities for n = 1..n_max, each shape (n_max,); pairwise ones NaN at n=1."""
+
+    psi_eq: np.ndarray
+    psi_aa: np.ndarray
+    psi_bb: np.ndarray
+    psi_ab: np.ndarray
+    psi_aabb: np.ndarray
+    delta: np.ndarray
+
+
+def psi_from_sums(sums: np.ndarray, traces: np.ndarray) -> PsiCurves:
+    """Psi curves from block prefix sums.
+
+    Args:
+        sums: (2, 2, n_max), ``sums[a, b, n-1] = 1' S_ab[:n,:n] 1``.
+        traces: (2, 2, n_max), ``tr S_ab[:n,:n]``.
+    """
+    n = np.arange(1, sums.shape[-1] + 1, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pairs = np.where(n > 1, n * (n - 1), np.nan)
+        off = sums - traces
+        psi_aa = off[0, 0] / pairs
+        psi_bb = off[1, 1] / pairs
+        psi_ab = (off[0, 1] + off[1, 0]) / (2 * pairs)
+    psi_eq = (traces[0, 1] + traces[1, 0]) / (2 * n)
+    psi_aabb = (psi_aa + psi_bb) / 2
+    return PsiCurves(psi_eq, psi_aa, psi_bb, psi_ab, psi_aabb, psi_aabb - psi_ab)
+
+
+def constant_psi(
+    n_max: int, psi_eq: float, psi_aa: float, psi_bb: float | None = None, psi_ab: float = 0.0
+) -> PsiCurves:
+    """Constant psi curves (pairwise ones NaN at n = 1) from given values, each checked to lie in
+    [-1, 1]. Unlike :func:`exchangeable` they need not form a PSD Gaussian structure: measured
+    psi's of real models can have Delta < 0, which no exchangeable Gaussian structure has.
+    """
+    func = "constant_psi"
+    n_max = check_n(func, n_max)
+    e, a, c = (
+        _check_real(func, k, v, -1.0, 1.0)
+        for k, v in (("psi_eq", psi_eq), ("psi_aa", psi_aa), ("psi_ab", psi_ab))
+    )
+    b = a if psi_bb is None else _check_real(func, "psi_bb", psi_bb, -1.0, 1.0)
+    pairwise = np.where(np.arange(n_max) > 0, 1.0, np.nan)
+    return PsiCurves(
+        np.full(n_max, e),
+        a * pairwise,
+        b * pairwise,
+        c * pairwise,
+        (a + b) / 2 * pairwise,
+        ((a + b) / 2 - c) * pairwise,
+    )
+
+
+def _block_prefix_sums(sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sums, traces) of every 2 x 2 block of a dense (2n, 2n) matrix, each (2, 2, n)."""
+    n = sigma.shape[0] // 2
+    blocks = sigma.reshape(2, n, 2, n).transpose(0, 2, 1, 3)
+    sums = np.diagonal(blocks.cumsum(2).cumsum(3), axis1=2, axis2=3)
+    traces = np.diagonal(blocks, axis1=2, axis2=3).cumsum(-1)
+    return sums, traces
+
+
+@dataclass(frozen=True)
+class Term:
+    """One separable term ``C (x) K``; ``branch`` is C as ((C_AA, C_AB), (C_BA, C_BB))."""
+
+    branch: tuple[tuple[float, float], tuple[float, float]]
+    kernel: Kernel
+
+    @property
+    def c(self) -> np.ndarray:
+        return np.asarray(self.branch, dtype=float)
+
+    def scaled(self, weight: float) -> Term:
+        """The term ``weight * C (x) K``."""
+        (aa, ab), (ba, bb) = self.branch
+        return Term(((weight * aa, weight * ab), (weight * ba, weight * bb)), self.kernel)
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A token correlation ``Sigma = sum_r C_r (x) K_r`` (see the module docstring).
+
+    >>> s = exchangeable(psi_eq=0.5, psi_aa=0.3, psi_ab=0.2)
+    >>> [round(float(x), 10) for x in s.v(3)]  # 2 Upsilon(n)
+    [1.0, 2.4, 4.2]
+    >>> s.sigma(2).shape
+    (4, 4)
+    """
+
+    terms: tuple[Term, ...]
+    name: str = "custom"
+    params: tuple[tuple[str, float | int | None], ...] = ()
+
+    def __add__(self, other: Structure) -> Structure:
+        if not isinstance(other, Structure):
+            return NotImplemented
+        return Structure(self.terms + other.terms, f"{self.name}+{other.name}")
+
+    def __rmul__(self, weight: float) -> Structure:
+        w = _check_real("Structure.__rmul__", "weight", weight, 0.0, math.inf)
+        return Structure(tuple(t.scaled(w) for t in self.terms), f"{w:g}*{self.name}")
+
+    @property
+    def max_n(self) -> int | None:
+        sizes = [t.kernel.max_n for t in self.terms if t.kernel.max_n is not None]
+        return min(sizes) if sizes else None
+
+    @property
+    def separable_psd(self) -> bool:
+        """True when every C_r is symmetric PSD (kernels are PSD): sample term by term."""
+        return all(
+            np.allclose(t.c, t.c.T)
+            and np.linalg.eigvalsh(t.c).min() >= -_PSD_TOL
+            and not isinstance(t.kernel, DenseKernel)
+            for t in self.terms
+        )
+
+    def _check_n(self, func: str, n_max: int) -> int:
+        n_max = check_n(f"Structure.{func}", n_max)
+        if self.max_n is not None and n_max > self.max_n:
+            raise _fail(f"Structure.{func}", "n_max", f"<= {self.max_n} for {self.name}", n_max)
+        return n_max
+
+    def sigma(self, n: int) -> np.ndarray:
+        """The dense (2n, 2n) correlation, order [A_1..A_n, B_1..B_n]. For small n only."""
+        n = self._check_n("sigma", n)
+        return sum((np.kron(t.c, t.kernel.dense(n)) for t in self.terms), np.zeros((2 * n,) * 2))
+
+    def _sums(self, n_max: int) -> tuple[np.ndarray, np.ndarray]:
+        sums = sum(t.c[:, :, None] * t.kernel.prefix_sums(n_max) for t in self.terms)
+        traces = sum(t.c[:, :, None] * t.kernel.trace_cumsum(n_max) for t in self.terms)
+        return np.asarray(sums), np.asarray(traces)
+
+    def v(self, n_max: int) -> np.ndarray:
+        """Exact v_n = E[D(n)^2] = 1'(S_AA + S_BB - S_AB - S_BA)[:n,:n]1, n = 1..n_max."""
+        sums, _ = self._sums(self._check_n("v", n_max))
+        return sums[0, 0] + sums[1, 1] - sums[0, 1] - sums[1, 0]
+
+    def upsilon(self, n_max: int) -> np.ndarray:
+        """Exact Upsilon(n) = v_n / 2 with the population psi's, n = 1..n_max."""
+        return self.v(n_max) / 2
+
+    def psi(self, n_max: int) -> PsiCurves:
+        """Exact population psi curves (the entries of Sigma averaged), n = 1..n_max."""
+        return psi_from_sums(*self._sums(self._check_n("psi", n_max)))
+
+    def gaussian_mean_divergence(self, n_max: int, d: int) -> np.ndarray:
+        """Exact E[D(n)] for Gaussian tokens of width d, n = 1..n_max."""
+        from tokenscale_sim.theory import gaussian_mean_divergence
+
+        return np.asarray(gaussian_mean_divergence(self.v(n_max), check_n("Structure", d)))
+
+    def expected_cosine_psi(self, n_max: int, d: int) -> PsiCurves:
+        """Exact expectations of the *sampled* cosine psi's for Gaussian tokens of width d.
+
+        Cosines of Gaussian vectors are biased towards 0 by about rho (1 - rho^2)/(2d); this
+        maps every entry of Sigma through :func:`tokenscale_sim.theory.expected_cosine`
+        (O(n_max^2) memory, over the distinct entries only).
+        """
+        from tokenscale_sim.theory import expected_cosine
+
+        sig = self.sigma(self._check_n("expected_cosine_psi", n_max))
+        values, inverse = np.unique(sig, return_inverse=True)
+        mapped = np.asarray(expected_cosine(values, float(check_n("Structure", d))))
+        return psi_from_sums(*_block_prefix_sums(mapped[inverse].reshape(sig.shape)))
+
+    def validate(self, n_max: int) -> Structure:
+        """Raise ``ValueError`` unless Sigma is a correlation matrix (unit diagonal, PSD, finite)
+        for every n <= n_max; returns ``self`` for chaining."""
+        n_max = self._check_n("validate", n_max)
+        if not self.terms:
+            raise _fail("Structure.validate", "terms", "at least one term", "none")
+        _, traces = self._sums(n_max)
+        diag = np.diff(traces, axis=-1, prepend=0.0)
+        for a, label in ((0, "A"), (1, "B")):
+            bad = np.abs(diag[a, a] - 1) > 1e-9
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise _fail(
+                    f"{self.name}.validate",
+                    f"diagonal of Sigma ({label} tokens)",
+                    "1 (a correlation)",
+                    f"{diag[a, a, i]:.6g} at position {i + 1}",
+                )
+        if self.separable_psd:
+            return self
+        if 2 * n_max > _DENSE_CHECK_MAX:
+            raise _fail(
+                f"{self.name}.validate",
+                "n_max",
+                f"<= {_DENSE_CHECK_MAX // 2} to verify a non-separable structure is PSD",
+                n_max,
+            )
+        low = np.linalg.eigvalsh(self.sigma(n_max)).min()
+        if low < -_PSD_TOL * 2 * n_max:
+            raise _fail(
+                f"{self.name}.validate",
+                "Sigma",
+                "positive semi-definite",
+                f"smallest eigenvalue {low:.3g}",
+            )
+        return self
+
+
+# ---------------------------------------------------------------------------- constructors
+
+
+def _psd2(func: str, label: str, m: np.ndarray) -> None:
+    low = float(np.linalg.eigvalsh(m).min())
+    if low < -_PSD_TOL:
+        raise _fail(func, label, "positive semi-definite", f"{m.tolist()} (eigenvalue {low:.3g})")
+
+
+def exchangeable(
+    psi_eq: float, psi_aa: float, psi_bb: float | None = None, psi_ab: float = 0.0
+) -> Structure:
+    """The paper's constant-psi case: every pair has the same similarity, exactly.
+
+        Sigma = [[a, c], [c, b]] (x) J + [[1 - a, e - c], [e - c, 1 - b]] (x) I
+
+    with a = psi_AA, b = psi_BB (default a), c = psi_AB, e = psi_eq. PSD for every n exactly
+    when both 2 x 2 blocks are PSD. Then psi(n) is constant and n_b = (1 - e)/(a/2 + b/2 - c) - 1.
+
+    >>> s = exchangeable(0.5, 0.3, psi_ab=0.2)
+    >>> round(float(s.psi(4).delta[-1]), 12)
+    0.1
+    """
+    func = "exchangeable"
+    e = _check_real(func, "psi_eq", psi_eq, -1.0, 1.0)
+    a = _check_real(func, "psi_aa", psi_aa, -1.0, 1.0)
+    b = a if psi_bb is None else _check_real(func, "psi_bb", psi_bb, -1.0, 1.0)
+    c = _check_real(func, "psi_ab", psi_ab, -1.0, 1.0)
+    shared, own = np.array([[a, c], [c, b]]), np.array([[1 - a, e - c], [e - c, 1 - b]])
+    _psd2(
+        func,
+        "[[psi_aa, psi_ab], [psi_ab, psi_bb]] (needs psi_aa, psi_bb >= 0, "
+        "psi_ab^2 <= psi_aa psi_bb)",
+        shared,
+    )
+    _psd2(
+        func,
+        "[[1 - psi_aa, psi_eq - psi_ab], [psi_eq - psi_ab, 1 - psi_bb]] (needs "
+        "(psi_eq - psi_ab)^2 <= (1 - psi_aa)(1 - psi_bb))",
+        own,
+    )
+    terms = (Term(((a, c), (c, b)), Ones()), Term(((1 - a, e - c), (e - c, 1 - b)), Identity()))
+    return Structure(
+        terms, "exchangeable", (("psi_eq", e), ("psi_aa", a), ("psi_bb", b), ("psi_ab", c))
+    )
+
+
+def _coupled(func: str, kernel: Kernel, coupling: float) -> tuple[Term, ...]:
+    e = _check_real(func, "coupling", coupling, -1.0, 1.0)
+    return (Term(((1.0, e), (e, 1.0)), kernel),)
+
+
+def decaying(length: float, coupling: float = 0.0, kernel: str = "exponential") -> Structure:
+    """Correlation decaying along the sequence, coupled across branches:
+
+        Sigma = [[1, e], [e, 1]] (x) K,   K_ij = exp(-|i-j|/length)  or  (1 + |i-j|)^(-length)
+
+    (``kernel="powerlaw"`` reads ``length`` as the decay exponent gamma). psi_eq = e,
+    psi_AB = e psi_AA, so Delta(n) = (1 - e) psi_AA(n) > 0 decays with n.
+    """
+    kernels: dict[str, Callable[[float], Kernel]] = {
+        "exponential": Exponential,
+        "powerlaw": PowerLaw,
+    }
+    if kernel not in kernels:
+        raise _fail("decaying", "kernel", f"one of {sorted(kernels)}", kernel)
+    k = kernels[kernel](length)
+    return Structure(
+        _coupled("decaying", k, coupling),
+        f"decaying-{kernel}",
+        (("length", float(length)), ("coupling", float(coupling))),
+    )
+
+
+def patch_grid(length: float, coupling: float = 0.0, width: int | None = None) -> Structure:
+    """Vision patches on a 2-D grid (raster order), ``[[1, e], [e, 1]] (x) Grid2D(length)``."""
+    return Structure(
+        _coupled("patch_grid", Grid2D(length, width), coupling),
+        "patch-grid",
+        (("length", float(length)), ("coupling", float(coupling)), ("width", width)),
+    )
+
+
+def shared(weight: float) -> Structure:
+    """An image-independent component common to every token of both branches:
+    ``weight * [[1, 1], [1, 1]] (x) J``. A partial term: add it to a structure of weight
+    ``1 - weight``, e.g. ``0.8 * decaying(4.0) + shared(0.2)``. It raises every psi by
+    ``weight`` and leaves v_n (hence D(n)) unchanged.
+    """
+    w = _check_real("shared", "weight", weight, 0.0, 1.0)
+    return Structure((Term(((w, w), (w, w)), Ones()),), f"shared({w:g})", (("weight", w),))
+
+
+def dense(sigma: np.ndarray) -> Structure:
+    """A user-given (2n, 2n) correlation matrix (order [A_1..A_n, B_1..B_n]); checked at once."""
+    m = np.asarray(sigma, dtype=float)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] % 2:
+        raise _fail("dense", "sigma", "a square (2n, 2n) matrix", f"shape {m.shape}")
+    if not np.all(np.isfinite(m)):
+        raise _fail("dense", "sigma", "finite", "non-finite entries")
+    if not np.allclose(m, m.T, atol=1e-12):
+        raise _fail("dense", "sigma", "symmetric", "an asymmetric matrix")
+    n = m.shape[0] // 2
+
+    def unit(a: int, b: int) -> tuple[tuple[float, float], tuple[float, float]]:
+        return (
+            (float(a == 0 and b == 0), float(a == 0 and b == 1)),
+            (float(a == 1 and b == 0), float(a == 1 and b == 1)),
+        )
+
+    terms = tuple(
+        Term(
+            unit(a, b),
+            DenseKernel(m[a * n : (a + 1) * n, b * n : (b + 1) * n]),
+        )
+        for a in range(2)
+        for b in range(2)
+    )
+    return Structure(terms, "dense", (("n", n),)).validate(n)
+
+
+STRUCTURES: dict[str, Callable[..., Structure]] = {
+    "exchangeable": exchangeable,
+    "decaying": decaying,
+    "patch-grid": patch_grid,
+}
+"""Named constructors for the CLI (``--structure NAME``)."""
+
+
+def from_name(name: str, **params) -> Structure:
+    """Build a structure from its registry name and keyword parameters (the CLI's path)."""
+    if name not in STRUCTURES:
+        raise _fail("from_name", "name", f"one of {sorted(STRUCTURES)}", name)
+    try:
+        return STRUCTURES[name](**params)
+    except TypeError as err:
+        raise ValueError(f"from_name: bad parameters for {name!r}: {err}") from None
