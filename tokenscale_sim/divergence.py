@@ -96,7 +96,11 @@ def divergence(h_a: jax.Array, h_b: jax.Array | None = None) -> jax.Array:
         >>> divergence(h).tolist()
         [1.4142135623730951, 1.4142135623730951]
     """
-    a, b = _split(h_a, h_b, "divergence")
+    return _divergence(*_split(h_a, h_b, "divergence"))
+
+
+@jax.jit
+def _divergence(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.linalg.norm(jnp.cumsum(a - b, axis=-2), axis=-1)
 
 
@@ -130,9 +134,13 @@ def branch_statistics(h_a: jax.Array, h_b: jax.Array | None = None) -> BranchSta
         >>> bool(jnp.allclose(s.divergence**2, 2 * s.upsilon))  # unit tokens: D^2 = 2 Upsilon
         True
     """
-    a, b = _split(h_a, h_b, "branch_statistics")
+    return _branch_statistics(*_split(h_a, h_b, "branch_statistics"))
+
+
+@jax.jit
+def _branch_statistics(a: jax.Array, b: jax.Array) -> BranchStats:
     a, b = jnp.broadcast_arrays(a, b)
-    div = jnp.linalg.norm(jnp.cumsum(a - b, axis=-2), axis=-1)
+    div = _divergence(a, b)
     ua, ub = unit_normalise(a), unit_normalise(b)
     eq = jnp.cumsum(jnp.sum(ua * ub, axis=-1), axis=-1)  # E(n)
     sa, sb = jnp.cumsum(ua, axis=-2), jnp.cumsum(ub, axis=-2)
