@@ -83,25 +83,19 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _layers(text: str) -> int | str:
-    if text == "all":
-        return "all"
+def _layers(text: str) -> tuple[int, ...]:
     try:
-        return int(text)
+        return vit.parse_layers(text if text == "all" else int(text))
     except ValueError:
         raise UsageError(f"--layer must be an integer 0..12 or 'all', got {text!r}") from None
 
 
 def _from_model(
-    args: argparse.Namespace, options: MeasureOptions
+    args: argparse.Namespace, options: MeasureOptions, pairs: vit.ImagePairs
 ) -> tuple[dict[int | None, Measurement], dict]:
-    try:
-        pairs = vit.image_pairs(args.images, args.pairs)
-        states = vit.vit_hidden_states(
-            pairs, layers=_layers(args.layer), order=args.order, threads=args.threads
-        )
-    except ModuleNotFoundError as err:
-        raise UsageError(str(err)) from None
+    states = vit.vit_hidden_states(
+        pairs, layers=_layers(args.layer), order=args.order, threads=args.threads
+    )
     results: dict[int | None, Measurement] = {
         **measure_layers(states.hidden, states.layers, options, name=args.model)
     }
@@ -183,15 +177,22 @@ def run(args: argparse.Namespace) -> int:
     options = MeasureOptions(
         chunk=args.chunk, normalise=not args.raw, fit=not args.no_fit, loss=args.loss
     )
+    # cheap checks of the input first, then the output folder, then the work
     if args.hidden is not None:
         if len(args.hidden) > 2:
             raise UsageError(f"--hidden takes one file or two (A and B), got {len(args.hidden)}")
         source = arrays.open_hidden(*args.hidden)
+        out = io.prepare_out_dir(args.out, "measure", overwrite=args.overwrite)
         results: dict[int | None, Measurement] = {None: measure(source, options)}
         meta: dict = {"hidden": [str(Path(f).resolve()) for f in args.hidden]}
     else:
-        results, meta = _from_model(args, options)
-    out = io.prepare_out_dir(args.out, "measure", overwrite=args.overwrite)
+        _layers(args.layer)
+        try:
+            pairs = vit.image_pairs(args.images, args.pairs)
+            out = io.prepare_out_dir(args.out, "measure", overwrite=args.overwrite)
+            results, meta = _from_model(args, options, pairs)
+        except ModuleNotFoundError as err:  # the vision extra is not installed
+            raise UsageError(str(err)) from None
     io.write_csv(out / "curves.csv", _columns(results))
     figures = _plot(out, results) if args.plot else []
     layers = {("all" if k is None else str(k)): _summary(m) for k, m in results.items()}

@@ -154,7 +154,7 @@ def fixed_point(n: np.ndarray, n_b_curve: np.ndarray, delta: np.ndarray) -> Tran
     >>> fixed_point(n, np.array([np.nan, 4.0, 3.0, 2.0, 1.0]), np.full(5, 0.1))
     TransitionPoint(n_b=3.0, status='crossing')
     """
-    ok = delta > 0
+    ok = (delta > 0) & np.isfinite(n_b_curve)
     gap = n_b_curve - n
     if not ok.any():
         return TransitionPoint(float("nan"), "no_transition")
