@@ -217,3 +217,23 @@ def test_option_errors():
 def test_missing_extra_names_the_install_command():
     with pytest.raises(ModuleNotFoundError, match=r"pip install 'tokenscale_sim\[vision\]'"):
         require("tokenscale_no_such_module", "caller")
+
+
+def test_plots_draw_measurements():
+    import matplotlib.pyplot as plt
+
+    from tokenscale_sim.plots import hidden as hplots
+
+    results = {k: hm.measure(arrays.from_arrays(_hidden(pairs=3, n=12, seed=k))) for k in (0, 1)}
+    fig = hplots.overview(results[0], title="layer 0")
+    assert len(fig.axes) == 3
+    fig2 = hplots.layer_summary(results)
+    assert len(fig2.axes[0].lines) >= 2
+    plt.close("all")
+
+
+def test_measure_in_float32(float32):
+    m = hm.measure(arrays.from_arrays(_hidden()), NO_FIT)
+    assert np.isfinite(m.curves["divergence"].mean).all() and np.all(m.ratio <= 1 + 1e-5)
+    values, _ = hm.pair_statistics(next(arrays.iter_pairs(arrays.from_arrays(_hidden()))))
+    np.testing.assert_allclose(values[0] ** 2, 2 * values[-1], rtol=1e-4)

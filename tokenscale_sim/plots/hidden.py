@@ -28,27 +28,33 @@ PSI_LABELS = {
 }
 
 
+def _band(ax: Axes, n, mean, half, *, label: str, band_label: str | None = None, **kw) -> None:
+    """A line with a shaded +-``half`` band in the line's colour."""
+    line = ax.plot(n, mean, label=label, **kw)
+    ax.fill_between(
+        n, mean - half, mean + half, color=line[0].get_color(), alpha=0.2, lw=0, label=band_label
+    )
+
+
+def _finish(ax: Axes, ylabel: str, title: str) -> None:
+    ax.set_xlabel("tokens n")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+
+
 def psi_curves(result, ax: Axes | None = None, *, title: str | None = None) -> Figure:
     """psi_eq(n), psi_AABB(n), psi_AB(n) and Delta(n), each with a +-1 standard-error band."""
     fig, ax = axes(ax)
     n = np.asarray(result.n)
     for name, label in PSI_LABELS.items():
         curve = result.curves[name]
-        line = ax.plot(n, curve.mean, lw=1.5, label=label, ls="--" if name == "delta" else "-")
-        ax.fill_between(
-            n,
-            curve.mean - curve.sem,
-            curve.mean + curve.sem,
-            color=line[0].get_color(),
-            alpha=0.2,
-            lw=0,
+        _band(
+            ax, n, curve.mean, curve.sem, label=label, lw=1.5, ls="--" if name == "delta" else "-"
         )
     ax.set_xscale("log")
     ax.axhline(0.0, color="0.5", lw=0.8)
-    ax.set_xlabel("tokens n")
-    ax.set_ylabel("mean cosine")
-    ax.set_title(title or f"psi(n) over {result.pairs} pairs (+-1 s.e.)")
-    ax.legend(fontsize=7)
+    _finish(ax, "mean cosine", title or f"psi(n) over {result.pairs} pairs (+-1 s.e.)")
     return fig
 
 
@@ -58,16 +64,7 @@ def divergence_fit(result, ax: Axes | None = None, *, title: str | None = None) 
     n = np.asarray(result.n)
     shade_regimes(ax, result.transition.n_b, float(n[0]), float(n[-1]))
     d = result.curves["divergence"]
-    line = ax.plot(n, d.mean, lw=2, label="mean D(n)")
-    ax.fill_between(
-        n,
-        d.mean - d.std,
-        d.mean + d.std,
-        color=line[0].get_color(),
-        alpha=0.2,
-        lw=0,
-        label="+-1 std across pairs",
-    )
+    _band(ax, n, d.mean, d.std, label="mean D(n)", band_label="+-1 std across pairs", lw=2)
     ax.plot(n, result.bound, lw=1.2, ls="--", color="k", label="bound sqrt(2 Upsilon)")
     if result.fit is not None:
         lam = result.fit.estimates[0, 0]
@@ -81,10 +78,7 @@ def divergence_fit(result, ax: Axes | None = None, *, title: str | None = None) 
             label=f"lambda sqrt(Upsilon), lambda = {lam:.4f} [{lo:.4f}, {hi:.4f}]",
         )
     slope_guide(ax, n, result.bound, 0.5, label="slope 1/2")
-    ax.set_xlabel("tokens n")
-    ax.set_ylabel("branch divergence D(n)")
-    ax.set_title(title or f"D(n) over {result.pairs} pairs")
-    ax.legend(fontsize=7)
+    _finish(ax, "branch divergence D(n)", title or f"D(n) over {result.pairs} pairs")
     return fig
 
 
@@ -98,10 +92,9 @@ def transition_curve(result, ax: Axes | None = None, *, title: str | None = None
     tp = result.transition
     if tp.status == "crossing":
         ax.plot([tp.n_b], [tp.n_b], "o", color="C3", label=f"fixed point n_b = {tp.n_b:.3g}")
-    ax.set_xlabel("tokens n")
-    ax.set_ylabel("transition point n_b(n)")
-    ax.set_title(title or f"Transition point ({tp.status.replace('_', ' ')})")
-    ax.legend(fontsize=7)
+    _finish(
+        ax, "transition point n_b(n)", title or f"Transition point ({tp.status.replace('_', ' ')})"
+    )
     return fig
 
 
