@@ -1,0 +1,190 @@
+"""Throughput of the structure-aware samplers against raw normals and a NumPy dense-Cholesky
+reference, and peak memory of ``simulate`` as the replicate count grows 10x.
+
+Run: ``python benchmarks/bench_sampling.py [--quick] [--float64] [--out FILE]``.
+
+Rate = token pairs per second: one replicate of ``n`` tokens per branch gives ``n`` pairs
+``(h_i^A, h_i^B)`` of two ``d``-vectors. Each timed call draws a batch of replicates sized to
+about 2^24 normals (``jax.vmap`` over keys, jitted, compile excluded, best of repeats).
+
+- ``raw normal``: ``jax.random.normal`` for the same number of normals (2 n d per replicate),
+  the limit of any sampler that draws its own normals.
+- ``numpy dense``: a plain NumPy implementation: Cholesky factor of the dense 2n x 2n Sigma
+  (computed once, untimed) times ``Generator.standard_normal`` draws, same dtype; its cost per
+  pair grows like n.
+- ``diff fast path``: :func:`tokenscale_sim.sampling.difference_sampler` (h^A - h^B directly,
+  half the normals), counted in token pairs too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from tokenscale_sim import structures as st  # noqa: E402
+from tokenscale_sim.sampling import difference_sampler, sampler_methods, token_sampler  # noqa: E402
+
+SAMPLERS = {
+    "exchangeable": lambda: st.exchangeable(0.5, 0.3, psi_ab=0.1),
+    "ar1 (decaying)": lambda: st.decaying(8.0, coupling=0.3),
+    "powerlaw (FFT)": lambda: st.decaying(0.7, coupling=0.3, kernel="powerlaw"),
+    "patch-grid": lambda: st.patch_grid(4.0, coupling=0.3),
+}
+FAST_PATH = ("exchangeable", "ar1 (decaying)")
+NORMALS_PER_CALL = 2**24
+
+
+def best_time(fn, *, min_total: float = 0.4, min_repeats: int = 3, max_repeats: int = 20) -> float:
+    """Best wall time of ``fn()`` (already compiled) over repeats lasting ~min_total seconds."""
+    times: list[float] = []
+    while len(times) < max_repeats and (len(times) < min_repeats or sum(times) < min_total):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def jax_rate(sample, n: int, d: int, batch: int) -> float:
+    keys = jax.random.split(jax.random.key(0), batch)
+    f = jax.jit(jax.vmap(sample))
+    jax.block_until_ready(f(keys))
+    return batch * n / best_time(lambda: jax.block_until_ready(f(keys)))
+
+
+def raw_normal_rate(n: int, d: int, batch: int, dtype) -> float:
+    f = jax.jit(lambda k: jax.random.normal(k, (batch, 2, n, d), dtype))
+    key = jax.random.key(0)
+    jax.block_until_ready(f(key))
+    return batch * n / best_time(lambda: jax.block_until_ready(f(key)))
+
+
+def numpy_rate(factor: np.ndarray, n: int, d: int, batch: int, dtype) -> float:
+    rng = np.random.default_rng(0)
+    f = factor.astype(dtype)
+
+    def draw():
+        z = rng.standard_normal((2 * n, d * batch), dtype=dtype)
+        return f @ z
+
+    draw()
+    return batch * n / best_time(draw, min_total=1.0, min_repeats=1, max_repeats=3)
+
+
+def peak_memory(m: int, n: int, d: int, chunk: int) -> tuple[float, float]:
+    """(peak RSS in MiB, seconds) of a fresh process running ``simulate`` with m replicates."""
+    code = textwrap.dedent(
+        f"""
+        import resource, time, jax
+        from tokenscale_sim import structures as st
+        from tokenscale_sim.simulate import simulate
+        t = time.perf_counter()
+        simulate(jax.random.key(0), st.decaying(8.0, 0.3), n_max={n}, d={d}, m={m},
+                 chunk={chunk}, exact_psi=False)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.perf_counter() - t)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                         text=True).stdout.split()  # fmt: skip
+    return float(out[0]), float(out[1])
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    devices = ", ".join(str(dev) for dev in jax.devices())
+    return (f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} "
+            f"{platform.release()}; jax {jax.__version__} on {devices}")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="n in {64, 1024}, d in {64, 256}")
+    parser.add_argument("--float64", action="store_true", help="benchmark in float64")
+    parser.add_argument("--out", default=str(HERE / "results_sampling.md"))
+    parser.add_argument("--ns", type=int, nargs="*", default=None, help="token counts n")
+    parser.add_argument("--ds", type=int, nargs="*", default=None, help="widths d")
+    parser.add_argument("--skip-memory", action="store_true", help="skip the peak-memory runs")
+    args = parser.parse_args(argv)
+    jax.config.update("jax_enable_x64", args.float64)
+    dtype = np.float64 if args.float64 else np.float32
+    ns = args.ns or ([64, 1024] if args.quick else [64, 256, 1024, 4096])
+    ds = args.ds or ([64, 256] if args.quick else [64, 256, 1024])
+    started = time.perf_counter()
+    rows = []
+    for n in ns:
+        factor = np.linalg.cholesky(SAMPLERS["ar1 (decaying)"]().sigma(n))  # NumPy reference
+        for d in ds:
+            batch = max(1, NORMALS_PER_CALL // (2 * n * d))
+            raw = raw_normal_rate(n, d, batch, dtype)
+            ref_batch = max(1, min(batch, 2**22 // (2 * n * d)))
+            ref = numpy_rate(factor, n, d, ref_batch, dtype)
+            rows.append((n, d, "raw normal", "jax.random.normal", raw, raw, ref))
+            rows.append((n, d, "numpy dense", "cholesky + numpy rng", ref, raw, ref))
+            for name, make in SAMPLERS.items():
+                s = make()
+                method = ", ".join(sampler_methods(s, n))
+                rows.append((n, d, name, method, jax_rate(token_sampler(s, n, d), n, d, batch),
+                             raw, ref))  # fmt: skip
+                if name in FAST_PATH:
+                    rate = jax_rate(difference_sampler(s, n, d), n, d, batch)
+                    rows.append((n, d, f"{name} diff fast path", "difference_sampler", rate,
+                                 raw, ref))  # fmt: skip
+            print(f"n={n} d={d} done ({time.perf_counter() - started:.0f}s)", flush=True)
+    mem = [] if args.skip_memory else [(m, *peak_memory(m, 256, 64, 250)) for m in (500, 5000)]
+    write(args.out, rows, mem, dtype, time.perf_counter() - started)
+
+
+def write(path: str, rows, mem, dtype, seconds: float) -> None:
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "## Sampling throughput (`benchmarks/bench_sampling.py`)",
+        "",
+        f"Measured {date} on {machine()}; dtype {np.dtype(dtype).name}; total {seconds:.0f} s.",
+        "Rate: token pairs (h_i^A, h_i^B) per second, compile excluded, best of repeats.",
+        "`x raw`: rate / `jax.random.normal` rate for the same number of normals (2 n d per "
+        "replicate); `x numpy`: rate / plain NumPy dense-Cholesky rate (same dtype).",
+        "",
+        "| n | d | sampler | method | pairs/s | x raw | x numpy |",
+        "|---:|---:|---|---|---:|---:|---:|",
+    ]
+    for n, d, name, method, rate, raw, ref in rows:
+        lines.append(f"| {n} | {d} | {name} | {method} | {rate:.3g} | {rate / raw:.2f} | "
+                     f"{rate / ref:.1f} |")  # fmt: skip
+    lines += [
+        "",
+        "Peak resident memory of a fresh process running `simulate` (decaying, n = 256, "
+        "d = 64, chunk = 250), m growing 10x: flat in m.",
+        "",
+        "| m | peak RSS (MiB) | seconds |",
+        "|---:|---:|---:|",
+        *(f"| {m} | {rss:.0f} | {sec:.1f} |" for m, rss, sec in mem),
+        "",
+    ]
+    text = "\n".join(lines)
+    Path(path).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
