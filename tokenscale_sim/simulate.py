@@ -359,7 +359,7 @@ def simulate(
     devices: Sequence[Any] | None = None,
     progress: bool = False,
     state: SimulationState | None = None,
-    checkpoint: Callable[[SimulationState], None] | None = None,
+    checkpoint: Callable[[SimulationState], object] | None = None,
     checkpoint_seconds: float = 60.0,
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
     metadata: dict[str, Any] | None = None,

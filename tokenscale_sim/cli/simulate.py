@@ -22,6 +22,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -175,7 +176,9 @@ def write_result(out: Path, result) -> None:
     cols = result_columns(result)
     io.write_csv(out / "simulation.csv", cols)
     tmp = out / "simulation.tmp.npz"
-    np.savez(tmp, metadata=np.asarray(json.dumps(result.metadata, default=str)), **cols)
+    arrays: dict[str, Any] = {"metadata": np.asarray(json.dumps(result.metadata, default=str))}
+    arrays.update(cols)
+    np.savez(tmp, **arrays)
     tmp.replace(out / "simulation.npz")
     io.write_json(
         out / "result.json", {"metadata": result.metadata, "m": result.m, "columns": cols}
