@@ -8,18 +8,22 @@ independent draws. Each kernel is drawn at the cost its structure allows (all fa
 computed once, in NumPy float64, when the sampler is built; no 2n x 2n Cholesky for structured
 kernels, and never ``jax.random.multivariate_normal``, which can return NaN in float32):
 
-==============================  ==============================================  =================
+==============================  ==============================================  ===============
 kernel                          method                                          cost per column
-==============================  ==============================================  =================
+==============================  ==============================================  ===============
 ``Identity``                    iid normals                                     O(n)
-``Ones`` (exchangeable/shared)  one normal broadcast over positions (factor)     O(1)
-``Exponential`` (AR(1))         x_i = phi x_{i-1} + sqrt(1-phi^2) z_i: 16 x 16     O(n)
+``Ones`` (exchangeable/shared)  one normal broadcast over positions (factor)    O(1)
+``Exponential`` (AR(1))         x_i = phi x_{i-1} + sqrt(1-phi^2) z_i: 16 x 16  O(n)
                                 Toeplitz matmuls + associative scan of carries
-stationary (``PowerLaw``...)    circulant embedding, one complex FFT gives two   O(n log n)
+stationary (``PowerLaw``...)    circulant embedding, one complex FFT gives two  O(n log n)
                                 columns; not PSD after 2 doublings -> Cholesky
-``Grid2D``                      AR(1) along grid rows and columns (Kronecker)    O(n)
-``DenseKernel``                 Cholesky factor of K computed once               O(n^2)
-==============================  ==============================================  =================
+``Grid2D``                      AR(1) along grid rows, the dense AR(1) factor   O(n)
+                                along columns (width <= 64) (Kronecker)
+``DenseKernel``                 Cholesky factor of K computed once              O(n^2)
+==============================  ==============================================  ===============
+
+Circulant embedding needs ``M >= 2(n - 1)`` normals per column of ``n``, so it runs at most at
+half the raw-normal rate; AR(1), grids and the factor model need one normal per entry.
 
 A structure whose terms are not all PSD (``Structure.separable_psd`` False) is drawn from one
 factor of the full ``Sigma`` (2n x 2n, computed once, O(n^2) per column). See
