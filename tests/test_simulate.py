@@ -206,6 +206,7 @@ def test_float32_smoke(float32):
     ("kwargs", "match"),
     [
         ({"m": 0}, r"simulate: m must be an integer >= 1, got 0"),
+        ({"m": 2**32}, r"simulate: m must be <= 2\^32 - chunk"),
         ({"chunk": 0}, r"simulate: chunk must be an integer >= 1"),
         ({"n_max": 0}, r"simulate: n_max must be an integer >= 1"),
         ({"d": -2}, r"simulate: d must be an integer >= 1"),

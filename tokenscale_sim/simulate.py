@@ -333,6 +333,8 @@ def check_simulation(
     if not devs:
         raise ValueError("simulate: devices must name at least one device, got []")
     chunk = -(-chunk // len(devs)) * len(devs)
+    if m + chunk > 2**32:
+        raise ValueError(f"simulate: m must be <= 2^32 - chunk (uint32 replicate ids), got {m}")
     itemsize = jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.float64)).itemsize
     chunk_bytes = chunk * 2 * n_max * d * itemsize * _WORK_FACTOR
     if chunk_bytes > max_chunk_bytes:
