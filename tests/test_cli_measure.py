@@ -9,7 +9,7 @@ import pytest
 from tokenscale_sim.cli import main
 
 
-def _hidden(pairs=4, n=9, d=8, seed=1):
+def _hidden(pairs=4, n=20, d=8, seed=1):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(pairs, 2, n, d)) + rng.normal(size=(pairs, 1, 1, d))
 
@@ -25,13 +25,15 @@ def test_measure_hidden_file_writes_csv_json_and_figures(tmp_path, capsys):
     assert main(["measure", "--hidden", str(tmp_path / "h.npy"), "--out", str(out), "--plot"]) == 0
     assert "lambda=" in capsys.readouterr().out
     rows = _rows(out / "curves.csv")
-    assert len(rows) == 9 and "layer" not in rows[0]
+    assert len(rows) == 20 and "layer" not in rows[0]
     assert rows[0]["psi_aa_mean"] == "" and rows[0]["n_b"] == ""  # missing at n = 1, not 0/NaN
     assert rows[1]["psi_aa_mean"] != ""
     report = json.loads((out / "measure.json").read_text())
     layer = report["layers"]["all"]
     assert layer["lambda_ci"][0] < layer["lambda"] < layer["lambda_ci"][1]
-    assert layer["pairs"] == 4 and layer["n_max"] == 9
+    assert layer["pairs"] == 4 and layer["n_max"] == 20
+    low, high = layer["lambda_ci_pairs"]
+    assert low < layer["lambda"] < high and layer["bootstrap_replicates"] <= 200
     assert report["meta"]["options"]["normalise"] is True
     assert report["figures"] == ["overview.png"] and (out / "overview.png").stat().st_size > 0
 

@@ -74,10 +74,12 @@ def test_float32_and_bfloat16_files_are_read(tmp_path):
 
 
 def test_chunk_size_does_not_change_the_result():
-    h = _hidden(pairs=9)
-    one = hm.measure(arrays.from_arrays(h), hm.MeasureOptions(chunk=1, fit=False))
-    many = hm.measure(arrays.from_arrays(h), hm.MeasureOptions(chunk=4, fit=False))
+    h = _hidden(pairs=9, n=20)  # n = 20 and 200 replicates: the fit compiles once for the file
+    one = hm.measure(arrays.from_arrays(h), hm.MeasureOptions(chunk=1))
+    many = hm.measure(arrays.from_arrays(h), hm.MeasureOptions(chunk=4))
     np.testing.assert_allclose(_curves(one), _curves(many), rtol=1e-12, atol=1e-14)
+    assert one.lambda_pairs is not None and many.lambda_pairs is not None
+    np.testing.assert_allclose(one.lambda_pairs.lambdas, many.lambda_pairs.lambdas, rtol=1e-9)
 
 
 def test_moments_match_numpy():
@@ -111,6 +113,15 @@ def test_fit_returns_lambda_with_an_interval():
     lam, low, high = m.fit.estimates[0, 0], m.fit.ci_low[0, 0], m.fit.ci_high[0, 0]
     assert low < lam < high and 0 < lam <= np.sqrt(2) + 1e-9
     np.testing.assert_allclose(m.law, lam * np.sqrt(m.curves["upsilon"].mean))
+    boot = m.lambda_pairs  # resampling pairs: wider than the fit's own interval
+    assert boot is not None and boot.lambdas.shape == (200,) and boot.level == 0.95
+    assert boot.low < lam < boot.high and boot.high - boot.low > high - low
+
+
+def test_pair_weights_are_poisson_and_chunk_free():
+    w = hm.pair_weights(0, 400, 50, seed=3)
+    assert w.shape == (50, 400) and abs(w.mean() - 1) < 0.05
+    np.testing.assert_array_equal(hm.pair_weights(100, 5, 50, seed=3), w[:, 100:105])
 
 
 def test_mask_restricts_each_pair_to_its_length():
@@ -211,7 +222,9 @@ def test_option_errors():
     with pytest.raises(ValueError, match="one slice per layer"):
         hm.measure_layers(_hidden()[None], [0, 1], NO_FIT)
     with pytest.raises(ValueError, match="at least 2 n"):
-        hm.fit_law(np.arange(1.0, 3.0), np.array([1.0, np.nan]), np.ones(2))
+        hm.fit_law(np.arange(1.0, 3.0), np.array([1.0, np.nan]), np.ones(2), hm.MeasureOptions())
+    with pytest.raises(ValueError, match="bootstrap must be 0"):
+        hm.MeasureOptions(bootstrap=1)
 
 
 def test_missing_extra_names_the_install_command():
@@ -224,7 +237,7 @@ def test_plots_draw_measurements():
 
     from tokenscale_sim.plots import hidden as hplots
 
-    results = {k: hm.measure(arrays.from_arrays(_hidden(pairs=3, n=12, seed=k))) for k in (0, 1)}
+    results = {k: hm.measure(arrays.from_arrays(_hidden(pairs=3, n=20, seed=k))) for k in (0, 1)}
     fig = hplots.overview(results[0], title="layer 0")
     assert len(fig.axes) == 3
     fig2 = hplots.layer_summary(results)

@@ -76,6 +76,16 @@ def register(sub) -> None:
         default="linear",
         help="fit loss (default: %(default)s, the authors' unweighted squared error)",
     )
+    m.add_argument(
+        "--bootstrap",
+        type=int,
+        default=200,
+        help="pair-bootstrap replicates for lambda's interval, 0 = off (default: %(default)s)",
+    )
+    m.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    m.add_argument(
+        "--level", type=float, default=0.95, help="interval level (default: %(default)s)"
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace a previous measure run")
     p.add_argument("--plot", action="store_true", help="write PNG figures")
@@ -136,6 +146,9 @@ def _summary(m: Measurement) -> dict:
                 "fit_r2_linear": float(m.fit.r2_linear[0]),
             }
         )
+    if m.lambda_pairs is not None:
+        out["lambda_ci_pairs"] = [m.lambda_pairs.low, m.lambda_pairs.high]
+        out["bootstrap_replicates"] = len(m.lambda_pairs.lambdas)
     return out
 
 
@@ -175,7 +188,13 @@ def _plot(out: Path, results: dict[int | None, Measurement]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     options = MeasureOptions(
-        chunk=args.chunk, normalise=not args.raw, fit=not args.no_fit, loss=args.loss
+        chunk=args.chunk,
+        normalise=not args.raw,
+        fit=not args.no_fit,
+        loss=args.loss,
+        level=args.level,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
     )
     # cheap checks of the input first, then the output folder, then the work
     if args.hidden is not None:
@@ -206,6 +225,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for key, s in layers.items():
         lam = f"lambda={s['lambda']:.4f}" if "lambda" in s else "no fit"
+        if "lambda_ci_pairs" in s:
+            lam += " (pairs: [{:.4f}, {:.4f}])".format(*s["lambda_ci_pairs"])
         print(
             f"layer {key}: {lam}, Delta in [{s['delta_min']:.3g}, {s['delta_max']:.3g}], "
             f"n_b {s['n_b_status']} {s['n_b']:.3g}, mean D/bound at n_max {s['ratio_at_n_max']:.3f}"

@@ -107,15 +107,66 @@ def pair_statistics(chunk: PairChunk, *, normalise: bool = True) -> tuple[np.nda
 _branch_statistics = jax.jit(divergence.branch_statistics)
 
 
-def accumulate(chunks: Iterable[PairChunk], *, normalise: bool = True) -> Moments:
-    """Stream chunks of pairs into per-n :class:`Moments` of :data:`FIELDS`."""
+class BootSums(NamedTuple):
+    """Poisson-bootstrap sums over pairs (replicate b gives pair p the weight w_bp ~ Poisson(1)).
+
+    Attributes:
+        weight: (B, N) sum of weights of the pairs with at least n tokens.
+        divergence: (B, N) weighted sum of D(n).
+        upsilon: (B, N) weighted sum of Upsilon-hat(n).
+    """
+
+    weight: np.ndarray
+    divergence: np.ndarray
+    upsilon: np.ndarray
+
+
+def pair_weights(start: int, pairs: int, replicates: int, seed: int) -> np.ndarray:
+    """(replicates, pairs) Poisson(1) weights; pair p's column depends only on (seed, start + p).
+
+    So the bootstrap is the same for any chunk size and streams like the moments.
+    """
+    return np.stack(
+        [np.random.default_rng((seed, start + p)).poisson(1.0, replicates) for p in range(pairs)],
+        axis=1,
+    ).astype(np.float64)
+
+
+def _boot_chunk(values: np.ndarray, valid: np.ndarray, weights: np.ndarray) -> BootSums:
+    within = valid[0]  # (c, N): n within each pair's length
+    w = weights[:, :, None] * within[None]  # (B, c, N)
+    d = np.where(within, values[0], 0.0)
+    u = np.where(within, values[FIELDS.index("upsilon")], 0.0)
+    return BootSums(w.sum(axis=1), np.einsum("bcn,cn->bn", w, d), np.einsum("bcn,cn->bn", w, u))
+
+
+class Accumulated(NamedTuple):
+    """What :func:`accumulate` keeps while streaming: moments and, optionally, bootstrap sums."""
+
+    moments: Moments
+    boot: BootSums | None
+
+
+def accumulate(chunks: Iterable[PairChunk], options: MeasureOptions) -> Accumulated:
+    """Stream chunks of pairs into per-n :class:`Moments` of :data:`FIELDS` (and :class:`BootSums`
+    when ``options.bootstrap`` replicates are asked for), in O(B N + F N) memory."""
     total: Moments | None = None
+    boot: BootSums | None = None
     for chunk in chunks:
-        part = _chunk_moments(*pair_statistics(chunk, normalise=normalise))
+        values, valid = pair_statistics(chunk, normalise=options.normalise)
+        part = _chunk_moments(values, valid)
         total = part if total is None else merge_moments(total, part)
+        if options.bootstrap:
+            w = pair_weights(chunk.start, len(chunk.lengths), options.bootstrap, options.seed)
+            sums = _boot_chunk(values, valid, w)
+            boot = (
+                sums
+                if boot is None
+                else BootSums(*(a + b for a, b in zip(boot, sums, strict=True)))
+            )
     if total is None:
         raise ValueError("accumulate: expected at least one chunk of pairs, got none")
-    return total
+    return Accumulated(total, boot)
 
 
 class Curve(NamedTuple):
@@ -182,6 +233,8 @@ class Measurement(NamedTuple):
         fit: :class:`tokenscale_sim.fit.FitResult` of mean D ~ lambda sqrt(Upsilon) (one curve;
             ``estimates[0, 0]`` is lambda), None when not requested.
         law: (N,) the fitted lambda * sqrt(Upsilon(n)) (NaN without a fit).
+        lambda_pairs: :class:`PairBootstrap` interval of lambda over resampled pairs (None when
+            the fit or the bootstrap is off).
         normalised: whether D was computed on unit-normalised tokens.
         pairs: number of branch pairs; d: hidden width.
     """
@@ -195,13 +248,15 @@ class Measurement(NamedTuple):
     transition: TransitionPoint
     fit: FitResult | None
     law: np.ndarray
+    lambda_pairs: PairBootstrap | None
     normalised: bool
     pairs: int
     d: int
 
 
-def summarise(moments: Moments, options: MeasureOptions, *, pairs: int, d: int) -> Measurement:
-    """Turn per-n :class:`Moments` into a :class:`Measurement` (and fit the divergence law)."""
+def summarise(acc: Accumulated, options: MeasureOptions, *, pairs: int, d: int) -> Measurement:
+    """Turn streamed sums into a :class:`Measurement` (and fit the divergence law)."""
+    moments = acc.moments
     count = moments.count
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, moments.mean, np.nan)
@@ -220,7 +275,10 @@ def summarise(moments: Moments, options: MeasureOptions, *, pairs: int, d: int) 
         np.asarray(theory.transition_point(curves["psi_eq"].mean, np.nan_to_num(delta))),
     )
     transition = fixed_point(n.astype(np.float64), n_b_curve, np.nan_to_num(delta, nan=-1.0))
-    result = fit_law(n, curves["divergence"].mean, upsilon, options.loss) if options.fit else None
+    result = boot = None
+    if options.fit:
+        mean_d = curves["divergence"].mean
+        result, boot = fit_with_bootstrap(n, mean_d, upsilon, acc.boot, options)
     lam = float(result.estimates[0, 0]) if result is not None else np.nan
     return Measurement(
         n,
@@ -232,31 +290,94 @@ def summarise(moments: Moments, options: MeasureOptions, *, pairs: int, d: int) 
         transition,
         result,
         lam * np.sqrt(np.where(upsilon > 0, upsilon, np.nan)),
+        boot,
         options.normalise,
         pairs,
         d,
     )
 
 
-def fit_law(n: np.ndarray, mean_d: np.ndarray, upsilon: np.ndarray, loss: str = "linear"):
+def fit_law(n: np.ndarray, mean_d: np.ndarray, upsilon: np.ndarray, options: MeasureOptions):
     """Fit mean D(n) ~ lambda sqrt(Upsilon(n)) over the n where both are finite and positive.
 
     Uses :func:`tokenscale_sim.fit.fit_curves` with the ``divergence_measured`` model (Upsilon
-    given per n). The default loss is the authors' unweighted squared error in linear space.
+    given per n), with ``options.loss`` (default: the authors' unweighted squared error in linear
+    space) and ``options.level``.
+
+    Args:
+        n: (N,) token counts. mean_d, upsilon: (N,) or (G, N) curves (fitted independently; the
+            n used are those valid in every curve).
 
     Returns:
-        :class:`tokenscale_sim.fit.FitResult` with one curve; ``estimates[0, 0]`` is lambda,
-        ``ci_low``/``ci_high`` its interval.
+        :class:`tokenscale_sim.fit.FitResult` with G curves; ``estimates[g, 0]`` is lambda,
+        ``ci_low``/``ci_high`` the fit's interval.
     """
     from tokenscale_sim import fit as fitting
 
-    use = np.isfinite(mean_d) & (mean_d > 0) & np.isfinite(upsilon) & (upsilon > 0)
+    mean_d, upsilon = np.atleast_2d(mean_d), np.atleast_2d(upsilon)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(mean_d) & (mean_d > 0) & np.isfinite(upsilon) & (upsilon > 0)
+    use = ok.all(axis=0)
     if use.sum() < 2:
         raise ValueError(
             f"fit_law: need at least 2 n with finite positive mean D and Upsilon, got {use.sum()}"
         )
-    curves = fitting.curves_from_arrays(n[use], mean_d[use], aux=upsilon[use])
-    return fitting.fit_curves(curves, "divergence_measured", fitting.FitOptions(loss=loss))
+    curves = fitting.curves_from_arrays(n[use], mean_d[:, use], aux=upsilon[:, use])
+    opts = fitting.FitOptions(loss=options.loss, level=options.level)
+    return fitting.fit_curves(curves, "divergence_measured", opts)
+
+
+class PairBootstrap(NamedTuple):
+    """Percentile interval of lambda over Poisson-resampled pairs.
+
+    Attributes:
+        lambdas: (B',) lambda refitted on each kept replicate's mean D(n) and mean Upsilon(n).
+        low, high: percentile bounds at ``level``.
+        level: confidence level.
+    """
+
+    lambdas: np.ndarray
+    low: float
+    high: float
+    level: float
+
+
+def fit_with_bootstrap(
+    n: np.ndarray,
+    mean_d: np.ndarray,
+    upsilon: np.ndarray,
+    boot: BootSums | None,
+    options: MeasureOptions,
+) -> tuple[FitResult, PairBootstrap | None]:
+    """Fit the mean curve and every bootstrap replicate in one vmapped call.
+
+    Replicates that drew no pair reaching some n (weight 0 there) are fitted on a copy of the
+    mean curve, to keep one array shape (one compilation), and dropped; the bootstrap is None
+    when fewer than 2 remain (too few pairs to resample).
+
+    Args:
+        n: (N,). mean_d, upsilon: (N,) mean curves. boot: :class:`BootSums` or None.
+
+    Returns:
+        (fit of the mean curve, :class:`PairBootstrap` or None).
+    """
+    rows_d, rows_u, keep = mean_d[None], upsilon[None], np.zeros(0, bool)
+    if boot is not None:
+        keep = np.asarray(boot.weight > 0).all(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rep_d = np.where(keep.reshape(-1, 1), boot.divergence / boot.weight, mean_d)
+            rep_u = np.where(keep.reshape(-1, 1), boot.upsilon / boot.weight, upsilon)
+        rows_d, rows_u = np.concatenate([rows_d, rep_d]), np.concatenate([rows_u, rep_u])
+    res = fit_law(n, rows_d, rows_u, options)
+    first = res._replace(
+        **{k: v[:1] for k, v in res._asdict().items() if isinstance(v, np.ndarray)}
+    )
+    if keep.sum() < 2:
+        return first, None
+    lambdas = res.estimates[1:, 0][keep]
+    tail = 100 * (1 - options.level) / 2
+    low, high = np.percentile(lambdas, [tail, 100 - tail])
+    return first, PairBootstrap(lambdas, float(low), float(high), options.level)
 
 
 @dataclass(frozen=True)
@@ -270,16 +391,30 @@ class MeasureOptions:
         fit: fit the divergence law mean D ~ lambda sqrt(Upsilon).
         loss: fit loss (``"linear"``: the authors' unweighted squared error; see
             :data:`tokenscale_sim.fit.LOSSES`).
+        level: confidence level of the intervals of lambda.
+        bootstrap: replicates of the pair bootstrap of lambda (0: off). The fit's own interval
+            treats the N points of one mean curve as independent, which they are not (every
+            D(n) shares the first tokens); resampling pairs (Poisson weights, streamed) gives the
+            interval that reflects which pairs were measured.
+        seed: seed of the pair bootstrap (pair p's weights depend on (seed, p) only).
     """
 
     chunk: int = 64
     normalise: bool = True
     fit: bool = True
     loss: str = "linear"
+    level: float = 0.95
+    bootstrap: int = 200
+    seed: int = 0
 
     def __post_init__(self):
         if self.chunk < 1:
             raise ValueError(f"MeasureOptions: chunk must be >= 1, got {self.chunk!r}")
+        if self.bootstrap < 0 or self.bootstrap == 1:
+            raise ValueError(
+                f"MeasureOptions: bootstrap must be 0 (off) or >= 2 replicates, got "
+                f"{self.bootstrap!r}"
+            )
 
 
 def measure(source: HiddenSource, options: MeasureOptions | None = None) -> Measurement:
@@ -300,8 +435,8 @@ def measure(source: HiddenSource, options: MeasureOptions | None = None) -> Meas
         (nan, True)
     """
     options = options or MeasureOptions()
-    moments = accumulate(iter_pairs(source, options.chunk), normalise=options.normalise)
-    return summarise(moments, options, pairs=source.pairs, d=source.d)
+    acc = accumulate(iter_pairs(source, options.chunk), options)
+    return summarise(acc, options, pairs=source.pairs, d=source.d)
 
 
 def measure_layers(

@@ -69,6 +69,8 @@ def divergence_fit(result, ax: Axes | None = None, *, title: str | None = None) 
     if result.fit is not None:
         lam = result.fit.estimates[0, 0]
         lo, hi = result.fit.ci_low[0, 0], result.fit.ci_high[0, 0]
+        if result.lambda_pairs is not None:  # the pair bootstrap is the honest interval
+            lo, hi = result.lambda_pairs.low, result.lambda_pairs.high
         ax.plot(
             n,
             result.law,
@@ -129,8 +131,12 @@ def layer_summary(
     fits = [m.fit for m in items if m.fit is not None]
     if len(fits) == len(items):
         lam = np.array([f.estimates[0, 0] for f in fits])
-        low = np.array([f.ci_low[0, 0] for f in fits])
-        high = np.array([f.ci_high[0, 0] for f in fits])
+        boots = [m.lambda_pairs for m in items if m.lambda_pairs is not None]
+        if len(boots) == len(items):
+            low, high = np.array([b.low for b in boots]), np.array([b.high for b in boots])
+        else:
+            low = np.array([f.ci_low[0, 0] for f in fits])
+            high = np.array([f.ci_high[0, 0] for f in fits])
         ax.errorbar(
             layers,
             lam / np.sqrt(2.0),
