@@ -3,8 +3,7 @@
 For every ``n = 1..N`` the per-pair statistics of
 :func:`tokenscale_sim.divergence.branch_statistics` are averaged over the pairs that have at least
 ``n`` tokens (Chan/Welford merges in float64, so memory does not grow with the number of pairs);
-standard errors are ``std / sqrt(count)`` across
-pairs. From the mean curves:
+standard errors are ``std / sqrt(count)`` across pairs. From the mean curves:
 
     Upsilon(n) = n (1 - psi_eq) + n (n - 1) (psi_AABB - psi_AB)      (= mean of Upsilon-hat)
     bound(n)   = sqrt(2 Upsilon(n))  >= mean D(n)  (Jensen; exact per sample for unit tokens)
@@ -387,7 +386,8 @@ class MeasureOptions:
     Attributes:
         chunk: pairs read and processed at once (memory O(chunk * n * d)).
         normalise: unit-normalise tokens before D(n) (cosines do not depend on it); then
-            D(n)^2 = 2 Upsilon-hat(n) per pair and mean D <= sqrt(2 Upsilon).
+            D(n)^2 = 2 Upsilon-hat(n) per pair and mean D <= sqrt(2 Upsilon). Without it D is in
+            the units of the hidden states and lambda absorbs their typical norm.
         fit: fit the divergence law mean D ~ lambda sqrt(Upsilon).
         loss: fit loss (``"linear"``: the authors' unweighted squared error; see
             :data:`tokenscale_sim.fit.LOSSES`).
