@@ -13,10 +13,10 @@ scikit-image photographs: every unordered pair of --images (--pairs different) o
 crops of each (--pairs views); layers 0 (embeddings) .. 12.
 
 Writes DIR/curves.csv (per layer and n: count, mean/std/s.e. of D and every psi, Upsilon, bound,
-mean D / bound, the fitted lambda sqrt(Upsilon), n_b(n)), DIR/measure.json (per layer: lambda, the
-fit's interval and the pair-bootstrap interval, the transition point and its status, Delta range, run metadata), with --plot
-DIR/overview[_layerL].png and DIR/layers.png. Missing values (psi_AA(1), psi_AB(1), n_b(1)) are
-empty in the CSV and null in the JSON.
+mean D / bound, the fitted lambda sqrt(Upsilon), n_b(n)), DIR/measure.json (per layer: lambda,
+the fit's interval and the pair-bootstrap interval, the transition point and its status, Delta
+range, run metadata), with --plot DIR/overview[_layerL].png and DIR/layers.png. Missing values
+(psi_AA(1), psi_AB(1), n_b(1)) are empty in the CSV and null in the JSON.
 """
 
 from __future__ import annotations
