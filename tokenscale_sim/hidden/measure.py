@@ -296,7 +296,12 @@ def summarise(acc: Accumulated, options: MeasureOptions, *, pairs: int, d: int) 
     )
 
 
-def fit_law(n: np.ndarray, mean_d: np.ndarray, upsilon: np.ndarray, options: MeasureOptions):
+def fit_law(
+    n: np.ndarray,
+    mean_d: np.ndarray,
+    upsilon: np.ndarray,
+    options: MeasureOptions | None = None,
+):
     """Fit mean D(n) ~ lambda sqrt(Upsilon(n)) over the n where both are finite and positive.
 
     Uses :func:`tokenscale_sim.fit.fit_curves` with the ``divergence_measured`` model (Upsilon
@@ -306,6 +311,7 @@ def fit_law(n: np.ndarray, mean_d: np.ndarray, upsilon: np.ndarray, options: Mea
     Args:
         n: (N,) token counts. mean_d, upsilon: (N,) or (G, N) curves (fitted independently; the
             n used are those valid in every curve).
+        options: :class:`MeasureOptions` (``loss``, ``level``); default ``MeasureOptions()``.
 
     Returns:
         :class:`tokenscale_sim.fit.FitResult` with G curves; ``estimates[g, 0]`` is lambda,
@@ -313,6 +319,7 @@ def fit_law(n: np.ndarray, mean_d: np.ndarray, upsilon: np.ndarray, options: Mea
     """
     from tokenscale_sim import fit as fitting
 
+    options = options or MeasureOptions()
     mean_d, upsilon = np.atleast_2d(mean_d), np.atleast_2d(upsilon)
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(mean_d) & (mean_d > 0) & np.isfinite(upsilon) & (upsilon > 0)
