@@ -405,11 +405,14 @@ def token_sampler(
 
         def gaussian(key: jax.Array) -> jax.Array:
             keys = jax.random.split(key, max(len(term_plans), 1))
-            h = jnp.zeros((2, n_max, d), _dtypes()[0])
+            h_a = h_b = jnp.zeros((n_max, d), _dtypes()[0])
             for k, plan in zip(keys, term_plans, strict=False):
-                g = plan.kernel.draw(k, n_max, 2 * d).reshape(n_max, 2, d)
-                h = h + jnp.einsum("ab,nbd->and", jnp.asarray(plan.mix, h.dtype), g)
-            return h
+                g = plan.kernel.draw(k, n_max, 2 * d)
+                g_0, g_1 = g[:, :d], g[:, d:]
+                (m00, m01), (m10, m11) = plan.mix.tolist()  # 2 x 2 mix, elementwise (fuses)
+                h_a = h_a + (m00 * g_0 + m01 * g_1)
+                h_b = h_b + (m10 * g_0 + m11 * g_1)
+            return jnp.stack([h_a, h_b])
 
     def sample(key: jax.Array) -> jax.Array:
         k_gauss, k_tokens = jax.random.split(key)
