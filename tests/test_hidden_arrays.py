@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from tokenscale_sim import divergence
+from tokenscale_sim import divergence, theory
 from tokenscale_sim.hidden import arrays
 from tokenscale_sim.hidden import measure as hm
 from tokenscale_sim.hidden._optional import require
@@ -149,10 +149,12 @@ def test_mask_in_npz(tmp_path):
 def test_fixed_point_statuses():
     n = np.arange(1.0, 6.0)
     ones = np.full(5, 0.1)
-    assert hm.fixed_point(n, np.array([np.nan, 9, 9, 9, 9.0]), ones).status == "beyond"
-    assert hm.fixed_point(n, np.array([np.nan, 1, 1, 1, 1.0]), ones).status == "linear_from_start"
-    assert hm.fixed_point(n, n, -ones).status == "no_transition"
-    tp = hm.fixed_point(n, np.array([np.nan, 3.0, 3.5, 3.5, 3.0]), ones)
+    assert theory.fixed_point(n, np.array([np.nan, 9, 9, 9, 9.0]), ones).status == "beyond"
+    assert (
+        theory.fixed_point(n, np.array([np.nan, 1, 1, 1, 1.0]), ones).status == "linear_from_start"
+    )
+    assert theory.fixed_point(n, n, -ones).status == "no_transition"
+    tp = theory.fixed_point(n, np.array([np.nan, 3.0, 3.5, 3.5, 3.0]), ones)
     assert tp.status == "crossing" and tp.n_b == pytest.approx(3.5)
 
 

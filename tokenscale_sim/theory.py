@@ -142,6 +142,59 @@ def transition_point(psi_eq, delta, convention: str = "authors"):
     return ratio - 1 if convention == "authors" else ratio + 1
 
 
+def transition_curve(psi_eq, delta) -> np.ndarray:
+    """n_b(n) = (1 - psi_eq(n))/Delta(n) - 1 of measured curves (NumPy): NaN where Delta is
+    undefined (NaN, as at n = 1), inf where Delta = 0.
+
+    >>> transition_curve(np.array([0.5, 0.5]), np.array([np.nan, 0.1])).tolist()
+    [nan, 4.0]
+    """
+    delta = np.asarray(delta, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        curve = np.array(transition_point(psi_eq, np.nan_to_num(delta)), dtype=float)
+    return np.where(np.isnan(delta), np.nan, curve)
+
+
+class TransitionPoint(NamedTuple):
+    """The fixed point of n_b(n) = (1 - psi_eq(n))/Delta(n) - 1.
+
+    Attributes:
+        n_b: where n_b(n) = n, linearly interpolated between integers; NaN unless ``status`` is
+            ``"crossing"``.
+        status: ``"crossing"`` (found), ``"beyond"`` (n_b(n) > n for every n with Delta > 0: still
+            sublinear at N), ``"linear_from_start"`` (n_b(n) < n from n = 2 on), or
+            ``"no_transition"`` (Delta <= 0 for every n >= 2).
+    """
+
+    n_b: float
+    status: str
+
+
+def fixed_point(n: np.ndarray, n_b_curve: np.ndarray, delta: np.ndarray) -> TransitionPoint:
+    """First n where n_b(n) - n changes sign from + to -, among consecutive n with Delta > 0.
+
+    NumPy (concrete curves, not traced): the authors' transition point when psi's vary with n.
+    ``delta`` may hold NaN where undefined (n = 1).
+
+    >>> n = np.arange(1.0, 6.0)
+    >>> fixed_point(n, np.array([np.nan, 4.0, 3.0, 2.0, 1.0]), np.full(5, 0.1))
+    TransitionPoint(n_b=3.0, status='crossing')
+    """
+    delta = np.nan_to_num(np.asarray(delta, dtype=float), nan=-1.0)  # undefined: not > 0
+    ok = (delta > 0) & np.isfinite(n_b_curve)
+    gap = n_b_curve - n
+    if not ok.any():
+        return TransitionPoint(float("nan"), "no_transition")
+    for k in range(len(n) - 1):
+        if ok[k] and ok[k + 1] and gap[k] >= 0 > gap[k + 1]:
+            frac = gap[k] / (gap[k] - gap[k + 1])
+            return TransitionPoint(float(n[k] + frac * (n[k + 1] - n[k])), "crossing")
+    first = np.flatnonzero(ok)[0]
+    if gap[first] < 0:
+        return TransitionPoint(float("nan"), "linear_from_start")
+    return TransitionPoint(float("nan"), "beyond")
+
+
 def rho(n, n_b):
     """rho(n) = n / n_b, the quadratic over the linear part of Upsilon (0 when n_b = inf)."""
     return n / n_b

@@ -182,42 +182,6 @@ class Curve(NamedTuple):
     sem: np.ndarray
 
 
-class TransitionPoint(NamedTuple):
-    """The fixed point of n_b(n) = (1 - psi_eq(n))/Delta(n) - 1.
-
-    Attributes:
-        n_b: where n_b(n) = n, linearly interpolated between integers; NaN unless ``status`` is
-            ``"crossing"``.
-        status: ``"crossing"`` (found), ``"beyond"`` (n_b(n) > n for every n with Delta > 0: still
-            sublinear at N), ``"linear_from_start"`` (n_b(n) < n from n = 2 on), or
-            ``"no_transition"`` (Delta <= 0 for every n >= 2).
-    """
-
-    n_b: float
-    status: str
-
-
-def fixed_point(n: np.ndarray, n_b_curve: np.ndarray, delta: np.ndarray) -> TransitionPoint:
-    """First n where n_b(n) - n changes sign from + to -, among consecutive n with Delta > 0.
-
-    >>> n = np.arange(1.0, 6.0)
-    >>> fixed_point(n, np.array([np.nan, 4.0, 3.0, 2.0, 1.0]), np.full(5, 0.1))
-    TransitionPoint(n_b=3.0, status='crossing')
-    """
-    ok = (delta > 0) & np.isfinite(n_b_curve)
-    gap = n_b_curve - n
-    if not ok.any():
-        return TransitionPoint(float("nan"), "no_transition")
-    for k in range(len(n) - 1):
-        if ok[k] and ok[k + 1] and gap[k] >= 0 > gap[k + 1]:
-            frac = gap[k] / (gap[k] - gap[k + 1])
-            return TransitionPoint(float(n[k] + frac * (n[k + 1] - n[k])), "crossing")
-    first = np.flatnonzero(ok)[0]
-    if gap[first] < 0:
-        return TransitionPoint(float("nan"), "linear_from_start")
-    return TransitionPoint(float("nan"), "beyond")
-
-
 class Measurement(NamedTuple):
     """psi(n), D(n) and the divergence law measured over branch pairs (one layer).
 
@@ -228,7 +192,7 @@ class Measurement(NamedTuple):
         bound: (N,) sqrt(2 Upsilon(n)) from the mean psi's.
         ratio: (N,) mean D(n) / bound(n) (<= 1 for unit-normalised tokens, by Jensen).
         n_b_curve: (N,) n_b(n) = (1 - psi_eq(n))/Delta(n) - 1 (NaN at n = 1, inf at Delta = 0).
-        transition: :class:`TransitionPoint`, the fixed point of ``n_b_curve``.
+        transition: :class:`~tokenscale_sim.theory.TransitionPoint`, fixed point of n_b_curve.
         fit: :class:`tokenscale_sim.fit.FitResult` of mean D ~ lambda sqrt(Upsilon) (one curve;
             ``estimates[0, 0]`` is lambda), None when not requested.
         law: (N,) the fitted lambda * sqrt(Upsilon(n)) (NaN without a fit).
@@ -244,7 +208,7 @@ class Measurement(NamedTuple):
     bound: np.ndarray
     ratio: np.ndarray
     n_b_curve: np.ndarray
-    transition: TransitionPoint
+    transition: theory.TransitionPoint
     fit: FitResult | None
     law: np.ndarray
     lambda_pairs: PairBootstrap | None
@@ -268,12 +232,8 @@ def summarise(acc: Accumulated, options: MeasureOptions, *, pairs: int, d: int) 
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = curves["divergence"].mean / bound
     delta = curves["delta"].mean
-    n_b_curve = np.where(
-        np.isnan(delta),
-        np.nan,
-        np.asarray(theory.transition_point(curves["psi_eq"].mean, np.nan_to_num(delta))),
-    )
-    transition = fixed_point(n.astype(np.float64), n_b_curve, np.nan_to_num(delta, nan=-1.0))
+    n_b_curve = theory.transition_curve(curves["psi_eq"].mean, delta)
+    transition = theory.fixed_point(n.astype(np.float64), n_b_curve, delta)
     result = boot = None
     if options.fit:
         mean_d = curves["divergence"].mean
