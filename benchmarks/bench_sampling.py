@@ -48,7 +48,7 @@ FAST_PATH = ("exchangeable", "ar1 (decaying)")
 NORMALS_PER_CALL = 2**24
 
 
-def best_time(fn, *, min_total: float = 0.4, min_repeats: int = 3, max_repeats: int = 20) -> float:
+def best_time(fn, *, min_total: float = 0.8, min_repeats: int = 3, max_repeats: int = 30) -> float:
     """Best wall time of ``fn()`` (already compiled) over repeats lasting ~min_total seconds."""
     times: list[float] = []
     while len(times) < max_repeats and (len(times) < min_repeats or sum(times) < min_total):

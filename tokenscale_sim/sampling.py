@@ -275,10 +275,10 @@ def _circulant_plan(kernel: Any, n_max: int) -> _Plan:
     def draw(key: jax.Array, n: int, cols: int) -> jax.Array:
         real, cplx = _dtypes()
         half = -(-cols // 2)
-        z = _normal(key, (2, size, half))
-        w = (jnp.asarray(scale, real)[:, None] * (z[0] + 1j * z[1])).astype(cplx)
-        y = jnp.fft.fft(w, axis=0)[:n]  # real and imaginary parts: independent N(0, K) columns
-        return jnp.concatenate([y.real, y.imag], axis=1)[:, :cols]
+        z = _normal(key, (2, half, size))  # FFT along the last (contiguous) axis
+        w = (jnp.asarray(scale, real) * (z[0] + 1j * z[1])).astype(cplx)
+        y = jnp.fft.fft(w, axis=-1)[:, :n]  # real and imaginary parts: independent N(0, K) rows
+        return jnp.concatenate([y.real, y.imag], axis=0)[:cols].T
 
     return _Plan(f"circulant-fft(size={size})", draw)
 
