@@ -53,6 +53,17 @@ def test_theory_structures(structure, tmp_path, capsys):
     t = np.genfromtxt(csv, delimiter=",", names=True)
     assert np.all(np.isfinite(t["alpha"])) and np.all(np.isfinite(t["slope"]))
     assert set(np.unique(t["regime"])) <= {0, 1, 2}
+    assert np.isnan(t["n_b"][0])  # undefined at n = 1: missing, written empty
+    printed = capsys.readouterr().out
+    # decaying correlations: n_b(n) < n from the start (the constant-psi picture does not apply)
+    assert "linear from the start" in printed
+
+
+def test_theory_json_reports_status(tmp_path):
+    js = tmp_path / "t.json"
+    assert main(["theory", "--structure", "decaying", "--n-max", "50", "--json", str(js)]) == 0
+    doc = json.loads(js.read_text())
+    assert doc["n_b_status"] == "linear_from_start" and doc["n_b"] is None
 
 
 def test_literal_convention_is_two_tokens_later(capsys):

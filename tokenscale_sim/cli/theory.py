@@ -5,8 +5,8 @@ the exact Gaussian E[D], the log-log slope of sqrt(Upsilon), the regime and alph
 Other structures have psi's that vary with n: the table then gives the exact Upsilon(n) of the
 structure, its numerical log-log slope (regimes cut at slopes 0.625 and 0.875, as for constant
 psi's), the exactly implied alpha(n) = -(beta/2) ln(Upsilon(n)/Upsilon(1))/ln n, the local
-transition point n_b(n) = (1 - psi_eq(n))/Delta(n) - 1 (n_b(1) := n_b(2): the pairwise psi's
-are undefined at n = 1), and its fixed point n_b(n) = n.
+transition point n_b(n) = (1 - psi_eq(n))/Delta(n) - 1 (missing at n = 1, where the pairwise psi's
+are undefined), and its fixed point n_b(n) = n with how it was found.
 """
 
 from __future__ import annotations
@@ -79,8 +79,9 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def table(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], float]:
-    """The theory table for parsed arguments, and the (fixed-point) transition point."""
+def table(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], theory.TransitionPoint]:
+    """The theory table for parsed arguments, and the transition point (constant psi's: n_b;
+    otherwise the fixed point of n_b(n), with its status)."""
     if not args.beta > 0:
         raise ValueError(f"theory: --beta must be > 0, got {args.beta}")
     n = np.arange(1, args.n_max + 1, dtype=float)
@@ -93,14 +94,15 @@ def table(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], float]:
         s = structure_from_args(args).validate(args.n_max)
         psi = s.psi(args.n_max)
         ups = s.upsilon(args.n_max)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        n_b_local = np.array(theory.transition_point(psi.psi_eq, psi.delta, args.convention))
-    if args.n_max > 1:
-        n_b_local[0] = n_b_local[1]
+    n_b_curve = theory.transition_curve(psi.psi_eq, psi.delta)  # authors' convention, NaN at n=1
+    shift = 2.0 if args.convention == "literal" else 0.0
+    if constant:
+        n_b_auth = float(n_b_curve[-1]) if args.n_max > 1 else float("inf")
+        fixed = theory.TransitionPoint(n_b_auth, "constant")
     else:
-        n_b_local[0] = n_b_local[0] if constant else np.nan
-    n_b_auth = n_b_local - (2.0 if args.convention == "literal" else 0.0)
-    positive = np.where(n_b_auth >= 0, n_b_auth, 0.0)
+        fixed = theory.fixed_point(n, n_b_curve, psi.delta)
+        n_b_auth = fixed.n_b
+    positive = max(n_b_auth, 0.0)
     if constant:  # the closed forms
         slope = np.asarray(theory.sqrt_upsilon_slope(n, positive))
         alpha = np.asarray(theory.alpha(n, args.beta, n_b_auth))
@@ -115,27 +117,32 @@ def table(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], float]:
         "upsilon": ups,
         "bound": np.asarray(theory.divergence_bound(ups)),
         "gaussian_mean": np.asarray(theory.gaussian_mean_divergence(2 * ups, args.d)),
-        "n_b": n_b_local,
+        "n_b": n_b_curve + shift,
         "slope": slope,
         "regime": np.where(slope < 0.625, 0, np.where(slope > 0.875, 2, 1)),
         "alpha": alpha,
     }
-    crossing = np.nonzero(n_b_local <= n)[0]
-    fixed = float(n[crossing[0]]) if crossing.size else float("inf")
-    if constant:
-        fixed = float(n_b_local[-1])
     if np.any(ups <= 0):
         raise ValueError(f"theory: Upsilon(n) <= 0 from n = {int(n[np.argmax(ups <= 0)])}")
-    return cols, fixed
+    return cols, fixed._replace(n_b=fixed.n_b + shift)
 
 
-def _print(cols: dict[str, np.ndarray], rows: int, n_b: float) -> None:
+def _print(cols: dict[str, np.ndarray], rows: int, tp: theory.TransitionPoint) -> None:
     n_max = len(cols["n"])
     idx = np.unique(np.geomspace(1, n_max, min(rows, n_max)).round().astype(int) - 1)
-    print(
-        f"transition point n_b = {n_b:.6g}"
-        + ("  (no transition: Delta = 0)" if not np.isfinite(n_b) else "")
+    notes = {
+        "constant": "",
+        "crossing": "  (fixed point of n_b(n) = n)",
+        "beyond": "  (n_b(n) > n for every n: still sublinear at n-max)",
+        "linear_from_start": "  (n_b(n) < n from n = 2: linear from the start)",
+        "no_transition": "  (Delta <= 0: no transition)",
+    }
+    note = (
+        notes[tp.status]
+        if np.isfinite(tp.n_b) or tp.status != "constant"
+        else "  (no transition: Delta = 0)"
     )
+    print(f"transition point n_b = {tp.n_b:.6g}{note}")
     print("".join(f"{c:>14}" for c in COLUMNS))
     for i in idx:
         cells = []
@@ -146,8 +153,9 @@ def _print(cols: dict[str, np.ndarray], rows: int, n_b: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cols, n_b = table(args)
-    _print(cols, args.rows, n_b)
+    cols, tp = table(args)
+    _print(cols, args.rows, tp)
+    n_b = tp.n_b
     written = []
     if args.csv:
         written.append(io.write_csv(args.csv, cols))
