@@ -164,7 +164,13 @@ def run(args: argparse.Namespace) -> int:
         written.append(
             io.write_json(
                 args.json,
-                {"parameters": params, "n_b": n_b, "table": cols, "metadata": io.run_metadata()},
+                {
+                    "parameters": params,
+                    "n_b": n_b,
+                    "n_b_status": tp.status,
+                    "table": cols,
+                    "metadata": io.run_metadata(),
+                },
             )
         )
     if args.plot:
