@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -48,8 +48,6 @@ LOSSES = ("log", "linear", "weighted", "huber")
 
 BOUNDARY = ("interior", "n_b=0 (pure power law)", "n_b=inf (pure power law)")
 """Names of the ``boundary`` codes of :class:`FitResult` (-1: model has no ``n_b``)."""
-
-_LIMIT = 30.0  # |ln n_b| beyond the data range at which optimizer starts sit for limit fits
 
 
 @dataclass(frozen=True)
@@ -69,6 +67,9 @@ class FitOptions:
         boundary_span: an ``n_b`` beyond ``[n_min e^-span, n_max e^span]`` counts as a limit.
         profile_points: grid size of the ``n_b`` profile likelihood.
         adam_steps: optional Adam warm-up steps before L-BFGS (0: none).
+        linesearch: ``"backtracking"`` (Armijo, cheap under vmap: the default) or ``"zoom"``
+            (strong Wolfe, optax's default for L-BFGS).
+        chunk: curves per vmapped chunk in :func:`solve_batch` (chunks run one after another).
     """
 
     loss: str = "log"
@@ -82,6 +83,8 @@ class FitOptions:
     boundary_span: float = 9.0
     profile_points: int = 41
     adam_steps: int = 0
+    linesearch: str = "backtracking"
+    chunk: int = 512
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -103,22 +106,22 @@ class CurveArrays(NamedTuple):
     resampling count in the case bootstrap.
     """
 
-    n: jnp.ndarray
-    y: jnp.ndarray
-    se: jnp.ndarray
-    weight: jnp.ndarray
-    aux: jnp.ndarray
+    n: Any
+    y: Any
+    se: Any
+    weight: Any
+    aux: Any
 
 
 class Solution(NamedTuple):
     """One curve's optimum (arrays; vmappable). ``u`` may hold +-inf for ``n_b`` limits."""
 
-    u: jnp.ndarray
-    loss: jnp.ndarray
-    grad_norm: jnp.ndarray
-    iterations: jnp.ndarray
-    converged: jnp.ndarray
-    boundary: jnp.ndarray
+    u: Any
+    loss: Any
+    grad_norm: Any
+    iterations: Any
+    converged: Any
+    boundary: Any
 
 
 class FitResult(NamedTuple):
@@ -188,8 +191,13 @@ def objective(model: Model, opts: FitOptions, u, data: CurveArrays):
     return 0.5 * jnp.sum(jnp.where(w > 0, w * _rho(opts, r), 0.0)) / jnp.sum(w)
 
 
-def _lbfgs(fun, u0, opts: FitOptions):
-    """Minimise ``fun`` from ``u0`` with optax L-BFGS + zoom line search (jit/vmap friendly)."""
+def _lbfgs(fun, u0, opts: FitOptions, lower=None, upper=None):
+    """Minimise ``fun`` from ``u0`` with optax L-BFGS + zoom line search (jit/vmap friendly).
+
+    Stops when the gradient norm is below ``opts.gtol``, after 3 steps without decrease, after
+    ``opts.max_iter`` steps, or when ``u`` leaves the box ``[lower, upper]`` (drift towards a
+    limit that is fitted exactly elsewhere). Returns ``(u, value, grad_norm, iterations)``.
+    """
     if opts.adam_steps:
         adam = optax.adam(0.05)
 
@@ -200,13 +208,21 @@ def _lbfgs(fun, u0, opts: FitOptions):
             return (optax.apply_updates(u, upd), st), None
 
         (u0, _), _ = jax.lax.scan(adam_step, (u0, adam.init(u0)), None, length=opts.adam_steps)
+        u0 = jnp.asarray(u0)
 
     solver = optax.lbfgs(
-        memory_size=opts.memory_size,
-        linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=40),
+        memory_size=max(1, min(opts.memory_size, 2 * int(np.size(u0)))),
+        linesearch=(
+            optax.scale_by_zoom_linesearch(max_linesearch_steps=25)
+            if opts.linesearch == "zoom"
+            else optax.scale_by_backtracking_linesearch(max_backtracking_steps=30, store_grad=True)
+        ),
     )
     value_and_grad = optax.value_and_grad_from_state(fun)
+    u0 = jnp.asarray(u0)
     eps = jnp.finfo(u0.dtype).eps
+    lower = jnp.full_like(u0, -jnp.inf) if lower is None else lower
+    upper = jnp.full_like(u0, jnp.inf) if upper is None else upper
 
     def step(carry):
         u, state, k, stall = carry
@@ -218,15 +234,15 @@ def _lbfgs(fun, u0, opts: FitOptions):
         return u, state, k + 1, jnp.where(improved, 0, stall + 1)
 
     def keep_going(carry):
-        _, state, k, stall = carry
+        u, state, k, stall = carry
         gnorm = otu.tree_norm(otu.tree_get(state, "grad"))
-        return (k == 0) | ((k < opts.max_iter) & (gnorm > opts.gtol) & (stall < 3))
+        inside = jnp.all((u >= lower) & (u <= upper))
+        return (k == 0) | ((k < opts.max_iter) & (gnorm > opts.gtol) & (stall < 3) & inside)
 
     init = (u0, solver.init(u0), jnp.asarray(0), jnp.asarray(0))
     u, _, k, _ = jax.lax.while_loop(keep_going, step, init)
-    value = fun(u)
-    gnorm = otu.tree_norm(jax.grad(fun)(u))
-    return u, value, gnorm, k
+    value, grad = jax.value_and_grad(fun)(u)
+    return u, value, otu.tree_norm(grad), k
 
 
 def _solve_fixed(model: Model, opts: FitOptions, data: CurveArrays, u0, fix_mask, fix_value):
@@ -236,58 +252,121 @@ def _solve_fixed(model: Model, opts: FitOptions, data: CurveArrays, u0, fix_mask
         return objective(model, opts, jnp.where(fix_mask, fix_value, u), data)
 
     u0 = jnp.where(fix_mask, 0.0, u0)
-    u, value, gnorm, k = _lbfgs(fun, u0, opts)
-    return jnp.where(fix_mask, fix_value, u), value, gnorm, k
+    u, value, gnorm, k = _lbfgs(fun, u0, opts, *_drift_box(model, opts, data, u0.shape[0]))
+    return jnp.where(fix_mask, fix_value, jnp.asarray(u)), value, gnorm, k
+
+
+def _drift_box(model: Model, opts: FitOptions, data: CurveArrays, size: int, offset: int = 0):
+    """Box on ``u`` (or ``v`` with ``offset = q``) outside which ln n_b has drifted to a limit."""
+    lower = jnp.full(size, -jnp.inf, dtype=data.n.dtype)
+    upper = jnp.full(size, jnp.inf, dtype=data.n.dtype)
+    if model.nb_index is None:
+        return lower, upper
+    lo, hi = _data_span(data)
+    j = model.nb_index - offset
+    margin = opts.boundary_span + 1.0
+    return lower.at[j].set(lo - margin), upper.at[j].set(hi + margin)
+
+
+def _solve_small(a, b):
+    """Solve ``a w = b`` for q <= 3 by Cramer's rule (batched LAPACK calls on tiny matrices are
+    slow on CPU under vmap); larger systems use ``jnp.linalg.solve``."""
+    q = b.shape[0]
+    if q == 1:
+        return b / a[0, 0]
+    if q == 2:
+        det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
+        return jnp.stack([a[1, 1] * b[0] - a[0, 1] * b[1], a[0, 0] * b[1] - a[1, 0] * b[0]]) / det
+    if q == 3:
+        det = jnp.dot(a[0], jnp.cross(a[1], a[2]))
+        cols = [a.at[:, i].set(b) for i in range(3)]
+        return jnp.stack([jnp.dot(c[0], jnp.cross(c[1], c[2])) for c in cols]) / det
+    return jnp.linalg.solve(a, b)
+
+
+def project(model: Model, data: CurveArrays, v):
+    """Variable projection at ``v`` (k,): the exact weighted LS ``w`` of ln y -> (u (p,), rss).
+
+    Solved through the (q x q) normal equations, so it is differentiable in ``v``; ``v`` may hold
+    +-inf (the ``n_b`` limits). Non-finite solutions get ``rss = inf``.
+    """
+    log_y = jnp.log(jnp.where(data.y > 0, data.y, 1.0))
+    offset, x = model.basis(v, data.n, data.aux)
+    wt = jnp.where(data.weight > 0, data.weight, 0.0)
+    xw = x * wt[:, None]
+    w = _solve_small(xw.T @ x, xw.T @ (log_y - offset))
+    r = log_y - offset - x @ w
+    rss = jnp.sum(jnp.where(wt > 0, wt * r**2, 0.0))
+    ok = jnp.all(jnp.isfinite(w)) & jnp.isfinite(rss)
+    return jnp.concatenate([w, v]), jnp.where(ok, rss, jnp.inf)
 
 
 def projection_starts(model: Model, data: CurveArrays, v_grid):
-    """Variable-projection starts: for each ``v`` (K, k) the exact weighted LS ``w`` on ln y.
+    """:func:`project` at every grid row ``v_grid`` (K, k) -> (u (K, p), rss (K,))."""
+    return jax.vmap(partial(project, model, data))(v_grid)
 
-    Returns ``(u (K, p), rss (K,))``; non-finite rows get ``rss = inf``.
+
+def _candidates(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
+    """Optimised free starts and exact limit fits -> (u, value, gnorm, iters), each (S, ...).
+
+    The first ``n_free`` rows are free optima; for models with ``n_b`` the last two are the limits
+    ``n_b -> 0`` and ``n_b -> inf``. Under the log loss the optimizer works on ``v`` only, with
+    ``w`` profiled out exactly (variable projection, Golub-Pereyra); otherwise on all of ``u``.
     """
-    sw = jnp.sqrt(data.weight)
-    log_y = jnp.log(jnp.where(data.y > 0, data.y, 1.0))
-
-    def one(v):
-        offset, x = model.basis(v, data.n, data.aux)
-        w, *_ = jnp.linalg.lstsq(x * sw[:, None], (log_y - offset) * sw)
-        r = (log_y - offset - x @ w) * sw
-        rss = jnp.sum(r**2)
-        u = jnp.concatenate([w, v])
-        ok = jnp.all(jnp.isfinite(w)) & jnp.isfinite(rss)
-        return u, jnp.where(ok, rss, jnp.inf)
-
-    return jax.vmap(one)(v_grid)
-
-
-def _fit_one(model: Model, opts: FitOptions, data: CurveArrays, v_grid, span):
-    """The full single-curve pipeline (starts, L-BFGS, limits, boundary choice) -> Solution."""
     p = model.n_params
+    sum_w = jnp.sum(data.weight)
     u_grid, rss = projection_starts(model, data, v_grid)
-    order = jnp.argsort(rss)
     n_free = min(opts.n_starts, v_grid.shape[0])
+    finite_rows = jnp.all(jnp.isfinite(v_grid), axis=1)
+    order = jnp.argsort(jnp.where(finite_rows, rss, jnp.inf))
     starts = u_grid[order[:n_free]]
-    lo, hi = span
+    if opts.loss == "log":
+        if model.k == 0:
+            u, r = project(model, data, jnp.zeros((0,), data.n.dtype))
+            cand = (u[None], 0.5 * r[None] / sum_w, jnp.zeros(1), jnp.zeros(1, int))
+        else:
+
+            def fun(v):
+                return 0.5 * project(model, data, v)[1] / sum_w
+
+            box = _drift_box(model, opts, data, model.k, offset=model.q)
+            vs, values, gnorms, ks = jax.vmap(lambda v0: _lbfgs(fun, v0, opts, *box))(
+                starts[:, model.q :]
+            )
+            us = jax.vmap(lambda v: project(model, data, v)[0])(vs)
+            cand = (us, values, gnorms, ks)
+        if model.nb_index is None:
+            return cand, n_free
+        lim = jnp.stack([u_grid[0], u_grid[-1]])  # rows 0 and -1 of the grid are the limits
+        lim_val = 0.5 * jnp.stack([rss[0], rss[-1]]) / sum_w
+        zeros = jnp.zeros(2)
+        return tuple(
+            jnp.concatenate([a, b])
+            for a, b in zip(cand, (lim, lim_val, zeros, zeros.astype(int)), strict=True)
+        ), n_free
     if model.nb_index is not None:
         j = model.nb_index
-        starts = starts.at[:, j].set(jnp.clip(starts[:, j], lo - _LIMIT, hi + _LIMIT))
-        limit_u = jnp.stack([u_grid[0], u_grid[-1]])  # grid rows 0 and -1 are the limits
         fix_mask = jnp.zeros((2, p), bool).at[:, j].set(True)
         fix_value = jnp.zeros((2, p)).at[:, j].set(jnp.array([-jnp.inf, jnp.inf]))
-        all_u0 = jnp.concatenate([starts, limit_u.at[:, j].set(0.0)])
+        all_u0 = jnp.concatenate([starts, jnp.stack([u_grid[0], u_grid[-1]])])
         all_mask = jnp.concatenate([jnp.zeros((n_free, p), bool), fix_mask])
         all_val = jnp.concatenate([jnp.zeros((n_free, p)), fix_value])
     else:
         all_u0, all_mask, all_val = starts, jnp.zeros((n_free, p), bool), jnp.zeros((n_free, p))
-    us, values, gnorms, ks = jax.vmap(partial(_solve_fixed, model, opts, data))(
-        all_u0, all_mask, all_val
-    )
+    solve = jax.vmap(partial(_solve_fixed, model, opts, data))
+    return solve(all_u0, all_mask, all_val), n_free
+
+
+def _fit_one(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
+    """The full single-curve pipeline (starts, L-BFGS, limits, boundary choice) -> Solution."""
+    (us, values, gnorms, ks), n_free = _candidates(model, opts, data, v_grid)
     values = jnp.where(jnp.isfinite(values), values, jnp.inf)
     best_free = jnp.argmin(values[:n_free])
     u, value, gnorm, k = us[best_free], values[best_free], gnorms[best_free], ks[best_free]
     boundary = jnp.asarray(-1)
     if model.nb_index is not None:
         j = model.nb_index
+        lo, hi = _data_span(data)
         lim_values = values[n_free:]
         best_lim = jnp.argmin(lim_values)
         lim_value = lim_values[best_lim]
@@ -295,21 +374,17 @@ def _fit_one(model: Model, opts: FitOptions, data: CurveArrays, v_grid, span):
         drift_low = u[j] < lo - opts.boundary_span
         drift_high = u[j] > hi + opts.boundary_span
         at_boundary = no_gain | drift_low | drift_high
-        mid = 0.5 * (lo + hi)
         # side: where the free optimum drifted; on a tie of the limits that is the honest pick
+        tie = jnp.abs(lim_values[0] - lim_values[1]) <= 1e-10 * jnp.abs(lim_value)
         side = jnp.where(
             drift_low | drift_high,
             jnp.where(drift_low, 0, 1),
-            jnp.where(
-                jnp.abs(lim_values[0] - lim_values[1]) <= 1e-12 * jnp.abs(lim_value),
-                jnp.where(u[j] < mid, 0, 1),
-                best_lim,
-            ),
+            jnp.where(tie, jnp.where(u[j] < 0.5 * (lo + hi), 0, 1), best_lim),
         )
         u = jnp.where(at_boundary, us[n_free + side], u)
         value = jnp.where(at_boundary, values[n_free + side], value)
         gnorm = jnp.where(at_boundary, gnorms[n_free + side], gnorm)
-        k = jnp.where(at_boundary, ks[n_free + side], k)
+        k = jnp.where(at_boundary, k + ks[n_free + side], k)
         boundary = jnp.where(at_boundary, 1 + side, 0)
     converged = jnp.isfinite(value) & (gnorm <= jnp.maximum(1e-6, 1e3 * opts.gtol))
     return Solution(u, value, gnorm, k, converged, boundary)
@@ -335,13 +410,20 @@ def solve_batch(model: Model, opts: FitOptions, data: CurveArrays, v_grid) -> So
     batch shape of ``data``.
     """
 
-    def one(d):
-        return _fit_one(model, opts, d, v_grid, _data_span(d))
-
-    fn = one
-    for _ in range(data.n.ndim - 1):
-        fn = jax.vmap(fn)
-    return fn(data)
+    batch = data.n.shape[:-1]
+    size = int(np.prod(batch))
+    flat = CurveArrays(*(jnp.reshape(x, (size, x.shape[-1])) for x in data))
+    fn = jax.vmap(partial(_fit_one, model, opts, v_grid=v_grid))
+    chunk = opts.chunk
+    if size > chunk:  # sequential chunks of vmapped fits: cache-friendly, lanes finish together
+        pad = -size % chunk
+        padded = CurveArrays(*(jnp.concatenate([x, jnp.repeat(x[-1:], pad, 0)]) for x in flat))
+        chunks = CurveArrays(*(jnp.reshape(x, (-1, chunk, x.shape[-1])) for x in padded))
+        sol = jax.lax.map(fn, chunks)
+        sol = Solution(*(jnp.reshape(x, (-1, *x.shape[2:]))[:size] for x in sol))
+    else:
+        sol = fn(flat)
+    return Solution(*(jnp.reshape(x, batch + x.shape[1:]) for x in sol))
 
 
 # ----------------------------------------------------------------------------- profile likelihood
@@ -370,14 +452,11 @@ def profile_deviance(model: Model, opts: FitOptions, index: int, data: CurveArra
 
     def one(value):
         if model.nb_index == index:
-            u0, _ = projection_starts(model, data, value[None, None])
-            u0 = u0[0]
+            u0, _ = project(model, data, value[None])
             if opts.loss == "log" and model.k == 1:  # variable projection is the exact optimum
                 return deviance(model, opts, u0, data)
         else:
-            grid = jnp.zeros((1, model.k), dtype=data.n.dtype)
-            u0, _ = projection_starts(model, data, grid)
-            u0 = u0[0]
+            u0, _ = project(model, data, jnp.zeros(model.k, dtype=data.n.dtype))
         u, *_ = _solve_fixed(model, opts, data, u0, mask, jnp.zeros(p).at[index].set(value))
         return deviance(model, opts, u, data)
 
@@ -449,14 +528,14 @@ def t_quantile(q: float, df: float) -> float:
 class Summary(NamedTuple):
     """Per-curve summaries computed by :func:`summarize` (arrays with the batch shape)."""
 
-    estimates: jnp.ndarray
-    se: jnp.ndarray
-    r2_log: jnp.ndarray
-    r2_linear: jnp.ndarray
-    aic: jnp.ndarray
-    bic: jnp.ndarray
-    n_points: jnp.ndarray
-    n_free: jnp.ndarray
+    estimates: Any
+    se: Any
+    r2_log: Any
+    r2_linear: Any
+    aic: Any
+    bic: Any
+    n_points: Any
+    n_free: Any
 
 
 @partial(jax.jit, static_argnames=("model", "opts"))
@@ -640,3 +719,22 @@ def fit_curves(curves, model: str | Model, opts: FitOptions | None = None) -> Fi
     opts = opts or FitOptions()
     check_curves(curves, model, opts.loss)
     return fit_arrays(model, curves.arrays, opts)
+
+
+def predict(result: FitResult, n, aux=None) -> np.ndarray:
+    """Fitted curves ``y_hat`` at token counts ``n`` (K,) for every curve -> (G, K).
+
+    Uses the unconstrained estimates (exact limits included at a boundary). ``aux`` (G, K) is
+    needed only for ``divergence_measured``.
+
+    >>> from tokenscale_sim.fit import curves_from_arrays
+    >>> res = fit_curves(curves_from_arrays([1, 2, 4, 8], [3.0, 6.0, 12.0, 24.0]), "powerlaw")
+    >>> [round(float(x), 6) for x in predict(res, [16.0])[0]]
+    [48.0]
+    """
+    model = get_model(result.model)
+    u = jnp.asarray(result.u)
+    n = jnp.asarray(n, dtype=u.dtype)
+    aux = jnp.ones((u.shape[0], n.shape[0]), u.dtype) if aux is None else jnp.asarray(aux)
+    lp = jax.vmap(lambda uu, a: model.log_predict(uu, n, a))(u, aux)
+    return np.asarray(jnp.exp(lp))

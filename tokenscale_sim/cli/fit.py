@@ -1,0 +1,249 @@
+"""``tokenscale fit``: fit scaling laws to score (or divergence) curves from a CSV or built-in data.
+
+Input: a long CSV (columns ``n``, ``score``, optional grouping columns and a standard-error
+column) or a wide CSV (``n`` plus one column per curve), or a built-in dataset (``--paper``, or
+``paper`` / ``paper_exact`` as FILE: the paper's benchmark scores). Every check runs before
+anything is written. Output: a table per group on stdout and, with ``--out DIR``, ``fits.csv``,
+``fits.json`` (with run metadata), ``alpha_band.csv`` (with ``--bootstrap``) and figures
+(``--plot``).
+
+Examples::
+
+    tokenscale fit --paper --model alpha_n --bootstrap 2000 --out fits/ --plot
+    tokenscale fit scores.csv --group benchmark,metric --model powerlaw
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from tokenscale_sim import io
+from tokenscale_sim.cli import UsageError
+from tokenscale_sim.fit import data as fdata
+from tokenscale_sim.fit import engine, uncertainty
+from tokenscale_sim.fit.models import MODELS, get_model
+
+ALPHA_GRID = np.geomspace(1.0, 1024.0, 61)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "fit",
+        help="fit power-law / alpha(n) / broken / divergence laws to curves",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "file", nargs="?", help="CSV file, or a built-in dataset: " + ", ".join(fdata.DATASETS)
+    )
+    p.add_argument("--paper", action="store_true", help="use the paper's benchmark scores")
+    p.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        default="alpha_n",
+        help="law to fit (default: %(default)s); powerlaw is always fitted for comparison",
+    )
+    p.add_argument("--group", default=None, help="comma-separated grouping columns (long CSV)")
+    p.add_argument("--n-col", default=None, help="token-count column (default: n; paper: n_l)")
+    p.add_argument("--y-col", default="score", help="value column (default: %(default)s)")
+    p.add_argument("--se-col", default=None, help="standard-error column (for --loss weighted)")
+    p.add_argument("--aux-col", default=None, help="Upsilon column (divergence_measured)")
+    p.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
+    p.add_argument("--loss", choices=engine.LOSSES, default="log", help="(default: %(default)s)")
+    p.add_argument("--level", type=float, default=0.95, help="interval level (default: 0.95)")
+    p.add_argument(
+        "--bootstrap", type=int, default=0, metavar="M", help="bootstrap resamples (0: none)"
+    )
+    p.add_argument(
+        "--bootstrap-kind", choices=uncertainty.KINDS, default="residual", help="resampling scheme"
+    )
+    p.add_argument(
+        "--transition-test",
+        type=int,
+        default=0,
+        metavar="M",
+        help="parametric-bootstrap LR test power law vs alpha(n) with M replicates (0: none)",
+    )
+    p.add_argument("--out", default=None, help="output folder (CSV, JSON, figures)")
+    p.add_argument("--overwrite", action="store_true", help="reuse an earlier fit folder")
+    p.add_argument("--plot", action="store_true", help="write figures into --out")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--float32", action="store_true", help="compute in float32")
+    p.set_defaults(func=run)
+
+
+def load(args: argparse.Namespace) -> fdata.CurveSet:
+    """The curves the arguments name (all input checks included)."""
+    group = tuple(g.strip() for g in args.group.split(",") if g.strip()) if args.group else None
+    name = "paper" if args.paper else args.file
+    if name is None:
+        raise UsageError("fit: give a CSV FILE, a dataset name or --paper")
+    if args.paper and args.file:
+        raise UsageError("fit: give either FILE or --paper, not both")
+    if name in fdata.DATASETS:
+        cs = fdata.load_paper_scores(
+            exact_only=name == "paper_exact", group=group or fdata.PAPER_GROUP
+        )
+    else:
+        cs = fdata.read_curves(
+            name,
+            n_col=args.n_col or "n",
+            y_col=args.y_col,
+            group=group or (),
+            se_col=args.se_col,
+            aux_col=args.aux_col,
+            layout=args.layout,
+        )
+    return cs
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}" if np.isfinite(x) else ("inf" if x > 0 else "-inf" if x < 0 else "nan")
+
+
+def _print_tables(cs: fdata.CurveSet, res: engine.FitResult, pl: engine.FitResult, boot) -> None:
+    first = [k[0] if k else "" for k in cs.keys]
+    for head in dict.fromkeys(first):
+        print(f"\n== {head or cs.source} ({res.model}, {res.loss_name} loss) ==")
+        cols = ["curve", *res.params, "alpha_powerlaw", "R2_log", "boundary", "converged"]
+        print(" | ".join(cols))
+        for g, key in enumerate(cs.keys):
+            if (key[0] if key else "") != head:
+                continue
+            cells = [" / ".join(key[1:]) or " / ".join(key) or "curve"]
+            for i in range(len(res.params)):
+                lo, hi = res.ci_low[g, i], res.ci_high[g, i]
+                if boot is not None and res.params[i] != "n_b":  # n_b: profile likelihood
+                    lo, hi = boot.ci_low[g, i], boot.ci_high[g, i]
+                cells.append(f"{_fmt(res.estimates[g, i])} [{_fmt(lo)}, {_fmt(hi)}]")
+            cells.append(_fmt(pl.estimates[g, 1]))
+            cells.append(f"{res.r2_log[g]:.4f}")
+            b = int(res.boundary[g])
+            cells.append(engine.BOUNDARY[b] if b >= 0 else "-")
+            cells.append("yes" if res.converged[g] else "NO")
+            print(" | ".join(cells))
+
+
+def _table(cs, res: engine.FitResult, pl: engine.FitResult, boot, test) -> dict[str, np.ndarray]:
+    cols: dict[str, np.ndarray] = {}
+    for i, name in enumerate(cs.group or ("curve",)):
+        cols[name] = np.array([k[i] if k else "curve" for k in cs.keys])
+    for i, name in enumerate(res.params):
+        cols[name] = res.estimates[:, i]
+        cols[f"{name}_se"] = res.se[:, i]
+        cols[f"{name}_ci_low"] = res.ci_low[:, i]
+        cols[f"{name}_ci_high"] = res.ci_high[:, i]
+        cols[f"{name}_ci_low_open"] = res.ci_open[:, i, 0]
+        cols[f"{name}_ci_high_open"] = res.ci_open[:, i, 1]
+        if boot is not None:
+            cols[f"{name}_boot_low"] = boot.ci_low[:, i]
+            cols[f"{name}_boot_high"] = boot.ci_high[:, i]
+    cols["boundary"] = np.array([engine.BOUNDARY[b] if b >= 0 else "" for b in res.boundary])
+    for name in ("r2_log", "r2_linear", "aic", "bic", "converged", "iterations", "n_points"):
+        cols[name] = getattr(res, name)
+    cols["powerlaw_c"] = pl.estimates[:, 0]
+    cols["powerlaw_alpha"] = pl.estimates[:, 1]
+    cols["powerlaw_aic"] = pl.aic
+    if test is not None:
+        cols["transition_lr"] = test.lr
+        cols["transition_p"] = test.p_value
+    return cols
+
+
+def _plots(out, cs, res, pl) -> list:
+    from tokenscale_sim.plots.fits import fit_grid
+
+    n_grid = np.geomspace(
+        float(cs.arrays.n[cs.arrays.weight > 0].min()), float(cs.arrays.n.max()), 80
+    )
+    fits = {"power law": engine.predict(pl, n_grid)}
+    if res.model != "powerlaw" and res.model != "divergence_measured":
+        fits[res.model] = engine.predict(res, n_grid)
+    written = []
+    first = [k[0] if len(k) > 1 else "" for k in cs.keys]
+    for i, head in enumerate(dict.fromkeys(first)):
+        idx = [g for g, f in enumerate(first) if f == head]
+        panels = []
+        for g in idx:
+            c = cs.curve(g)
+            key = cs.keys[g]
+            panels.append((" / ".join(key[1:] if len(key) > 1 else key) or "curve", c.n, c.y))
+        fig = fit_grid(panels, n_grid, {k: v[idx] for k, v in fits.items()}, suptitle=head or None)
+        path = out / f"fits_{i:02d}.png"
+        fig.savefig(path, dpi=110)
+        written.append(path)
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 < args.level < 1:
+        raise UsageError(f"fit: --level must be in (0, 1), got {args.level}")
+    if args.bootstrap < 0 or args.bootstrap == 1 or args.transition_test < 0:
+        raise UsageError("fit: --bootstrap and --transition-test take 0 or an integer >= 2")
+    if args.plot and not args.out:
+        raise UsageError("fit: --plot needs --out DIR")
+    model = get_model(args.model)
+    opts = engine.FitOptions(loss=args.loss, level=args.level)
+    cs = load(args)
+    fdata.check_curves(cs, model, args.loss)
+    if model.name == "divergence_measured" and not args.aux_col:
+        raise UsageError("fit: model divergence_measured needs --aux-col (Upsilon per point)")
+    out = io.prepare_out_dir(args.out, "fit", overwrite=args.overwrite) if args.out else None
+
+    import jax
+
+    key = jax.random.key(args.seed)
+    res = engine.fit_curves(cs, model, opts)
+    pl = res if model.name == "powerlaw" else engine.fit_curves(cs, "powerlaw", opts)
+    boot = band = test = None
+    if args.bootstrap:
+        boot = uncertainty.bootstrap(
+            jax.random.fold_in(key, 0),
+            cs,
+            res,
+            kind=args.bootstrap_kind,
+            m=args.bootstrap,
+            opts=opts,
+        )
+        if model.name in ("powerlaw", "alpha_n"):
+            band = uncertainty.alpha_band(
+                model, res.estimates, boot.estimates, boot.converged, ALPHA_GRID, args.level
+            )
+    if args.transition_test:
+        test = uncertainty.transition_test(
+            jax.random.fold_in(key, 1), cs, m=args.transition_test, opts=opts
+        )
+    _print_tables(cs, res, pl, boot)
+    if out is None:
+        return 0
+    written = [io.write_csv(out / "fits.csv", _table(cs, res, pl, boot, test))]
+    payload = {
+        "source": cs.source,
+        "keys": cs.keys,
+        "group": cs.group,
+        "fit": res,
+        "powerlaw": pl,
+        "bootstrap": None if boot is None else boot._replace(estimates=None),
+        "transition_test": test,
+        "metadata": io.run_metadata(seed=args.seed, model=model.name, loss=args.loss),
+    }
+    written.append(io.write_json(out / "fits.json", payload))
+    if band is not None:
+        cols = {"n": np.tile(band.n, len(cs.keys))}
+        cols["curve"] = np.repeat([cs.label(g) for g in range(len(cs.keys))], len(band.n))
+        cols.update(alpha=band.estimate.ravel(), low=band.low.ravel(), high=band.high.ravel())
+        written.append(io.write_csv(out / "alpha_band.csv", cols))
+    if args.plot:
+        written += _plots(out, cs, res, pl)
+        if band is not None:
+            from tokenscale_sim.plots.fits import alpha_band_plot
+
+            fig = alpha_band_plot(band, [cs.label(g) for g in range(len(cs.keys))])
+            fig.savefig(out / "alpha_band.png", dpi=110)
+            written.append(out / "alpha_band.png")
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,101 @@
+"""Figures of fitted scaling laws: data with power-law and alpha(n) fits, alpha(n) bands.
+
+Everything here draws what it is given (computed by :mod:`tokenscale_sim.fit`) and computes
+nothing: the fitted curves come from :func:`tokenscale_sim.fit.engine.predict` and the bands from
+:func:`tokenscale_sim.fit.uncertainty.alpha_band`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from tokenscale_sim.plots._style import axes
+
+FIT_STYLES = (("C0", "-"), ("C3", "--"), ("C2", ":"))
+
+
+def fit_panel(
+    n,
+    y,
+    n_grid,
+    fits: Mapping[str, np.ndarray],
+    *,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """One curve: data points and fitted curves on log-log axes.
+
+    Args:
+        n, y: (m,) the data. n_grid: (K,) where the fits were evaluated.
+        fits: ``{label: (K,) fitted values}``, e.g. power law and alpha(n).
+    """
+    fig, ax = axes(ax, loglog=True)
+    ax.plot(np.asarray(n), np.asarray(y), "o", ms=3.5, color="k", label="data", zorder=3)
+    for (label, values), (color, ls) in zip(fits.items(), FIT_STYLES, strict=False):
+        ax.plot(np.asarray(n_grid), np.asarray(values), lw=1.3, label=label, color=color, ls=ls)
+    if title:
+        ax.set_title(title, fontsize=8)
+    ax.tick_params(labelsize=7)
+    return fig
+
+
+def fit_grid(
+    panels: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    n_grid,
+    fits: Mapping[str, np.ndarray],
+    *,
+    ncols: int = 6,
+    suptitle: str | None = None,
+) -> Figure:
+    """A grid of :func:`fit_panel` (the paper's 18-panel figure for one model variant).
+
+    Args:
+        panels: G tuples ``(title, n (m,), y (m,))``.
+        n_grid: (K,) evaluation points of the fits.
+        fits: ``{label: (G, K) fitted values}``.
+        ncols: panels per row.
+    """
+    g = len(panels)
+    nrows = max(1, math.ceil(g / ncols))
+    fig, axs = plt.subplots(
+        nrows, ncols, figsize=(2.4 * ncols, 2.1 * nrows), layout="constrained", squeeze=False
+    )
+    flat = axs.ravel()
+    for i, (title, n, y) in enumerate(panels):
+        fit_panel(n, y, n_grid, {k: v[i] for k, v in fits.items()}, title=title, ax=flat[i])
+    for ax in flat[g:]:
+        ax.set_axis_off()
+    handles, labels = flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+def alpha_band_plot(band, labels: Sequence[str] | None = None, *, ax: Axes | None = None) -> Figure:
+    """alpha(n) estimates with their bootstrap bands, one line per curve.
+
+    Args:
+        band: :class:`tokenscale_sim.fit.uncertainty.AlphaBand` ((G, K) arrays over ``band.n``).
+        labels: (G,) curve names.
+    """
+    fig, ax = axes(ax)
+    n = np.asarray(band.n)
+    for g in range(np.asarray(band.estimate).shape[0]):
+        color = f"C{g % 10}"
+        label = labels[g] if labels is not None else None
+        ax.plot(n, band.estimate[g], color=color, lw=1.5, label=label)
+        ax.fill_between(n, band.low[g], band.high[g], color=color, alpha=0.2, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("n (vision tokens)")
+    ax.set_ylabel(f"alpha(n), {round(100 * band.level)}% band")
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    if labels is not None and len(labels) <= 12:
+        ax.legend(fontsize=7)
+    return fig
