@@ -17,6 +17,7 @@ writes):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -210,22 +211,33 @@ def run_study(
     *,
     progress: bool = True,
     structures: dict[str, st.Structure] | None = None,
+    log: Callable[[str], None] = lambda message: None,
 ) -> StudyResult:
-    """Run every part of the study (see the module docstring); deterministic for a seed."""
+    """Run every part of the study (see the module docstring); deterministic for a seed.
+
+    ``progress`` shows the Monte Carlo progress bars; ``log`` receives one line per stage.
+    """
     config = config or StudyConfig()
     key = jax.random.key(config.seed)
     chosen = structures or default_structures()
     for s in chosen.values():
         s.validate(config.n_max)
-    mc = tuple(
-        monte_carlo_study(jax.random.fold_in(key, i), name, s, config, progress)
-        for i, (name, s) in enumerate(chosen.items())
+    mc = []
+    for i, (name, s) in enumerate(chosen.items()):
+        log(f"[1/4] Monte Carlo: {name} (n <= {config.n_max}, d = {config.d}, m = {config.m})")
+        mc.append(monte_carlo_study(jax.random.fold_in(key, i), name, s, config, progress))
+    log("[2/4] theory: alpha(n) family and regime map")
+    maps = theory_maps()
+    log(
+        f"[3/4] paper scores: power law, alpha(n) law, transition test ({config.transition_m} "
+        "parametric-bootstrap resamples)"
     )
     paper = paper_fits(jax.random.fold_in(key, 1000), config)
+    log(f"[4/4] real ViT-S hidden states ({config.vision_pairs} pairs)")
     vision, note = vision_study(config)
     meta = io.run_metadata(
         seed=config.seed,
         config=asdict(config),
         structures={k: [s.name, dict(s.params)] for k, s in chosen.items()},
     )
-    return StudyResult(config, mc, theory_maps(), paper, vision, note, meta)
+    return StudyResult(config, tuple(mc), maps, paper, vision, note, meta)

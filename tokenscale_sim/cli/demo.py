@@ -345,7 +345,11 @@ def run(args: argparse.Namespace) -> int:
         **{**config.__dict__, "seed": args.seed, **({"vision_pairs": 0} if args.no_vision else {})}
     )
     start = time.perf_counter()
-    study = run_study(config, progress=not args.quiet)
+    log = (
+        (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    )
+    study = run_study(config, progress=not args.quiet, log=log)
+    log("writing figures and the report")
     page = write_report(study, out, time.perf_counter() - start)
     print(f"report: {page.resolve()}")
     print(
