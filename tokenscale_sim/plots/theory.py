@@ -80,18 +80,23 @@ def regime_map(
         psi_eq: (P,), delta: (Q,), n_b: (Q, P).
     """
     fig, ax = axes(ax)
+    level = np.log10(np.where(np.asarray(n_b) > 0, n_b, np.nan))  # n_b <= 0: linear from n = 1
     mesh = ax.pcolormesh(
-        psi_eq, delta, np.log10(np.clip(n_b, 1e-3, None)), shading="auto", cmap="viridis"
+        psi_eq, delta, np.ma.masked_invalid(level), shading="auto", cmap="viridis", vmin=-1.0
     )
     cs = ax.contour(
-        psi_eq,
-        delta,
-        np.log10(np.clip(n_b, 1e-3, None)),
-        levels=[0, 1, 2, 3],
-        colors="w",
-        linewidths=0.8,
+        psi_eq, delta, np.ma.masked_invalid(level), levels=[0, 1, 2, 3], colors="w", linewidths=0.8
     )
     ax.clabel(cs, fmt=lambda v: f"n_b=1e{v:.0f}", fontsize=7)
+    ax.text(
+        0.98,
+        0.98,
+        "blank: n_b <= 0\n(linear from n = 1)",
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        fontsize=7,
+    )
     fig.colorbar(mesh, ax=ax, label="log10 n_b")
     ax.set_yscale("log")
     ax.set_xlabel("psi_eq")
