@@ -463,8 +463,24 @@ def profile_deviance(model: Model, opts: FitOptions, index: int, data: CurveArra
     return jax.vmap(one)(values)
 
 
-def interval_from_profile(grid, dev, dev_min, level: float):
-    """The set ``{x : dev(x) - dev_min <= chi2_1(level)}`` around the minimum of ``dev``.
+def lr_threshold(loss: str, level: float, m: float, p: float) -> float:
+    """Deviance threshold of a profile interval: ``chi2_1(level)`` for known SEs (``weighted``),
+    else the small-sample F form ``m ln(1 + t^2_{m-p}(level) / (m - p))`` (Bates & Watts), which
+    keeps 95 % profile intervals at 95 % with ten points.
+
+    >>> round(lr_threshold("weighted", 0.95, 10, 3), 4)
+    3.8415
+    """
+    if loss == "weighted" or m - p <= 0:
+        return float(ndtri(0.5 + level / 2)) ** 2
+    t = t_quantile(0.5 + level / 2, float(m - p))
+    return float(m * np.log1p(t * t / (m - p)))
+
+
+def interval_from_profile(grid, dev, dev_min, level: float, thr: float | None = None):
+    """The set ``{x : dev(x) - dev_min <= thr}`` around the minimum of ``dev``.
+
+    ``thr`` defaults to ``chi2_1(level)`` (see :func:`lr_threshold` for the small-sample one).
 
     ``grid`` (K,) ascending (first/last may be -inf/+inf). Returns ``(low, high, open_low,
     open_high)``: an end is *open* when the set reaches the grid's first/last point, i.e. the data
@@ -472,7 +488,7 @@ def interval_from_profile(grid, dev, dev_min, level: float):
     """
     grid = np.asarray(grid, float)
     stat = np.asarray(dev, float) - float(dev_min)
-    thr = float(ndtri(0.5 + level / 2)) ** 2
+    thr = float(ndtri(0.5 + level / 2)) ** 2 if thr is None else thr
     inside = np.isfinite(stat) & (stat <= thr)
     if not inside.any():
         i = int(np.nanargmin(stat))
@@ -660,12 +676,17 @@ def fit_arrays(model: str | Model, data: CurveArrays, opts: FitOptions | None = 
     )
 
 
-def _nb_grids(opts: FitOptions, data: CurveArrays):
+def _nb_grids(opts: FitOptions, data: CurveArrays, nb_hat):
+    """Per-curve ln n_b grids: coarse over the widened data range, fine (0.05) near the estimate,
+    plus the limits -inf and +inf; sorted, shape (G, 2 + profile_points + 81)."""
     lo, hi = (np.asarray(x) for x in jax.vmap(_data_span)(data))
+    lo, hi = lo - opts.boundary_span, hi + opts.boundary_span
     t = np.linspace(0.0, 1.0, opts.profile_points)[None, :]
-    inner = (lo - opts.boundary_span)[:, None] + t * (hi - lo + 2 * opts.boundary_span)[:, None]
-    inf = np.full((inner.shape[0], 1), np.inf)
-    return np.concatenate([-inf, inner, inf], axis=1)
+    coarse = lo[:, None] + t * (hi - lo)[:, None]
+    centre = np.clip(np.where(np.isfinite(nb_hat), nb_hat, np.sign(nb_hat) * np.inf), lo, hi)
+    fine = np.clip(centre[:, None] + np.linspace(-2.0, 2.0, 81)[None, :], lo[:, None], hi[:, None])
+    inf = np.full((coarse.shape[0], 1), np.inf)
+    return np.sort(np.concatenate([-inf, coarse, fine, inf], axis=1), axis=1)
 
 
 def nb_profile_intervals(model: Model, opts: FitOptions, data: CurveArrays, u_hat):
@@ -678,15 +699,22 @@ def nb_profile_intervals(model: Model, opts: FitOptions, data: CurveArrays, u_ha
     """
     if model.nb_index is None:
         raise ValueError(f"nb_profile_intervals: model {model.name!r} has no n_b")
-    grids = _nb_grids(opts, data)
+    grids = _nb_grids(opts, data, np.asarray(u_hat)[:, model.nb_index])
     dev = np.asarray(
         jax.vmap(partial(profile_deviance, model, opts, model.nb_index))(
             data, jnp.asarray(grids, data.n.dtype)
         )
     )
     dev_hat = np.asarray(jax.vmap(partial(deviance, model, opts))(jnp.asarray(u_hat), data))
+    m = np.asarray(data.weight).sum(axis=-1)
     out = [
-        interval_from_profile(grids[g], dev[g], min(dev_hat[g], np.nanmin(dev[g])), opts.level)
+        interval_from_profile(
+            grids[g],
+            dev[g],
+            min(dev_hat[g], np.nanmin(dev[g])),
+            opts.level,
+            lr_threshold(opts.loss, opts.level, float(m[g]), model.n_params),
+        )
         for g in range(grids.shape[0])
     ]
     low, high, open_low, open_high = (np.array(x) for x in zip(*out, strict=True))

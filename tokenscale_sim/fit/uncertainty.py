@@ -36,6 +36,7 @@ from tokenscale_sim.fit.engine import (
     deviance,
     fit_arrays,
     interval_from_profile,
+    lr_threshold,
     nb_profile_intervals,
     objective,
     profile_deviance,
@@ -140,10 +141,8 @@ def resample(key, model: Model, opts: FitOptions, data: CurveArrays, u, kind: st
         logits = jnp.where(ok, 0.0, -jnp.inf)
         if kind == "case":
             idx = jax.random.categorical(k1, logits, shape=(m, d.n.shape[0]))
-            take = jnp.arange(d.n.shape[0])[None, :] < count
-            counts = jax.vmap(lambda i, t: jnp.zeros(d.n.shape[0]).at[i].add(t.astype(d.n.dtype)))(
-                idx, take
-            )
+            take = (jnp.arange(d.n.shape[0]) < count).astype(d.n.dtype)
+            counts = jax.vmap(lambda i: jnp.zeros(d.n.shape[0], d.n.dtype).at[i].add(take))(idx)
             rep = [jnp.broadcast_to(x, (m, *x.shape)) for x in d]
             return CurveArrays(rep[0], rep[1], rep[2], counts.astype(d.n.dtype), rep[4])
         if kind == "residual":
@@ -260,7 +259,7 @@ def alpha_band(model: str | Model, estimates, samples, converged, n, level: floa
 def profile_interval(
     curves: CurveSet, result: FitResult, param: str, opts: FitOptions | None = None, width=8.0
 ) -> ProfileInterval:
-    """Profile-likelihood interval of ``param`` for each curve (likelihood-ratio, chi2_1).
+    """Profile-likelihood interval of ``param`` for each curve (threshold :func:`lr_threshold`).
 
     ``n_b`` uses the limits-aware grid of
     :func:`~tokenscale_sim.fit.engine.nb_profile_intervals`; other parameters are profiled on
@@ -285,9 +284,11 @@ def profile_interval(
     dev = np.asarray(jax.vmap(partial(profile_deviance, model, opts, j))(data, jnp.asarray(grids)))
     dev_hat = np.asarray(jax.vmap(partial(deviance, model, opts))(jnp.asarray(result.u), data))
     out = []
+    counts = np.asarray(curves.arrays.weight).sum(axis=-1)
     for g in range(grids.shape[0]):
+        thr = lr_threshold(opts.loss, opts.level, float(counts[g]), model.n_params)
         lo, hi, ol, oh = interval_from_profile(
-            grids[g], dev[g], min(dev_hat[g], np.nanmin(dev[g])), opts.level
+            grids[g], dev[g], min(dev_hat[g], np.nanmin(dev[g])), opts.level, thr
         )
         if ol:
             lo = -np.inf

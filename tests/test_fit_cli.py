@@ -1,0 +1,98 @@
+"""``tokenscale fit``: files written on success, exit code 2 and nothing written on bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tokenscale_sim.cli import main
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    n = np.geomspace(1, 1024, 11)
+    rng = np.random.default_rng(0)
+    rows = ["benchmark,metric,n,score"]
+    for b, slope in (("A", 0.2), ("B", 0.4)):
+        for x in n:
+            rows.append(f"{b},acc,{x:g},{2 * x**slope * np.exp(0.02 * rng.standard_normal()):.6f}")
+    p = tmp_path / "scores.csv"
+    p.write_text("\n".join(rows) + "\n")
+    return p
+
+
+def test_fit_csv_writes_tables_json_and_figures(tmp_path, csv_file, capsys):
+    out = tmp_path / "out"
+    code = main(
+        [
+            "fit",
+            str(csv_file),
+            "--model",
+            "alpha_n",
+            "--group",
+            "benchmark,metric",
+            "--bootstrap",
+            "200",
+            "--out",
+            str(out),
+            "--plot",
+            "--seed",
+            "3",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "== A (alpha_n, log loss) ==" in printed and "acc" in printed
+    names = {p.name for p in out.iterdir()}
+    assert {"fits.csv", "fits.json", "alpha_band.csv", "fits_00.png", "alpha_band.png"} <= names
+    header = (out / "fits.csv").read_text().splitlines()[0].split(",")
+    assert {"benchmark", "metric", "beta", "n_b_ci_high", "boundary", "powerlaw_alpha"} <= set(
+        header
+    )
+    meta = json.loads((out / "fits.json").read_text())
+    assert meta["metadata"]["seed"] == 3 and meta["fit"]["model"] == "alpha_n"
+
+
+def test_fit_paper_powerlaw_prints_every_group(tmp_path, capsys):
+    assert main(["fit", "--paper", "--model", "powerlaw", "--out", str(tmp_path / "p")]) == 0
+    printed = capsys.readouterr().out
+    for variant in ("vision_question_queries", "vision_queries_ft", "vision_queries_noft"):
+        assert f"== {variant} (powerlaw" in printed
+    assert (tmp_path / "p" / "fits.csv").read_text().count("\n") == 55
+
+
+def test_fit_transition_test_and_broken(tmp_path, csv_file):
+    out = tmp_path / "t"
+    args = ["fit", str(csv_file), "--group", "benchmark", "--transition-test", "50", "--out"]
+    assert main([*args, str(out)]) == 0
+    assert "transition_p" in (out / "fits.csv").read_text().splitlines()[0]
+    assert main(["fit", str(csv_file), "--group", "benchmark", "--model", "broken"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "message"),
+    [
+        ("n,score\n1,2\n2,x\n", [], "must be numeric"),
+        ("n,score\n1,2\n1,3\n2,4\n4,5\n", [], "duplicate n"),
+        ("n,score\n1,2\n2,3\n", ["--model", "alpha_n"], "needs at least 4 points"),
+        ("n,score\n1,2\n2,-3\n4,5\n8,6\n", [], "needs scores > 0"),
+        ("n,score\n1,2\n2,3\n4,5\n8,6\n", ["--group", "benchmark"], "column 'benchmark' missing"),
+        ("n,score\n1,2\n2,3\n4,5\n8,6\n", ["--loss", "weighted"], "standard-error column"),
+        ("n,score\n1,2\n2,3\n4,5\n8,6\n", ["--level", "1.5"], "--level"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, content, extra, message):
+    src = tmp_path / "bad.csv"
+    src.write_text(content)
+    out = tmp_path / "out"
+    assert main(["fit", str(src), "--model", "powerlaw", "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_usage_errors(tmp_path, capsys):
+    assert main(["fit"]) == 2
+    assert main(["fit", "--paper", "--plot"]) == 2
+    assert main(["fit", str(tmp_path / "missing.csv")]) == 2
+    assert "no such file" in capsys.readouterr().err
