@@ -84,7 +84,7 @@ class FitOptions:
     profile_points: int = 41
     adam_steps: int = 0
     linesearch: str = "backtracking"
-    chunk: int = 512
+    chunk: int = 256
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -215,7 +215,9 @@ def _lbfgs(fun, u0, opts: FitOptions, lower=None, upper=None):
         linesearch=(
             optax.scale_by_zoom_linesearch(max_linesearch_steps=25)
             if opts.linesearch == "zoom"
-            else optax.scale_by_backtracking_linesearch(max_backtracking_steps=30, store_grad=True)
+            else optax.scale_by_backtracking_linesearch(
+                max_backtracking_steps=10, decrease_factor=0.3, store_grad=True
+            )
         ),
     )
     value_and_grad = optax.value_and_grad_from_state(fun)
