@@ -12,6 +12,7 @@ from tokenscale_sim import structures as st
 from tokenscale_sim.divergence import branch_statistics
 from tokenscale_sim.sampling import (
     TokenModel,
+    _ar1,
     _fast_len,
     difference_sampler,
     expected_squared_divergence,
@@ -141,6 +142,17 @@ def test_expected_squared_divergence_models():
     )
     big_d = expected_squared_divergence(s, 6, 100_000, "unit")  # cosines -> correlations
     np.testing.assert_allclose(big_d, v, rtol=1e-4)
+
+
+@pytest.mark.parametrize("n", [1, 5, 16, 17, 40])
+def test_blocked_ar1_filter_equals_the_recursion(n):
+    z = np.random.default_rng(n).normal(size=(n, 3, 2))
+    for phi in (0.0, 0.7, 1.0):
+        x = np.empty_like(z)
+        x[0] = z[0]
+        for i in range(1, n):
+            x[i] = phi * x[i - 1] + math.sqrt(1 - phi**2) * z[i]
+        np.testing.assert_allclose(_ar1(jnp.asarray(z), phi), x, rtol=1e-12, atol=1e-12)
 
 
 def test_fast_len():

@@ -161,19 +161,21 @@ def _ar1(z: jax.Array, phi: float) -> jax.Array:
     n, rest = z.shape[0], z.shape[1:]
     size = min(_AR1_BLOCK, n)
     blocks = -(-n // size)
+    trailing = (1,) * len(rest)
     s = math.sqrt(max(1.0 - phi * phi, 0.0))
     i = np.arange(size)
     lag = i[:, None] - i[None, :]
-    toeplitz = np.where(lag >= 0, phi ** np.clip(lag, 0, None) * s, 0.0)  # (size, size)
-    power = phi ** (i + 1.0)  # phi^(i+1): decay of the previous block's last value
-    zz = jnp.pad(z, [(0, blocks * size - n)] + [(0, 0)] * len(rest))
+    toeplitz = np.where(lag >= 0, np.float64(phi) ** np.clip(lag, 0, None), 0.0)  # (size, size)
+    power = np.float64(phi) ** (i + 1.0)  # decay of the previous block's last value
+    innovation = np.full(n, s)
+    innovation[0] = 1.0  # x_1 = z_1: the stationary start
+    zz = z * jnp.asarray(innovation, z.dtype).reshape(n, *trailing)
+    zz = jnp.pad(zz, [(0, blocks * size - n)] + [(0, 0)] * len(rest))
     zz = zz.reshape(blocks, size, *rest)
     y = jnp.einsum("ij,kj...->ki...", jnp.asarray(toeplitz, z.dtype), zz)
-    first = jnp.asarray((1.0 - s) * np.float64(phi) ** i, z.dtype)
-    y = y.at[0].add(first.reshape(size, *(1,) * len(rest)) * zz[0, 0])  # x_1 = z_1, not s z_1
-    carry = _linear_scan(phi**size, y[:, -1])  # last value of every block
+    carry = _linear_scan(np.float64(phi) ** size, y[:, -1])  # last value of every block
     previous = jnp.concatenate([jnp.zeros_like(carry[:1]), carry[:-1]])
-    x = y + jnp.asarray(power, z.dtype).reshape(1, size, *(1,) * len(rest)) * previous[:, None]
+    x = y + jnp.asarray(power, z.dtype).reshape(1, size, *trailing) * previous[:, None]
     return x.reshape(blocks * size, *rest)[:n]
 
 
