@@ -12,6 +12,7 @@ from tokenscale_sim.fit import (
     curves_from_arrays,
     engine,
     fit_curves,
+    fit_divergence,
     get_model,
     load_paper_scores,
 )
@@ -201,3 +202,26 @@ def test_float32_smoke(float32):
     n = np.geomspace(1, 768, 10)
     res = fit_curves(curves_from_arrays(n, 2.0 * n**0.3), "powerlaw")
     np.testing.assert_allclose(res.estimates[0], [2.0, -0.3], rtol=1e-4)
+
+
+def test_fit_divergence_measured_psi_and_constant_psi():
+    n = np.arange(1.0, 129.0)
+    psi_eq = 0.5 - 0.1 / n
+    psi_aabb = 0.3 + 0.05 * np.exp(-n / 50)
+    ups = np.asarray(theory.upsilon(n, psi_eq, psi_aabb, 0.25))
+    d = 0.8 * np.sqrt(ups)
+    res = fit_divergence(n, d, psi_eq, psi_aabb, 0.25)
+    assert res.params == ("lambda",) and res.loss_name == "linear"
+    np.testing.assert_allclose(res.estimates[0], [0.8], rtol=1e-8)
+    # the authors' linear least squares has a closed form for lambda: <D, s> / <s, s>
+    rng = np.random.default_rng(2)
+    noisy = d * (1 + 0.05 * rng.standard_normal(n.size))
+    s = np.sqrt(ups)
+    lam = fit_divergence(n, noisy, psi_eq, psi_aabb, 0.25).estimates[0, 0]
+    np.testing.assert_allclose(lam, noisy @ s / (s @ s), rtol=1e-8)
+    const = fit_divergence(n, 0.2 * np.sqrt(n * (n + 7.0)))
+    np.testing.assert_allclose(const.estimates[0], [0.2, 7.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="give all of psi_eq"):
+        fit_divergence(n, d, psi_eq)
+    with pytest.raises(ValueError, match="Upsilon"):
+        fit_divergence(n, d, np.full(n.size, 1.0), np.full(n.size, 0.1), 0.2)

@@ -28,6 +28,8 @@ from tokenscale_sim.fit.engine import (
     FitResult,
     fit_arrays,
     fit_curves,
+    fit_divergence,
+    predict,
 )
 from tokenscale_sim.fit.models import MODELS, Model, alpha_curve, get_model
 
@@ -46,8 +48,10 @@ __all__ = [
     "curves_from_arrays",
     "fit_arrays",
     "fit_curves",
+    "fit_divergence",
     "get_model",
     "load_dataset",
     "load_paper_scores",
+    "predict",
     "read_curves",
 ]

@@ -768,3 +768,40 @@ def predict(result: FitResult, n, aux=None) -> np.ndarray:
     aux = jnp.ones((u.shape[0], n.shape[0]), u.dtype) if aux is None else jnp.asarray(aux)
     lp = jax.vmap(lambda uu, a: model.log_predict(uu, n, a))(u, aux)
     return np.asarray(jnp.exp(lp))
+
+
+def fit_divergence(
+    n, d, psi_eq=None, psi_aabb=None, psi_ab=None, *, opts: FitOptions | None = None
+) -> FitResult:
+    r"""Fit ``E[D(n)] = lambda sqrt(Upsilon(n))`` to divergence curves ``d`` (m,) or (G, m).
+
+    With measured psi arrays (each broadcastable to ``d``) this is the authors' procedure: only
+    ``lambda`` is free, ``Upsilon(n) = n (1 - psi_eq) + n (n - 1) (psi_aabb - psi_ab)``
+    (:func:`tokenscale_sim.theory.upsilon`). Without psi's the constant-psi form
+    ``E[D] = scale sqrt(n (n + n_b))`` gives ``(scale, n_b)`` from the curve alone. The default
+    loss is ``"linear"`` (unweighted least squares of D, as the authors did).
+
+    >>> import numpy as np
+    >>> n = np.arange(1.0, 65.0)
+    >>> d = 0.3 * np.sqrt(n * (n + 12.0))
+    >>> [round(float(x), 6) for x in fit_divergence(n, d).estimates[0]]
+    [0.3, 12.0]
+    """
+    from tokenscale_sim import theory
+    from tokenscale_sim.fit.data import curves_from_arrays
+
+    opts = opts or FitOptions(loss="linear")
+    psis = (psi_eq, psi_aabb, psi_ab)
+    if all(p is None for p in psis):
+        return fit_curves(curves_from_arrays(n, d), "divergence_const", opts)
+    if any(p is None for p in psis):
+        raise ValueError("fit_divergence: give all of psi_eq, psi_aabb, psi_ab or none of them")
+    d2 = np.atleast_2d(np.asarray(d, float))
+    n2 = np.broadcast_to(np.asarray(n, float), d2.shape)
+    eq, aabb, ab = (np.broadcast_to(np.asarray(p, float), d2.shape) for p in psis)
+    ups = np.asarray(theory.upsilon(n2, eq, aabb, ab))
+    if not np.all(ups > 0):
+        raise ValueError(
+            f"fit_divergence: Upsilon(n) must be > 0 for every n, got min {np.nanmin(ups):g}"
+        )
+    return fit_curves(curves_from_arrays(n2, d2, aux=ups), "divergence_measured", opts)
