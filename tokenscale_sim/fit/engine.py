@@ -447,7 +447,8 @@ def profile_deviance(model: Model, opts: FitOptions, index: int, data: CurveArra
     """Profile deviance of one curve with ``u[index]`` held at each of ``values`` (K,) -> (K,).
 
     The other parameters start from variable projection (exact for ``n_b`` under the log loss)
-    and are re-optimised by L-BFGS.
+    and are re-optimised by L-BFGS; for models with ``n_b`` the profile over another parameter
+    also tries both ``n_b`` limits (the minimum of the three is the profile).
     """
     p = model.n_params
     mask = jnp.zeros(p, bool).at[index].set(True)
@@ -459,8 +460,18 @@ def profile_deviance(model: Model, opts: FitOptions, index: int, data: CurveArra
                 return deviance(model, opts, u0, data)
         else:
             u0, _ = project(model, data, jnp.zeros(model.k, dtype=data.n.dtype))
-        u, *_ = _solve_fixed(model, opts, data, u0, mask, jnp.zeros(p).at[index].set(value))
-        return deviance(model, opts, u, data)
+        fixed = jnp.zeros(p).at[index].set(value)
+        u, *_ = _solve_fixed(model, opts, data, u0, mask, fixed)
+        dev = deviance(model, opts, u, data)
+        if model.nb_index is None or model.nb_index == index:
+            return dev
+        both = mask.at[model.nb_index].set(True)
+        for limit in (-jnp.inf, jnp.inf):
+            u_lim, *_ = _solve_fixed(
+                model, opts, data, u0, both, fixed.at[model.nb_index].set(limit)
+            )
+            dev = jnp.minimum(dev, deviance(model, opts, u_lim, data))
+        return dev
 
     return jax.vmap(one)(values)
 
