@@ -41,18 +41,19 @@ def _scipy_fit(n, y, grid, span):
         if np.isfinite(v) and rss < best[0]:
             best = (rss, np.array([w[0], w[1], v]))
 
-    def f(x, log_c, beta, log_nb):
+    def f(x, log_c, beta, log_nb):  # exp(log_nb) may overflow to inf: the n_b -> inf limit
         return log_c + 0.5 * beta * (np.log(x) + np.log1p((x - 1) / (1 + np.exp(log_nb))))
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), np.errstate(over="ignore"):
             warnings.simplefilter("ignore", OptimizeWarning)
             u, _ = curve_fit(
                 f, n, log_y, p0=best[1], ftol=1e-14, xtol=1e-14, gtol=1e-14, maxfev=4000
             )
     except RuntimeError:
         return best[1], np.inf, False
-    rss = float(np.sum((log_y - f(n, *u)) ** 2))
+    with np.errstate(over="ignore"):
+        rss = float(np.sum((log_y - f(n, *u)) ** 2))
     interior = span[0] - 9.0 <= u[2] <= span[1] + 9.0
     return u, rss, bool(interior)
 
