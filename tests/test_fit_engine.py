@@ -225,3 +225,20 @@ def test_fit_divergence_measured_psi_and_constant_psi():
         fit_divergence(n, d, psi_eq)
     with pytest.raises(ValueError, match="Upsilon"):
         fit_divergence(n, d, np.full(n.size, 1.0), np.full(n.size, 0.1), 0.2)
+
+
+def test_adam_warm_up_and_zoom_line_search_options():
+    n = np.geomspace(1, 1000, 12)
+    cs = curves_from_arrays(n, 2.0 * n**0.25)
+    for opts in (
+        FitOptions(loss="linear", adam_steps=20),
+        FitOptions(loss="linear", linesearch="zoom"),
+    ):
+        res = fit_curves(cs, "powerlaw", opts)
+        np.testing.assert_allclose(res.estimates[0], [2.0, -0.25], rtol=1e-6)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        FitOptions(loss="l1")
+    with pytest.raises(ValueError, match="level must be in"):
+        FitOptions(level=1.0)
+    with pytest.raises(ValueError, match="linesearch must be"):
+        FitOptions(linesearch="wolfe")

@@ -89,6 +89,10 @@ class FitOptions:
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"FitOptions: loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.linesearch not in ("backtracking", "zoom"):
+            raise ValueError(
+                f"FitOptions: linesearch must be 'backtracking' or 'zoom', got {self.linesearch!r}"
+            )
         if not 0 < self.level < 1:
             raise ValueError(f"FitOptions: level must be in (0, 1), got {self.level!r}")
         if self.n_starts < 1 or self.max_iter < 1:
