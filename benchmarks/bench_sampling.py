@@ -7,8 +7,9 @@ Rate = token pairs per second: one replicate of ``n`` tokens per branch gives ``
 ``(h_i^A, h_i^B)`` of two ``d``-vectors. Each timed call draws a batch of replicates sized to
 about 2^24 normals (``jax.vmap`` over keys, jitted, compile excluded, best of repeats).
 
-- ``raw normal``: ``jax.random.normal`` for the same number of normals (2 n d per replicate),
-  the limit of any sampler that draws its own normals.
+- ``raw normal``: ``jax.random.normal`` for the same number of normals (2 n d per replicate,
+  one key per replicate, vmapped like the samplers), the limit of any sampler that draws its own
+  normals.
 - ``numpy dense``: a plain NumPy implementation: Cholesky factor of the dense 2n x 2n Sigma
   (computed once, untimed) times ``Generator.standard_normal`` draws, same dtype; its cost per
   pair grows like n.
@@ -68,10 +69,8 @@ def jax_runner(sample, batch: int):
 
 
 def raw_normal_runner(n: int, d: int, batch: int, dtype):
-    f = jax.jit(lambda k: jax.random.normal(k, (batch, 2, n, d), dtype))
-    key = jax.random.key(0)
-    jax.block_until_ready(f(key))
-    return lambda: jax.block_until_ready(f(key))
+    """``jax.random.normal`` for 2 n d normals per replicate key, vmapped like the samplers."""
+    return jax_runner(lambda key: jax.random.normal(key, (2, n, d), dtype), batch)
 
 
 def numpy_runner(factor: np.ndarray, n: int, d: int, batch: int, dtype):
