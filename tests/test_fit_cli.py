@@ -64,8 +64,10 @@ def test_fit_paper_powerlaw_prints_every_group(tmp_path, capsys):
 def test_fit_transition_test_and_broken(tmp_path, csv_file):
     out = tmp_path / "t"
     args = ["fit", str(csv_file), "--group", "benchmark", "--transition-test", "50", "--out"]
-    assert main([*args, str(out)]) == 0
+    assert main([*args, str(out), "--shared", "n_b"]) == 0
     assert "transition_p" in (out / "fits.csv").read_text().splitlines()[0]
+    assert json.loads((out / "fits.json").read_text())["tied"]["shared"] == ["n_b"]
+    assert main(["fit", str(csv_file), "--shared", "gamma"]) == 2
     assert main(["fit", str(csv_file), "--group", "benchmark", "--model", "broken"]) == 0
 
 

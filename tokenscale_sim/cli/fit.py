@@ -67,6 +67,12 @@ def register(sub) -> None:
         metavar="M",
         help="parametric-bootstrap LR test power law vs alpha(n) with M replicates (0: none)",
     )
+    p.add_argument(
+        "--shared",
+        default=None,
+        metavar="PARAMS",
+        help="also fit all curves jointly with these parameters tied, e.g. beta or n_b",
+    )
     p.add_argument("--out", default=None, help="output folder (CSV, JSON, figures)")
     p.add_argument("--overwrite", action="store_true", help="reuse an earlier fit folder")
     p.add_argument("--plot", action="store_true", help="write figures into --out")
@@ -187,6 +193,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("fit: --plot needs --out DIR")
     model = get_model(args.model)
     opts = engine.FitOptions(loss=args.loss, level=args.level)
+    shared = tuple(x.strip() for x in args.shared.split(",") if x.strip()) if args.shared else ()
+    if any(x not in model.params for x in shared):
+        raise UsageError(f"fit: --shared must name parameters of {model.params}, got {shared}")
     cs = load(args)
     fdata.check_curves(cs, model, args.loss)
     if model.name == "divergence_measured" and not args.aux_col:
@@ -216,7 +225,18 @@ def run(args: argparse.Namespace) -> int:
         test = uncertainty.transition_test(
             jax.random.fold_in(key, 1), cs, m=args.transition_test, opts=opts
         )
+    tied = uncertainty.fit_tied(cs, model, shared, opts) if shared else None
     _print_tables(cs, res, pl, boot)
+    if tied is not None:
+        values = ", ".join(
+            f"{p} = {_fmt(tied.estimates[0, model.params.index(p)])}" for p in shared
+        )
+        b = int(tied.boundary[0])
+        note = f"  [{engine.BOUNDARY[b]}]" if "n_b" in shared and b > 0 else ""
+        print(
+            f"\njoint fit, tied {', '.join(shared)}: {values}{note}; AIC {tied.aic:.2f} vs "
+            f"{float(np.sum(res.aic)):.2f} untied; converged: {'yes' if tied.converged else 'NO'}"
+        )
     if out is None:
         return 0
     written = [io.write_csv(out / "fits.csv", _table(cs, res, pl, boot, test))]
@@ -228,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
         "powerlaw": pl,
         "bootstrap": None if boot is None else boot._replace(estimates=None),
         "transition_test": test,
+        "tied": tied,
         "metadata": io.run_metadata(seed=args.seed, model=model.name, loss=args.loss),
     }
     written.append(io.write_json(out / "fits.json", payload))

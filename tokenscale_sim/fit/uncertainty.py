@@ -31,6 +31,7 @@ from tokenscale_sim.fit.engine import (
     CurveArrays,
     FitOptions,
     FitResult,
+    _data_span,
     _grid,
     _lbfgs,
     deviance,
@@ -346,8 +347,9 @@ class TiedResult(NamedTuple):
 
     ``estimates``/``se`` are (G, p) (shared columns repeat); ``shared`` names the tied ones;
     ``loss`` is the joint objective (sum over curves of each curve's loss); ``aic``/``bic`` of the
-    joint Gaussian likelihood with one residual variance per curve; ``boundary`` is the code of
-    ``engine.BOUNDARY`` for a shared ``n_b`` that drifted beyond the data range (-1 otherwise).
+    joint Gaussian likelihood with one residual variance per curve; ``boundary`` (G,) holds the
+    codes of ``engine.BOUNDARY`` per curve: an ``n_b`` (shared or not) that went beyond the
+    widened data range is reported as its limit 0 or inf (-1: model without ``n_b``).
     """
 
     model: str
@@ -360,7 +362,7 @@ class TiedResult(NamedTuple):
     bic: float
     converged: bool
     iterations: int
-    boundary: int
+    boundary: np.ndarray
 
 
 def fit_tied(
@@ -404,16 +406,33 @@ def fit_tied(
             starts.append(s)
     g, p = u0.shape
 
+    span = np.asarray(jax.vmap(_data_span)(data)).T  # (G, 2) ln n range per curve
+    nb_lo = jnp.asarray(span[:, 0] - opts.boundary_span)
+    nb_hi = jnp.asarray(span[:, 1] + opts.boundary_span)
+
     def unpack(joint):
         free = joint[int(tied.sum()) :].reshape(g, p - int(tied.sum()))
         full = jnp.zeros((g, p), joint.dtype)
         full = full.at[:, np.flatnonzero(tied)].set(joint[: int(tied.sum())])
-        return full.at[:, np.flatnonzero(~tied)].set(free)
+        full = full.at[:, np.flatnonzero(~tied)].set(free)
+        if model.nb_index is None:
+            return full
+        # ln n_b beyond the widened data range is a limit: clip it (flat loss, zero gradient)
+        j = model.nb_index
+        return full.at[:, j].set(jnp.clip(full[:, j], nb_lo, nb_hi))
 
     def fun(joint):
         return jnp.sum(jax.vmap(partial(objective, model, opts))(unpack(joint), data))
 
-    solve = jax.jit(jax.vmap(lambda j0: _lbfgs(fun, j0, opts)))
+    # one large, ill-conditioned problem (flat n_b directions): strong-Wolfe zoom line search and
+    # a longer history converge where the cheap vmapped backtracking default stalls
+    joint_opts = replace(
+        opts,
+        linesearch="zoom",
+        memory_size=max(opts.memory_size, 30),
+        max_iter=max(opts.max_iter, 2000),
+    )
+    solve = jax.jit(jax.vmap(lambda j0: _lbfgs(fun, j0, joint_opts)))
     js, values, gnorms, ks = solve(jnp.asarray(np.stack(starts)))
     best = int(np.nanargmin(np.where(np.isfinite(values), values, np.inf)))
     joint = js[best]
@@ -438,13 +457,16 @@ def fit_tied(
     jnat = np.asarray(jax.jacfwd(lambda jv: jax.vmap(model.natural)(unpack(jv)).ravel())(joint))
     var = np.diag(jnat @ cov_joint @ jnat.T).reshape(g, p)
     se = np.sqrt(np.where(np.isfinite(var) & (var >= 0), var, np.inf))
-    boundary = -1
-    if model.nb_index is not None and tied[model.nb_index]:
-        n = np.asarray(data.n)[np.asarray(data.weight) > 0]
-        nb = float(np.asarray(u)[0, model.nb_index])
-        low = np.log(n.min()) - opts.boundary_span
-        high = np.log(n.max()) + opts.boundary_span
-        boundary = 1 if nb < low else 2 if nb > high else 0
+    boundary = np.full(g, -1)
+    est = np.array(jax.vmap(model.natural)(u))
+    if model.nb_index is not None:
+        j = model.nb_index
+        ln_nb = np.asarray(u)[:, j]
+        boundary = np.where(
+            ln_nb <= np.asarray(nb_lo), 1, np.where(ln_nb >= np.asarray(nb_hi), 2, 0)
+        )
+        est[:, j] = np.where(boundary == 1, 0.0, np.where(boundary == 2, np.inf, est[:, j]))
+        se[:, j] = np.where(boundary > 0, np.inf, se[:, j])
     k_par = len(joint) + (0 if opts.loss == "weighted" else g)
     m_tot = counts.sum()
     m2ll = float(np.sum(counts * (np.log(2 * np.pi * rss / counts) + 1)))
@@ -452,7 +474,7 @@ def fit_tied(
         model.name,
         model.params,
         tuple(shared),
-        np.asarray(jax.vmap(model.natural)(u)),
+        est,
         se,
         float(values[best]),
         m2ll + 2 * k_par,
