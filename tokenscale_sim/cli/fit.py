@@ -23,7 +23,7 @@ import numpy as np
 from tokenscale_sim import io
 from tokenscale_sim.cli import UsageError
 from tokenscale_sim.fit import data as fdata
-from tokenscale_sim.fit import engine, uncertainty
+from tokenscale_sim.fit import engine, estimate, uncertainty
 from tokenscale_sim.fit.models import MODELS, get_model
 
 ALPHA_GRID = np.geomspace(1.0, 1024.0, 61)
@@ -110,7 +110,9 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}" if np.isfinite(x) else ("inf" if x > 0 else "-inf" if x < 0 else "nan")
 
 
-def _print_tables(cs: fdata.CurveSet, res: engine.FitResult, pl: engine.FitResult, boot) -> None:
+def _print_tables(
+    cs: fdata.CurveSet, res: estimate.FitResult, pl: estimate.FitResult, boot
+) -> None:
     first = [k[0] if k else "" for k in cs.keys]
     for head in dict.fromkeys(first):
         print(f"\n== {head or cs.source} ({res.model}, {res.loss_name} loss) ==")
@@ -133,7 +135,9 @@ def _print_tables(cs: fdata.CurveSet, res: engine.FitResult, pl: engine.FitResul
             print(" | ".join(cells))
 
 
-def _table(cs, res: engine.FitResult, pl: engine.FitResult, boot, test) -> dict[str, np.ndarray]:
+def _table(
+    cs, res: estimate.FitResult, pl: estimate.FitResult, boot, test
+) -> dict[str, np.ndarray]:
     cols: dict[str, np.ndarray] = {}
     for i, name in enumerate(cs.group or ("curve",)):
         cols[name] = np.array([k[i] if k else "curve" for k in cs.keys])
@@ -165,9 +169,9 @@ def _plots(out, cs, res, pl) -> list:
     n_grid = np.geomspace(
         float(cs.arrays.n[cs.arrays.weight > 0].min()), float(cs.arrays.n.max()), 80
     )
-    fits = {"power law": engine.predict(pl, n_grid)}
+    fits = {"power law": estimate.predict(pl, n_grid)}
     if res.model != "powerlaw" and res.model != "divergence_measured":
-        fits[res.model] = engine.predict(res, n_grid)
+        fits[res.model] = estimate.predict(res, n_grid)
     written = []
     first = [k[0] if len(k) > 1 else "" for k in cs.keys]
     for i, head in enumerate(dict.fromkeys(first)):
@@ -205,8 +209,8 @@ def run(args: argparse.Namespace) -> int:
     import jax
 
     key = jax.random.key(args.seed)
-    res = engine.fit_curves(cs, model, opts)
-    pl = res if model.name == "powerlaw" else engine.fit_curves(cs, "powerlaw", opts)
+    res = estimate.fit_curves(cs, model, opts)
+    pl = res if model.name == "powerlaw" else estimate.fit_curves(cs, "powerlaw", opts)
     boot = band = test = None
     if args.bootstrap:
         boot = uncertainty.bootstrap(

@@ -7,7 +7,8 @@ Typical use::
     res = fit.fit_curves(curves, "alpha_n")          # FitResult, one row per curve
     boot = fit.bootstrap(key, curves, res, m=1000)   # vmapped resamples
 
-Modules: :mod:`.models` (the laws), :mod:`.engine` (optax L-BFGS, vmapped), :mod:`.uncertainty`
+Modules: :mod:`.models` (the laws), :mod:`.engine` (optax L-BFGS, vmapped), :mod:`.estimate`
+(SEs, Wald and profile intervals, R^2, AIC/BIC), :mod:`.uncertainty`
 (bootstrap, profile likelihood, alpha(n) bands, model comparison), :mod:`.data` (input checks).
 """
 
@@ -20,17 +21,8 @@ from tokenscale_sim.fit.data import (
     load_paper_scores,
     read_curves,
 )
-from tokenscale_sim.fit.engine import (
-    BOUNDARY,
-    LOSSES,
-    CurveArrays,
-    FitOptions,
-    FitResult,
-    fit_arrays,
-    fit_curves,
-    fit_divergence,
-    predict,
-)
+from tokenscale_sim.fit.engine import BOUNDARY, LOSSES, CurveArrays, FitOptions
+from tokenscale_sim.fit.estimate import FitResult, fit_arrays, fit_curves, fit_divergence, predict
 from tokenscale_sim.fit.models import MODELS, Model, alpha_curve, get_model
 
 __all__ = [

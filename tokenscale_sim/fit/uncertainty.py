@@ -30,19 +30,21 @@ from tokenscale_sim.fit.data import CurveSet, check_curves
 from tokenscale_sim.fit.engine import (
     CurveArrays,
     FitOptions,
-    FitResult,
     _data_span,
     _grid,
     _lbfgs,
     deviance,
+    objective,
+    residuals,
+    solve_batch,
+)
+from tokenscale_sim.fit.estimate import (
+    FitResult,
     fit_arrays,
     interval_from_profile,
     lr_threshold,
     nb_profile_intervals,
-    objective,
     profile_deviance,
-    residuals,
-    solve_batch,
 )
 from tokenscale_sim.fit.models import Model, alpha_curve, get_model
 
@@ -194,7 +196,7 @@ def bootstrap(
     Args:
         key: ``jax.random`` key.
         curves: the fitted curves (G).
-        result: their :class:`~tokenscale_sim.fit.engine.FitResult`.
+        result: their :class:`~tokenscale_sim.fit.estimate.FitResult`.
         kind: one of :data:`KINDS`.
         m: number of resamples (>= 1000 recommended for 95 % intervals).
         opts: the :class:`FitOptions` of the fit (its ``loss`` must match ``result.loss_name``).
@@ -263,7 +265,7 @@ def profile_interval(
     """Profile-likelihood interval of ``param`` for each curve (threshold :func:`lr_threshold`).
 
     ``n_b`` uses the limits-aware grid of
-    :func:`~tokenscale_sim.fit.engine.nb_profile_intervals`; other parameters are profiled on
+    :func:`~tokenscale_sim.fit.estimate.nb_profile_intervals`; other parameters are profiled on
     ``u_hat +- width * se_u`` (41 points) in their unconstrained scale, and an end that reaches
     the grid edge is reported as open (+-inf, or 0 for positive parameters).
     """

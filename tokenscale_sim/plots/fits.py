@@ -1,7 +1,7 @@
 """Figures of fitted scaling laws: data with power-law and alpha(n) fits, alpha(n) bands.
 
 Everything here draws what it is given (computed by :mod:`tokenscale_sim.fit`) and computes
-nothing: the fitted curves come from :func:`tokenscale_sim.fit.engine.predict` and the bands from
+nothing: the fitted curves come from :func:`tokenscale_sim.fit.estimate.predict` and the bands from
 :func:`tokenscale_sim.fit.uncertainty.alpha_band`.
 """
 
