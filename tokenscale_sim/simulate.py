@@ -15,6 +15,8 @@ Design (DESIGN.md, "Monte Carlo at scale"):
   chunk's index vector is sharded over the replicate axis with ``jax.sharding.NamedSharding``
   (one mesh axis ``"replicates"`` over ``devices``); XLA partitions the vmapped computation.
   Device memory is ``O(chunk * n_max * d)``, flat in ``m``.
+- The next chunk is dispatched before the host pulls the current one, so device work overlaps
+  the transfer and the host-side merge.
 - Per-replicate statistics (``(S, n_max)`` values, ``S`` = 7 or 2) come back to the host and are
   merged in float64 with Chan's parallel update over fixed blocks of :data:`BLOCK` consecutive
   replicates (a block straddling two chunks waits in ``pending``). The merge order is therefore
@@ -441,12 +443,21 @@ def simulate(
     step, sharding = _step(structure, n_max, d, tokens, divergence_only, plan.devices)
     bar = tqdm(total=m, initial=state.done, disable=not progress, unit="rep", desc="simulate")
     last_save = time.monotonic()
+
+    def launch(start: int) -> tuple[int, jax.Array] | None:
+        """Dispatch the chunk starting at replicate ``start`` (asynchronously), if any is left."""
+        if start >= m:
+            return None
+        ids = jax.device_put(np.arange(start, start + chunk, dtype=np.uint32), sharding)
+        return start, step(key, ids)
+
     try:
-        while state.done < m:
-            start = state.done
-            ids = jax.device_put(np.arange(start, start + chunk, dtype=np.uint32), sharding)
+        in_flight = launch(state.done)
+        while in_flight is not None:
+            start, out = in_flight
+            in_flight = launch(start + chunk)  # the device works on the next chunk meanwhile
             take = min(chunk, m - start)
-            values = np.asarray(step(key, ids), dtype=np.float64)[:take]
+            values = np.asarray(out, dtype=np.float64)[:take]
             state = _absorb(state, values)
             bar.update(take)
             if checkpoint is not None and time.monotonic() - last_save >= checkpoint_seconds:
