@@ -44,7 +44,7 @@ def test_fit_csv_writes_tables_json_and_figures(tmp_path, csv_file, capsys):
     printed = capsys.readouterr().out
     assert "== A (alpha_n, log loss) ==" in printed and "acc" in printed
     names = {p.name for p in out.iterdir()}
-    assert {"fits.csv", "fits.json", "alpha_band.csv", "fits_00.png", "alpha_band.png"} <= names
+    assert {"fits.csv", "fits.json", "alpha_band.csv", "fits_00.png", "alpha_band_00.png"} <= names
     header = (out / "fits.csv").read_text().splitlines()[0].split(",")
     assert {"benchmark", "metric", "beta", "n_b_ci_high", "boundary", "powerlaw_alpha"} <= set(
         header

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from tokenscale_sim.fit.uncertainty import AlphaBand
-from tokenscale_sim.plots.fits import alpha_band_plot, fit_grid, fit_panel
+from tokenscale_sim.plots.fits import alpha_band_grid, alpha_band_plot, fit_grid, fit_panel
 
 
 def test_fit_panel_on_given_axes_and_grid_of_18():
@@ -31,4 +31,6 @@ def test_alpha_band_plot():
     band = AlphaBand(n, est, est - 0.05, est + 0.05, 0.95)
     fig = alpha_band_plot(band, ["a", "b"])
     assert "95%" in fig.axes[0].get_ylabel()
+    fig = alpha_band_grid(band, ["a", "b"], ncols=2)
+    assert [a.get_title() for a in fig.axes] == ["a", "b"]
     plt.close("all")

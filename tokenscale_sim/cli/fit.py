@@ -188,6 +188,23 @@ def _plots(out, cs, res, pl) -> list:
     return written
 
 
+def _band_plots(out, cs, band) -> list:
+    """alpha(n) bands, one figure per value of the first grouping column (as :func:`_plots`)."""
+    from tokenscale_sim.plots.fits import alpha_band_grid
+
+    first = [k[0] if len(k) > 1 else "" for k in cs.keys]
+    written = []
+    for i, head in enumerate(dict.fromkeys(first)):
+        idx = [g for g, f in enumerate(first) if f == head]
+        part = band._replace(estimate=band.estimate[idx], low=band.low[idx], high=band.high[idx])
+        labels = [" / ".join(cs.keys[g][1:] if len(cs.keys[g]) > 1 else cs.keys[g]) for g in idx]
+        fig = alpha_band_grid(part, labels, suptitle=head or None)
+        path = out / f"alpha_band_{i:02d}.png"
+        fig.savefig(path, dpi=110)
+        written.append(path)
+    return written
+
+
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.level < 1:
         raise UsageError(f"fit: --level must be in (0, 1), got {args.level}")
@@ -264,11 +281,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         written += _plots(out, cs, res, pl)
         if band is not None:
-            from tokenscale_sim.plots.fits import alpha_band_plot
-
-            fig = alpha_band_plot(band, [cs.label(g) for g in range(len(cs.keys))])
-            fig.savefig(out / "alpha_band.png", dpi=110)
-            written.append(out / "alpha_band.png")
+            written += _band_plots(out, cs, band)
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0

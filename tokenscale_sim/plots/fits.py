@@ -45,6 +45,18 @@ def fit_panel(
     return fig
 
 
+def _panel_grid(count: int, ncols: int) -> tuple[Figure, np.ndarray]:
+    """A constrained-layout grid with at least ``count`` panels; unused panels switched off."""
+    nrows = max(1, math.ceil(count / ncols))
+    fig, axs = plt.subplots(
+        nrows, ncols, figsize=(2.4 * ncols, 2.1 * nrows), layout="constrained", squeeze=False
+    )
+    flat = axs.ravel()
+    for ax in flat[count:]:
+        ax.set_axis_off()
+    return fig, flat
+
+
 def fit_grid(
     panels: Sequence[tuple[str, np.ndarray, np.ndarray]],
     n_grid,
@@ -61,16 +73,9 @@ def fit_grid(
         fits: ``{label: (G, K) fitted values}``.
         ncols: panels per row.
     """
-    g = len(panels)
-    nrows = max(1, math.ceil(g / ncols))
-    fig, axs = plt.subplots(
-        nrows, ncols, figsize=(2.4 * ncols, 2.1 * nrows), layout="constrained", squeeze=False
-    )
-    flat = axs.ravel()
+    fig, flat = _panel_grid(len(panels), ncols)
     for i, (title, n, y) in enumerate(panels):
         fit_panel(n, y, n_grid, {k: v[i] for k, v in fits.items()}, title=title, ax=flat[i])
-    for ax in flat[g:]:
-        ax.set_axis_off()
     handles, labels = flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8)
     if suptitle:
@@ -98,4 +103,31 @@ def alpha_band_plot(band, labels: Sequence[str] | None = None, *, ax: Axes | Non
     ax.axhline(0.0, color="0.6", lw=0.8)
     if labels is not None and len(labels) <= 12:
         ax.legend(fontsize=7)
+    return fig
+
+
+def alpha_band_grid(
+    band, labels: Sequence[str], *, ncols: int = 6, suptitle: str | None = None
+) -> Figure:
+    """One small :func:`alpha_band_plot` panel per curve (readable for the paper's 18 x 3 curves).
+
+    Args:
+        band: :class:`tokenscale_sim.fit.uncertainty.AlphaBand` with G curves.
+        labels: (G,) panel titles.
+    """
+    g = np.asarray(band.estimate).shape[0]
+    fig, flat = _panel_grid(g, ncols)
+    for i in range(g):
+        one = type(band)(
+            band.n, band.estimate[i : i + 1], band.low[i : i + 1], band.high[i : i + 1], band.level
+        )
+        alpha_band_plot(one, ax=flat[i])
+        flat[i].set_title(labels[i], fontsize=8)
+        flat[i].tick_params(labelsize=7)
+        flat[i].set_xlabel("")
+        flat[i].set_ylabel("")
+    fig.supylabel(f"alpha(n), {round(100 * band.level)}% band", fontsize=9)
+    fig.supxlabel("n (vision tokens)", fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
     return fig
