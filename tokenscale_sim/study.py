@@ -137,8 +137,6 @@ def monte_carlo_study(
     key, name: str, structure: st.Structure, config: StudyConfig, progress: bool
 ) -> MonteCarloStudy:
     """Simulate one structure and fit both divergence laws to its mean D(n)."""
-    from tokenscale_sim.hidden.measure import fit_law
-
     result = simulate(
         key,
         structure,
@@ -150,11 +148,14 @@ def monte_carlo_study(
     )
     n = np.asarray(result.n, dtype=float)
     mean_d = np.asarray(result.divergence.mean)
-    assert result.upsilon is not None
-    upsilon_hat = np.asarray(result.upsilon.mean)
-    law = fit_law(n, mean_d, upsilon_hat)
+    assert result.psi_eq is not None and result.psi_aa is not None
+    assert result.psi_bb is not None and result.psi_ab is not None
+    psi_eq, psi_ab = result.psi_eq.mean, result.psi_ab.mean
+    psi_aabb = (result.psi_aa.mean + result.psi_bb.mean) / 2
+    law = fit.fit_divergence(n, mean_d, psi_eq, psi_aabb, psi_ab)  # psi's as measured arrays
+    upsilon_hat = np.asarray(theory.upsilon(n, psi_eq, psi_aabb, psi_ab))
     law_curve = float(law.estimates[0, 0]) * np.sqrt(np.clip(upsilon_hat, 0, None))
-    nb_fit = fit.fit_curves(fit.curves_from_arrays(n, mean_d), "divergence_const")
+    nb_fit = fit.fit_divergence(n, mean_d)  # constant psi's: (scale, n_b) from D(n) alone
     n_b, status = _exact_transition(structure, config.n_max)
     return MonteCarloStudy(name, result, law, law_curve, nb_fit, n_b, status)
 

@@ -171,8 +171,7 @@ def _theory_section(study, out: Path) -> str:
 
 
 def _paper_section(study, out: Path, summary: dict) -> str:
-    from tokenscale_sim.fit import BOUNDARY
-    from tokenscale_sim.fit.engine import predict
+    from tokenscale_sim.fit import BOUNDARY, predict
     from tokenscale_sim.plots.fits import fit_grid
 
     p = study.paper
