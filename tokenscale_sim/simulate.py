@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 from tokenscale_sim import io, theory
 from tokenscale_sim import structures as st
-from tokenscale_sim.divergence import branch_statistics
+from tokenscale_sim.divergence import branch_statistics, divergence
 from tokenscale_sim.sampling import (
     TokenModel,
     _as_tokens,
@@ -246,7 +246,7 @@ def _step(
         def one(key: jax.Array, i: jax.Array) -> jax.Array:
             h = sample(jax.random.fold_in(key, i))
             if divergence_only:
-                div = jnp.linalg.norm(jnp.cumsum(h[0] - h[1], axis=0), axis=-1)
+                div = divergence(h)
                 return jnp.stack([div, div**2])
             s = branch_statistics(h)
             return jnp.stack(
