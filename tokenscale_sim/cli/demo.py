@@ -5,7 +5,7 @@ side, on built-in defaults, written into one folder a person can open and read t
   summary.json          every number of the report, with metadata (seed, versions, devices)
   mc_<structure>.csv    per-n Monte Carlo and exact curves of each structure
   paper_fits.csv        per benchmark: constant power law, alpha(n) law, n_b interval, test
-  vision_layers.csv     the real ViT-S measurement per layer (with the ``vision`` extra)
+  vision_<k>.csv        the real ViT-S measurement per layer and pair kind (``vision`` extra)
   *.png                 the figures
 
 ``--size tiny`` runs in seconds (tests); the default takes about two minutes on 2 CPU cores.
@@ -250,48 +250,54 @@ def _vision_section(study, out: Path, summary: dict) -> str:
         )
     from tokenscale_sim.plots.hidden import layer_summary, overview
 
-    rows, cols = (
-        [],
-        {
+    summary["vision"] = {"note": study.vision_note}
+    parts = [f"<p>{html.escape(study.vision_note)}.</p>"]
+    for k, (kind, layers) in enumerate(study.vision.items()):
+        cols = {
             "layer": [],
-            "psi_eq_N": [],
-            "delta_N": [],
+            "min_delta": [],
             "n_b": [],
             "n_b_status": [],
             "lambda": [],
             "mean_over_bound_N": [],
-        },
-    )
-    for layer, m in study.vision.items():
-        lam = float(m.fit.estimates[0, 0]) if m.fit is not None else float("nan")
-        vals = [
-            layer,
-            m.curves["psi_eq"].mean[-1],
-            m.curves["delta"].mean[-1],
-            m.transition.n_b,
-            m.transition.status,
-            lam,
-            m.ratio[-1],
+        }
+        for layer, m in layers.items():
+            lam = float(m.fit.estimates[0, 0]) if m.fit is not None else float("nan")
+            vals = [
+                layer,
+                float(np.nanmin(m.curves["delta"].mean)),
+                m.transition.n_b,
+                m.transition.status,
+                lam,
+                float(m.ratio[-1]),
+            ]
+            for key, v in zip(cols, vals, strict=True):
+                cols[key].append(v)
+        io.write_csv(out / f"vision_{k}.csv", cols)
+        summary["vision"][kind] = cols
+        rows = [
+            [c[0], _fmt(c[1]), _fmt(c[2]), c[3], _fmt(c[4]), _fmt(c[5])]
+            for c in zip(*cols.values(), strict=True)
         ]
-        for k, v in zip(cols, vals, strict=True):
-            cols[k].append(v)
-        rows.append(
-            [layer, _fmt(vals[1]), _fmt(vals[2]), _fmt(vals[3]), vals[4], _fmt(lam), _fmt(vals[6])]
+        first = min(layers)
+        a = _save(
+            layer_summary(layers, title=f"ViT-S per layer: {kind}"), out, f"vision_{k}_layers.png"
         )
-    io.write_csv(out / "vision_layers.csv", cols)
-    summary["vision"] = {"note": study.vision_note, "layers": cols}
-    last = max(study.vision)
-    a = _save(layer_summary(study.vision, title="ViT-S per layer"), out, "vision_layers.png")
-    b = _save(overview(study.vision[last], title=f"ViT-S layer {last}"), out, "vision_last.png")
-    return (
-        f"<p>{html.escape(study.vision_note)}.</p>"
-        + _table(
-            ["layer", "ψ_eq(N)", "Δ(N)", "n_b (fixed point)", "status", "λ", "mean D / bound at N"],
-            rows,
+        b = _save(
+            overview(layers[first], title=f"ViT-S layer {first}: {kind}"),
+            out,
+            f"vision_{k}_layer{first}.png",
         )
-        + f'<figure><img src="{a}" alt="layers"></figure>'
-        + f'<figure><img src="{b}" alt="last layer"></figure>'
-    )
+        parts.append(
+            f"<h3>{html.escape(kind)}</h3>"
+            + _table(
+                ["layer", "min Δ(n)", "n_b (fixed point)", "status", "λ", "mean D / bound at N"],
+                rows,
+            )
+            + f'<figure><img src="{a}" alt="layers"></figure>'
+            + f'<figure><img src="{b}" alt="layer {first}"></figure>'
+        )
+    return "".join(parts)
 
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;
@@ -339,6 +345,8 @@ def run(args: argparse.Namespace) -> int:
     from tokenscale_sim.study import StudyConfig, run_study
 
     out = io.prepare_out_dir(args.out, KIND, overwrite=args.overwrite)
+    for stale in (*out.glob("*.png"), *out.glob("*.csv"), out / "index.html", out / "summary.json"):
+        stale.unlink(missing_ok=True)  # an earlier report being replaced (--overwrite)
     config = StudyConfig.tiny() if args.size == "tiny" else StudyConfig()
     config = StudyConfig(
         **{**config.__dict__, "seed": args.seed, **({"vision_pairs": 0} if args.no_vision else {})}
