@@ -51,6 +51,7 @@ from tqdm import tqdm
 from tokenscale_sim import io, theory
 from tokenscale_sim import structures as st
 from tokenscale_sim.divergence import branch_statistics, divergence
+from tokenscale_sim.moments import RunningMoments, block_moments, merge
 from tokenscale_sim.sampling import (
     TokenModel,
     _as_tokens,
@@ -180,15 +181,9 @@ class SimulationState(NamedTuple):
 def _merge(
     count: int, mean: np.ndarray, m2: np.ndarray, block: np.ndarray
 ) -> tuple[int, np.ndarray, np.ndarray]:
-    """Chan et al. parallel update of (count, mean, M2) with a block of values ``(b, ...)``."""
-    b = block.shape[0]
-    b_mean = block.mean(axis=0)
-    b_m2 = ((block - b_mean) ** 2).sum(axis=0)
-    total = count + b
-    delta = b_mean - mean
-    mean = mean + delta * (b / total)
-    m2 = m2 + b_m2 + delta**2 * (count * b / total)
-    return total, mean, m2
+    """Merge a block of per-replicate values ``(b, ...)`` into (count, mean, M2) (Chan)."""
+    merged = merge(RunningMoments(count, mean, m2), block_moments(block))
+    return int(merged.count), np.asarray(merged.mean), np.asarray(merged.m2)
 
 
 def _absorb(state: SimulationState, values: np.ndarray) -> SimulationState:

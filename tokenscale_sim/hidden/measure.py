@@ -28,46 +28,14 @@ import numpy as np
 
 from tokenscale_sim import divergence, theory
 from tokenscale_sim.hidden.arrays import HiddenSource, PairChunk, from_arrays, iter_pairs
+from tokenscale_sim.moments import RunningMoments, block_moments, merge
 
 if TYPE_CHECKING:
     from tokenscale_sim.fit import FitResult
 
 FIELDS = ("divergence", "psi_eq", "psi_aa", "psi_bb", "psi_ab", "psi_aabb", "delta", "upsilon")
-"""Per-pair statistics averaged over pairs, in the order of :class:`Moments`' leading axis."""
+"""Per-pair statistics averaged over pairs: the leading axis of the accumulated moments."""
 NB_STATUS = ("crossing", "beyond", "linear_from_start", "no_transition")
-
-
-class Moments(NamedTuple):
-    """Running count, mean and sum of squared deviations per field and n (Chan/Welford).
-
-    Attributes:
-        count: (F, N) pairs seen per field and n (pairwise fields have 0 at n = 1).
-        mean: (F, N) float64, F = len(FIELDS).
-        m2: (F, N) float64.
-    """
-
-    count: np.ndarray
-    mean: np.ndarray
-    m2: np.ndarray
-
-
-def _chunk_moments(values: np.ndarray, valid: np.ndarray) -> Moments:
-    """values (F, c, N), valid (F, c, N) -> Moments of this chunk (count per field and n)."""
-    count = valid.sum(axis=1)
-    filled = np.where(valid, values, 0.0)
-    mean = filled.sum(axis=1) / np.maximum(count, 1)
-    m2 = (np.where(valid, values - mean[:, None], 0.0) ** 2).sum(axis=1)
-    return Moments(count, mean, m2)
-
-
-def merge_moments(x: Moments, y: Moments) -> Moments:
-    """Chan et al. parallel merge of two :class:`Moments` (counts per field and n)."""
-    count = x.count + y.count
-    safe = np.maximum(count, 1)
-    delta = y.mean - x.mean
-    mean = x.mean + delta * y.count / safe
-    m2 = x.m2 + y.m2 + delta**2 * x.count * y.count / safe
-    return Moments(count, mean, m2)
 
 
 def pair_statistics(chunk: PairChunk, *, normalise: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -142,19 +110,19 @@ def _boot_chunk(values: np.ndarray, valid: np.ndarray, weights: np.ndarray) -> B
 class Accumulated(NamedTuple):
     """What :func:`accumulate` keeps while streaming: moments and, optionally, bootstrap sums."""
 
-    moments: Moments
+    moments: RunningMoments
     boot: BootSums | None
 
 
 def accumulate(chunks: Iterable[PairChunk], options: MeasureOptions) -> Accumulated:
-    """Stream chunks of pairs into per-n :class:`Moments` of :data:`FIELDS` (and :class:`BootSums`
+    """Stream chunks of pairs into per-n moments of :data:`FIELDS` (and :class:`BootSums`
     when ``options.bootstrap`` replicates are asked for), in O(B N + F N) memory."""
-    total: Moments | None = None
+    total: RunningMoments | None = None
     boot: BootSums | None = None
     for chunk in chunks:
         values, valid = pair_statistics(chunk, normalise=options.normalise)
-        part = _chunk_moments(values, valid)
-        total = part if total is None else merge_moments(total, part)
+        part = block_moments(values, valid, axis=1)
+        total = part if total is None else merge(total, part)
         if options.bootstrap:
             w = pair_weights(chunk.start, len(chunk.lengths), options.bootstrap, options.seed)
             sums = _boot_chunk(values, valid, w)
@@ -220,7 +188,7 @@ class Measurement(NamedTuple):
 def summarise(acc: Accumulated, options: MeasureOptions, *, pairs: int, d: int) -> Measurement:
     """Turn streamed sums into a :class:`Measurement` (and fit the divergence law)."""
     moments = acc.moments
-    count = moments.count
+    count = np.asarray(moments.count)  # (F, N) with masks
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, moments.mean, np.nan)
         std = np.sqrt(np.where(count > 1, moments.m2 / np.maximum(count - 1, 1), np.nan))
