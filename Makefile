@@ -30,7 +30,7 @@ lint: $(VENV)/.test
 test: lint
 	$(PY) -m pytest -q
 
-bench: $(VENV)/.base
+bench: $(VENV)/.test
 	$(PY) benchmarks/run_all.py
 
 clean:
