@@ -7,6 +7,13 @@ import argparse
 from tokenscale_sim import structures
 
 
+def add_command(sub, name: str, help: str, doc: str | None) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` whose ``--help`` shows the module docstring ``doc`` verbatim."""
+    return sub.add_parser(
+        name, help=help, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
 def add_structure_args(parser: argparse.ArgumentParser, *, default: str = "exchangeable") -> None:
     """Add ``--structure`` and its parameters (unused ones are ignored per structure)."""
     g = parser.add_argument_group("correlation structure")

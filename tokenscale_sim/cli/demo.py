@@ -23,17 +23,13 @@ from typing import Any
 import numpy as np
 
 from tokenscale_sim import io
+from tokenscale_sim.cli._common import add_command
 
 KIND = "demo"
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="the end-to-end study: figures, tables, HTML report",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(sub, "demo", "the end-to-end study: figures, tables, HTML report", __doc__)
     p.add_argument(
         "--out", default="tokenscale-report", help="output folder (default: %(default)s)"
     )

@@ -22,6 +22,7 @@ import numpy as np
 
 from tokenscale_sim import io
 from tokenscale_sim.cli import UsageError
+from tokenscale_sim.cli._common import add_command
 from tokenscale_sim.fit import data as fdata
 from tokenscale_sim.fit import engine, estimate, uncertainty
 from tokenscale_sim.fit.models import MODELS, get_model
@@ -30,11 +31,8 @@ ALPHA_GRID = np.geomspace(1.0, 1024.0, 61)
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "fit",
-        help="fit power-law / alpha(n) / broken / divergence laws to curves",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = add_command(
+        sub, "fit", "fit power-law / alpha(n) / broken / divergence laws to curves", __doc__
     )
     p.add_argument(
         "file", nargs="?", help="CSV file, or a built-in dataset: " + ", ".join(fdata.DATASETS)

@@ -29,7 +29,7 @@ import numpy as np
 
 from tokenscale_sim import io
 from tokenscale_sim.cli import UsageError
-from tokenscale_sim.cli._common import positive_int
+from tokenscale_sim.cli._common import add_command, positive_int
 from tokenscale_sim.fit import LOSSES
 from tokenscale_sim.hidden import arrays, vit
 from tokenscale_sim.hidden.measure import (
@@ -44,11 +44,8 @@ MODELS = ("vit-s",)
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "measure",
-        help="psi(n), D(n), divergence-law fit and n_b on real hidden states",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = add_command(
+        sub, "measure", "psi(n), D(n), divergence-law fit and n_b on real hidden states", __doc__
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--hidden", nargs="+", metavar="FILE", help="hidden-state file (or A and B)")

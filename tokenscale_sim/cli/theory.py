@@ -17,7 +17,12 @@ import sys
 import numpy as np
 
 from tokenscale_sim import io, theory
-from tokenscale_sim.cli._common import add_structure_args, positive_int, structure_from_args
+from tokenscale_sim.cli._common import (
+    add_command,
+    add_structure_args,
+    positive_int,
+    structure_from_args,
+)
 from tokenscale_sim.structures import constant_psi
 
 COLUMNS = (
@@ -35,11 +40,8 @@ COLUMNS = (
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "theory",
-        help="closed-form curves (Upsilon, bound, E[D], n_b, alpha(n))",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = add_command(
+        sub, "theory", "closed-form curves (Upsilon, bound, E[D], n_b, alpha(n))", __doc__
     )
     add_structure_args(p)
     p.add_argument(
