@@ -28,6 +28,28 @@ Design (DESIGN.md, "Monte Carlo at scale"):
   (``m`` may be raised on resume; everything else must match, checked by a fingerprint).
   :func:`save_state`/:func:`load_state` store it as ``.npz`` (a departure from "only cli/io touch
   files": checkpoints belong to the engine users run for hours).
+
+Several processes (multi-host), through JAX's own machinery (``jax.distributed``, ``jax.sharding``,
+``jax.experimental.multihost_utils``), with no scheduler of ours:
+
+- Every process runs ``jax.distributed.initialize(...)`` first and then calls :func:`simulate`
+  with the same arguments (``devices`` default: the global ``jax.devices()``, the same list on
+  every process). The mesh then spans all processes; each chunk's replicate ids are one global
+  ``jax.Array`` built with ``jax.make_array_from_callback`` (every process fills only the shards
+  of its own devices), and the per-replicate statistics of the chunk are all-gathered with
+  ``multihost_utils.process_allgather``, so every process merges the same values in the same
+  order and ends with the identical result, equal (to ~1e-15 relative) to a single-process run
+  with the same key.
+- At the start one small all-gather checks that the key, structure and settings agree on every
+  process (``ValueError`` otherwise), and ``state`` is taken from process 0 (broadcast with
+  ``multihost_utils.broadcast_one_to_all``), so only process 0 needs the checkpoint file.
+- Only process 0 shows the progress bar and calls ``checkpoint`` (the CLI writes files on
+  process 0 only).
+- On CPU, cross-process collectives use gloo (``jax_cpu_collectives_implementation``, default
+  ``"gloo"`` in jax 0.10); ``tests/test_distributed.py`` runs two local processes of two CPU
+  devices each against a single-process run.
+- A process given only its own local devices (``devices=jax.local_devices()``) runs the whole
+  simulation by itself, without collectives.
 """
 
 from __future__ import annotations
@@ -38,6 +60,7 @@ import math
 import statistics
 import sys
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -45,6 +68,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
@@ -216,6 +240,56 @@ def _fingerprint(key: jax.Array, structure: st.Structure, layout: dict[str, Any]
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _agree_across_processes(what: str) -> None:
+    """Raise on every process unless all processes passed the same ``what`` (one all-gather)."""
+    digest = np.asarray(zlib.crc32(what.encode()), dtype=np.uint32)
+    digests = np.asarray(multihost_utils.process_allgather(digest))
+    if np.any(digests != digests[0]):
+        raise ValueError(
+            "simulate: every process must pass the same key, structure and settings in a "
+            f"multi-process run, got differing ones (digests {digests.tolist()} by process)"
+        )
+
+
+def _state_from_process_0(
+    state: SimulationState | None, fingerprint: str, shape: tuple[int, int]
+) -> SimulationState | None:
+    """Process 0's ``state`` (or None) on every process. Float64 travels as pairs of uint32, so
+    nothing is rounded when x64 is off; a state of another run arrives as an empty fingerprint
+    (refused by the caller on every process)."""
+    have = jax.process_index() == 0 and state is not None
+    head = np.zeros(4, dtype=np.uint32)
+    if have:
+        assert state is not None
+        head[:] = (1, state.count, state.pending.shape[0], state.fingerprint == fingerprint)
+    head = np.asarray(multihost_utils.broadcast_one_to_all(head))
+    if not head[0]:
+        return None
+    count, rows, same = int(head[1]), int(head[2]), bool(head[3])
+    if not same:
+        return SimulationState(
+            count, np.zeros(shape), np.zeros(shape), np.zeros((rows, *shape)), ""
+        )
+    size = (2 + rows) * shape[0] * shape[1]
+    payload = np.zeros(size, dtype=np.float64)
+    if have:
+        assert state is not None
+        payload = np.concatenate([state.mean.ravel(), state.m2.ravel(), state.pending.ravel()])
+    words = np.asarray(multihost_utils.broadcast_one_to_all(payload.view(np.uint32)))
+    values = words.astype(np.uint32).view(np.float64)
+    mean, m2, pending = np.split(values, [shape[0] * shape[1], 2 * shape[0] * shape[1]])
+    return SimulationState(
+        count, mean.reshape(shape), m2.reshape(shape), pending.reshape(rows, *shape), fingerprint
+    )
+
+
+def _fetch(out: jax.Array) -> np.ndarray:
+    """A chunk's statistics as float64 NumPy on this process, all-gathered across processes."""
+    if out.is_fully_addressable:
+        return np.asarray(out, dtype=np.float64)
+    return np.asarray(multihost_utils.process_allgather(out, tiled=True), dtype=np.float64)
+
+
 @functools.lru_cache(maxsize=16)
 def _step(
     structure: st.Structure,
@@ -329,6 +403,12 @@ def check_simulation(
     devs = tuple(jax.devices() if devices is None else devices)
     if not devs:
         raise ValueError("simulate: devices must name at least one device, got []")
+    owners = sorted({int(dev.process_index) for dev in devs})
+    if jax.process_index() not in owners:
+        raise ValueError(
+            f"simulate: devices must include a device of this process ({jax.process_index()}), "
+            f"got devices of processes {owners}"
+        )
     chunk = -(-chunk // len(devs)) * len(devs)
     if m + chunk > 2**32:
         raise ValueError(f"simulate: m must be <= 2^32 - chunk (uint32 replicate ids), got {m}")
@@ -376,11 +456,15 @@ def simulate(
         confidence: level of the normal-approximation band (0 < confidence < 1).
         exact_psi: compute the exact expected-cosine psi curves (``O(n_max^2)`` memory); None:
             when ``n_max <= EXACT_PSI_MAX_N``.
-        devices: devices to shard the replicate axis over (default: all of ``jax.devices()``).
-        progress: show a tqdm progress bar (stderr).
-        state: a :class:`SimulationState` from ``checkpoint`` / :func:`load_state` to resume.
+        devices: devices to shard the replicate axis over (default: all of ``jax.devices()``,
+            which spans every process after ``jax.distributed.initialize``; see the module
+            docstring for multi-process runs).
+        progress: show a tqdm progress bar (stderr; on process 0 only).
+        state: a :class:`SimulationState` from ``checkpoint`` / :func:`load_state` to resume
+            (multi-process: process 0's, broadcast to the others).
         checkpoint: called with the state after a chunk once ``checkpoint_seconds`` have passed
-            since the last call, on interruption (``KeyboardInterrupt``) and at the end.
+            since the last call, on interruption (``KeyboardInterrupt``) and at the end; on
+            process 0 only.
         checkpoint_seconds: minimum seconds between periodic checkpoints (0: every chunk).
         max_chunk_bytes: limit on one chunk's estimated device memory (:func:`check_simulation`).
         metadata: extra entries for ``result.metadata`` (e.g. the seed).
@@ -390,7 +474,8 @@ def simulate(
 
     Raises:
         ValueError: bad sizes, a structure that fails validation, a chunk beyond
-            ``max_chunk_bytes``, or a ``state`` from another configuration.
+            ``max_chunk_bytes``, a ``state`` from another configuration, or processes of a
+            multi-process run that disagree on the arguments.
 
     Example:
         >>> import jax
@@ -424,6 +509,14 @@ def simulate(
         "stats": list(stats),
     }
     fingerprint = _fingerprint(key, structure, layout)
+    if exact_psi is None:
+        exact_psi = n_max <= EXACT_PSI_MAX_N
+    if len({dev.process_index for dev in plan.devices}) > 1:
+        devs = [(dev.process_index, dev.id) for dev in plan.devices]
+        _agree_across_processes(repr((fingerprint, m, chunk, devs, confidence, exact_psi)))
+        state = _state_from_process_0(state, fingerprint, (len(stats), n_max))
+    lead = jax.process_index() == 0
+    save = checkpoint if lead else None
     zeros = np.zeros((len(stats), n_max))
     if state is None:
         state = SimulationState(0, zeros, zeros.copy(), np.zeros((0, *zeros.shape)), fingerprint)
@@ -436,14 +529,17 @@ def simulate(
         raise ValueError(f"simulate: m must be >= the {state.done} replicates in state, got {m}")
 
     step, sharding = _step(structure, n_max, d, tokens, divergence_only, plan.devices)
-    bar = tqdm(total=m, initial=state.done, disable=not progress, unit="rep", desc="simulate")
+    bar = tqdm(
+        total=m, initial=state.done, disable=not (progress and lead), unit="rep", desc="simulate"
+    )
     last_save = time.monotonic()
 
     def launch(start: int) -> tuple[int, jax.Array] | None:
         """Dispatch the chunk starting at replicate ``start`` (asynchronously), if any is left."""
         if start >= m:
             return None
-        ids = jax.device_put(np.arange(start, start + chunk, dtype=np.uint32), sharding)
+        every = np.arange(start, start + chunk, dtype=np.uint32)
+        ids = jax.make_array_from_callback((chunk,), sharding, lambda index: every[index])
         return start, step(key, ids)
 
     try:
@@ -452,26 +548,24 @@ def simulate(
             start, out = in_flight
             in_flight = launch(start + chunk)  # the device works on the next chunk meanwhile
             take = min(chunk, m - start)
-            values = np.asarray(out, dtype=np.float64)[:take]
+            values = _fetch(out)[:take]
             state = _absorb(state, values)
             bar.update(take)
-            if checkpoint is not None and time.monotonic() - last_save >= checkpoint_seconds:
-                checkpoint(state)
+            if save is not None and time.monotonic() - last_save >= checkpoint_seconds:
+                save(state)
                 last_save = time.monotonic()
     except KeyboardInterrupt:
-        if checkpoint is not None:
-            checkpoint(state)
+        if save is not None:
+            save(state)
         raise
     finally:
         bar.close()
-    if checkpoint is not None:
-        checkpoint(state)
+    if save is not None:
+        save(state)
 
     moments = _moments(state, confidence)
     by_name: dict[str, Moments | None] = dict.fromkeys(ALL_STATS)
     by_name.update(zip(stats, moments, strict=True))
-    if exact_psi is None:
-        exact_psi = n_max <= EXACT_PSI_MAX_N
     meta = io.run_metadata(
         structure=repr(structure),
         structure_name=getattr(structure, "name", None),
@@ -488,6 +582,7 @@ def simulate(
         sampler=list(sampler_methods(structure, n_max)),
         fast_path=divergence_only and tokens.kind == "gaussian",
         sharded_over=[str(dev) for dev in plan.devices],
+        processes=len({dev.process_index for dev in plan.devices}),
         block=BLOCK,
     )
     meta.update(metadata or {})

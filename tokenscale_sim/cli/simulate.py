@@ -13,6 +13,19 @@ of --chunk, and writes into --out:
   simulation.png    with --plot
 
 Nothing is overwritten without --overwrite; a folder holding another kind of run is refused.
+
+Several processes (hosts) with --distributed: start the same command once per process; each calls
+jax.distributed.initialize(), which reads
+
+  JAX_COORDINATOR_ADDRESS  host:port of process 0's coordinator (read by JAX itself)
+  JAX_NUM_PROCESSES        number of processes   (read by tokenscale, passed to JAX)
+  JAX_PROCESS_ID           this process, 0..N-1  (read by tokenscale, passed to JAX)
+
+or, where those are unset, detects them under SLURM, Open MPI, Kubernetes or Cloud TPU. The
+replicates are sharded over the devices of all processes and every process computes the same
+result; only process 0 shows the progress bar and writes --out (checkpoints included), so
+--resume needs the checkpoint on process 0's file system only. On CPU the processes talk
+through gloo collectives.
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -114,6 +128,12 @@ def register(sub) -> None:
     o.add_argument("--overwrite", action="store_true", help="replace a previous simulate run")
     o.add_argument("--plot", action="store_true", help="also write simulation.png")
     o.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    o.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-process run with jax.distributed.initialize() (environment above); "
+        "process 0 writes the files",
+    )
     p.set_defaults(func=run)
 
 
@@ -137,29 +157,46 @@ def run(args: argparse.Namespace) -> int:
         "confidence": args.confidence,
         "max_chunk_bytes": int(args.max_chunk_gb * 2**30),
     }
+    if args.distributed:
+        initialize_distributed()
     check_simulation(structure, **options)  # every input error before any file is touched
-    out = io.prepare_out_dir(args.out, KIND, overwrite=args.overwrite, resume=args.resume)
+    lead = jax.process_index() == 0
+    out, state, failure = Path(args.out), None, None
     ckpt = out / CHECKPOINT
-    if args.overwrite:
-        for name in OUTPUTS:
-            (out / name).unlink(missing_ok=True)
-    state = None
-    if args.resume and ckpt.exists():
-        state = load_state(ckpt)
-        if not args.quiet:
-            print(f"resuming from {state.done} replicates in {ckpt}", file=sys.stderr)
+    if lead:
+        try:
+            out = io.prepare_out_dir(args.out, KIND, overwrite=args.overwrite, resume=args.resume)
+            if args.overwrite:
+                for name in OUTPUTS:
+                    (out / name).unlink(missing_ok=True)
+            if args.resume and ckpt.exists():
+                state = load_state(ckpt)
+                if not args.quiet:
+                    print(f"resuming from {state.done} replicates in {ckpt}", file=sys.stderr)
+        except Exception as err:  # re-raised below, after telling the other processes
+            failure = err
+    if jax.process_count() > 1:  # every process stops when process 0 cannot use --out
+        from jax.experimental import multihost_utils
+
+        ok = multihost_utils.broadcast_one_to_all(np.asarray(failure is None, dtype=np.uint32))
+        if not ok and failure is None:
+            raise UsageError("process 0 could not prepare --out (see its error)")
+    if failure is not None:
+        raise failure
 
     result = simulate(
         jax.random.key(args.seed),
         structure,
         divergence_only=args.divergence_only,
         progress=not args.quiet,
-        state=state,
+        state=state,  # multi-process: process 0's, which alone calls checkpoint
         checkpoint=lambda s: save_state(ckpt, s),
         checkpoint_seconds=args.checkpoint_every,
         metadata={"seed": args.seed, "command": "tokenscale simulate"},
         **options,
     )
+    if not lead:
+        return 0
     write_result(out, result)
     if args.plot:
         from tokenscale_sim.plots.simulation import plot_simulation
@@ -169,6 +206,30 @@ def run(args: argparse.Namespace) -> int:
         print(summary(result))
         print(f"wrote {out}/simulation.csv, simulation.npz, result.json")
     return 0
+
+
+def initialize_distributed() -> None:
+    """``jax.distributed.initialize()`` from the environment (module docstring); a no-op when
+    this process already joined a distributed run."""
+    import jax
+
+    if jax.distributed.is_initialized():
+        return
+    settings: list[int | None] = []
+    for var in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        text = os.environ.get(var)
+        try:
+            settings.append(int(text) if text else None)
+        except ValueError:
+            raise UsageError(f"--distributed: {var} must be an integer, got {text!r}") from None
+    try:
+        jax.distributed.initialize(num_processes=settings[0], process_id=settings[1])
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise UsageError(
+            f"--distributed: jax.distributed.initialize() failed: {err} (set "
+            "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID, or run under SLURM, "
+            "Open MPI, Kubernetes or Cloud TPU)"
+        ) from err
 
 
 def write_result(out: Path, result) -> None:
