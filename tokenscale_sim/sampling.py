@@ -2,28 +2,35 @@
 
 Gaussian token model (THEORY.md): the ``2n`` tokens ``[A_1..A_n, B_1..B_n]`` have iid feature
 columns ``~ N(0, Sigma / d)`` with ``Sigma = sum_r C_r (x) K_r`` (:mod:`tokenscale_sim.structures`),
-so ``E|h_i|^2 = 1``. A term ``C (x) K`` is drawn as ``X = C^{1/2} G`` where ``G`` has iid columns
-``N(0, K)`` along positions and ``C^{1/2}`` (2 x 2, from ``eigh``) mixes the branches; terms add
-independent draws. Each kernel is drawn at the cost its structure allows (all factors are
-computed once, in NumPy float64, when the sampler is built; no 2n x 2n Cholesky for structured
-kernels, and never ``jax.random.multivariate_normal``, which can return NaN in float32):
+so ``E|h_i|^2 = 1``. A term ``C (x) K`` is drawn as ``X = F G`` where ``G`` has iid columns
+``N(0, K)`` along positions and ``F F' = C`` (the 2 x 2 lower Cholesky factor, zero columns
+dropped, so a rank-one C such as a shared component draws one branch of normals) mixes the
+branches elementwise, fused by XLA into the pass that writes ``h``; terms add independent
+draws. Each kernel is drawn at the cost its structure allows (all factors are computed once, in
+NumPy float64, when the sampler is built; no 2n x 2n Cholesky for structured kernels, and never
+``jax.random.multivariate_normal``, which can return NaN in float32):
 
 ==============================  ==============================================  ===============
 kernel                          method                                          cost per column
 ==============================  ==============================================  ===============
 ``Identity``                    iid normals                                     O(n)
 ``Ones`` (exchangeable/shared)  one normal broadcast over positions (factor)    O(1)
-``Exponential`` (AR(1))         x_i = phi x_{i-1} + sqrt(1-phi^2) z_i: 16 x 16  O(n)
-                                Toeplitz matmuls + associative scan of carries
+``Exponential`` (AR(1))         x_i = phi x_{i-1} + sqrt(1-phi^2) z_i: one     O(n)
+                                16 x 16 Toeplitz GEMM on normals drawn in the
+                                block-strided layout it needs + associative
+                                scan of the blocks' carries
 stationary (``PowerLaw``...)    circulant embedding, one complex FFT gives two  O(n log n)
                                 columns; not PSD after 2 doublings -> Cholesky
-``Grid2D``                      AR(1) along grid rows, the dense AR(1) factor   O(n)
-                                along columns (width <= 64) (Kronecker)
+``Grid2D``                      AR(1) along grid rows (as above), the dense     O(n)
+                                AR(1) factor along columns (width <= 64) as
+                                a second GEMM (Kronecker)
 ``DenseKernel``                 Cholesky factor of K computed once              O(n^2)
 ==============================  ==============================================  ===============
 
 Circulant embedding needs ``M >= 2(n - 1)`` normals per column of ``n``, so it runs at most at
-half the raw-normal rate; AR(1), grids and the factor model need one normal per entry.
+half the raw-normal rate; AR(1), grids and the factor model need one normal per entry. Which
+normal feeds which entry (hence the draw at a given key) is an implementation detail, chosen for
+one pass over memory; it changed when the branch mixes were fused (the distributions did not).
 
 A structure whose terms are not all PSD (``Structure.separable_psd`` False) is drawn from one
 factor of the full ``Sigma`` (2n x 2n, computed once, O(n^2) per column). See
@@ -151,40 +158,63 @@ def _linear_scan(factor: float, b: jax.Array) -> jax.Array:
     return jax.lax.associative_scan(combine, (jnp.broadcast_to(a, b.shape), b))[1]
 
 
-def _ar1(z: jax.Array, phi: float) -> jax.Array:
-    """AR(1) filter along axis 0: x_1 = z_1, x_i = phi x_{i-1} + sqrt(1 - phi^2) z_i.
+def _ar1_blocks(z: jax.Array, phi: float) -> jax.Array:
+    """AR(1) filter of normals in *block-strided* layout: ``z[i, k, ...]`` is position
+    ``k * size + i`` (``size = z.shape[0]``); returns the filtered values in the same layout.
 
-    Blocked for speed on CPU and accelerators alike: inside blocks of ``_AR1_BLOCK`` positions a
-    lower-triangular Toeplitz matmul, across blocks a log-depth associative scan of the carries
-    (``O(n d)`` work, ``O(log n)`` depth).
+    x_1 = z_1, x_p = phi x_{p-1} + sqrt(1 - phi^2) z_p. Inside every block of ``size`` positions
+    one ``size x size`` lower-triangular Toeplitz matrix times ``z`` viewed as ``(size, rest)``:
+    a plain GEMM over the leading axis, no transposes; across blocks a log-depth associative
+    scan of the blocks' last values (``O(n d)`` work, ``O(log n)`` depth). Fresh normals can be
+    drawn directly in this layout, so the filter costs one GEMM pass over them.
     """
-    n, rest = z.shape[0], z.shape[1:]
-    size = min(_AR1_BLOCK, n)
-    blocks = -(-n // size)
-    trailing = (1,) * len(rest)
+    size, blocks = z.shape[0], z.shape[1]
+    trailing = (1,) * (z.ndim - 2)
     s = math.sqrt(max(1.0 - phi * phi, 0.0))
     i = np.arange(size)
     lag = i[:, None] - i[None, :]
     toeplitz = np.where(lag >= 0, np.float64(phi) ** np.clip(lag, 0, None), 0.0)  # (size, size)
     power = np.float64(phi) ** (i + 1.0)  # decay of the previous block's last value
-    innovation = np.full(n, s)
-    innovation[0] = 1.0  # x_1 = z_1: the stationary start
-    zz = z * jnp.asarray(innovation, z.dtype).reshape(n, *trailing)
-    zz = jnp.pad(zz, [(0, blocks * size - n)] + [(0, 0)] * len(rest))
-    zz = zz.reshape(blocks, size, *rest)
-    y = jnp.einsum("ij,kj...->ki...", jnp.asarray(toeplitz, z.dtype), zz)
-    carry = _linear_scan(np.float64(phi) ** size, y[:, -1])  # last value of every block
+    innovation = np.full((size, blocks), s)
+    innovation[0, 0] = 1.0  # x_1 = z_1: the stationary start
+    zz = z * jnp.asarray(innovation, z.dtype).reshape(size, blocks, *trailing)
+    y = jnp.tensordot(jnp.asarray(toeplitz, z.dtype), zz, axes=1)  # (size, blocks, ...)
+    if blocks == 1:
+        return y
+    carry = _linear_scan(np.float64(phi) ** size, y[-1])  # last value of every block
     previous = jnp.concatenate([jnp.zeros_like(carry[:1]), carry[:-1]])
-    x = y + jnp.asarray(power, z.dtype).reshape(1, size, *trailing) * previous[:, None]
-    return x.reshape(blocks * size, *rest)[:n]
+    return y + jnp.asarray(power, z.dtype).reshape(size, 1, *trailing) * previous[None]
+
+
+def _block_shape(n: int) -> tuple[int, int]:
+    size = min(_AR1_BLOCK, n)
+    return size, -(-n // size)
+
+
+def _from_blocks(x: jax.Array, n: int, axis: int) -> jax.Array:
+    """Block-strided ``(size, blocks, ...)`` -> positions at ``axis`` of the rest, first ``n``."""
+    size, blocks = x.shape[0], x.shape[1]
+    x = jnp.moveaxis(x, (0, 1), (axis + 1, axis))  # outer axes only: inner ones stay contiguous
+    shape = (*x.shape[:axis], blocks * size, *x.shape[axis + 2 :])
+    return jax.lax.slice_in_dim(x.reshape(shape), 0, n, axis=axis)
+
+
+def _ar1(z: jax.Array, phi: float) -> jax.Array:
+    """AR(1) filter along axis 0 of ``z`` (any layout): :func:`_ar1_blocks` after a reorder."""
+    n, rest = z.shape[0], z.shape[1:]
+    size, blocks = _block_shape(n)
+    zz = jnp.pad(z, [(0, blocks * size - n)] + [(0, 0)] * len(rest))
+    zz = jnp.swapaxes(zz.reshape(blocks, size, *rest), 0, 1)
+    return _from_blocks(_ar1_blocks(zz, phi), n, 0)
 
 
 @dataclass(frozen=True, eq=False)
 class _Plan:
-    """A kernel's draw: ``method`` names it; ``draw(key, n, cols)`` -> ``(n, cols)``."""
+    """A kernel's draw: ``method`` names it; ``draw(key, n, lead, d)`` -> ``(*lead, n, d)``:
+    ``prod(lead) * d`` iid columns ``N(0, K)`` along the positions axis."""
 
     method: str
-    draw: Callable[[jax.Array, int, int], jax.Array]
+    draw: Callable[[jax.Array, int, tuple[int, ...], int], jax.Array]
 
 
 def _normal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -192,19 +222,23 @@ def _normal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
 
 
 def _identity_plan() -> _Plan:
-    return _Plan("iid", lambda key, n, cols: _normal(key, (n, cols)))
+    return _Plan("iid", lambda key, n, lead, d: _normal(key, (*lead, n, d)))
 
 
 def _ones_plan() -> _Plan:
     return _Plan(
-        "factor", lambda key, n, cols: jnp.broadcast_to(_normal(key, (1, cols)), (n, cols))
+        "factor",
+        lambda key, n, lead, d: jnp.broadcast_to(_normal(key, (*lead, 1, d)), (*lead, n, d)),
     )
 
 
 def _ar1_plan(phi: float) -> _Plan:
-    return _Plan(
-        f"ar1-scan(phi={phi:.6g})", lambda key, n, cols: _ar1(_normal(key, (n, cols)), phi)
-    )
+    def draw(key: jax.Array, n: int, lead: tuple[int, ...], d: int) -> jax.Array:
+        size, blocks = _block_shape(n)
+        z = _normal(key, (size, blocks, *lead, d))  # drawn in the filter's layout
+        return _from_blocks(_ar1_blocks(z, phi), n, len(lead))
+
+    return _Plan(f"ar1-scan(phi={phi:.6g})", draw)
 
 
 def _ar1_factor(size: int, phi: float) -> np.ndarray:
@@ -217,14 +251,18 @@ def _ar1_factor(size: int, phi: float) -> np.ndarray:
 
 
 def _grid_plan(phi: float, width: int) -> _Plan:
-    def draw(key: jax.Array, n: int, cols: int) -> jax.Array:
+    def draw(key: jax.Array, n: int, lead: tuple[int, ...], d: int) -> jax.Array:
         rows = -(-n // width)
-        z = _ar1(_normal(key, (rows, width, cols)), phi)  # along grid rows
-        if width <= _GRID_DENSE_WIDTH:  # along grid columns: one small matmul, no transpose
-            z = jnp.einsum("ij,rjc->ric", jnp.asarray(_ar1_factor(width, phi), z.dtype), z)
+        size, blocks = _block_shape(rows)
+        z = _normal(key, (size, blocks, *lead, width, d))  # grid rows in the filter's layout
+        z = _ar1_blocks(z, phi)  # along grid rows
+        if width <= _GRID_DENSE_WIDTH:  # along grid columns: one GEMM with the dense factor,
+            f = jnp.asarray(_ar1_factor(width, phi), z.dtype)  # grid columns moved to the front
+            z = jnp.moveaxis(jnp.tensordot(f, jnp.moveaxis(z, -2, 0), axes=1), 0, -2)
         else:
-            z = jnp.swapaxes(_ar1(jnp.swapaxes(z, 0, 1), phi), 0, 1)
-        return z.reshape(rows * width, cols)[:n]
+            z = jnp.moveaxis(_ar1(jnp.moveaxis(z, -2, 0), phi), 0, -2)
+        z = _from_blocks(z, rows, len(lead))  # (*lead, rows, width, d)
+        return z.reshape(*lead, rows * width, d)[..., :n, :]
 
     return _Plan(f"grid-ar1-kronecker(width={width})", draw)
 
@@ -232,9 +270,9 @@ def _grid_plan(phi: float, width: int) -> _Plan:
 def _cholesky_plan(kernel_matrix: np.ndarray, why: str = "") -> _Plan:
     factor = _psd_factor(np.asarray(kernel_matrix, dtype=np.float64))
 
-    def draw(key: jax.Array, n: int, cols: int) -> jax.Array:
+    def draw(key: jax.Array, n: int, lead: tuple[int, ...], d: int) -> jax.Array:
         f = jnp.asarray(factor[:n, :n], _dtypes()[0])
-        return f @ _normal(key, (n, cols))
+        return f @ _normal(key, (*lead, n, d))
 
     return _Plan("cholesky" + (f" ({why})" if why else ""), draw)
 
@@ -274,13 +312,15 @@ def _circulant_plan(kernel: Any, n_max: int) -> _Plan:
         )
     scale = np.sqrt(np.clip(lam, 0.0, None) / size)
 
-    def draw(key: jax.Array, n: int, cols: int) -> jax.Array:
+    def draw(key: jax.Array, n: int, lead: tuple[int, ...], d: int) -> jax.Array:
         real, cplx = _dtypes()
+        cols = math.prod(lead) * d
         half = -(-cols // 2)
         z = _normal(key, (2, half, size))  # FFT along the last (contiguous) axis
         w = (jnp.asarray(scale, real) * (z[0] + 1j * z[1])).astype(cplx)
         y = jnp.fft.fft(w, axis=-1)[:, :n]  # real and imaginary parts: independent N(0, K) rows
-        return jnp.concatenate([y.real, y.imag], axis=0)[:cols].T
+        y = jnp.concatenate([y.real, y.imag], axis=0)[:cols]
+        return jnp.swapaxes(y.reshape(*lead, d, n), -1, -2)
 
     return _Plan(f"circulant-fft(size={size})", draw)
 
@@ -305,16 +345,24 @@ def _kernel_plan(kernel: Any, n_max: int) -> _Plan:
 
 @dataclass(frozen=True, eq=False)
 class _TermPlan:
-    mix: np.ndarray  # (2, 2) C^{1/2}
+    mix: np.ndarray  # (2, k) F with F F' = C, lower triangular, zero columns dropped (k <= 2)
     diff_scale: float  # sqrt(C00 + C11 - 2 C01)
     kernel: _Plan
 
 
-def _sqrt_psd_2x2(c: np.ndarray) -> np.ndarray | None:
-    lam, vec = np.linalg.eigh(c)
+def _factor_2x2(c: np.ndarray) -> np.ndarray | None:
+    """F (2 x k) with F F' = C for a symmetric PSD 2 x 2 C (None if not PSD): the lower
+    Cholesky factor with its zero columns dropped, so a rank-one C (a shared component) needs
+    one normal per entry and a full-rank C three multiply-adds per token pair."""
+    lam = np.linalg.eigvalsh(c)
     if lam.min() < -_NEG_TOL * max(1.0, lam.max()):
         return None
-    return (vec * np.sqrt(np.clip(lam, 0.0, None))) @ vec.T
+    c00, c11, c10 = max(float(c[0, 0]), 0.0), max(float(c[1, 1]), 0.0), float(c[1, 0])
+    l00 = math.sqrt(c00)
+    l10 = float(np.clip(c10 / l00, -math.sqrt(c11), math.sqrt(c11))) if l00 > 0 else 0.0
+    l11 = math.sqrt(max(c11 - l10 * l10, 0.0))
+    factor = np.array([[l00, 0.0], [l10, l11]])
+    return factor[:, np.any(factor != 0, axis=0)]
 
 
 def _term_plans(structure: st.Structure, n_max: int) -> list[_TermPlan] | None:
@@ -326,7 +374,7 @@ def _term_plans(structure: st.Structure, n_max: int) -> list[_TermPlan] | None:
         c = np.asarray(term.branch, dtype=np.float64)
         if not np.any(c):
             continue
-        mix = _sqrt_psd_2x2(c)
+        mix = _factor_2x2(c)
         if mix is None:
             return None
         diff = max(float(c[0, 0] + c[1, 1] - c[0, 1] - c[1, 0]), 0.0)
@@ -399,22 +447,25 @@ def token_sampler(
         factor = _cholesky_plan(structure.sigma(n_max))
 
         def gaussian(key: jax.Array) -> jax.Array:
-            x = factor.draw(key, 2 * n_max, d)
+            x = factor.draw(key, 2 * n_max, (), d)
             return x.reshape(2, n_max, d)
 
     else:
         term_plans = plans
 
         def gaussian(key: jax.Array) -> jax.Array:
+            # every term's columns drawn as (k, n, d), k <= 2 (no slicing of a wide draw), and
+            # mixed elementwise: XLA fuses the mix and the sum over terms into the one pass that
+            # writes h (the triangular F keeps the normals recomputed inside it to 3 per pair)
             keys = jax.random.split(key, max(len(term_plans), 1))
-            h_a = h_b = jnp.zeros((n_max, d), _dtypes()[0])
+            h = [jnp.zeros((n_max, d), _dtypes()[0])] * 2
             for k, plan in zip(keys, term_plans, strict=False):
-                g = plan.kernel.draw(k, n_max, 2 * d)
-                g_0, g_1 = g[:, :d], g[:, d:]
-                (m00, m01), (m10, m11) = plan.mix.tolist()  # 2 x 2 mix, elementwise (fuses)
-                h_a = h_a + (m00 * g_0 + m01 * g_1)
-                h_b = h_b + (m10 * g_0 + m11 * g_1)
-            return jnp.stack([h_a, h_b])
+                g = plan.kernel.draw(k, n_max, (plan.mix.shape[1],), d)
+                for a in range(2):
+                    for b, m in enumerate(plan.mix[a].tolist()):
+                        if m != 0.0:
+                            h[a] = h[a] + m * g[b]
+            return jnp.stack(h)
 
     def sample(key: jax.Array) -> jax.Array:
         k_gauss, k_tokens = jax.random.split(key)
@@ -446,7 +497,7 @@ def difference_sampler(structure: st.Structure, n_max: int, d: int) -> Sampler:
         factor = _cholesky_plan(a + b - sigma[:n_max, n_max:] - sigma[n_max:, :n_max])
 
         def sample(key: jax.Array) -> jax.Array:
-            return scale * factor.draw(key, n_max, d)
+            return scale * factor.draw(key, n_max, (), d)
 
         return jax.jit(sample)
     active = [p for p in plans if p.diff_scale > 0]
@@ -455,7 +506,7 @@ def difference_sampler(structure: st.Structure, n_max: int, d: int) -> Sampler:
         keys = jax.random.split(key, max(len(active), 1))
         x = jnp.zeros((n_max, d), _dtypes()[0])
         for k, plan in zip(keys, active, strict=False):
-            x = x + (scale * plan.diff_scale) * plan.kernel.draw(k, n_max, d)
+            x = x + (scale * plan.diff_scale) * plan.kernel.draw(k, n_max, (), d)
         return x
 
     return jax.jit(sample_terms)

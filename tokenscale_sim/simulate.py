@@ -111,8 +111,9 @@ DEFAULT_MAX_CHUNK_BYTES = 4 * 2**30
 ALL_STATS = ("divergence", "squared_divergence", "psi_eq", "psi_aa", "psi_bb", "psi_ab", "upsilon")
 DIVERGENCE_STATS = ALL_STATS[:2]
 EXACT_PSI_MAX_N = 1024
-"""Largest n_max for which :func:`simulate` computes exact psi curves by default (they build
-the dense 2n x 2n Sigma)."""
+"""Largest n_max for which :func:`simulate` computes exact psi curves by default for a structure
+that is not stationary (they build the dense 2n x 2n Sigma). Stationary structures
+(``Structure.stationary``: exchangeable, decaying, shared) get them in O(n_max) at any n_max."""
 
 _LAYOUT_VERSION = 1
 _WORK_FACTOR = 8  # device bytes per token-embedding entry kept alive while a chunk runs
@@ -454,8 +455,9 @@ def simulate(
         divergence_only: only D(n) and D(n)^2 (Gaussian tokens then use the half-normals
             difference sampler: different draws, same distribution).
         confidence: level of the normal-approximation band (0 < confidence < 1).
-        exact_psi: compute the exact expected-cosine psi curves (``O(n_max^2)`` memory); None:
-            when ``n_max <= EXACT_PSI_MAX_N``.
+        exact_psi: compute the exact expected-cosine psi curves (``O(n_max)`` for stationary
+            structures, else ``O(n_max^2)`` memory); None: for stationary structures always,
+            for others when ``n_max <= EXACT_PSI_MAX_N``.
         devices: devices to shard the replicate axis over (default: all of ``jax.devices()``,
             which spans every process after ``jax.distributed.initialize``; see the module
             docstring for multi-process runs).
@@ -510,7 +512,7 @@ def simulate(
     }
     fingerprint = _fingerprint(key, structure, layout)
     if exact_psi is None:
-        exact_psi = n_max <= EXACT_PSI_MAX_N
+        exact_psi = n_max <= EXACT_PSI_MAX_N or bool(getattr(structure, "stationary", False))
     if len({dev.process_index for dev in plan.devices}) > 1:
         devs = [(dev.process_index, dev.id) for dev in plan.devices]
         _agree_across_processes(repr((fingerprint, m, chunk, devs, confidence, exact_psi)))

@@ -280,6 +280,35 @@ def _block_prefix_sums(sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sums, traces
 
 
+def _mapped_cosines(values: np.ndarray, d: int) -> np.ndarray:
+    """``theory.expected_cosine`` of every entry of ``values``, computed once per distinct value."""
+    from tokenscale_sim.theory import expected_cosine
+
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return np.asarray(expected_cosine(distinct, float(d)))[inverse].reshape(values.shape)
+
+
+def _dense_expected_cosine_psi(sigma: np.ndarray, d: int) -> PsiCurves:
+    """Expected sampled-cosine psi's from the dense (2n, 2n) Sigma: O(n^2) time and memory."""
+    return psi_from_sums(*_block_prefix_sums(_mapped_cosines(sigma, d)))
+
+
+def _stationary_expected_cosine_psi(terms: tuple[Term, ...], n_max: int, d: int) -> PsiCurves:
+    """The same for terms with stationary kernels, in O(n_max): block (a, b) of Sigma is the
+    symmetric Toeplitz matrix of ``rho_ab(k) = sum_r C_r[a, b] r_r(k)``, so its mapped entries are
+    ``m_ab(k) = E cos`` at ``rho_ab(k)``, with ``1' M[:n,:n] 1 - 1' M[:n-1,:n-1] 1 =
+    m(0) + 2 sum_{k=1}^{n-1} m(k)`` and ``tr M[:n,:n] = n m(0)``."""
+    rho = sum(
+        (t.c[:, :, None] * np.asarray(t.kernel.lags(n_max), dtype=float) for t in terms),
+        np.zeros((2, 2, n_max)),
+    )  # summed in the order of Structure.sigma: the same entries, bit for bit
+    m = _mapped_cosines(rho, d)
+    tail = np.cumsum(m[..., 1:], axis=-1)
+    increments = m[..., :1] + 2 * np.concatenate([np.zeros((2, 2, 1)), tail], axis=-1)
+    traces = m[..., :1] * np.arange(1, n_max + 1, dtype=float)
+    return psi_from_sums(np.cumsum(increments, axis=-1), traces)
+
+
 @dataclass(frozen=True)
 class Term:
     """One separable term ``C (x) K``; ``branch`` is C as ((C_AA, C_AB), (C_BA, C_BB))."""
@@ -371,19 +400,31 @@ class Structure:
 
         return np.asarray(gaussian_mean_divergence(self.v(n_max), check_n("Structure", d)))
 
+    @property
+    def stationary(self) -> bool:
+        """True when every term's kernel is stationary (Toeplitz, ``kernel.lags``): then every
+        block of Sigma depends on the lag |i - j| only (and :meth:`expected_cosine_psi` is O(n))."""
+        return bool(self.terms) and all(getattr(t.kernel, "stationary", False) for t in self.terms)
+
     def expected_cosine_psi(self, n_max: int, d: int) -> PsiCurves:
         """Exact expectations of the *sampled* cosine psi's for Gaussian tokens of width d.
 
         Cosines of Gaussian vectors are biased towards 0 by about rho (1 - rho^2)/(2d); this
-        maps every entry of Sigma through :func:`tokenscale_sim.theory.expected_cosine`
-        (O(n_max^2) memory, over the distinct entries only).
-        """
-        from tokenscale_sim.theory import expected_cosine
+        maps every entry of Sigma through :func:`tokenscale_sim.theory.expected_cosine` (over the
+        distinct entries only). Stationary structures (:attr:`stationary`: every block
+        ``S_ab[i, j] = rho_ab(|i - j|) = sum_r C_r[a, b] r_r(|i - j|)``) map the ``4 n_max`` lag
+        correlations and sum them with the lag identity ``s(n) - s(n-1) = m(0) + 2 sum_{k<n} m(k)``
+        (O(n_max) time and memory); others build the dense Sigma (O(n_max^2)).
 
-        sig = self.sigma(self._check_n("expected_cosine_psi", n_max))
-        values, inverse = np.unique(sig, return_inverse=True)
-        mapped = np.asarray(expected_cosine(values, float(check_n("Structure", d))))
-        return psi_from_sums(*_block_prefix_sums(mapped[inverse].reshape(sig.shape)))
+        >>> s = exchangeable(0.5, 0.3, psi_ab=0.2)
+        >>> round(float(s.expected_cosine_psi(100_000, 64).psi_aa[-1]), 3)  # O(n): stationary
+        0.298
+        """
+        n_max = self._check_n("expected_cosine_psi", n_max)
+        d = check_n("Structure", d)
+        if self.stationary:
+            return _stationary_expected_cosine_psi(self.terms, n_max, d)
+        return _dense_expected_cosine_psi(self.sigma(n_max), d)
 
     def validate(self, n_max: int) -> Structure:
         """Raise ``ValueError`` unless Sigma is a correlation matrix (unit diagonal, PSD, finite)
