@@ -26,191 +26,49 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
+from tokenscale_sim.kernels import (
+    DenseKernel,
+    Exponential,
+    Grid2D,
+    Identity,
+    Kernel,
+    Ones,
+    PowerLaw,
+    check_n,
+    check_real,
+    param_error,
+)
+
+__all__ = [
+    "STRUCTURES",
+    "DenseKernel",
+    "Exponential",
+    "Grid2D",
+    "Identity",
+    "Kernel",
+    "Ones",
+    "PowerLaw",
+    "PsiCurves",
+    "Structure",
+    "Term",
+    "check_n",
+    "constant_psi",
+    "decaying",
+    "dense",
+    "exchangeable",
+    "from_name",
+    "patch_grid",
+    "psi_from_sums",
+    "shared",
+]
+
 _PSD_TOL = 1e-10
 _DENSE_CHECK_MAX = 4096  # largest 2n for an eigenvalue PSD check of a non-separable structure
-
-
-def _fail(func: str, param: str, expected: str, got: object) -> ValueError:
-    return ValueError(f"{func}: {param} must be {expected}, got {got!r}")
-
-
-def _check_real(
-    func: str, param: str, value: float, lo: float, hi: float, *, open_lo: bool = False
-) -> float:
-    """Return ``float(value)`` if finite and in [lo, hi] (or (lo, hi]), else raise."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise _fail(func, param, "a real number", value) from None
-    inside = (x > lo if open_lo else x >= lo) and x <= hi
-    if not (math.isfinite(x) and inside):
-        interval = f"{'(' if open_lo else '['}{lo}, {hi}]"
-        raise _fail(func, param, f"finite and in {interval}", value)
-    return x
-
-
-def check_n(func: str, n_max: object) -> int:
-    """Validate a token count: an integer >= 1."""
-    if isinstance(n_max, bool) or not isinstance(n_max, int | np.integer) or n_max < 1:
-        raise _fail(func, "n_max", "an integer >= 1", n_max)
-    return int(n_max)
-
-
-# --------------------------------------------------------------------------------- kernels
-
-
-class Kernel:
-    """An n x n position kernel. Subclasses give ``dense`` and ``prefix_sums``."""
-
-    stationary = False
-    max_n: int | None = None  # fixed size of dense kernels
-
-    def dense(self, n: int) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def prefix_sums(self, n_max: int) -> np.ndarray:
-        """``s[n-1] = 1' K[:n,:n] 1`` for n = 1..n_max, shape (n_max,)."""
-        r = self.lags(n_max)
-        increments = r[0] + 2 * np.concatenate([[0.0], np.cumsum(r[1:])])
-        return np.cumsum(increments)
-
-    def trace_cumsum(self, n_max: int) -> np.ndarray:
-        """``tr K[:n,:n]`` for n = 1..n_max (unit diagonal: n)."""
-        return np.arange(1, n_max + 1, dtype=float)
-
-    def lags(self, n_max: int) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError(f"{type(self).__name__} is not stationary")
-
-
-class _Stationary(Kernel):
-    """Toeplitz kernel K_ij = r(|i - j|)."""
-
-    stationary = True
-
-    def dense(self, n: int) -> np.ndarray:
-        r = self.lags(n)
-        idx = np.arange(n)
-        return r[np.abs(idx[:, None] - idx[None, :])]
-
-
-@dataclass(frozen=True)
-class Identity(_Stationary):
-    """K = I: positions independent."""
-
-    def lags(self, n_max: int) -> np.ndarray:
-        return np.eye(1, n_max)[0]
-
-
-@dataclass(frozen=True)
-class Ones(_Stationary):
-    """K = 1 1': one component shared by every position."""
-
-    def lags(self, n_max: int) -> np.ndarray:
-        return np.ones(n_max)
-
-
-@dataclass(frozen=True)
-class Exponential(_Stationary):
-    """K_ij = exp(-|i - j| / length): AR(1) along the sequence, phi = exp(-1/length)."""
-
-    length: float
-
-    def __post_init__(self):
-        _check_real("Exponential", "length", self.length, 0.0, math.inf, open_lo=True)
-
-    def lags(self, n_max: int) -> np.ndarray:
-        return np.exp(-np.arange(n_max) / self.length)
-
-
-@dataclass(frozen=True)
-class PowerLaw(_Stationary):
-    """K_ij = (1 + |i - j|)^(-gamma); positive definite for gamma > 0 (Polya: convex, decays)."""
-
-    gamma: float
-
-    def __post_init__(self):
-        _check_real("PowerLaw", "gamma", self.gamma, 0.0, math.inf, open_lo=True)
-
-    def lags(self, n_max: int) -> np.ndarray:
-        return (1.0 + np.arange(n_max)) ** (-self.gamma)
-
-
-@dataclass(frozen=True)
-class Grid2D(Kernel):
-    """Patches on a grid ``width`` columns wide, in raster order:
-    K = exp(-|dr|/length) exp(-|dc|/length) (the Kronecker product of two AR(1) kernels).
-
-    ``width=None`` sizes the grid by the largest n asked for: ``ceil(sqrt(n_max))`` columns
-    (a sqrt(n) x sqrt(n) image).
-    """
-
-    length: float
-    width: int | None = None
-
-    def __post_init__(self):
-        _check_real("Grid2D", "length", self.length, 0.0, math.inf, open_lo=True)
-        if self.width is not None and (
-            isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 1
-        ):
-            raise _fail("Grid2D", "width", "None or an integer >= 1", self.width)
-
-    def grid_width(self, n_max: int) -> int:
-        return self.width if self.width is not None else math.isqrt(n_max - 1) + 1
-
-    def dense(self, n: int) -> np.ndarray:
-        w = self.grid_width(n)
-        p = np.arange(n)
-        dr = np.abs(p[:, None] // w - p[None, :] // w)
-        dc = np.abs(p[:, None] % w - p[None, :] % w)
-        return np.exp(-(dr + dc) / self.length)
-
-    def prefix_sums(self, n_max: int) -> np.ndarray:
-        w = self.grid_width(n_max)
-        a = math.exp(-1.0 / self.length)
-        p = np.arange(n_max)
-        row, col = p // w, p % w
-        c = np.arange(w)
-        col_sums = (a ** np.abs(c[:, None] - c[None, :])).sum(axis=1)  # sum_c' a^|c - c'|
-        earlier_rows = a * (1 - a**row) / (1 - a) * col_sums[col]  # full rows above
-        same_row = a * (1 - a**col) / (1 - a)  # positions to the left
-        return np.cumsum(1.0 + 2 * (earlier_rows + same_row))
-
-
-@dataclass(frozen=True, eq=False)
-class DenseKernel(Kernel):
-    """A user-given n_max x n_max block (need not be symmetric: cross-branch blocks)."""
-
-    matrix: np.ndarray = field(repr=False)
-
-    def __post_init__(self):
-        m = np.asarray(self.matrix, dtype=float)
-        if m.ndim != 2 or m.shape[0] != m.shape[1]:
-            raise _fail("DenseKernel", "matrix", "a square 2-D array", f"shape {m.shape}")
-        if not np.all(np.isfinite(m)):
-            raise _fail("DenseKernel", "matrix", "finite", "non-finite entries")
-        object.__setattr__(self, "matrix", m)
-        object.__setattr__(self, "max_n", m.shape[0])
-
-    def _check(self, n: int) -> None:
-        if n > self.matrix.shape[0]:
-            raise _fail("DenseKernel", "n", f"<= {self.matrix.shape[0]} (the matrix size)", n)
-
-    def dense(self, n: int) -> np.ndarray:
-        self._check(n)
-        return self.matrix[:n, :n]
-
-    def prefix_sums(self, n_max: int) -> np.ndarray:
-        self._check(n_max)
-        return np.diagonal(self.matrix[:n_max, :n_max].cumsum(0).cumsum(1)).copy()
-
-    def trace_cumsum(self, n_max: int) -> np.ndarray:
-        self._check(n_max)
-        return np.cumsum(np.diagonal(self.matrix)[:n_max])
 
 
 # ------------------------------------------------------------------------------ structures
@@ -256,10 +114,10 @@ def constant_psi(
     func = "constant_psi"
     n_max = check_n(func, n_max)
     e, a, c = (
-        _check_real(func, k, v, -1.0, 1.0)
+        check_real(func, k, v, -1.0, 1.0)
         for k, v in (("psi_eq", psi_eq), ("psi_aa", psi_aa), ("psi_ab", psi_ab))
     )
-    b = a if psi_bb is None else _check_real(func, "psi_bb", psi_bb, -1.0, 1.0)
+    b = a if psi_bb is None else check_real(func, "psi_bb", psi_bb, -1.0, 1.0)
     pairwise = np.where(np.arange(n_max) > 0, 1.0, np.nan)
     return PsiCurves(
         np.full(n_max, e),
@@ -347,7 +205,7 @@ class Structure:
         return Structure(self.terms + other.terms, f"{self.name}+{other.name}")
 
     def __rmul__(self, weight: float) -> Structure:
-        w = _check_real("Structure.__rmul__", "weight", weight, 0.0, math.inf)
+        w = check_real("Structure.__rmul__", "weight", weight, 0.0, math.inf)
         return Structure(tuple(t.scaled(w) for t in self.terms), f"{w:g}*{self.name}")
 
     @property
@@ -368,7 +226,9 @@ class Structure:
     def _check_n(self, func: str, n_max: int) -> int:
         n_max = check_n(f"Structure.{func}", n_max)
         if self.max_n is not None and n_max > self.max_n:
-            raise _fail(f"Structure.{func}", "n_max", f"<= {self.max_n} for {self.name}", n_max)
+            raise param_error(
+                f"Structure.{func}", "n_max", f"<= {self.max_n} for {self.name}", n_max
+            )
         return n_max
 
     def sigma(self, n: int) -> np.ndarray:
@@ -431,14 +291,14 @@ class Structure:
         for every n <= n_max; returns ``self`` for chaining."""
         n_max = self._check_n("validate", n_max)
         if not self.terms:
-            raise _fail("Structure.validate", "terms", "at least one term", "none")
+            raise param_error("Structure.validate", "terms", "at least one term", "none")
         _, traces = self._sums(n_max)
         diag = np.diff(traces, axis=-1, prepend=0.0)
         for a, label in ((0, "A"), (1, "B")):
             bad = np.abs(diag[a, a] - 1) > 1e-9
             if bad.any():
                 i = int(np.argmax(bad))
-                raise _fail(
+                raise param_error(
                     f"{self.name}.validate",
                     f"diagonal of Sigma ({label} tokens)",
                     "1 (a correlation)",
@@ -447,7 +307,7 @@ class Structure:
         if self.separable_psd:
             return self
         if 2 * n_max > _DENSE_CHECK_MAX:
-            raise _fail(
+            raise param_error(
                 f"{self.name}.validate",
                 "n_max",
                 f"<= {_DENSE_CHECK_MAX // 2} to verify a non-separable structure is PSD",
@@ -455,7 +315,7 @@ class Structure:
             )
         low = np.linalg.eigvalsh(self.sigma(n_max)).min()
         if low < -_PSD_TOL * 2 * n_max:
-            raise _fail(
+            raise param_error(
                 f"{self.name}.validate",
                 "Sigma",
                 "positive semi-definite",
@@ -470,7 +330,9 @@ class Structure:
 def _psd2(func: str, label: str, m: np.ndarray) -> None:
     low = float(np.linalg.eigvalsh(m).min())
     if low < -_PSD_TOL:
-        raise _fail(func, label, "positive semi-definite", f"{m.tolist()} (eigenvalue {low:.3g})")
+        raise param_error(
+            func, label, "positive semi-definite", f"{m.tolist()} (eigenvalue {low:.3g})"
+        )
 
 
 def exchangeable(
@@ -488,10 +350,10 @@ def exchangeable(
     0.1
     """
     func = "exchangeable"
-    e = _check_real(func, "psi_eq", psi_eq, -1.0, 1.0)
-    a = _check_real(func, "psi_aa", psi_aa, -1.0, 1.0)
-    b = a if psi_bb is None else _check_real(func, "psi_bb", psi_bb, -1.0, 1.0)
-    c = _check_real(func, "psi_ab", psi_ab, -1.0, 1.0)
+    e = check_real(func, "psi_eq", psi_eq, -1.0, 1.0)
+    a = check_real(func, "psi_aa", psi_aa, -1.0, 1.0)
+    b = a if psi_bb is None else check_real(func, "psi_bb", psi_bb, -1.0, 1.0)
+    c = check_real(func, "psi_ab", psi_ab, -1.0, 1.0)
     shared, own = np.array([[a, c], [c, b]]), np.array([[1 - a, e - c], [e - c, 1 - b]])
     _psd2(
         func,
@@ -512,7 +374,7 @@ def exchangeable(
 
 
 def _coupled(func: str, kernel: Kernel, coupling: float) -> tuple[Term, ...]:
-    e = _check_real(func, "coupling", coupling, -1.0, 1.0)
+    e = check_real(func, "coupling", coupling, -1.0, 1.0)
     return (Term(((1.0, e), (e, 1.0)), kernel),)
 
 
@@ -529,7 +391,7 @@ def decaying(length: float, coupling: float = 0.0, kernel: str = "exponential") 
         "powerlaw": PowerLaw,
     }
     if kernel not in kernels:
-        raise _fail("decaying", "kernel", f"one of {sorted(kernels)}", kernel)
+        raise param_error("decaying", "kernel", f"one of {sorted(kernels)}", kernel)
     k = kernels[kernel](length)
     return Structure(
         _coupled("decaying", k, coupling),
@@ -553,7 +415,7 @@ def shared(weight: float) -> Structure:
     ``1 - weight``, e.g. ``0.8 * decaying(4.0) + shared(0.2)``. It raises every psi by
     ``weight`` and leaves v_n (hence D(n)) unchanged.
     """
-    w = _check_real("shared", "weight", weight, 0.0, 1.0)
+    w = check_real("shared", "weight", weight, 0.0, 1.0)
     return Structure((Term(((w, w), (w, w)), Ones()),), f"shared({w:g})", (("weight", w),))
 
 
@@ -561,11 +423,11 @@ def dense(sigma: np.ndarray) -> Structure:
     """A user-given (2n, 2n) correlation matrix (order [A_1..A_n, B_1..B_n]); checked at once."""
     m = np.asarray(sigma, dtype=float)
     if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] % 2:
-        raise _fail("dense", "sigma", "a square (2n, 2n) matrix", f"shape {m.shape}")
+        raise param_error("dense", "sigma", "a square (2n, 2n) matrix", f"shape {m.shape}")
     if not np.all(np.isfinite(m)):
-        raise _fail("dense", "sigma", "finite", "non-finite entries")
+        raise param_error("dense", "sigma", "finite", "non-finite entries")
     if not np.allclose(m, m.T, atol=1e-12):
-        raise _fail("dense", "sigma", "symmetric", "an asymmetric matrix")
+        raise param_error("dense", "sigma", "symmetric", "an asymmetric matrix")
     n = m.shape[0] // 2
 
     def unit(a: int, b: int) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -596,7 +458,7 @@ STRUCTURES: dict[str, Callable[..., Structure]] = {
 def from_name(name: str, **params) -> Structure:
     """Build a structure from its registry name and keyword parameters (the CLI's path)."""
     if name not in STRUCTURES:
-        raise _fail("from_name", "name", f"one of {sorted(STRUCTURES)}", name)
+        raise param_error("from_name", "name", f"one of {sorted(STRUCTURES)}", name)
     try:
         return STRUCTURES[name](**params)
     except TypeError as err:
