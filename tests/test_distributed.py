@@ -178,22 +178,18 @@ def test_cli_distributed_writes_on_process_0_only(tmp_path):
 
 def test_state_broadcast_is_a_no_op_on_one_process(single):
     """The multi-process helpers on a single process (process_allgather / broadcast paths)."""
-    from tokenscale_sim.simulate import (
-        _agree_across_processes,
-        _fetch,
-        _state_from_process_0,
-    )
+    from tokenscale_sim.accumulators import agree_across_processes, fetch, state_from_process_0
 
-    _agree_across_processes("anything")
+    agree_across_processes("anything")
     state = SimulationState(16, np.ones((2, 3)), np.full((2, 3), 2.0), np.zeros((1, 2, 3)), "fp")
-    back = _state_from_process_0(state, "fp", (2, 3))
+    back = state_from_process_0(state, "fp", (2, 3))
     assert back is not None and back.count == 16 and back.fingerprint == "fp"
     for x, y in zip(back[1:4], state[1:4], strict=True):
         np.testing.assert_array_equal(x, y)
-    other = _state_from_process_0(state, "another", (2, 3))
+    other = state_from_process_0(state, "another", (2, 3))
     assert other is not None and other.fingerprint == "" and other.done == 17
-    assert _state_from_process_0(None, "fp", (2, 3)) is None
-    np.testing.assert_array_equal(_fetch(jax.numpy.arange(3.0)), [0.0, 1.0, 2.0])
+    assert state_from_process_0(None, "fp", (2, 3)) is None
+    np.testing.assert_array_equal(fetch(jax.numpy.arange(3.0)), [0.0, 1.0, 2.0])
 
 
 def test_cli_distributed_without_environment_is_a_usage_error(monkeypatch, tmp_path, capsys):

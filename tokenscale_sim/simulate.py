@@ -60,22 +60,29 @@ import math
 import statistics
 import sys
 import time
-import zlib
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
 from tokenscale_sim import io, theory
 from tokenscale_sim import structures as st
+from tokenscale_sim.accumulators import (
+    BLOCK,
+    SimulationState,
+    absorb,
+    agree_across_processes,
+    fetch,
+    load_state,
+    merge_block,
+    save_state,
+    state_from_process_0,
+)
 from tokenscale_sim.divergence import branch_statistics, divergence
-from tokenscale_sim.moments import RunningMoments, block_moments, merge
 from tokenscale_sim.sampling import (
     TokenModel,
     _as_tokens,
@@ -101,9 +108,6 @@ __all__ = [
     "save_state",
     "simulate",
 ]
-
-BLOCK = 16
-"""Replicates per float64 accumulation block (fixed: part of the reproducible layout)."""
 
 DEFAULT_MAX_CHUNK_BYTES = 4 * 2**30
 """Default limit on the estimated device memory of one chunk (4 GiB)."""
@@ -181,50 +185,10 @@ class SimulationResult(NamedTuple):
     metadata: dict[str, Any]
 
 
-class SimulationState(NamedTuple):
-    """Accumulators after a whole number of chunks (pickle-free; see :func:`save_state`).
-
-    Attributes:
-        count: replicates merged into ``mean``/``m2`` (a multiple of :data:`BLOCK`).
-        mean: ``(S, n_max)`` float64 running means. m2: ``(S, n_max)`` sums of squared deviations.
-        pending: ``(p, S, n_max)`` float64 per-replicate values of the unfinished block, p < BLOCK.
-        fingerprint: hash of everything that must match on resume.
-    """
-
-    count: int
-    mean: np.ndarray
-    m2: np.ndarray
-    pending: np.ndarray
-    fingerprint: str
-
-    @property
-    def done(self) -> int:
-        """Replicates drawn so far (merged plus pending)."""
-        return self.count + self.pending.shape[0]
-
-
-def _merge(
-    count: int, mean: np.ndarray, m2: np.ndarray, block: np.ndarray
-) -> tuple[int, np.ndarray, np.ndarray]:
-    """Merge a block of per-replicate values ``(b, ...)`` into (count, mean, M2) (Chan)."""
-    merged = merge(RunningMoments(count, mean, m2), block_moments(block))
-    return int(merged.count), np.asarray(merged.mean), np.asarray(merged.m2)
-
-
-def _absorb(state: SimulationState, values: np.ndarray) -> SimulationState:
-    """Add per-replicate values ``(r, S, n)`` in replicate order, merging whole blocks."""
-    buf = np.concatenate([state.pending, values], axis=0)
-    whole = (buf.shape[0] // BLOCK) * BLOCK
-    count, mean, m2 = state.count, state.mean, state.m2
-    for start in range(0, whole, BLOCK):
-        count, mean, m2 = _merge(count, mean, m2, buf[start : start + BLOCK])
-    return SimulationState(count, mean, m2, buf[whole:], state.fingerprint)
-
-
 def _moments(state: SimulationState, confidence: float) -> list[Moments]:
     count, mean, m2 = state.count, state.mean, state.m2
     if state.pending.shape[0]:
-        count, mean, m2 = _merge(count, mean, m2, state.pending)
+        count, mean, m2 = merge_block(count, mean, m2, state.pending)
     var = m2 / (count - 1) if count > 1 else np.full_like(m2, np.nan)
     std = np.sqrt(var)
     se = std / math.sqrt(count)
@@ -239,56 +203,6 @@ def _fingerprint(key: jax.Array, structure: st.Structure, layout: dict[str, Any]
     with np.printoptions(threshold=sys.maxsize, precision=17):
         text = repr((repr(structure), np.asarray(jax.random.key_data(key)).tolist(), layout))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _agree_across_processes(what: str) -> None:
-    """Raise on every process unless all processes passed the same ``what`` (one all-gather)."""
-    digest = np.asarray(zlib.crc32(what.encode()), dtype=np.uint32)
-    digests = np.asarray(multihost_utils.process_allgather(digest))
-    if np.any(digests != digests[0]):
-        raise ValueError(
-            "simulate: every process must pass the same key, structure and settings in a "
-            f"multi-process run, got differing ones (digests {digests.tolist()} by process)"
-        )
-
-
-def _state_from_process_0(
-    state: SimulationState | None, fingerprint: str, shape: tuple[int, int]
-) -> SimulationState | None:
-    """Process 0's ``state`` (or None) on every process. Float64 travels as pairs of uint32, so
-    nothing is rounded when x64 is off; a state of another run arrives as an empty fingerprint
-    (refused by the caller on every process)."""
-    have = jax.process_index() == 0 and state is not None
-    head = np.zeros(4, dtype=np.uint32)
-    if have:
-        assert state is not None
-        head[:] = (1, state.count, state.pending.shape[0], state.fingerprint == fingerprint)
-    head = np.asarray(multihost_utils.broadcast_one_to_all(head))
-    if not head[0]:
-        return None
-    count, rows, same = int(head[1]), int(head[2]), bool(head[3])
-    if not same:
-        return SimulationState(
-            count, np.zeros(shape), np.zeros(shape), np.zeros((rows, *shape)), ""
-        )
-    size = (2 + rows) * shape[0] * shape[1]
-    payload = np.zeros(size, dtype=np.float64)
-    if have:
-        assert state is not None
-        payload = np.concatenate([state.mean.ravel(), state.m2.ravel(), state.pending.ravel()])
-    words = np.asarray(multihost_utils.broadcast_one_to_all(payload.view(np.uint32)))
-    values = words.astype(np.uint32).view(np.float64)
-    mean, m2, pending = np.split(values, [shape[0] * shape[1], 2 * shape[0] * shape[1]])
-    return SimulationState(
-        count, mean.reshape(shape), m2.reshape(shape), pending.reshape(rows, *shape), fingerprint
-    )
-
-
-def _fetch(out: jax.Array) -> np.ndarray:
-    """A chunk's statistics as float64 NumPy on this process, all-gathered across processes."""
-    if out.is_fully_addressable:
-        return np.asarray(out, dtype=np.float64)
-    return np.asarray(multihost_utils.process_allgather(out, tiled=True), dtype=np.float64)
 
 
 @functools.lru_cache(maxsize=16)
@@ -515,8 +429,8 @@ def simulate(
         exact_psi = n_max <= EXACT_PSI_MAX_N or bool(getattr(structure, "stationary", False))
     if len({dev.process_index for dev in plan.devices}) > 1:
         devs = [(dev.process_index, dev.id) for dev in plan.devices]
-        _agree_across_processes(repr((fingerprint, m, chunk, devs, confidence, exact_psi)))
-        state = _state_from_process_0(state, fingerprint, (len(stats), n_max))
+        agree_across_processes(repr((fingerprint, m, chunk, devs, confidence, exact_psi)))
+        state = state_from_process_0(state, fingerprint, (len(stats), n_max))
     lead = jax.process_index() == 0
     save = checkpoint if lead else None
     zeros = np.zeros((len(stats), n_max))
@@ -550,8 +464,8 @@ def simulate(
             start, out = in_flight
             in_flight = launch(start + chunk)  # the device works on the next chunk meanwhile
             take = min(chunk, m - start)
-            values = _fetch(out)[:take]
-            state = _absorb(state, values)
+            values = fetch(out)[:take]
+            state = absorb(state, values)
             bar.update(take)
             if save is not None and time.monotonic() - last_save >= checkpoint_seconds:
                 save(state)
@@ -595,30 +509,6 @@ def simulate(
         metadata=meta,
         **by_name,  # type: ignore[arg-type]
     )
-
-
-def save_state(path: str | Path, state: SimulationState) -> Path:
-    """Write a checkpoint atomically as ``.npz`` (via a temporary file and rename)."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp.npz")
-    np.savez(
-        tmp,
-        count=state.count,
-        mean=state.mean,
-        m2=state.m2,
-        pending=state.pending,
-        fingerprint=np.asarray(state.fingerprint),
-    )
-    tmp.replace(p)
-    return p
-
-
-def load_state(path: str | Path) -> SimulationState:
-    """Read a checkpoint written by :func:`save_state`."""
-    with np.load(Path(path)) as z:
-        return SimulationState(
-            int(z["count"]), z["mean"], z["m2"], z["pending"], str(z["fingerprint"])
-        )
 
 
 def result_columns(result: SimulationResult) -> dict[str, np.ndarray]:
