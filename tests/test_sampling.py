@@ -10,10 +10,9 @@ import pytest
 
 from tokenscale_sim import structures as st
 from tokenscale_sim.divergence import branch_statistics
+from tokenscale_sim.kernel_draws import _ar1, _fast_len
 from tokenscale_sim.sampling import (
     TokenModel,
-    _ar1,
-    _fast_len,
     difference_sampler,
     expected_squared_divergence,
     sample_tokens,

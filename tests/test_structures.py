@@ -1,4 +1,4 @@
-"""Structures and kernels: exact prefix-sum v_n and psi(n) against dense matrices, and validation errors."""
+"""Structures and kernels: exact v_n and psi(n) against dense matrices; validation errors."""
 
 import numpy as np
 import pytest
