@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a machine with only Python 3.11+:
-#   make demo   builds .venv with the package and runs the full study into tokenscale-report/
+#   make demo   builds .venv with the package (and its vision extra) and runs the full study
 #   make test   builds .venv with the test extra and runs lint, types and the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -12,7 +12,7 @@ $(VENV)/.base: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e '.[vision]'
 	touch $@
 
 $(VENV)/.test: $(VENV)/.base
