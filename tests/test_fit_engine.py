@@ -223,6 +223,11 @@ def test_fit_divergence_measured_psi_and_constant_psi():
     np.testing.assert_allclose(const.estimates[0], [0.2, 7.0], rtol=1e-6)
     with pytest.raises(ValueError, match="give all of psi_eq"):
         fit_divergence(n, d, psi_eq)
+    with pytest.raises(ValueError, match="give all of psi_eq"):
+        fit_divergence(n, d, psi_eq, psi_aabb, 0.25, upsilon=ups)
+    # Upsilon given directly is the same fit as the psi's it comes from
+    direct = fit_divergence(n, noisy, upsilon=ups).estimates[0, 0]
+    np.testing.assert_allclose(direct, lam, rtol=1e-12)
     with pytest.raises(ValueError, match="Upsilon"):
         fit_divergence(n, d, np.full(n.size, 1.0), np.full(n.size, 0.1), 0.2)
 

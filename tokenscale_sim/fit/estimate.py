@@ -415,7 +415,14 @@ def predict(result: FitResult, n, aux=None) -> np.ndarray:
 
 
 def fit_divergence(
-    n, d, psi_eq=None, psi_aabb=None, psi_ab=None, *, opts: FitOptions | None = None
+    n,
+    d,
+    psi_eq=None,
+    psi_aabb=None,
+    psi_ab=None,
+    *,
+    upsilon=None,
+    opts: FitOptions | None = None,
 ) -> FitResult:
     r"""Fit ``E[D(n)] = lambda sqrt(Upsilon(n))`` to divergence curves ``d`` (m,) or (G, m).
 
@@ -423,7 +430,8 @@ def fit_divergence(
     ``lambda`` is free, ``Upsilon(n) = n (1 - psi_eq) + n (n - 1) (psi_aabb - psi_ab)``
     (:func:`tokenscale_sim.theory.upsilon`). Without psi's the constant-psi form
     ``E[D] = scale sqrt(n (n + n_b))`` gives ``(scale, n_b)`` from the curve alone. The default
-    loss is ``"linear"`` (unweighted least squares of D, as the authors did).
+    loss is ``"linear"`` (unweighted least squares of D, as the authors did). ``upsilon`` may be
+    given directly instead of the psi's (e.g. Upsilon-hat averaged over measured pairs).
 
     >>> import numpy as np
     >>> n = np.arange(1.0, 65.0)
@@ -436,14 +444,20 @@ def fit_divergence(
 
     opts = opts or FitOptions(loss="linear")
     psis = (psi_eq, psi_aabb, psi_ab)
-    if all(p is None for p in psis):
+    given = sum(p is not None for p in psis)
+    if given not in (0, 3) or (given and upsilon is not None):
+        raise ValueError(
+            "fit_divergence: give all of psi_eq, psi_aabb, psi_ab, or upsilon, or none of them"
+        )
+    if not given and upsilon is None:
         return fit_curves(curves_from_arrays(n, d), "divergence_const", opts)
-    if any(p is None for p in psis):
-        raise ValueError("fit_divergence: give all of psi_eq, psi_aabb, psi_ab or none of them")
     d2 = np.atleast_2d(np.asarray(d, float))
     n2 = np.broadcast_to(np.asarray(n, float), d2.shape)
-    eq, aabb, ab = (np.broadcast_to(np.asarray(p, float), d2.shape) for p in psis)
-    ups = np.asarray(theory.upsilon(n2, eq, aabb, ab))
+    if upsilon is not None:
+        ups = np.broadcast_to(np.asarray(upsilon, float), d2.shape)
+    else:
+        eq, aabb, ab = (np.broadcast_to(np.asarray(p, float), d2.shape) for p in psis)
+        ups = np.asarray(theory.upsilon(n2, eq, aabb, ab))
     if not np.all(ups > 0):
         raise ValueError(
             f"fit_divergence: Upsilon(n) must be > 0 for every n, got min {np.nanmin(ups):g}"

@@ -232,8 +232,8 @@ def fit_law(
 ):
     """Fit mean D(n) ~ lambda sqrt(Upsilon(n)) over the n where both are finite and positive.
 
-    Uses :func:`tokenscale_sim.fit.fit_curves` with the ``divergence_measured`` model (Upsilon
-    given per n), with ``options.loss`` (default: the authors' unweighted squared error in linear
+    Uses :func:`tokenscale_sim.fit.fit_divergence` with Upsilon given per n, with
+    ``options.loss`` (default: the authors' unweighted squared error in linear
     space) and ``options.level``.
 
     Args:
@@ -256,9 +256,8 @@ def fit_law(
         raise ValueError(
             f"fit_law: need at least 2 n with finite positive mean D and Upsilon, got {use.sum()}"
         )
-    curves = fitting.curves_from_arrays(n[use], mean_d[:, use], aux=upsilon[:, use])
     opts = fitting.FitOptions(loss=options.loss, level=options.level)
-    return fitting.fit_curves(curves, "divergence_measured", opts)
+    return fitting.fit_divergence(n[use], mean_d[:, use], upsilon=upsilon[:, use], opts=opts)
 
 
 class PairBootstrap(NamedTuple):
