@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 FIELDS = ("divergence", "psi_eq", "psi_aa", "psi_bb", "psi_ab", "psi_aabb", "delta", "upsilon")
 """Per-pair statistics averaged over pairs: the leading axis of the accumulated moments."""
-NB_STATUS = ("crossing", "beyond", "linear_from_start", "no_transition")
 
 
 def pair_statistics(chunk: PairChunk, *, normalise: bool = True) -> tuple[np.ndarray, np.ndarray]:
