@@ -13,8 +13,8 @@ about 2^24 normals (``jax.vmap`` over keys, jitted, compile excluded, best of re
 - ``numpy dense``: a plain NumPy implementation: Cholesky factor of the dense 2n x 2n Sigma
   (computed once, untimed) times ``Generator.standard_normal`` draws, same dtype; its cost per
   pair grows like n.
-- ``diff fast path``: :func:`tokenscale_sim.sampling.difference_sampler` (h^A - h^B directly,
-  half the normals), counted in token pairs too.
+- ``diff fast path``: :func:`tokenscale_sim.montecarlo.sampling.difference_sampler`
+  (h^A - h^B directly, half the normals), counted in token pairs too.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from tokenscale_sim import structures as st  # noqa: E402
-from tokenscale_sim.sampling import difference_sampler, sampler_methods, token_sampler  # noqa: E402
+from tokenscale_sim.montecarlo.sampling import difference_sampler, sampler_methods, token_sampler  # noqa: E402
 
 SAMPLERS = {
     "exchangeable": lambda: st.exchangeable(0.5, 0.3, psi_ab=0.1),
@@ -104,7 +104,7 @@ def peak_memory(m: int, n: int, d: int, chunk: int) -> tuple[float, float]:
         import resource, time, jax
         from pathlib import Path
         from tokenscale_sim import structures as st
-        from tokenscale_sim.simulate import simulate
+        from tokenscale_sim.montecarlo.simulation import simulate
         t = time.perf_counter()
         simulate(jax.random.key(0), st.decaying(8.0, 0.3), n_max={n}, d={d}, m={m},
                  chunk={chunk}, exact_psi=False)

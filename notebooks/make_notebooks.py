@@ -56,7 +56,7 @@ NOTEBOOKS = {
         ),
         new_code_cell(
             SETUP + "\nfrom tokenscale_sim import structures as st\n"
-            "from tokenscale_sim.simulate import simulate\n"
+            "from tokenscale_sim.montecarlo.simulation import simulate\n"
             "from tokenscale_sim.plots.simulation import plot_simulation"
         ),
         new_code_cell(

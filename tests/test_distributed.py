@@ -18,7 +18,7 @@ import pytest
 
 from tokenscale_sim import structures as st
 from tokenscale_sim.cli import main
-from tokenscale_sim.simulate import ALL_STATS, SimulationState, simulate
+from tokenscale_sim.montecarlo.simulation import ALL_STATS, SimulationState, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 STRUCTURE = st.decaying(3.0, coupling=0.4)
@@ -97,7 +97,7 @@ def test_two_processes_match_a_single_process_run(single, tmp_path):
     import numpy as np
     from jax.experimental import multihost_utils
     from tokenscale_sim import structures as st
-    from tokenscale_sim.simulate import ALL_STATS, check_simulation, simulate
+    from tokenscale_sim.montecarlo.simulation import ALL_STATS, check_simulation, simulate
     out = sys.argv[3]
     s = st.decaying(3.0, coupling=0.4)
     kw = {KW!r}
@@ -178,7 +178,11 @@ def test_cli_distributed_writes_on_process_0_only(tmp_path):
 
 def test_state_broadcast_is_a_no_op_on_one_process(single):
     """The multi-process helpers on a single process (process_allgather / broadcast paths)."""
-    from tokenscale_sim.accumulators import agree_across_processes, fetch, state_from_process_0
+    from tokenscale_sim.montecarlo.checkpoints import (
+        agree_across_processes,
+        fetch,
+        state_from_process_0,
+    )
 
     agree_across_processes("anything")
     state = SimulationState(16, np.ones((2, 3)), np.full((2, 3), 2.0), np.zeros((1, 2, 3)), "fp")

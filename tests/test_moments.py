@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tokenscale_sim.moments import RunningMoments, block_moments, merge
+from tokenscale_sim.montecarlo.moments import RunningMoments, block_moments, merge
 
 
 @pytest.mark.parametrize("cuts", [[7], [1, 2, 50], [33, 34, 35, 36]])

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from tokenscale_sim import structures as st
-from tokenscale_sim.plots.simulation import plot_divergence, plot_psi, plot_simulation
-from tokenscale_sim.simulate import (
+from tokenscale_sim.montecarlo.simulation import (
     ALL_STATS,
     BLOCK,
     SimulationState,
@@ -23,6 +22,7 @@ from tokenscale_sim.simulate import (
     save_state,
     simulate,
 )
+from tokenscale_sim.plots.simulation import plot_divergence, plot_psi, plot_simulation
 
 ROOT = Path(__file__).resolve().parents[1]
 STRUCTURES = {
@@ -154,7 +154,7 @@ def test_device_count_invariance(reference_run, tmp_path):
         jax.config.update("jax_enable_x64", True)
         import numpy as np
         from tokenscale_sim import structures as st
-        from tokenscale_sim.simulate import simulate
+        from tokenscale_sim.montecarlo.simulation import simulate
         assert len(jax.devices()) == 4, jax.devices()
         out = {{}}
         for name, devices in (("four", jax.devices()), ("one", jax.devices()[:1])):

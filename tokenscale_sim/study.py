@@ -24,10 +24,10 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from tokenscale_sim import fit, io, theory
+from tokenscale_sim import files, fit, theory
 from tokenscale_sim import structures as st
 from tokenscale_sim.fit.uncertainty import TransitionTest, transition_test
-from tokenscale_sim.simulate import SimulationResult, simulate
+from tokenscale_sim.montecarlo.simulation import SimulationResult, simulate
 
 ALPHA_FAMILY_NB = (2.0, 5.6, 9.2, 12.8, 16.4, 20.0)
 
@@ -242,7 +242,7 @@ def run_study(
     paper = paper_fits(jax.random.fold_in(key, 1000), config)
     log(f"[4/4] real ViT-S hidden states ({config.vision_pairs} pairs per kind)")
     vision, note = vision_study(config)
-    meta = io.run_metadata(
+    meta = files.run_metadata(
         seed=config.seed,
         config=asdict(config),
         structures={k: [s.name, dict(s.params)] for k, s in chosen.items()},

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tokenscale_sim import io
+from tokenscale_sim import files
 from tokenscale_sim.cli._common import add_command
 
 KIND = "demo"
@@ -83,9 +83,9 @@ def _save(fig, out: Path, name: str) -> str:
 def _monte_carlo_section(study, out: Path, summary: dict) -> str:
     import matplotlib.pyplot as plt
 
+    from tokenscale_sim.montecarlo.simulation import result_columns
     from tokenscale_sim.plots.simulation import plot_divergence, plot_psi
     from tokenscale_sim.plots.theory import shade_regimes
-    from tokenscale_sim.simulate import result_columns
 
     parts, rows = [], []
     for mc in study.monte_carlo:
@@ -103,7 +103,7 @@ def _monte_carlo_section(study, out: Path, summary: dict) -> str:
         plot_psi(r, axs[1])
         axs[1].set_title(f"{mc.name}: ψ(n), sampled vs exact")
         name = _save(fig, out, f"mc_{mc.name}.png")
-        io.write_csv(out / f"mc_{mc.name}.csv", result_columns(r))
+        files.write_csv(out / f"mc_{mc.name}.csv", result_columns(r))
         rows.append(
             [
                 mc.name,
@@ -217,7 +217,9 @@ def _paper_section(study, out: Path, summary: dict) -> str:
         "α(n) fit",
         "p (transition)",
     ]
-    io.write_csv(out / "paper_fits.csv", {h: col for h, col in zip(header, columns, strict=True)})
+    files.write_csv(
+        out / "paper_fits.csv", {h: col for h, col in zip(header, columns, strict=True)}
+    )
     figs = []
     n_grid = np.geomspace(1.0, float(np.max(p.curves.arrays.n)), 80)
     fitted = {"power law": predict(p.powerlaw, n_grid), "α(n) law": predict(p.alpha_n, n_grid)}
@@ -269,7 +271,7 @@ def _vision_section(study, out: Path, summary: dict) -> str:
             ]
             for key, v in zip(cols, vals, strict=True):
                 cols[key].append(v)
-        io.write_csv(out / f"vision_{k}.csv", cols)
+        files.write_csv(out / f"vision_{k}.csv", cols)
         summary["vision"][kind] = cols
         rows = [
             [c[0], _fmt(c[1]), _fmt(c[2]), c[3], _fmt(c[4]), _fmt(c[5])]
@@ -333,14 +335,14 @@ def write_report(study, out: Path, seconds: float) -> Path:
         f"{body}</body></html>"
     )
     (out / "index.html").write_text(page, encoding="utf-8")
-    io.write_json(out / "summary.json", summary)
+    files.write_json(out / "summary.json", summary)
     return out / "index.html"
 
 
 def run(args: argparse.Namespace) -> int:
     from tokenscale_sim.study import StudyConfig, run_study
 
-    out = io.prepare_out_dir(args.out, KIND, overwrite=args.overwrite)
+    out = files.prepare_out_dir(args.out, KIND, overwrite=args.overwrite)
     for stale in (*out.glob("*.png"), *out.glob("*.csv"), out / "index.html", out / "summary.json"):
         stale.unlink(missing_ok=True)  # an earlier report being replaced (--overwrite)
     config = StudyConfig.tiny() if args.size == "tiny" else StudyConfig()

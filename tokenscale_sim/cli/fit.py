@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from tokenscale_sim import io
+from tokenscale_sim import files
 from tokenscale_sim.cli import UsageError
 from tokenscale_sim.cli._common import add_command
 from tokenscale_sim.fit import data as fdata
@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
     fdata.check_curves(cs, model, args.loss)
     if model.name == "divergence_measured" and not args.aux_col:
         raise UsageError("fit: model divergence_measured needs --aux-col (Upsilon per point)")
-    out = io.prepare_out_dir(args.out, "fit", overwrite=args.overwrite) if args.out else None
+    out = files.prepare_out_dir(args.out, "fit", overwrite=args.overwrite) if args.out else None
 
     import jax
 
@@ -258,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if out is None:
         return 0
-    written = [io.write_csv(out / "fits.csv", _table(cs, res, pl, boot, test))]
+    written = [files.write_csv(out / "fits.csv", _table(cs, res, pl, boot, test))]
     payload = {
         "source": cs.source,
         "keys": cs.keys,
@@ -268,14 +268,14 @@ def run(args: argparse.Namespace) -> int:
         "bootstrap": None if boot is None else boot._replace(estimates=None),
         "transition_test": test,
         "tied": tied,
-        "metadata": io.run_metadata(seed=args.seed, model=model.name, loss=args.loss),
+        "metadata": files.run_metadata(seed=args.seed, model=model.name, loss=args.loss),
     }
-    written.append(io.write_json(out / "fits.json", payload))
+    written.append(files.write_json(out / "fits.json", payload))
     if band is not None:
         cols = {"n": np.tile(band.n, len(cs.keys))}
         cols["curve"] = np.repeat([cs.label(g) for g in range(len(cs.keys))], len(band.n))
         cols.update(alpha=band.estimate.ravel(), low=band.low.ravel(), high=band.high.ravel())
-        written.append(io.write_csv(out / "alpha_band.csv", cols))
+        written.append(files.write_csv(out / "alpha_band.csv", cols))
     if args.plot:
         written += _plots(out, cs, res, pl)
         if band is not None:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenscale_sim import io
+from tokenscale_sim import files
 from tokenscale_sim.cli import UsageError
 from tokenscale_sim.cli._common import add_command, positive_int
 from tokenscale_sim.fit import LOSSES
@@ -198,24 +198,26 @@ def run(args: argparse.Namespace) -> int:
         if len(args.hidden) > 2:
             raise UsageError(f"--hidden takes one file or two (A and B), got {len(args.hidden)}")
         source = arrays.open_hidden(*args.hidden)
-        out = io.prepare_out_dir(args.out, "measure", overwrite=args.overwrite)
+        out = files.prepare_out_dir(args.out, "measure", overwrite=args.overwrite)
         results: dict[int | None, Measurement] = {None: measure(source, options)}
         meta: dict = {"hidden": [str(Path(f).resolve()) for f in args.hidden]}
     else:
         _layers(args.layer)
         try:
             pairs = vit.image_pairs(args.images, args.pairs)
-            out = io.prepare_out_dir(args.out, "measure", overwrite=args.overwrite)
+            out = files.prepare_out_dir(args.out, "measure", overwrite=args.overwrite)
             results, meta = _from_model(args, options, pairs)
         except ModuleNotFoundError as err:  # the vision extra is not installed
             raise UsageError(str(err)) from None
-    io.write_csv(out / "curves.csv", _columns(results))
+    files.write_csv(out / "curves.csv", _columns(results))
     figures = _plot(out, results) if args.plot else []
     layers = {("all" if k is None else str(k)): _summary(m) for k, m in results.items()}
-    io.write_json(
+    files.write_json(
         out / "measure.json",
         {
-            "meta": io.run_metadata(command="measure", options=dataclasses.asdict(options), **meta),
+            "meta": files.run_metadata(
+                command="measure", options=dataclasses.asdict(options), **meta
+            ),
             "layers": layers,
             "figures": figures,
         },

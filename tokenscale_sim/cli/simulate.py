@@ -40,11 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from tokenscale_sim import io
+from tokenscale_sim import files
 from tokenscale_sim.cli import UsageError
 from tokenscale_sim.cli._common import add_structure_args, positive_int, structure_from_args
-from tokenscale_sim.sampling import TOKEN_KINDS, TokenModel
-from tokenscale_sim.simulate import (
+from tokenscale_sim.montecarlo.sampling import TOKEN_KINDS, TokenModel
+from tokenscale_sim.montecarlo.simulation import (
     check_simulation,
     load_state,
     result_columns,
@@ -165,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
     ckpt = out / CHECKPOINT
     if lead:
         try:
-            out = io.prepare_out_dir(args.out, KIND, overwrite=args.overwrite, resume=args.resume)
+            out = files.prepare_out_dir(
+                args.out, KIND, overwrite=args.overwrite, resume=args.resume
+            )
             if args.overwrite:
                 for name in OUTPUTS:
                     (out / name).unlink(missing_ok=True)
@@ -235,13 +237,13 @@ def initialize_distributed() -> None:
 def write_result(out: Path, result) -> None:
     """Write simulation.csv, simulation.npz and result.json of ``result`` into ``out``."""
     cols = result_columns(result)
-    io.write_csv(out / "simulation.csv", cols)
+    files.write_csv(out / "simulation.csv", cols)
     tmp = out / "simulation.tmp.npz"
     arrays: dict[str, Any] = {"metadata": np.asarray(json.dumps(result.metadata, default=str))}
     arrays.update(cols)
     np.savez(tmp, **arrays)
     tmp.replace(out / "simulation.npz")
-    io.write_json(
+    files.write_json(
         out / "result.json", {"metadata": result.metadata, "m": result.m, "columns": cols}
     )
 

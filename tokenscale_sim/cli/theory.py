@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from tokenscale_sim import io, theory
+from tokenscale_sim import files, theory
 from tokenscale_sim.cli._common import (
     add_command,
     add_structure_args,
@@ -160,18 +160,18 @@ def run(args: argparse.Namespace) -> int:
     n_b = tp.n_b
     written = []
     if args.csv:
-        written.append(io.write_csv(args.csv, cols))
+        written.append(files.write_csv(args.csv, cols))
     if args.json:
         params = {k: v for k, v in vars(args).items() if k != "func"}
         written.append(
-            io.write_json(
+            files.write_json(
                 args.json,
                 {
                     "parameters": params,
                     "n_b": n_b,
                     "n_b_status": tp.status,
                     "table": cols,
-                    "metadata": io.run_metadata(),
+                    "metadata": files.run_metadata(),
                 },
             )
         )

@@ -1,6 +1,6 @@
 """Curves in: long and wide CSV, arrays, and the paper's benchmark scores shipped with the package.
 
-Reading is here (not in :mod:`tokenscale_sim.io`, which writes) so that every input check sits
+Reading is here (not in :mod:`tokenscale_sim.files`, which writes) so that every input check sits
 next to the container it fills. All checks run before any fitting or writing and raise a one-line
 ``ValueError`` naming the function, the column or group, what was expected and what was found.
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from tokenscale_sim import divergence, theory
 from tokenscale_sim.hidden.arrays import HiddenSource, PairChunk, from_arrays, iter_pairs
-from tokenscale_sim.moments import RunningMoments, block_moments, merge
+from tokenscale_sim.montecarlo.moments import RunningMoments, block_moments, merge
 
 if TYPE_CHECKING:
     from tokenscale_sim.fit import FitResult

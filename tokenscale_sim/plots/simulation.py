@@ -1,4 +1,4 @@
-"""Figures of a Monte Carlo study (:class:`tokenscale_sim.simulate.SimulationResult`).
+"""Figures of a Monte Carlo study (:class:`tokenscale_sim.montecarlo.simulation.SimulationResult`).
 
 Draws what the result holds; computes nothing beyond ``mean -/+ k * std`` bands.
 """

@@ -26,7 +26,7 @@ Design (DESIGN.md, "Monte Carlo at scale"):
 - ``checkpoint(state)`` is called every ``checkpoint_seconds``, on interruption and at the end;
   passing that :class:`SimulationState` back as ``state=`` resumes to the identical result
   (``m`` may be raised on resume; everything else must match, checked by a fingerprint).
-  :func:`save_state`/:func:`load_state` store it as ``.npz`` (a departure from "only cli/io touch
+  :func:`save_state`/:func:`load_state` store it as ``.npz`` (a departure from "only cli/files touch
   files": checkpoints belong to the engine users run for hours).
 
 Several processes (multi-host), through JAX's own machinery (``jax.distributed``, ``jax.sharding``,
@@ -69,9 +69,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from tokenscale_sim import io, theory
+from tokenscale_sim import files, theory
 from tokenscale_sim import structures as st
-from tokenscale_sim.accumulators import (
+from tokenscale_sim.divergence import branch_statistics, divergence
+from tokenscale_sim.montecarlo.checkpoints import (
     BLOCK,
     SimulationState,
     absorb,
@@ -82,8 +83,7 @@ from tokenscale_sim.accumulators import (
     save_state,
     state_from_process_0,
 )
-from tokenscale_sim.divergence import branch_statistics, divergence
-from tokenscale_sim.sampling import (
+from tokenscale_sim.montecarlo.sampling import (
     TokenModel,
     _as_tokens,
     _check_size,
@@ -143,7 +143,7 @@ class ExactCurves(NamedTuple):
     Attributes:
         v: v_n = 2 Upsilon(n) with population psi's (E[D^2] of Gaussian tokens).
         mean_squared: exact E[D(n)^2] of the token model
-            (:func:`tokenscale_sim.sampling.expected_squared_divergence`).
+            (:func:`tokenscale_sim.montecarlo.sampling.expected_squared_divergence`).
         bound: sqrt(mean_squared) >= E[D(n)] (Jensen); the bound sqrt(2 Upsilon).
         gaussian_mean: exact E[D(n)] for Gaussian tokens (the oracle; approximate otherwise).
         gaussian_std: exact std of D(n) for Gaussian tokens.
@@ -482,7 +482,7 @@ def simulate(
     moments = _moments(state, confidence)
     by_name: dict[str, Moments | None] = dict.fromkeys(ALL_STATS)
     by_name.update(zip(stats, moments, strict=True))
-    meta = io.run_metadata(
+    meta = files.run_metadata(
         structure=repr(structure),
         structure_name=getattr(structure, "name", None),
         structure_params=dict(getattr(structure, "params", ())),

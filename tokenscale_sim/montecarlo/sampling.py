@@ -67,7 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tokenscale_sim import structures as st
-from tokenscale_sim.kernel_draws import (
+from tokenscale_sim.montecarlo.kernel_draws import (
     NEG_TOL,
     _cholesky_plan,
     _dtypes,

@@ -1,8 +1,8 @@
-"""The replicate accumulators of :func:`tokenscale_sim.simulate.simulate` and their life cycle:
-float64 moments merged in fixed blocks of :data:`BLOCK` replicates (Chan, in replicate order,
-so the result does not depend on chunk size or device count), checkpoint files, and the
-multi-process plumbing (all-gather of chunk statistics, agreement check, process 0's state
-broadcast to every process).
+"""The replicate accumulators of :func:`tokenscale_sim.montecarlo.simulation.simulate` and their
+life cycle: float64 moments merged in fixed blocks of :data:`BLOCK` replicates (Chan, in
+replicate order, so the result does not depend on chunk size or device count), checkpoint
+files, and the multi-process plumbing (all-gather of chunk statistics, agreement check,
+process 0's state broadcast to every process).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from tokenscale_sim.moments import RunningMoments, block_moments, merge
+from tokenscale_sim.montecarlo.moments import RunningMoments, block_moments, merge
 
 BLOCK = 16
 """Replicates per float64 accumulation block (fixed: part of the reproducible layout)."""

@@ -3,7 +3,7 @@ covariance K along the token axis, at the cost the kernel allows (identity and o
 AR(1): blocked Toeplitz matmuls plus an associative scan of the carries, O(n); stationary
 kernels: circulant embedding with FFT, O(n log n), with a Cholesky fallback when the embedding
 is not PSD; 2-D grids: AR(1) along rows times a dense column factor; dense kernels: a factor
-computed once). Used by :mod:`tokenscale_sim.sampling`, which mixes branches and tokens.
+computed once). Used by :mod:`tokenscale_sim.montecarlo.sampling`, which mixes branches and tokens.
 """
 
 from __future__ import annotations
