@@ -104,10 +104,10 @@ def peak_memory(m: int, n: int, d: int, chunk: int) -> tuple[float, float]:
         import resource, time, jax
         from pathlib import Path
         from tokenscale_sim import structures as st
-        from tokenscale_sim.montecarlo.simulation import simulate
+        from tokenscale_sim.montecarlo.simulation import SimulationConfig, simulate
         t = time.perf_counter()
-        simulate(jax.random.key(0), st.decaying(8.0, 0.3), n_max={n}, d={d}, m={m},
-                 chunk={chunk}, exact_psi=False)
+        config = SimulationConfig(n_max={n}, d={d}, m={m}, chunk={chunk}, exact_psi=False)
+        simulate(jax.random.key(0), st.decaying(8.0, 0.3), config)
         seconds = time.perf_counter() - t
         try:  # VmHWM: this process image only (ru_maxrss keeps the parent's peak across exec)
             status = Path("/proc/self/status").read_text().split("VmHWM:")[1]

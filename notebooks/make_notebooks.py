@@ -56,7 +56,7 @@ NOTEBOOKS = {
         ),
         new_code_cell(
             SETUP + "\nfrom tokenscale_sim import structures as st\n"
-            "from tokenscale_sim.montecarlo.simulation import simulate\n"
+            "from tokenscale_sim.montecarlo.simulation import SimulationConfig, simulate\n"
             "from tokenscale_sim.plots.simulation import plot_simulation"
         ),
         new_code_cell(
@@ -74,7 +74,8 @@ NOTEBOOKS = {
         ),
         new_code_cell(
             "key = jax.random.key(0)\n"
-            "results = {name: simulate(jax.random.fold_in(key, i), s, n_max=n_max, d=d, m=m)\n"
+            "config = SimulationConfig(n_max=n_max, d=d, m=m)\n"
+            "results = {name: simulate(jax.random.fold_in(key, i), s, config)\n"
             "           for i, (name, s) in enumerate(studies.items())}"
         ),
         new_code_cell(

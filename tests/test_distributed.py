@@ -18,7 +18,12 @@ import pytest
 
 from tokenscale_sim import structures as st
 from tokenscale_sim.cli import main
-from tokenscale_sim.montecarlo.simulation import ALL_STATS, SimulationState, simulate
+from tokenscale_sim.montecarlo.simulation import (
+    ALL_STATS,
+    SimulationConfig,
+    SimulationState,
+    simulate,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 STRUCTURE = st.decaying(3.0, coupling=0.4)
@@ -88,7 +93,7 @@ def stacked(r) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def single():
-    return simulate(jax.random.key(5), STRUCTURE, **KW)
+    return simulate(jax.random.key(5), STRUCTURE, SimulationConfig(**KW))
 
 
 @pytest.mark.slow
@@ -97,33 +102,33 @@ def test_two_processes_match_a_single_process_run(single, tmp_path):
     import numpy as np
     from jax.experimental import multihost_utils
     from tokenscale_sim import structures as st
-    from tokenscale_sim.montecarlo.simulation import ALL_STATS, check_simulation, simulate
+    from tokenscale_sim.montecarlo.simulation import ALL_STATS, SimulationConfig, simulate
     out = sys.argv[3]
     s = st.decaying(3.0, coupling=0.4)
-    kw = {KW!r}
+    config = SimulationConfig(**{KW!r})
 
     def stacked(r):
         return np.stack([getattr(r, f).mean for f in ALL_STATS]
                         + [getattr(r, f).std for f in ALL_STATS])
 
     saved = []
-    r = simulate(jax.random.key(5), s, **kw, progress=True, checkpoint=saved.append,
+    r = simulate(jax.random.key(5), s, config, progress=True, checkpoint=saved.append,
                  checkpoint_seconds=0)
     assert len(r.metadata["sharded_over"]) == 4 and r.metadata["processes"] == 2
     assert len(saved) == (6 if pid == 0 else 0)  # 5 chunks + the end; process 0 only
     # resume: only process 0 holds the state (after 2 chunks); it is broadcast to process 1
-    resumed = simulate(jax.random.key(5), s, **kw,
+    resumed = simulate(jax.random.key(5), s, config,
                        state=saved[1] if pid == 0 else None)
     # local devices only: each process runs the whole simulation by itself
-    local = simulate(jax.random.key(5), s, **kw, devices=jax.local_devices())
+    local = simulate(jax.random.key(5), s, config, devices=jax.local_devices())
     try:
-        simulate(jax.random.key(5 + pid), s, **kw)
+        simulate(jax.random.key(5 + pid), s, config)
     except ValueError as err:
         assert "every process must pass the same key" in str(err), err
     else:
         raise AssertionError("differing keys were not refused")
     try:
-        check_simulation(s, **kw, devices=jax.devices()[2:])
+        check_simulation(s, config, devices=jax.devices()[2:])
     except ValueError as err:
         assert pid == 0 and "must include a device of this process (0)" in str(err), err
     else:

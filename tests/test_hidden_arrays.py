@@ -39,7 +39,7 @@ def _write_safetensors(path, tensors, dtype="F32"):
 
 
 def _curves(m):
-    return np.stack([m.curves[f].mean for f in hm.FIELDS] + [m.curves[f].sem for f in hm.FIELDS])
+    return np.stack([m.curves[f].mean for f in hm.FIELDS] + [m.curves[f].se for f in hm.FIELDS])
 
 
 def test_every_format_gives_the_in_memory_numbers(tmp_path):
@@ -89,7 +89,7 @@ def test_moments_match_numpy():
     np.testing.assert_allclose(m.curves["divergence"].mean, d.mean(0), rtol=1e-12)
     np.testing.assert_allclose(m.curves["divergence"].std, d.std(0, ddof=1), rtol=1e-10)
     np.testing.assert_allclose(
-        m.curves["divergence"].sem, d.std(0, ddof=1) / np.sqrt(8), rtol=1e-10
+        m.curves["divergence"].se, d.std(0, ddof=1) / np.sqrt(8), rtol=1e-10
     )
 
 

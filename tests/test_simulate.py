@@ -15,8 +15,8 @@ from tokenscale_sim import structures as st
 from tokenscale_sim.montecarlo.simulation import (
     ALL_STATS,
     BLOCK,
+    SimulationConfig,
     SimulationState,
-    check_simulation,
     load_state,
     result_columns,
     save_state,
@@ -34,6 +34,7 @@ STRUCTURES = {
     "dense": st.dense(np.kron(np.array([[1.0, 0.3], [0.3, 1.0]]), st.PowerLaw(1.2).dense(16))),
 }
 SMALL = {"n_max": 12, "d": 6, "m": 50, "chunk": 16}
+CONFIG = SimulationConfig(**SMALL)
 
 
 def zmax(moments, exact) -> float:
@@ -45,7 +46,7 @@ def zmax(moments, exact) -> float:
 @pytest.mark.parametrize("name", list(STRUCTURES))
 def test_gaussian_oracle_every_structure(name):
     s = STRUCTURES[name]
-    r = simulate(jax.random.key(2024), s, n_max=16, d=8, m=1200, chunk=600)
+    r = simulate(jax.random.key(2024), s, SimulationConfig(n_max=16, d=8, m=1200, chunk=600))
     assert zmax(r.divergence, r.exact.gaussian_mean) < 5
     assert zmax(r.squared_divergence, r.exact.v) < 5
     for field in ("psi_eq", "psi_aa", "psi_bb", "psi_ab", "upsilon"):
@@ -57,10 +58,8 @@ def test_gaussian_oracle_every_structure(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["exchangeable", "powerlaw", "dense"])
 def test_difference_fast_path_matches_oracle(name):
-    r = simulate(
-        jax.random.key(7), STRUCTURES[name], n_max=16, d=8, m=1200, chunk=600,
-        divergence_only=True,
-    )  # fmt: skip
+    config = SimulationConfig(n_max=16, d=8, m=1200, chunk=600, divergence_only=True)
+    r = simulate(jax.random.key(7), STRUCTURES[name], config)
     assert r.psi_eq is None and r.upsilon is None and r.metadata["fast_path"]
     assert zmax(r.divergence, r.exact.gaussian_mean) < 5
     assert zmax(r.squared_divergence, r.exact.v) < 5
@@ -69,21 +68,20 @@ def test_difference_fast_path_matches_oracle(name):
 @pytest.mark.slow
 def test_unit_and_student_t_tokens_against_their_oracles():
     s = STRUCTURES["decaying"]
-    unit = simulate(jax.random.key(3), s, n_max=16, d=8, m=1200, chunk=600, tokens="unit")
+    size = {"n_max": 16, "d": 8, "m": 1200, "chunk": 600}
+    unit = simulate(jax.random.key(3), s, SimulationConfig(**size, tokens="unit"))
     assert zmax(unit.squared_divergence, unit.exact.mean_squared) < 5
     assert np.all(unit.divergence.mean <= unit.exact.bound + 3 * unit.divergence.se)
     for field in ("psi_eq", "psi_ab", "upsilon"):
         assert zmax(getattr(unit, field), getattr(unit.exact, field)) < 5
-    heavy = simulate(
-        jax.random.key(4), s, n_max=16, d=8, m=1200, chunk=600, tokens="student-t",
-        divergence_only=True,
-    )  # fmt: skip
+    config = SimulationConfig(**size, tokens="student-t", divergence_only=True)
+    heavy = simulate(jax.random.key(4), s, config)
     assert zmax(heavy.squared_divergence, heavy.exact.mean_squared) < 5
 
 
 @pytest.fixture(scope="module")
 def reference_run():
-    return simulate(jax.random.key(5), STRUCTURES["decaying"], **SMALL)
+    return simulate(jax.random.key(5), STRUCTURES["decaying"], CONFIG)
 
 
 def assert_same_result(a, b, rtol=1e-12):
@@ -94,11 +92,13 @@ def assert_same_result(a, b, rtol=1e-12):
 
 
 def test_chunk_size_invariance(reference_run):
-    again = simulate(jax.random.key(5), STRUCTURES["decaying"], **SMALL)
+    again = simulate(jax.random.key(5), STRUCTURES["decaying"], CONFIG)
     for x, y in zip(reference_run.divergence, again.divergence, strict=True):
         np.testing.assert_array_equal(x, y)  # same chunks: bitwise
     for chunk in (7, 50):
-        other = simulate(jax.random.key(5), STRUCTURES["decaying"], **{**SMALL, "chunk": chunk})
+        other = simulate(
+            jax.random.key(5), STRUCTURES["decaying"], SimulationConfig(**{**SMALL, "chunk": chunk})
+        )
         assert_same_result(reference_run, other)
 
 
@@ -112,14 +112,14 @@ def test_interrupted_run_resumes_to_the_same_result(reference_run, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         simulate(
-            jax.random.key(5), STRUCTURES["decaying"], **SMALL, checkpoint=checkpoint,
+            jax.random.key(5), STRUCTURES["decaying"], CONFIG, checkpoint=checkpoint,
             checkpoint_seconds=0,
         )  # fmt: skip
     assert len(saved) == 3 and saved[-1].done == 2 * SMALL["chunk"]
     path = save_state(tmp_path / "ckpt.npz", saved[-1])
     state = load_state(path)
     assert state.done == saved[-1].done and state.fingerprint == saved[-1].fingerprint
-    resumed = simulate(jax.random.key(5), STRUCTURES["decaying"], **SMALL, state=state)
+    resumed = simulate(jax.random.key(5), STRUCTURES["decaying"], CONFIG, state=state)
     for name in ALL_STATS:
         for x, y in zip(getattr(reference_run, name), getattr(resumed, name), strict=True):
             np.testing.assert_array_equal(x, y)  # same chunk layout: bitwise
@@ -127,21 +127,21 @@ def test_interrupted_run_resumes_to_the_same_result(reference_run, tmp_path):
 
 def test_resume_can_extend_m():
     states: list[SimulationState] = []
-    kw = {**SMALL, "m": 20}
-    simulate(jax.random.key(6), STRUCTURES["decaying"], **kw, checkpoint=states.append)
+    short = SimulationConfig(**{**SMALL, "m": 20})
+    simulate(jax.random.key(6), STRUCTURES["decaying"], short, checkpoint=states.append)
     assert states[-1].count == BLOCK and states[-1].pending.shape[0] == 20 - BLOCK
-    extended = simulate(jax.random.key(6), STRUCTURES["decaying"], **SMALL, state=states[-1])
-    direct = simulate(jax.random.key(6), STRUCTURES["decaying"], **SMALL)
+    extended = simulate(jax.random.key(6), STRUCTURES["decaying"], CONFIG, state=states[-1])
+    direct = simulate(jax.random.key(6), STRUCTURES["decaying"], CONFIG)
     assert_same_result(extended, direct)
 
 
 def test_state_from_another_run_is_refused(reference_run):
     states: list[SimulationState] = []
-    simulate(jax.random.key(5), STRUCTURES["decaying"], **SMALL, checkpoint=states.append)
+    simulate(jax.random.key(5), STRUCTURES["decaying"], CONFIG, checkpoint=states.append)
     with pytest.raises(ValueError, match=r"simulate: state must come from a run with the same"):
-        simulate(jax.random.key(6), STRUCTURES["decaying"], **SMALL, state=states[-1])
+        simulate(jax.random.key(6), STRUCTURES["decaying"], CONFIG, state=states[-1])
     with pytest.raises(ValueError, match=r"simulate: m must be >= the 50 replicates"):
-        simulate(jax.random.key(5), STRUCTURES["decaying"], **{**SMALL, "m": 10},
+        simulate(jax.random.key(5), STRUCTURES["decaying"], SimulationConfig(**{**SMALL, "m": 10}),
                  state=states[-1])  # fmt: skip
 
 
@@ -154,12 +154,12 @@ def test_device_count_invariance(reference_run, tmp_path):
         jax.config.update("jax_enable_x64", True)
         import numpy as np
         from tokenscale_sim import structures as st
-        from tokenscale_sim.montecarlo.simulation import simulate
+        from tokenscale_sim.montecarlo.simulation import SimulationConfig, simulate
         assert len(jax.devices()) == 4, jax.devices()
         out = {{}}
         for name, devices in (("four", jax.devices()), ("one", jax.devices()[:1])):
-            r = simulate(jax.random.key(5), st.decaying(3.0, coupling=0.4), devices=devices,
-                         **{SMALL!r})
+            r = simulate(jax.random.key(5), st.decaying(3.0, coupling=0.4),
+                         SimulationConfig(**{SMALL!r}), devices=devices)
             assert len(r.metadata["sharded_over"]) == len(devices)
             out[name] = np.stack([getattr(r, f).mean for f in {ALL_STATS!r}]
                                  + [getattr(r, f).std for f in {ALL_STATS!r}])
@@ -183,21 +183,23 @@ def test_result_columns_and_metadata(reference_run):
     assert {"divergence_mean", "psi_ab_se", "upsilon_ci_high", "exact_gaussian_mean"} <= set(cols)
     assert all(v.shape == (12,) for v in cols.values())
     meta = reference_run.metadata
-    assert meta["structure_name"] == "decaying-exponential" and meta["m"] == 50
+    assert meta["structure"]["name"] == "decaying-exponential" and meta["m"] == 50
+    assert meta["structure"]["params"] == {"length": 3.0, "coupling": 0.4}
     assert meta["sampler"] == ["ar1-scan(phi=0.716531)"] and meta["x64"] is True
     assert reference_run.m == 50
 
 
 def test_progress_bar_and_memory_flat_in_m(capsys):
-    small = check_simulation(STRUCTURES["decaying"], n_max=12, d=6, m=10, chunk=16)
-    large = check_simulation(STRUCTURES["decaying"], n_max=12, d=6, m=10_000_000, chunk=16)
-    assert small.chunk_bytes == large.chunk_bytes  # device memory does not grow with m
-    simulate(jax.random.key(5), STRUCTURES["decaying"], **SMALL, progress=True)
+    small = SimulationConfig(n_max=12, d=6, m=10_000)
+    large = SimulationConfig(n_max=12, d=6, m=10_000_000)
+    assert small.chunk_for(1) == large.chunk_for(1)  # device memory does not grow with m
+    simulate(jax.random.key(5), STRUCTURES["decaying"], CONFIG, progress=True)
     assert "50/50" in capsys.readouterr().err
 
 
 def test_float32_smoke(float32):
-    r = simulate(jax.random.key(1), STRUCTURES["exchangeable"], n_max=8, d=4, m=20, chunk=10)
+    config = SimulationConfig(n_max=8, d=4, m=20, chunk=10)
+    r = simulate(jax.random.key(1), STRUCTURES["exchangeable"], config)
     assert np.all(np.isfinite(r.divergence.mean)) and r.metadata["x64"] is False
     assert r.divergence.mean.dtype == np.float64  # accumulators are float64
 
@@ -205,26 +207,82 @@ def test_float32_smoke(float32):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"m": 0}, r"simulate: m must be an integer >= 1, got 0"),
-        ({"m": 2**32}, r"simulate: m must be <= 2\^32 - chunk"),
-        ({"chunk": 0}, r"simulate: chunk must be an integer >= 1"),
-        ({"n_max": 0}, r"simulate: n_max must be an integer >= 1"),
-        ({"d": -2}, r"simulate: d must be an integer >= 1"),
-        ({"confidence": 1.0}, r"simulate: confidence must be in \(0, 1\)"),
-        ({"devices": []}, r"simulate: devices must name at least one device"),
+        ({"m": 0}, r"SimulationConfig: m must be an integer >= 1, got 0"),
+        ({"m": 2**32}, r"SimulationConfig: m must be <= 2\^32 - chunk"),
+        ({"chunk": 0}, r"SimulationConfig: chunk must be an integer >= 1"),
+        ({"n_max": 0}, r"SimulationConfig: n_max must be an integer >= 1"),
+        ({"d": -2}, r"SimulationConfig: d must be an integer >= 1"),
+        ({"n_max": 4.0}, r"SimulationConfig: n_max must be an integer >= 1"),
+        ({"confidence": 1.0}, r"SimulationConfig: confidence must be in \(0, 1\)"),
         ({"tokens": "laplace"}, r"TokenModel: kind must be one of"),
-        ({"max_chunk_bytes": 1000}, r"simulate: chunk must keep .* <= max_chunk_bytes = 1000"),
+        ({"max_chunk_bytes": 0}, r"SimulationConfig: max_chunk_bytes must be an integer >= 1"),
     ],
 )
-def test_validation_errors(kwargs, match):
+def test_config_validation_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        simulate(jax.random.key(0), STRUCTURES["decaying"], **{**SMALL, **kwargs})
+        SimulationConfig(**{**SMALL, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("config", "kwargs", "match"),
+    [
+        (CONFIG, {"devices": []}, r"simulate: devices must name at least one device"),
+        (
+            SimulationConfig(**{**SMALL, "max_chunk_bytes": 1000}),
+            {},
+            r"simulate: chunk must keep chunk \* \d+ bytes .* <= max_chunk_bytes = 1000",
+        ),
+        (
+            SimulationConfig(**{**SMALL, "chunk": None, "max_chunk_bytes": 1000}),
+            {},
+            r"simulate: one replicate per device needs \d+ bytes .* max_chunk_bytes = 1000",
+        ),
+    ],
+)
+def test_run_validation_errors(config, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        simulate(jax.random.key(0), STRUCTURES["decaying"], config, **kwargs)
+
+
+@pytest.mark.parametrize("key", [0, np.uint32(3), jax.random.PRNGKey(0)])
+def test_a_key_that_is_not_a_typed_key_is_refused(key):
+    with pytest.raises(ValueError, match=r"simulate: key must be .*jax\.random\.key\(seed\)"):
+        simulate(key, STRUCTURES["decaying"], CONFIG)
+
+
+def test_default_chunk_adapts_to_the_memory_budget():
+    wide = SimulationConfig(n_max=1024, d=4096, m=512)  # 512 MiB per replicate in float64
+    assert wide.chunk_for(1) == 8  # 4 GiB budget
+    assert SimulationConfig(n_max=12, d=6, m=50).chunk_for(4) == 52  # m, rounded to devices
+    assert SimulationConfig(n_max=12, d=6, m=5000).chunk_for(1) == 256
+
+
+def test_a_run_validates_the_structure_and_builds_its_plan_once(monkeypatch):
+    from tokenscale_sim.montecarlo import sampling
+
+    calls = {"validate": 0, "plan": 0}
+    structure = st.decaying(2.5, coupling=0.3)
+    real_validate, real_plan = st.Structure.validate, sampling.plan
+
+    def counting_validate(self, n_max):
+        calls["validate"] += 1
+        return real_validate(self, n_max)
+
+    def counting_plan(*args, **kwargs):
+        calls["plan"] += 1
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(st.Structure, "validate", counting_validate)
+    monkeypatch.setattr(sampling, "plan", counting_plan)
+    r = simulate(jax.random.key(0), structure, CONFIG)
+    assert calls == {"validate": 1, "plan": 1}
+    assert r.metadata["sampler"] == ["ar1-scan(phi=0.67032)"]
 
 
 def test_invalid_structure_is_refused():
     bad = st.Structure((st.Term(((0.5, 0.0), (0.0, 1.0)), st.Identity()),), "bad")
     with pytest.raises(ValueError, match=r"diagonal of Sigma"):
-        simulate(jax.random.key(0), bad, **SMALL)
+        simulate(jax.random.key(0), bad, CONFIG)
 
 
 def test_plots_draw_a_result(reference_run):

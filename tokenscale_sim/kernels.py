@@ -39,11 +39,16 @@ def check_real(
     return x
 
 
+def check_count(func: str, param: str, value: object) -> int:
+    """Return ``int(value)`` for an integer >= 1 (not a bool), else raise :func:`param_error`."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise param_error(func, param, "an integer >= 1", value)
+    return int(value)
+
+
 def check_n(func: str, n_max: object) -> int:
-    """Validate a token count: an integer >= 1."""
-    if isinstance(n_max, bool) or not isinstance(n_max, int | np.integer) or n_max < 1:
-        raise param_error(func, "n_max", "an integer >= 1", n_max)
-    return int(n_max)
+    """Validate a token count ``n_max``: an integer >= 1."""
+    return check_count(func, "n_max", n_max)
 
 
 # --------------------------------------------------------------------------------- kernels

@@ -39,6 +39,7 @@ from tokenscale_sim.kernels import (
     Kernel,
     Ones,
     PowerLaw,
+    check_count,
     check_n,
     check_real,
     param_error,
@@ -56,6 +57,7 @@ __all__ = [
     "PsiCurves",
     "Structure",
     "Term",
+    "check_count",
     "check_n",
     "constant_psi",
     "decaying",
@@ -207,6 +209,24 @@ class Structure:
     def __rmul__(self, weight: float) -> Structure:
         w = check_real("Structure.__rmul__", "weight", weight, 0.0, math.inf)
         return Structure(tuple(t.scaled(w) for t in self.terms), f"{w:g}*{self.name}")
+
+    def describe(self) -> dict[str, object]:
+        """The structure as plain data (for JSON): name, constructor parameters and terms.
+
+        >>> exchangeable(0.5, 0.3, psi_ab=0.2).describe()["terms"][0]["kernel"]
+        {'kind': 'Ones'}
+        """
+        terms = []
+        for t in self.terms:
+            kernel: dict[str, object] = {"kind": type(t.kernel).__name__}
+            if isinstance(t.kernel, DenseKernel):
+                kernel["size"] = int(np.asarray(t.kernel.matrix).shape[0])
+            else:
+                kernel.update(
+                    (k, v) for k, v in vars(t.kernel).items() if isinstance(v, int | float | None)
+                )
+            terms.append({"branch": [list(map(float, row)) for row in t.branch], "kernel": kernel})
+        return {"name": self.name, "params": dict(self.params), "terms": terms}
 
     @property
     def max_n(self) -> int | None:

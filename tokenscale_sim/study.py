@@ -27,7 +27,8 @@ import numpy as np
 from tokenscale_sim import files, fit, theory
 from tokenscale_sim import structures as st
 from tokenscale_sim.fit.uncertainty import TransitionTest, transition_test
-from tokenscale_sim.montecarlo.simulation import SimulationResult, simulate
+from tokenscale_sim.montecarlo.sampling import SamplingPlan, plan
+from tokenscale_sim.montecarlo.simulation import SimulationConfig, SimulationResult, simulate
 
 ALPHA_FAMILY_NB = (2.0, 5.6, 9.2, 12.8, 16.4, 20.0)
 
@@ -80,8 +81,9 @@ class MonteCarloStudy(NamedTuple):
         law: fit of mean D(n) = lambda sqrt(Upsilon-hat(n)) (psi's as measured arrays).
         law_curve: (n_max,) lambda * sqrt(Upsilon-hat(n)).
         nb_fit: fit of mean D(n) = scale sqrt(n (n + n_b)) (constant psi's): n_b from D alone.
-        n_b_exact: the exact transition point (fixed point of n_b(n) of the structure's psi's).
-        n_b_status: how the fixed point was found (see ``TransitionPoint``).
+        n_b_exact: the exact transition point (:func:`tokenscale_sim.exact.transition`: n_b for
+            constant psi's, else the fixed point of n_b(n) of the structure's psi's).
+        n_b_status: how it was found (see ``TransitionPoint``).
     """
 
     name: str
@@ -123,29 +125,13 @@ class StudyResult(NamedTuple):
     metadata: dict[str, Any]
 
 
-def _exact_transition(structure: st.Structure, n_max: int) -> tuple[float, str]:
-    """The structure's transition point: n_b itself for constant psi's, else the fixed point."""
-    psi = structure.psi(n_max)
-    curve = theory.transition_curve(psi.psi_eq, psi.delta)
-    if structure.name == "exchangeable":
-        return float(curve[-1]), "constant"
-    tp = theory.fixed_point(np.arange(1.0, n_max + 1), curve, psi.delta)
-    return tp.n_b, tp.status
-
-
 def monte_carlo_study(
-    key, name: str, structure: st.Structure, config: StudyConfig, progress: bool
+    key, name: str, structure: st.Structure | SamplingPlan, config: StudyConfig, progress: bool
 ) -> MonteCarloStudy:
-    """Simulate one structure and fit both divergence laws to its mean D(n)."""
-    result = simulate(
-        key,
-        structure,
-        n_max=config.n_max,
-        d=config.d,
-        m=config.m,
-        chunk=config.chunk,
-        progress=progress,
-    )
+    """Simulate one structure (or its sampling plan for ``config.n_max``) and fit both
+    divergence laws to its mean D(n)."""
+    run = SimulationConfig(n_max=config.n_max, d=config.d, m=config.m, chunk=config.chunk)
+    result = simulate(key, structure, run, progress=progress)
     n = np.asarray(result.n, dtype=float)
     mean_d = np.asarray(result.divergence.mean)
     assert result.psi_eq is not None and result.psi_aa is not None
@@ -156,8 +142,8 @@ def monte_carlo_study(
     upsilon_hat = np.asarray(theory.upsilon(n, psi_eq, psi_aabb, psi_ab))
     law_curve = float(law.estimates[0, 0]) * np.sqrt(np.clip(upsilon_hat, 0, None))
     nb_fit = fit.fit_divergence(n, mean_d)  # constant psi's: (scale, n_b) from D(n) alone
-    n_b, status = _exact_transition(structure, config.n_max)
-    return MonteCarloStudy(name, result, law, law_curve, nb_fit, n_b, status)
+    tp = result.exact.transition
+    return MonteCarloStudy(name, result, law, law_curve, nb_fit, tp.n_b, tp.status)
 
 
 def theory_maps() -> TheoryMaps:
@@ -227,10 +213,9 @@ def run_study(
     config = config or StudyConfig()
     key = jax.random.key(config.seed)
     chosen = structures or default_structures()
-    for s in chosen.values():
-        s.validate(config.n_max)
+    plans = {name: plan(s, config.n_max, caller="run_study") for name, s in chosen.items()}
     mc = []
-    for i, (name, s) in enumerate(chosen.items()):
+    for i, (name, s) in enumerate(plans.items()):
         log(f"[1/4] Monte Carlo: {name} (n <= {config.n_max}, d = {config.d}, m = {config.m})")
         mc.append(monte_carlo_study(jax.random.fold_in(key, i), name, s, config, progress))
     log("[2/4] theory: alpha(n) family and regime map")
@@ -245,6 +230,6 @@ def run_study(
     meta = files.run_metadata(
         seed=config.seed,
         config=asdict(config),
-        structures={k: [s.name, dict(s.params)] for k, s in chosen.items()},
+        structures={k: s.describe() for k, s in chosen.items()},
     )
     return StudyResult(config, tuple(mc), maps, paper, vision, note, meta)

@@ -156,7 +156,7 @@ def _columns(results: dict[int | None, Measurement]) -> dict[str, list]:
         parts.update({"n": m.n, "count": m.count})
         for name in FIELDS:
             c = m.curves[name]
-            parts.update({f"{name}_mean": c.mean, f"{name}_std": c.std, f"{name}_sem": c.sem})
+            parts.update({f"{name}_mean": c.mean, f"{name}_std": c.std, f"{name}_se": c.se})
         parts.update({"bound": m.bound, "ratio": m.ratio, "law": m.law, "n_b": m.n_b_curve})
         for key, value in parts.items():
             cols.setdefault(key, []).append(np.asarray(value))

@@ -1,7 +1,7 @@
 """``tokenscale simulate``: Monte Carlo of D(n) and psi(n) for a correlation structure.
 
 Draws --m replicate branch pairs (n-max tokens of width d each), streams them through in chunks
-of --chunk, and writes into --out:
+(--chunk, by default the largest up to 256 that fits --max-chunk-gb), and writes into --out:
 
   simulation.csv    one row per n: mean/std/se/ci of D, D^2, psi_eq, psi_AA, psi_BB, psi_AB,
                     Upsilon-hat, next to the exact curves (exact_gaussian_mean, exact_bound ...)
@@ -43,9 +43,10 @@ import numpy as np
 from tokenscale_sim import files
 from tokenscale_sim.cli import UsageError
 from tokenscale_sim.cli._common import add_structure_args, positive_int, structure_from_args
-from tokenscale_sim.montecarlo.sampling import TOKEN_KINDS, TokenModel
+from tokenscale_sim.exact import TOKEN_KINDS, TokenModel
+from tokenscale_sim.montecarlo.sampling import plan
 from tokenscale_sim.montecarlo.simulation import (
-    check_simulation,
+    SimulationConfig,
     load_state,
     result_columns,
     save_state,
@@ -78,8 +79,9 @@ def register(sub) -> None:
     g.add_argument(
         "--chunk",
         type=positive_int,
-        default=256,
-        help="replicates per device step; memory grows with it (default: %(default)s)",
+        default=None,
+        help="replicates per device step; memory grows with it (default: the largest up to 256 "
+        "that fits --max-chunk-gb)",
     )
     g.add_argument("--seed", type=int, default=0, help="PRNG seed (default: %(default)s)")
     g.add_argument(
@@ -146,20 +148,21 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-chunk-gb must be > 0, got {args.max_chunk_gb}")
     if not args.checkpoint_every >= 0:
         raise UsageError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
-    structure = structure_from_args(args)
-    tokens = TokenModel(args.tokens, args.df)
-    options = {
-        "n_max": args.n_max,
-        "d": args.d,
-        "m": args.m,
-        "chunk": args.chunk,
-        "tokens": tokens,
-        "confidence": args.confidence,
-        "max_chunk_bytes": int(args.max_chunk_gb * 2**30),
-    }
+    config = SimulationConfig(
+        n_max=args.n_max,
+        d=args.d,
+        m=args.m,
+        chunk=args.chunk,
+        tokens=TokenModel(args.tokens, args.df),
+        divergence_only=args.divergence_only,
+        confidence=args.confidence,
+        max_chunk_bytes=int(args.max_chunk_gb * 2**30),
+    )
     if args.distributed:
         initialize_distributed()
-    check_simulation(structure, **options)  # every input error before any file is touched
+    # every input error before any file is touched: the structure's plan, the chunk's memory
+    sampling_plan = plan(structure_from_args(args), args.n_max, caller="simulate")
+    config.chunk_for(len(jax.devices()))
     lead = jax.process_index() == 0
     out, state, failure = Path(args.out), None, None
     ckpt = out / CHECKPOINT
@@ -188,14 +191,13 @@ def run(args: argparse.Namespace) -> int:
 
     result = simulate(
         jax.random.key(args.seed),
-        structure,
-        divergence_only=args.divergence_only,
+        sampling_plan,
+        config,
         progress=not args.quiet,
         state=state,  # multi-process: process 0's, which alone calls checkpoint
         checkpoint=lambda s: save_state(ckpt, s),
         checkpoint_seconds=args.checkpoint_every,
         metadata={"seed": args.seed, "command": "tokenscale simulate"},
-        **options,
     )
     if not lead:
         return 0

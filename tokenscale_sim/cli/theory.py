@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from tokenscale_sim import files, theory
+from tokenscale_sim import exact, files, theory
 from tokenscale_sim.cli._common import (
     add_command,
     add_structure_args,
@@ -25,18 +25,7 @@ from tokenscale_sim.cli._common import (
 )
 from tokenscale_sim.structures import constant_psi
 
-COLUMNS = (
-    "n",
-    "psi_eq",
-    "delta",
-    "upsilon",
-    "bound",
-    "gaussian_mean",
-    "n_b",
-    "slope",
-    "regime",
-    "alpha",
-)
+COLUMNS = exact.THEORY_COLUMNS
 
 
 def register(sub) -> None:
@@ -82,51 +71,16 @@ def register(sub) -> None:
 
 
 def table(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], theory.TransitionPoint]:
-    """The theory table for parsed arguments, and the transition point (constant psi's: n_b;
-    otherwise the fixed point of n_b(n), with its status)."""
+    """The theory table for parsed arguments (:func:`tokenscale_sim.exact.theory_table`) and
+    the transition point (constant psi's: n_b; otherwise the fixed point of n_b(n))."""
     if not args.beta > 0:
         raise ValueError(f"theory: --beta must be > 0, got {args.beta}")
-    n = np.arange(1, args.n_max + 1, dtype=float)
-    constant = args.structure == "exchangeable"
-    if constant:  # measured psi's need not form a PSD Gaussian structure (Delta < 0 is allowed)
+    if args.structure == "exchangeable":  # measured psi's need not form a PSD Gaussian structure
         psi = constant_psi(args.n_max, args.psi_eq, args.psi_aa, args.psi_bb, args.psi_ab)
         theory.check_upsilon(args.n_max, args.psi_eq, psi.psi_aabb[-1], args.psi_ab)
-        ups = np.asarray(theory.upsilon(n, psi.psi_eq, psi.psi_aabb, psi.psi_ab))
     else:
-        s = structure_from_args(args).validate(args.n_max)
-        psi = s.psi(args.n_max)
-        ups = s.upsilon(args.n_max)
-    n_b_curve = theory.transition_curve(psi.psi_eq, psi.delta)  # authors' convention, NaN at n=1
-    shift = 2.0 if args.convention == "literal" else 0.0
-    if constant:
-        n_b_auth = float(n_b_curve[-1]) if args.n_max > 1 else float("inf")
-        fixed = theory.TransitionPoint(n_b_auth, "constant")
-    else:
-        fixed = theory.fixed_point(n, n_b_curve, psi.delta)
-        n_b_auth = fixed.n_b
-    positive = max(n_b_auth, 0.0)
-    if constant:  # the closed forms
-        slope = np.asarray(theory.sqrt_upsilon_slope(n, positive))
-        alpha = np.asarray(theory.alpha(n, args.beta, n_b_auth))
-    else:  # psi's vary with n: exact Upsilon, its numerical log-log slope, the implied alpha
-        slope = 0.5 * np.gradient(np.log(ups), np.log(n)) if args.n_max > 1 else np.full(1, 0.5)
-        alpha = np.array(theory.alpha_from_upsilon(n, ups, args.beta))
-        alpha[0] = -args.beta * slope[0]
-    cols = {
-        "n": n,
-        "psi_eq": psi.psi_eq,
-        "delta": psi.delta,
-        "upsilon": ups,
-        "bound": np.asarray(theory.divergence_bound(ups)),
-        "gaussian_mean": np.asarray(theory.gaussian_mean_divergence(2 * ups, args.d)),
-        "n_b": n_b_curve + shift,
-        "slope": slope,
-        "regime": np.where(slope < 0.625, 0, np.where(slope > 0.875, 2, 1)),
-        "alpha": alpha,
-    }
-    if np.any(ups <= 0):
-        raise ValueError(f"theory: Upsilon(n) <= 0 from n = {int(n[np.argmax(ups <= 0)])}")
-    return cols, fixed._replace(n_b=fixed.n_b + shift)
+        psi = structure_from_args(args).validate(args.n_max).psi(args.n_max)
+    return exact.theory_table(psi, beta=args.beta, d=args.d, convention=args.convention)
 
 
 def _print(cols: dict[str, np.ndarray], rows: int, tp: theory.TransitionPoint) -> None:

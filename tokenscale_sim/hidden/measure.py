@@ -28,7 +28,13 @@ import numpy as np
 
 from tokenscale_sim import divergence, theory
 from tokenscale_sim.hidden.arrays import HiddenSource, PairChunk, from_arrays, iter_pairs
-from tokenscale_sim.montecarlo.moments import RunningMoments, block_moments, merge
+from tokenscale_sim.montecarlo.moments import (
+    Moments,
+    RunningMoments,
+    block_moments,
+    merge,
+    summarize,
+)
 
 if TYPE_CHECKING:
     from tokenscale_sim.fit import FitResult
@@ -135,27 +141,14 @@ def accumulate(chunks: Iterable[PairChunk], options: MeasureOptions) -> Accumula
     return Accumulated(total, boot)
 
 
-class Curve(NamedTuple):
-    """Mean over pairs of one statistic with its spread, each (N,); NaN where missing.
-
-    Attributes:
-        mean: mean over pairs.
-        std: standard deviation across pairs (ddof = 1; NaN with one pair).
-        sem: standard error of the mean, std / sqrt(count).
-    """
-
-    mean: np.ndarray
-    std: np.ndarray
-    sem: np.ndarray
-
-
 class Measurement(NamedTuple):
     """psi(n), D(n) and the divergence law measured over branch pairs (one layer).
 
     Attributes:
         n: (N,) token counts 1..N.
         count: (N,) pairs contributing at each n.
-        curves: one :class:`Curve` per name in :data:`FIELDS` (D, psi's, Delta, Upsilon-hat).
+        curves: one :class:`~tokenscale_sim.montecarlo.moments.Moments` per name in :data:`FIELDS`
+            (D, psi's, Delta, Upsilon-hat): mean over pairs, std across pairs, se, band.
         bound: (N,) sqrt(2 Upsilon(n)) from the mean psi's.
         ratio: (N,) mean D(n) / bound(n) (<= 1 for unit-normalised tokens, by Jensen).
         n_b_curve: (N,) n_b(n) = (1 - psi_eq(n))/Delta(n) - 1 (NaN at n = 1, inf at Delta = 0).
@@ -171,7 +164,7 @@ class Measurement(NamedTuple):
 
     n: np.ndarray
     count: np.ndarray
-    curves: dict[str, Curve]
+    curves: dict[str, Moments]
     bound: np.ndarray
     ratio: np.ndarray
     n_b_curve: np.ndarray
@@ -186,13 +179,9 @@ class Measurement(NamedTuple):
 
 def summarise(acc: Accumulated, options: MeasureOptions, *, pairs: int, d: int) -> Measurement:
     """Turn streamed sums into a :class:`Measurement` (and fit the divergence law)."""
-    moments = acc.moments
-    count = np.asarray(moments.count)  # (F, N) with masks
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, moments.mean, np.nan)
-        std = np.sqrt(np.where(count > 1, moments.m2 / np.maximum(count - 1, 1), np.nan))
-        sem = std / np.sqrt(count)
-    curves = {name: Curve(mean[i], std[i], sem[i]) for i, name in enumerate(FIELDS)}
+    count = np.asarray(acc.moments.count)  # (F, N) with masks
+    summary = summarize(acc.moments, options.level)
+    curves = {name: Moments(*(field[i] for field in summary)) for i, name in enumerate(FIELDS)}
     n = np.arange(1, count.shape[-1] + 1)
     upsilon = curves["upsilon"].mean
     bound = np.asarray(theory.divergence_bound(upsilon), dtype=np.float64)

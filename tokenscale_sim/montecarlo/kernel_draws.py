@@ -1,9 +1,9 @@
-"""Per-kernel draws: for each position kernel K, a plan that turns iid normals into draws with
-covariance K along the token axis, at the cost the kernel allows (identity and ones: O(n);
-AR(1): blocked Toeplitz matmuls plus an associative scan of the carries, O(n); stationary
-kernels: circulant embedding with FFT, O(n log n), with a Cholesky fallback when the embedding
-is not PSD; 2-D grids: AR(1) along rows times a dense column factor; dense kernels: a factor
-computed once). Used by :mod:`tokenscale_sim.montecarlo.sampling`, which mixes branches and tokens.
+"""Per-kernel draws: for each position kernel K, a :class:`KernelDraw` that turns iid normals into
+draws with covariance K along the token axis, at the cost the kernel allows (identity and ones:
+O(n); AR(1): blocked Toeplitz matmuls plus an associative scan of the carries, O(n); stationary
+kernels: circulant embedding with FFT, O(n log n), with a Cholesky fallback when the embedding is
+not PSD; 2-D grids: AR(1) along rows times a dense column factor; dense kernels: a factor computed
+once). Used by :mod:`tokenscale_sim.montecarlo.sampling`, which mixes branches and tokens.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ _AR1_BLOCK = 16  # positions per Toeplitz block of the AR(1) filter
 _GRID_DENSE_WIDTH = 64  # grids up to this width filter along columns with the dense AR(1) factor
 
 
-def _dtypes() -> tuple[Any, Any]:
+def float_dtypes() -> tuple[Any, Any]:
+    """The (real, complex) dtypes in force: float64/complex128 under ``jax_enable_x64``, else
+    float32/complex64."""
     return jax.dtypes.canonicalize_dtype(jnp.float64), jax.dtypes.canonicalize_dtype(jnp.complex128)
 
 
@@ -101,7 +103,7 @@ def _ar1(z: jax.Array, phi: float) -> jax.Array:
 
 
 @dataclass(frozen=True, eq=False)
-class _Plan:
+class KernelDraw:
     """A kernel's draw: ``method`` names it; ``draw(key, n, lead, d)`` -> ``(*lead, n, d)``:
     ``prod(lead) * d`` iid columns ``N(0, K)`` along the positions axis."""
 
@@ -110,27 +112,27 @@ class _Plan:
 
 
 def _normal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    return jax.random.normal(key, shape, _dtypes()[0])
+    return jax.random.normal(key, shape, float_dtypes()[0])
 
 
-def _identity_plan() -> _Plan:
-    return _Plan("iid", lambda key, n, lead, d: _normal(key, (*lead, n, d)))
+def _identity_draw() -> KernelDraw:
+    return KernelDraw("iid", lambda key, n, lead, d: _normal(key, (*lead, n, d)))
 
 
-def _ones_plan() -> _Plan:
-    return _Plan(
+def _ones_draw() -> KernelDraw:
+    return KernelDraw(
         "factor",
         lambda key, n, lead, d: jnp.broadcast_to(_normal(key, (*lead, 1, d)), (*lead, n, d)),
     )
 
 
-def _ar1_plan(phi: float) -> _Plan:
+def _ar1_draw(phi: float) -> KernelDraw:
     def draw(key: jax.Array, n: int, lead: tuple[int, ...], d: int) -> jax.Array:
         size, blocks = _block_shape(n)
         z = _normal(key, (size, blocks, *lead, d))  # drawn in the filter's layout
         return _from_blocks(_ar1_blocks(z, phi), n, len(lead))
 
-    return _Plan(f"ar1-scan(phi={phi:.6g})", draw)
+    return KernelDraw(f"ar1-scan(phi={phi:.6g})", draw)
 
 
 def _ar1_factor(size: int, phi: float) -> np.ndarray:
@@ -142,7 +144,7 @@ def _ar1_factor(size: int, phi: float) -> np.ndarray:
     return factor
 
 
-def _grid_plan(phi: float, width: int) -> _Plan:
+def _grid_draw(phi: float, width: int) -> KernelDraw:
     def draw(key: jax.Array, n: int, lead: tuple[int, ...], d: int) -> jax.Array:
         rows = -(-n // width)
         size, blocks = _block_shape(rows)
@@ -156,17 +158,20 @@ def _grid_plan(phi: float, width: int) -> _Plan:
         z = _from_blocks(z, rows, len(lead))  # (*lead, rows, width, d)
         return z.reshape(*lead, rows * width, d)[..., :n, :]
 
-    return _Plan(f"grid-ar1-kronecker(width={width})", draw)
+    return KernelDraw(f"grid-ar1-kronecker(width={width})", draw)
 
 
-def _cholesky_plan(kernel_matrix: np.ndarray, why: str = "") -> _Plan:
+def cholesky_draw(kernel_matrix: np.ndarray, why: str = "") -> KernelDraw:
+    """Draws ``F z`` with ``F F' = kernel_matrix`` (Cholesky, or the eigen-factor of a singular
+    PSD matrix), the factor computed once here in NumPy float64; ``why`` goes into the method
+    name (e.g. why a circulant embedding fell back to it)."""
     factor = _psd_factor(np.asarray(kernel_matrix, dtype=np.float64))
 
     def draw(key: jax.Array, n: int, lead: tuple[int, ...], d: int) -> jax.Array:
-        f = jnp.asarray(factor[:n, :n], _dtypes()[0])
+        f = jnp.asarray(factor[:n, :n], float_dtypes()[0])
         return f @ _normal(key, (*lead, n, d))
 
-    return _Plan("cholesky" + (f" ({why})" if why else ""), draw)
+    return KernelDraw("cholesky" + (f" ({why})" if why else ""), draw)
 
 
 def _fast_len(x: int) -> int:
@@ -185,7 +190,7 @@ def _fast_len(x: int) -> int:
     return best
 
 
-def _circulant_plan(kernel: Any, n_max: int) -> _Plan:
+def _circulant_draw(kernel: Any, n_max: int) -> KernelDraw:
     size = _fast_len(2 * (n_max - 1))
     worst = 0.0
     for _ in range(_CIRCULANT_DOUBLINGS + 1):
@@ -198,14 +203,14 @@ def _circulant_plan(kernel: Any, n_max: int) -> _Plan:
             break
         size *= 2
     else:
-        return _cholesky_plan(
+        return cholesky_draw(
             kernel.dense(n_max),
             f"circulant embedding not PSD up to size {size // 2}: min/max eigenvalue {worst:.3g}",
         )
     scale = np.sqrt(np.clip(lam, 0.0, None) / size)
 
     def draw(key: jax.Array, n: int, lead: tuple[int, ...], d: int) -> jax.Array:
-        real, cplx = _dtypes()
+        real, cplx = float_dtypes()
         cols = math.prod(lead) * d
         half = -(-cols // 2)
         z = _normal(key, (2, half, size))  # FFT along the last (contiguous) axis
@@ -214,22 +219,20 @@ def _circulant_plan(kernel: Any, n_max: int) -> _Plan:
         y = jnp.concatenate([y.real, y.imag], axis=0)[:cols]
         return jnp.swapaxes(y.reshape(*lead, d, n), -1, -2)
 
-    return _Plan(f"circulant-fft(size={size})", draw)
+    return KernelDraw(f"circulant-fft(size={size})", draw)
 
 
-def _kernel_plan(kernel: Any, n_max: int) -> _Plan:
+def kernel_draw(kernel: Any, n_max: int) -> KernelDraw:
+    """The cheapest exact draw of ``kernel`` for up to ``n_max`` positions (module docstring):
+    every factor and FFT eigenvalue is computed here, once."""
     if n_max == 1 or isinstance(kernel, st.Identity):
-        return _identity_plan()
+        return _identity_draw()
     if isinstance(kernel, st.Ones):
-        return _ones_plan()
+        return _ones_draw()
     if isinstance(kernel, st.Exponential):
-        return _ar1_plan(math.exp(-1.0 / kernel.length))
+        return _ar1_draw(math.exp(-1.0 / kernel.length))
     if isinstance(kernel, st.Grid2D):
-        return _grid_plan(math.exp(-1.0 / kernel.length), kernel.grid_width(n_max))
+        return _grid_draw(math.exp(-1.0 / kernel.length), kernel.grid_width(n_max))
     if getattr(kernel, "stationary", False):
-        return _circulant_plan(kernel, n_max)
-    return _cholesky_plan(kernel.dense(n_max))
-
-
-# ---------------------------------------------------------------------------------------------
-# structure plans
+        return _circulant_draw(kernel, n_max)
+    return cholesky_draw(kernel.dense(n_max))

@@ -10,6 +10,7 @@ with ``delta = mean_y - mean_x`` and ``n = n_x + n_y``. Counts may be scalars or
 
 from __future__ import annotations
 
+import statistics
 from typing import NamedTuple
 
 import numpy as np
@@ -57,3 +58,40 @@ def merge(x: RunningMoments, y: RunningMoments) -> RunningMoments:
     mean = x.mean + delta * y.count / safe
     m2 = x.m2 + y.m2 + delta**2 * x.count * y.count / safe
     return RunningMoments(count, mean, m2)
+
+
+class Moments(NamedTuple):
+    """Summary of streamed moments of one statistic, each of the statistic's shape, float64.
+
+    ``std`` has ddof = 1 (NaN with fewer than two values), ``se = std / sqrt(count)`` and the
+    band is ``mean -/+ z se`` with ``z`` the normal quantile of the confidence level. NaN where
+    nothing was counted (e.g. pairwise psi's at n = 1).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    se: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+
+
+def summarize(moments: RunningMoments, confidence: float = 0.95) -> Moments:
+    """Mean, std, standard error and normal-approximation band of streamed ``moments``.
+
+    The one summary of the Monte Carlo (:mod:`tokenscale_sim.montecarlo.simulation`) and of
+    measured hidden states (:mod:`tokenscale_sim.hidden.measure`). ``count`` may be a scalar or
+    an array broadcasting against ``mean``.
+
+    >>> s = summarize(block_moments(np.array([1.0, 2.0, 3.0, 6.0])))
+    >>> float(s.mean), round(float(s.std), 6), round(float(s.se), 6)
+    (3.0, 2.160247, 1.080123)
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"summarize: confidence must be in (0, 1), got {confidence}")
+    count = np.asarray(moments.count, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, moments.mean, np.nan)
+        std = np.sqrt(np.where(count > 1, moments.m2 / np.maximum(count - 1, 1), np.nan))
+        se = std / np.sqrt(count)
+    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
+    return Moments(mean, std, se, mean - z * se, mean + z * se)

@@ -36,7 +36,12 @@ A structure whose terms are not all PSD (``Structure.separable_psd`` False) is d
 factor of the full ``Sigma`` (2n x 2n, computed once, O(n^2) per column). See
 :func:`sampler_methods` for what a given structure uses.
 
-Token models (:class:`TokenModel`):
+Everything a run needs from the structure is computed once, in :func:`plan`: validation, the
+term-by-term branch mixes and kernel draws (factors, FFT eigenvalues), and the method names. The
+samplers (:meth:`SamplingPlan.token_sampler`, :meth:`SamplingPlan.difference_sampler`), the
+reported methods and :func:`tokenscale_sim.montecarlo.simulation.simulate` reuse that plan.
+
+Token models (:class:`~tokenscale_sim.exact.TokenModel`):
 
 - ``"gaussian"``: as above; exact oracle ``D(n) ~ sqrt(v_n / d) chi_d``.
 - ``"unit"``: each Gaussian token scaled to unit length (the theory's setting). Cosines are
@@ -47,7 +52,8 @@ Token models (:class:`TokenModel`):
   multivariate t with ``df`` degrees of freedom and ``E|h_i|^2 = 1``; needs ``df > 2``). Oracle:
   cosines are scale-free, so E[psi] is again ``expected_cosine_psi``; ``E[D(n)^2] = q v_n +
   2 n (1 - q)`` with ``q = E[s]^2 = (df - 2) Gamma((df-1)/2)^2 / (2 Gamma(df/2)^2)``; E[D] has no
-  closed form (bounded by ``sqrt(E[D^2])``). See :func:`expected_squared_divergence`.
+  closed form (bounded by ``sqrt(E[D^2])``). See
+  :func:`tokenscale_sim.exact.expected_squared_divergence`.
 
 Fast path: when only D(n) is wanted for Gaussian tokens, :func:`difference_sampler` draws the
 difference process ``h^A - h^B ~ N(0, K_diff / d)`` directly, ``K_diff = sum_r (C00 + C11 - 2 C01)
@@ -60,87 +66,49 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from tokenscale_sim import structures as st
+from tokenscale_sim.exact import TOKEN_KINDS, TokenModel, as_token_model
 from tokenscale_sim.montecarlo.kernel_draws import (
     NEG_TOL,
-    _cholesky_plan,
-    _dtypes,
-    _kernel_plan,
-    _Plan,
+    KernelDraw,
+    cholesky_draw,
+    float_dtypes,
+    kernel_draw,
 )
 
 __all__ = [
     "TOKEN_KINDS",
+    "SamplingPlan",
+    "TermDraw",
     "TokenModel",
     "difference_sampler",
-    "expected_squared_divergence",
+    "plan",
     "sample_tokens",
     "sampler_methods",
     "token_sampler",
 ]
 
-TOKEN_KINDS = ("gaussian", "unit", "student-t")
-"""Token models of :class:`TokenModel`."""
-
-
 Sampler = Callable[[jax.Array], jax.Array]
 
 
-@dataclass(frozen=True)
-class TokenModel:
-    """How token embeddings are drawn (see the module docstring for each model's oracle).
+@dataclass(frozen=True, eq=False)
+class TermDraw:
+    """How one term ``C (x) K`` is drawn.
 
     Attributes:
-        kind: ``"gaussian"``, ``"unit"`` (unit-normalised Gaussian) or ``"student-t"``.
-        df: degrees of freedom of the Student-t scale mixture (``df > 2``); unused otherwise.
+        mix: (2, k) F with F F' = C, lower triangular, zero columns dropped (k <= 2).
+        diff_scale: sqrt(C00 + C11 - 2 C01), the term's weight in the difference process.
+        kernel: the kernel's :class:`~tokenscale_sim.montecarlo.kernel_draws.KernelDraw`.
     """
 
-    kind: str = "gaussian"
-    df: float = 5.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in TOKEN_KINDS:
-            raise ValueError(f"TokenModel: kind must be one of {TOKEN_KINDS}, got {self.kind!r}")
-        if not (math.isfinite(self.df) and self.df > 2):
-            raise ValueError(f"TokenModel: df must be finite and > 2, got {self.df}")
-
-
-def _as_tokens(tokens: TokenModel | str) -> TokenModel:
-    return tokens if isinstance(tokens, TokenModel) else TokenModel(tokens)
-
-
-# ---------------------------------------------------------------------------------------------
-# validation (NumPy, before any tracing)
-
-
-def _check_size(name: str, param: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name}: {param} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _check_structure(name: str, structure: st.Structure, n_max: int) -> None:
-    max_n = getattr(structure, "max_n", None)
-    if max_n is not None and n_max > max_n:
-        raise ValueError(f"{name}: n_max must be <= {max_n} for this dense structure, got {n_max}")
-    structure.validate(n_max)
-
-
-# ---------------------------------------------------------------------------------------------
-# kernel plans: concrete NumPy factors, and a draw of `cols` iid columns N(0, K) along positions
-
-
-@dataclass(frozen=True, eq=False)
-class _TermPlan:
-    mix: np.ndarray  # (2, k) F with F F' = C, lower triangular, zero columns dropped (k <= 2)
-    diff_scale: float  # sqrt(C00 + C11 - 2 C01)
-    kernel: _Plan
+    mix: np.ndarray
+    diff_scale: float
+    kernel: KernelDraw
 
 
 def _factor_2x2(c: np.ndarray) -> np.ndarray | None:
@@ -158,11 +126,11 @@ def _factor_2x2(c: np.ndarray) -> np.ndarray | None:
     return factor[:, np.any(factor != 0, axis=0)]
 
 
-def _term_plans(structure: st.Structure, n_max: int) -> list[_TermPlan] | None:
-    """Term-by-term plans, or None when the structure must be drawn from one dense factor."""
-    if not getattr(structure, "separable_psd", False):
+def _term_draws(structure: st.Structure, n_max: int) -> tuple[TermDraw, ...] | None:
+    """Term-by-term draws, or None when the structure must be drawn from one dense factor."""
+    if not structure.separable_psd:
         return None
-    plans = []
+    draws = []
     for term in structure.terms:
         c = np.asarray(term.branch, dtype=np.float64)
         if not np.any(c):
@@ -171,30 +139,8 @@ def _term_plans(structure: st.Structure, n_max: int) -> list[_TermPlan] | None:
         if mix is None:
             return None
         diff = max(float(c[0, 0] + c[1, 1] - c[0, 1] - c[1, 0]), 0.0)
-        plans.append(_TermPlan(mix, math.sqrt(diff), _kernel_plan(term.kernel, n_max)))
-    return plans
-
-
-def _validated(name: str, structure: st.Structure, n_max: int, d: int) -> tuple[int, int]:
-    n_max = _check_size(name, "n_max", n_max)
-    d = _check_size(name, "d", d)
-    _check_structure(name, structure, n_max)
-    return n_max, d
-
-
-def sampler_methods(structure: st.Structure, n_max: int) -> tuple[str, ...]:
-    """The draw method of each term (or ``("dense-sigma-factor",)``) for ``n_max`` tokens.
-
-    >>> from tokenscale_sim import structures
-    >>> sampler_methods(structures.exchangeable(0.5, 0.3, psi_ab=0.1), 16)
-    ('factor', 'iid')
-    """
-    n_max = _check_size("sampler_methods", "n_max", n_max)
-    _check_structure("sampler_methods", structure, n_max)
-    plans = _term_plans(structure, n_max)
-    if plans is None:
-        return ("dense-sigma-factor",)
-    return tuple(p.kernel.method for p in plans)
+        draws.append(TermDraw(mix, math.sqrt(diff), kernel_draw(term.kernel, n_max)))
+    return tuple(draws)
 
 
 def _apply_tokens(key: jax.Array, h: jax.Array, tokens: TokenModel) -> jax.Array:
@@ -206,20 +152,139 @@ def _apply_tokens(key: jax.Array, h: jax.Array, tokens: TokenModel) -> jax.Array
     return h
 
 
+@dataclass(frozen=True, eq=False)
+class SamplingPlan:
+    """Everything sampling needs from a validated structure, built once by :func:`plan`.
+
+    Attributes:
+        structure: the validated structure. n_max: positions per branch.
+        terms: one :class:`TermDraw` per nonzero term, or None when the structure is drawn
+            from one factor of the dense Sigma (a structure whose terms are not all PSD).
+        dense: that dense ``2 n_max x 2 n_max`` draw (None for term-by-term plans).
+    """
+
+    structure: st.Structure
+    n_max: int
+    terms: tuple[TermDraw, ...] | None
+    dense: KernelDraw | None
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The draw method of each term, or ``("dense-sigma-factor",)``."""
+        if self.terms is None:
+            return ("dense-sigma-factor",)
+        return tuple(t.kernel.method for t in self.terms)
+
+    def token_sampler(self, d: int, tokens: TokenModel | str = "gaussian") -> Sampler:
+        """Jitted ``sample(key) -> h`` of shape ``(2, n_max, d)`` (branch, position, feature);
+        see :func:`token_sampler`."""
+        d = st.check_count("token_sampler", "d", d)
+        tokens = as_token_model(tokens)
+        n_max, scale = self.n_max, 1.0 / math.sqrt(d)
+        terms, dense = self.terms, self.dense
+
+        def gaussian(key: jax.Array) -> jax.Array:
+            if terms is None:
+                assert dense is not None
+                return dense.draw(key, 2 * n_max, (), d).reshape(2, n_max, d)
+            # every term's columns drawn as (k, n, d), k <= 2 (no slicing of a wide draw), and
+            # mixed elementwise: XLA fuses the mix and the sum over terms into the one pass that
+            # writes h (the triangular F keeps the normals recomputed inside it to 3 per pair)
+            keys = jax.random.split(key, max(len(terms), 1))
+            h = [jnp.zeros((n_max, d), float_dtypes()[0])] * 2
+            for k, term in zip(keys, terms, strict=False):
+                g = term.kernel.draw(k, n_max, (term.mix.shape[1],), d)
+                for a in range(2):
+                    for b, m in enumerate(term.mix[a].tolist()):
+                        if m != 0.0:
+                            h[a] = h[a] + m * g[b]
+            return jnp.stack(h)
+
+        def sample(key: jax.Array) -> jax.Array:
+            k_gauss, k_tokens = jax.random.split(key)
+            return _apply_tokens(k_tokens, scale * gaussian(k_gauss), tokens)
+
+        return jax.jit(sample)
+
+    def difference_sampler(self, d: int) -> Sampler:
+        """Jitted ``sample(key) -> h^A - h^B`` of shape ``(n_max, d)``, Gaussian tokens; see
+        :func:`difference_sampler`."""
+        d = st.check_count("difference_sampler", "d", d)
+        n_max, scale = self.n_max, 1.0 / math.sqrt(d)
+        if self.terms is None:
+            sigma = np.asarray(self.structure.sigma(n_max), dtype=np.float64)
+            a, b = sigma[:n_max, :n_max], sigma[n_max:, n_max:]
+            factor = cholesky_draw(a + b - sigma[:n_max, n_max:] - sigma[n_max:, :n_max])
+
+            def sample(key: jax.Array) -> jax.Array:
+                return scale * factor.draw(key, n_max, (), d)
+
+            return jax.jit(sample)
+        active = [t for t in self.terms if t.diff_scale > 0]
+
+        def sample_terms(key: jax.Array) -> jax.Array:
+            keys = jax.random.split(key, max(len(active), 1))
+            x = jnp.zeros((n_max, d), float_dtypes()[0])
+            for k, term in zip(keys, active, strict=False):
+                x = x + (scale * term.diff_scale) * term.kernel.draw(k, n_max, (), d)
+            return x
+
+        return jax.jit(sample_terms)
+
+
+def plan(structure: st.Structure, n_max: int, *, caller: str = "plan") -> SamplingPlan:
+    """Validate ``structure`` for ``n_max`` tokens and build its :class:`SamplingPlan` (once).
+
+    All factors are computed here, in NumPy float64, before any tracing.
+
+    Args:
+        structure: a :class:`tokenscale_sim.structures.Structure`.
+        n_max: positions per branch (>= 1).
+        caller: the function named in validation errors.
+
+    Raises:
+        ValueError: a bad ``n_max`` or a structure that fails validation.
+
+    >>> from tokenscale_sim import structures
+    >>> plan(structures.decaying(4.0, coupling=0.3), 16).methods
+    ('ar1-scan(phi=0.778801)',)
+    """
+    n_max = st.check_count(caller, "n_max", n_max)
+    max_n = structure.max_n
+    if max_n is not None and n_max > max_n:
+        raise ValueError(
+            f"{caller}: n_max must be <= {max_n} for this dense structure, got {n_max}"
+        )
+    structure.validate(n_max)
+    terms = _term_draws(structure, n_max)
+    dense = cholesky_draw(structure.sigma(n_max)) if terms is None else None
+    return SamplingPlan(structure, n_max, terms, dense)
+
+
+def sampler_methods(structure: st.Structure, n_max: int) -> tuple[str, ...]:
+    """The draw method of each term (or ``("dense-sigma-factor",)``) for ``n_max`` tokens.
+
+    >>> from tokenscale_sim import structures
+    >>> sampler_methods(structures.exchangeable(0.5, 0.3, psi_ab=0.1), 16)
+    ('factor', 'iid')
+    """
+    return plan(structure, n_max, caller="sampler_methods").methods
+
+
 def token_sampler(
     structure: st.Structure, n_max: int, d: int, tokens: TokenModel | str = "gaussian"
 ) -> Sampler:
     """Build a jitted ``sample(key) -> h`` of shape ``(2, n_max, d)`` (branch, position, feature).
 
-    All factors are computed here, once, in NumPy float64 (validated before any tracing); the
-    returned function is pure in ``key`` and can be ``jax.vmap``-ed over keys. Its dtype follows
+    Builds the structure's :func:`plan` (validated before any tracing); the returned function
+    is pure in ``key`` and can be ``jax.vmap``-ed over keys. Its dtype follows
     ``jax_enable_x64`` at call time. The first ``n`` positions of a draw are a draw for ``n``.
 
     Args:
         structure: a :class:`tokenscale_sim.structures.Structure`.
         n_max: number of positions per branch (>= 1).
         d: embedding width (>= 1).
-        tokens: a :class:`TokenModel` or its ``kind``.
+        tokens: a :class:`~tokenscale_sim.exact.TokenModel` or its ``kind``.
 
     Returns:
         ``sample(key)`` -> array ``(2, n_max, d)``; ``h[0]`` is branch A.
@@ -231,40 +296,9 @@ def token_sampler(
         >>> sample(jax.random.key(0)).shape
         (2, 8, 64)
     """
-    n_max, d = _validated("token_sampler", structure, n_max, d)
-    tokens = _as_tokens(tokens)
-    plans = _term_plans(structure, n_max)
-    scale = 1.0 / math.sqrt(d)
-
-    if plans is None:
-        factor = _cholesky_plan(structure.sigma(n_max))
-
-        def gaussian(key: jax.Array) -> jax.Array:
-            x = factor.draw(key, 2 * n_max, (), d)
-            return x.reshape(2, n_max, d)
-
-    else:
-        term_plans = plans
-
-        def gaussian(key: jax.Array) -> jax.Array:
-            # every term's columns drawn as (k, n, d), k <= 2 (no slicing of a wide draw), and
-            # mixed elementwise: XLA fuses the mix and the sum over terms into the one pass that
-            # writes h (the triangular F keeps the normals recomputed inside it to 3 per pair)
-            keys = jax.random.split(key, max(len(term_plans), 1))
-            h = [jnp.zeros((n_max, d), _dtypes()[0])] * 2
-            for k, plan in zip(keys, term_plans, strict=False):
-                g = plan.kernel.draw(k, n_max, (plan.mix.shape[1],), d)
-                for a in range(2):
-                    for b, m in enumerate(plan.mix[a].tolist()):
-                        if m != 0.0:
-                            h[a] = h[a] + m * g[b]
-            return jnp.stack(h)
-
-    def sample(key: jax.Array) -> jax.Array:
-        k_gauss, k_tokens = jax.random.split(key)
-        return _apply_tokens(k_tokens, scale * gaussian(k_gauss), tokens)
-
-    return jax.jit(sample)
+    tokens = as_token_model(tokens)
+    d = st.check_count("token_sampler", "d", d)
+    return plan(structure, n_max, caller="token_sampler").token_sampler(d, tokens)
 
 
 def difference_sampler(structure: st.Structure, n_max: int, d: int) -> Sampler:
@@ -281,28 +315,8 @@ def difference_sampler(structure: st.Structure, n_max: int, d: int) -> Sampler:
         >>> diff(jax.random.key(0)).shape
         (8, 64)
     """
-    n_max, d = _validated("difference_sampler", structure, n_max, d)
-    plans = _term_plans(structure, n_max)
-    scale = 1.0 / math.sqrt(d)
-    if plans is None:
-        sigma = np.asarray(structure.sigma(n_max), dtype=np.float64)
-        a, b = sigma[:n_max, :n_max], sigma[n_max:, n_max:]
-        factor = _cholesky_plan(a + b - sigma[:n_max, n_max:] - sigma[n_max:, :n_max])
-
-        def sample(key: jax.Array) -> jax.Array:
-            return scale * factor.draw(key, n_max, (), d)
-
-        return jax.jit(sample)
-    active = [p for p in plans if p.diff_scale > 0]
-
-    def sample_terms(key: jax.Array) -> jax.Array:
-        keys = jax.random.split(key, max(len(active), 1))
-        x = jnp.zeros((n_max, d), _dtypes()[0])
-        for k, plan in zip(keys, active, strict=False):
-            x = x + (scale * plan.diff_scale) * plan.kernel.draw(k, n_max, (), d)
-        return x
-
-    return jax.jit(sample_terms)
+    d = st.check_count("difference_sampler", "d", d)
+    return plan(structure, n_max, caller="difference_sampler").difference_sampler(d)
 
 
 def sample_tokens(
@@ -323,31 +337,3 @@ def sample_tokens(
     (2, 4, 8)
     """
     return token_sampler(structure, n_max, d, tokens)(key)
-
-
-def expected_squared_divergence(
-    structure: st.Structure, n_max: int, d: int, tokens: TokenModel | str = "gaussian"
-) -> np.ndarray:
-    """Exact E[D(n)^2], n = 1..n_max, for the token model (the oracle of the samplers).
-
-    - gaussian: ``v_n``;
-    - unit: ``2 Upsilon(n)`` at the exact expected sampled cosines
-      (``Structure.expected_cosine_psi``): ``n (1 - psi_eq) + n (n - 1) (psi_aabb - psi_ab)``;
-    - student-t: ``q v_n + 2 n (1 - q)``, ``q = (df - 2) Gamma((df-1)/2)^2 / (2 Gamma(df/2)^2)``.
-
-    Returns:
-        float64 array ``(n_max,)``.
-    """
-    n_max, d = _validated("expected_squared_divergence", structure, n_max, d)
-    tokens = _as_tokens(tokens)
-    n = np.arange(1, n_max + 1, dtype=np.float64)
-    v = np.asarray(structure.v(n_max), dtype=np.float64)
-    if tokens.kind == "gaussian":
-        return v
-    if tokens.kind == "student-t":
-        nu = tokens.df
-        q = (nu - 2) / 2 * math.exp(2 * (math.lgamma((nu - 1) / 2) - math.lgamma(nu / 2)))
-        return q * v + 2 * n * (1 - q)
-    psi = structure.expected_cosine_psi(n_max, d)
-    cross = np.where(n > 1, np.asarray(psi.psi_aabb) - np.asarray(psi.psi_ab), 0.0)
-    return 2 * (n * (1 - np.asarray(psi.psi_eq)) + n * (n - 1) * cross)

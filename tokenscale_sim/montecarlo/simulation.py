@@ -1,20 +1,27 @@
 """Monte Carlo studies of D(n) and psi(n): streaming, reproducible, sharded, resumable.
 
-``simulate(key, structure, n_max=..., d=..., m=...)`` draws ``m`` replicate branch pairs and
-returns, for every n = 1..n_max, mean / std / SE / confidence band of D(n), D(n)^2 and of the
-sampled psi_eq, psi_AA, psi_BB, psi_AB and Upsilon-hat, side by side with the exact curves of
-the same structure (exact Gaussian E[D], E[D^2] of the token model, the bound sqrt(E[D^2]) =
-sqrt(2 Upsilon), exact expected cosines), plus metadata.
+``simulate(key, structure, SimulationConfig(n_max=..., d=..., m=...))`` draws ``m`` replicate
+branch pairs and returns, for every n = 1..n_max, mean / std / SE / confidence band of D(n),
+D(n)^2 and of the sampled psi_eq, psi_AA, psi_BB, psi_AB and Upsilon-hat, side by side with
+the exact curves of the same structure (exact Gaussian E[D], E[D^2] of the token model, the
+bound sqrt(E[D^2]) = sqrt(2 Upsilon), exact expected cosines;
+:func:`tokenscale_sim.exact.exact_curves`), plus metadata.
+
+A run is one frozen :class:`SimulationConfig` (validated once, in NumPy, when it is made), one
+:func:`tokenscale_sim.montecarlo.sampling.plan` of the structure (validated and factored once;
+the sampler, the reported methods and the exact curves reuse it) and the jitted step of
+:mod:`tokenscale_sim.montecarlo.steps`.
 
 Design (DESIGN.md, "Monte Carlo at scale"):
 
 - Replicate ``i`` is drawn from ``jax.random.fold_in(key, i)``: the draws do not depend on the
   chunk size or the number of devices.
-- Replicates stream through in chunks of ``chunk`` (padded to a multiple of the device count; the
-  last chunk is padded too and the extra replicates dropped, so one compilation serves all). The
-  chunk's index vector is sharded over the replicate axis with ``jax.sharding.NamedSharding``
-  (one mesh axis ``"replicates"`` over ``devices``); XLA partitions the vmapped computation.
-  Device memory is ``O(chunk * n_max * d)``, flat in ``m``.
+- - Replicates stream through in chunks of ``chunk`` (by default the largest chunk up to
+  :data:`DEFAULT_CHUNK` whose estimated memory fits ``max_chunk_bytes``; padded to a multiple of the
+  device count; the last chunk is padded too and the extra replicates dropped, so one compilation
+  serves all). The chunk's index vector is sharded over the replicate axis with
+  ``jax.sharding.NamedSharding`` (one mesh axis ``"replicates"`` over ``devices``); XLA partitions
+  the vmapped computation. Device memory is ``O(chunk * n_max * d)``, flat in ``m``.
 - The next chunk is dispatched before the host pulls the current one, so device work overlaps
   the transfer and the host-side merge.
 - Per-replicate statistics (``(S, n_max)`` values, ``S`` = 7 or 2) come back to the host and are
@@ -54,24 +61,22 @@ Several processes (multi-host), through JAX's own machinery (``jax.distributed``
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import math
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from tokenscale_sim import files, theory
+from tokenscale_sim import files
 from tokenscale_sim import structures as st
-from tokenscale_sim.divergence import branch_statistics, divergence
+from tokenscale_sim.exact import ExactCurves, TokenModel, as_token_model, exact_curves
+from tokenscale_sim.montecarlo import sampling, steps
 from tokenscale_sim.montecarlo.checkpoints import (
     BLOCK,
     SimulationState,
@@ -83,26 +88,19 @@ from tokenscale_sim.montecarlo.checkpoints import (
     save_state,
     state_from_process_0,
 )
-from tokenscale_sim.montecarlo.sampling import (
-    TokenModel,
-    _as_tokens,
-    _check_size,
-    _validated,
-    difference_sampler,
-    expected_squared_divergence,
-    sampler_methods,
-    token_sampler,
-)
+from tokenscale_sim.montecarlo.moments import Moments, RunningMoments, summarize
+from tokenscale_sim.montecarlo.steps import ALL_STATS, DIVERGENCE_STATS
 
 __all__ = [
+    "ALL_STATS",
     "BLOCK",
+    "DEFAULT_CHUNK",
     "DEFAULT_MAX_CHUNK_BYTES",
     "ExactCurves",
     "Moments",
-    "SimulationPlan",
+    "SimulationConfig",
     "SimulationResult",
     "SimulationState",
-    "check_simulation",
     "load_state",
     "result_columns",
     "save_state",
@@ -111,65 +109,113 @@ __all__ = [
 
 DEFAULT_MAX_CHUNK_BYTES = 4 * 2**30
 """Default limit on the estimated device memory of one chunk (4 GiB)."""
-
-ALL_STATS = ("divergence", "squared_divergence", "psi_eq", "psi_aa", "psi_bb", "psi_ab", "upsilon")
-DIVERGENCE_STATS = ALL_STATS[:2]
+DEFAULT_CHUNK = 256
+"""Largest chunk chosen automatically (more replicates per step gain little past it)."""
 EXACT_PSI_MAX_N = 1024
 """Largest n_max for which :func:`simulate` computes exact psi curves by default for a structure
 that is not stationary (they build the dense 2n x 2n Sigma). Stationary structures
 (``Structure.stationary``: exchangeable, decaying, shared) get them in O(n_max) at any n_max."""
 
 _LAYOUT_VERSION = 1
-_WORK_FACTOR = 8  # device bytes per token-embedding entry kept alive while a chunk runs
 
 
-class Moments(NamedTuple):
-    """Sample moments over replicates of one statistic, each ``(n_max,)`` float64.
-
-    ``se = std / sqrt(m)``; the band is ``mean -/+ z se`` with ``z`` the normal quantile of the
-    confidence level. NaN where the statistic is undefined (pairwise psi's at n = 1).
-    """
-
-    mean: np.ndarray
-    std: np.ndarray
-    se: np.ndarray
-    ci_low: np.ndarray
-    ci_high: np.ndarray
+def _count(param: str, value: object) -> int:
+    return st.check_count("SimulationConfig", param, value)
 
 
-class ExactCurves(NamedTuple):
-    """Exact curves of the structure and token model, each ``(n_max,)`` float64.
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Everything that sets the size and the outputs of a run: frozen, validated once.
 
     Attributes:
-        v: v_n = 2 Upsilon(n) with population psi's (E[D^2] of Gaussian tokens).
-        mean_squared: exact E[D(n)^2] of the token model
-            (:func:`tokenscale_sim.montecarlo.sampling.expected_squared_divergence`).
-        bound: sqrt(mean_squared) >= E[D(n)] (Jensen); the bound sqrt(2 Upsilon).
-        gaussian_mean: exact E[D(n)] for Gaussian tokens (the oracle; approximate otherwise).
-        gaussian_std: exact std of D(n) for Gaussian tokens.
-        psi_eq, psi_aa, psi_bb, psi_ab: exact expectations of the sampled cosine averages
-            (``Structure.expected_cosine_psi``; pairwise ones NaN at n = 1), or None when
-            ``exact_psi=False``.
-        upsilon: Upsilon(n) at those expected psi's (= E[Upsilon-hat]), or None.
+        n_max: tokens per branch. d: embedding width. m: replicate branch pairs (all >= 1).
+        chunk: replicates per device step (rounded up to a multiple of the device count), or
+            None: the largest chunk up to :data:`DEFAULT_CHUNK` (and ``m``) whose estimated
+            memory fits ``max_chunk_bytes``.
+        tokens: a :class:`~tokenscale_sim.exact.TokenModel` or its kind (stored as the model).
+        divergence_only: only D(n) and D(n)^2 (Gaussian tokens then use the difference
+            sampler: different draws, same distribution).
+        confidence: level of the normal-approximation band (0 < confidence < 1).
+        exact_psi: compute the exact expected-cosine psi curves; None: for stationary
+            structures always, for others when ``n_max <= EXACT_PSI_MAX_N``.
+        max_chunk_bytes: limit on one chunk's estimated device memory
+            (:func:`tokenscale_sim.montecarlo.steps.replicate_bytes` per replicate).
+
+    Raises:
+        ValueError: naming the parameter, the bound and the value.
+
+    >>> SimulationConfig(n_max=8, d=32, m=64).tokens
+    TokenModel(kind='gaussian', df=5.0)
     """
 
-    v: np.ndarray
-    mean_squared: np.ndarray
-    bound: np.ndarray
-    gaussian_mean: np.ndarray
-    gaussian_std: np.ndarray
-    psi_eq: np.ndarray | None
-    psi_aa: np.ndarray | None
-    psi_bb: np.ndarray | None
-    psi_ab: np.ndarray | None
-    upsilon: np.ndarray | None
+    n_max: int
+    d: int
+    m: int
+    chunk: int | None = None
+    tokens: TokenModel | str = "gaussian"
+    divergence_only: bool = False
+    confidence: float = 0.95
+    exact_psi: bool | None = None
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES
+
+    def __post_init__(self) -> None:
+        for name in ("n_max", "d", "m"):
+            object.__setattr__(self, name, _count(name, getattr(self, name)))
+        if self.chunk is not None:
+            object.__setattr__(self, "chunk", _count("chunk", self.chunk))
+        object.__setattr__(self, "tokens", as_token_model(self.tokens))
+        if not 0 < self.confidence < 1:
+            raise st.param_error("SimulationConfig", "confidence", "in (0, 1)", self.confidence)
+        object.__setattr__(self, "max_chunk_bytes", _count("max_chunk_bytes", self.max_chunk_bytes))
+        if self.m + (self.chunk or DEFAULT_CHUNK) > 2**32:
+            raise st.param_error("SimulationConfig", "m", "<= 2^32 - chunk (uint32 ids)", self.m)
+
+    @property
+    def token_model(self) -> TokenModel:
+        """``tokens`` as a :class:`~tokenscale_sim.exact.TokenModel` (always, after init)."""
+        assert isinstance(self.tokens, TokenModel)
+        return self.tokens
+
+    @property
+    def stats(self) -> tuple[str, ...]:
+        """The per-replicate statistics of this run (row order of the accumulators)."""
+        return DIVERGENCE_STATS if self.divergence_only else ALL_STATS
+
+    def chunk_for(self, devices: int) -> int:
+        """Replicates per step for ``devices`` devices, a multiple of ``devices``.
+
+        Raises:
+            ValueError: an explicit chunk, or a single replicate per device, whose estimated
+                memory exceeds ``max_chunk_bytes`` (with the estimate and the limit).
+        """
+        itemsize = jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.float64)).itemsize
+        per = steps.replicate_bytes(self.n_max, self.d, itemsize)
+        if self.chunk is not None:
+            chunk = -(-self.chunk // devices) * devices
+            if chunk * per > self.max_chunk_bytes:
+                raise ValueError(
+                    f"simulate: chunk must keep chunk * {per} bytes (2 n_max d itemsize "
+                    f"{steps.WORK_FACTOR}) <= max_chunk_bytes = {self.max_chunk_bytes}, got "
+                    f"{chunk * per} bytes for chunk = {chunk}; lower chunk or leave it unset"
+                )
+            return chunk
+        fits = self.max_chunk_bytes // per // devices * devices
+        if fits < devices:
+            raise ValueError(
+                f"simulate: one replicate per device needs {per} bytes (2 n_max d itemsize "
+                f"{steps.WORK_FACTOR}), more than max_chunk_bytes = {self.max_chunk_bytes}; "
+                "raise max_chunk_bytes or lower n_max or d"
+            )
+        wanted = -(-min(DEFAULT_CHUNK, self.m) // devices) * devices
+        return min(wanted, fits)
 
 
 class SimulationResult(NamedTuple):
     """What :func:`simulate` returns. Sampled statistics are :class:`Moments` over n = 1..n_max.
 
     The psi fields and ``upsilon`` are None for ``divergence_only`` runs. ``metadata`` holds the
-    seed/key, structure, parameters, sampler methods, versions and devices.
+    seed/key, the structure (:meth:`~tokenscale_sim.structures.Structure.describe`), the
+    settings, sampler methods, versions and devices; ``config`` is the run's configuration.
     """
 
     n: np.ndarray
@@ -183,138 +229,52 @@ class SimulationResult(NamedTuple):
     upsilon: Moments | None
     exact: ExactCurves
     metadata: dict[str, Any]
+    config: SimulationConfig
 
 
-def _moments(state: SimulationState, confidence: float) -> list[Moments]:
+def _final_moments(state: SimulationState, confidence: float) -> list[Moments]:
     count, mean, m2 = state.count, state.mean, state.m2
     if state.pending.shape[0]:
         count, mean, m2 = merge_block(count, mean, m2, state.pending)
-    var = m2 / (count - 1) if count > 1 else np.full_like(m2, np.nan)
-    std = np.sqrt(var)
-    se = std / math.sqrt(count)
-    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
-    return [
-        Moments(mean[s], std[s], se[s], mean[s] - z * se[s], mean[s] + z * se[s])
-        for s in range(mean.shape[0])
-    ]
+    every = summarize(RunningMoments(count, mean, m2), confidence)
+    return [Moments(*(field[s] for field in every)) for s in range(mean.shape[0])]
 
 
-def _fingerprint(key: jax.Array, structure: st.Structure, layout: dict[str, Any]) -> str:
+def _fingerprint(key: jax.Array, structure: st.Structure, config: SimulationConfig) -> str:
+    tokens = config.token_model
+    layout = {
+        "v": _LAYOUT_VERSION,
+        "block": BLOCK,
+        "n_max": config.n_max,
+        "d": config.d,
+        "tokens": [tokens.kind, tokens.df],
+        "stats": list(config.stats),
+    }
     with np.printoptions(threshold=sys.maxsize, precision=17):
         text = repr((repr(structure), np.asarray(jax.random.key_data(key)).tolist(), layout))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@functools.lru_cache(maxsize=16)
-def _step(
-    structure: st.Structure,
-    n_max: int,
-    d: int,
-    tokens: TokenModel,
-    divergence_only: bool,
-    devices: tuple[Any, ...],
-) -> tuple[Callable[[jax.Array, jax.Array], jax.Array], NamedSharding]:
-    """Jitted ``step(key, ids) -> (len(ids), S, n_max)``: statistics of replicates ``ids``, each
-    drawn from ``fold_in(key, i)``, with ``ids`` sharded over ``devices`` (cached per setting,
-    so new keys, chunks of the same size and resumed runs do not recompile)."""
-    if divergence_only and tokens.kind == "gaussian":
-        diff = difference_sampler(structure, n_max, d)
-
-        def one(key: jax.Array, i: jax.Array) -> jax.Array:
-            div = jnp.linalg.norm(jnp.cumsum(diff(jax.random.fold_in(key, i)), axis=0), axis=-1)
-            return jnp.stack([div, div**2])
-
-    else:
-        sample = token_sampler(structure, n_max, d, tokens)
-
-        def one(key: jax.Array, i: jax.Array) -> jax.Array:
-            h = sample(jax.random.fold_in(key, i))
-            if divergence_only:
-                div = divergence(h)
-                return jnp.stack([div, div**2])
-            s = branch_statistics(h)
-            return jnp.stack(
-                [s.divergence, s.divergence**2, s.psi_eq, s.psi_aa, s.psi_bb, s.psi_ab, s.upsilon]
-            )
-
-    mesh = Mesh(np.asarray(devices), ("replicates",))
-    sharded = NamedSharding(mesh, PartitionSpec("replicates"))
-    replicated = NamedSharding(mesh, PartitionSpec())
-    step = jax.jit(
-        jax.vmap(one, in_axes=(None, 0)), in_shardings=(replicated, sharded), out_shardings=sharded
-    )
-    return step, sharded
-
-
-def _exact_curves(
-    structure: st.Structure, n_max: int, d: int, tokens: TokenModel, exact_psi: bool
-) -> ExactCurves:
-    v = np.asarray(structure.v(n_max), dtype=np.float64)
-    mean_sq = expected_squared_divergence(structure, n_max, d, tokens)
-    psi: list[np.ndarray | None] = [None] * 4
-    ups = None
-    if exact_psi:
-        curves = structure.expected_cosine_psi(n_max, d)
-        eq, aa, bb, ab = (
-            np.asarray(getattr(curves, f), dtype=np.float64)
-            for f in ("psi_eq", "psi_aa", "psi_bb", "psi_ab")
+def _check_key(key: object) -> jax.Array:
+    if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
+        got = type(key).__name__ if not isinstance(key, jax.Array) else f"an array of {key.dtype}"
+        raise ValueError(
+            f"simulate: key must be a typed JAX PRNG key (pass jax.random.key(seed)), got {got}"
         )
-        psi = [eq, aa, bb, ab]
-        n = np.arange(1, n_max + 1, dtype=np.float64)
-        ups = np.asarray(theory.upsilon(n, eq, (aa + bb) / 2, ab), dtype=np.float64)
-    return ExactCurves(
-        v=v,
-        mean_squared=mean_sq,
-        bound=np.sqrt(np.clip(mean_sq, 0.0, None)),
-        gaussian_mean=np.asarray(structure.gaussian_mean_divergence(n_max, d), dtype=np.float64),
-        gaussian_std=np.asarray(theory.gaussian_divergence_std(v, d), dtype=np.float64),
-        psi_eq=psi[0],
-        psi_aa=psi[1],
-        psi_bb=psi[2],
-        psi_ab=psi[3],
-        upsilon=ups,
-    )
+    return key
 
 
-class SimulationPlan(NamedTuple):
-    """Validated, normalised settings of a run (see :func:`check_simulation`)."""
-
-    n_max: int
-    d: int
-    m: int
-    chunk: int
-    tokens: TokenModel
-    devices: tuple[Any, ...]
-    chunk_bytes: int
+def _plan(structure: st.Structure | sampling.SamplingPlan, n_max: int) -> sampling.SamplingPlan:
+    if not isinstance(structure, sampling.SamplingPlan):
+        return sampling.plan(structure, n_max, caller="simulate")
+    if structure.n_max != n_max:
+        raise ValueError(
+            f"simulate: a sampling plan must be built for n_max = {n_max}, got {structure.n_max}"
+        )
+    return structure
 
 
-def check_simulation(
-    structure: st.Structure,
-    *,
-    n_max: int,
-    d: int,
-    m: int,
-    chunk: int = 256,
-    tokens: TokenModel | str = "gaussian",
-    confidence: float = 0.95,
-    devices: Sequence[Any] | None = None,
-    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
-) -> SimulationPlan:
-    """Validate the arguments of :func:`simulate` in NumPy, before any tracing or file access.
-
-    ``chunk`` is rounded up to a multiple of the device count. The estimated device memory of
-    one chunk, ``chunk * 2 * n_max * d * itemsize * 8`` bytes, must not exceed
-    ``max_chunk_bytes``.
-
-    Raises:
-        ValueError: naming the function, the parameter, the bound and the value.
-    """
-    n_max, d = _validated("simulate", structure, n_max, d)
-    m = _check_size("simulate", "m", m)
-    chunk = _check_size("simulate", "chunk", chunk)
-    tokens = _as_tokens(tokens)
-    if not 0 < confidence < 1:
-        raise ValueError(f"simulate: confidence must be in (0, 1), got {confidence}")
+def _devices(devices: Sequence[Any] | None) -> tuple[Any, ...]:
     devs = tuple(jax.devices() if devices is None else devices)
     if not devs:
         raise ValueError("simulate: devices must name at least one device, got []")
@@ -324,189 +284,191 @@ def check_simulation(
             f"simulate: devices must include a device of this process ({jax.process_index()}), "
             f"got devices of processes {owners}"
         )
-    chunk = -(-chunk // len(devs)) * len(devs)
-    if m + chunk > 2**32:
-        raise ValueError(f"simulate: m must be <= 2^32 - chunk (uint32 replicate ids), got {m}")
-    itemsize = jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.float64)).itemsize
-    chunk_bytes = chunk * 2 * n_max * d * itemsize * _WORK_FACTOR
-    if chunk_bytes > max_chunk_bytes:
-        raise ValueError(
-            f"simulate: chunk must keep chunk * 2 * n_max * d * {itemsize} * {_WORK_FACTOR} <= "
-            f"max_chunk_bytes = {max_chunk_bytes}, got {chunk_bytes} bytes for chunk = {chunk}; "
-            "lower chunk"
-        )
-    return SimulationPlan(n_max, d, m, chunk, tokens, devs, chunk_bytes)
+    return devs
 
 
-def simulate(
-    key: jax.Array,
-    structure: st.Structure,
-    *,
-    n_max: int,
-    d: int,
-    m: int,
-    chunk: int = 256,
-    tokens: TokenModel | str = "gaussian",
-    divergence_only: bool = False,
-    confidence: float = 0.95,
-    exact_psi: bool | None = None,
-    devices: Sequence[Any] | None = None,
-    progress: bool = False,
-    state: SimulationState | None = None,
-    checkpoint: Callable[[SimulationState], object] | None = None,
-    checkpoint_seconds: float = 60.0,
-    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
-    metadata: dict[str, Any] | None = None,
-) -> SimulationResult:
-    """Monte Carlo of D(n) and psi(n), n = 1..n_max, over ``m`` replicate branch pairs.
-
-    Args:
-        key: a JAX PRNG key (``jax.random.key(seed)``); replicate i uses ``fold_in(key, i)``.
-        structure: the token correlation structure.
-        n_max: tokens per branch. d: embedding width. m: replicates (all >= 1).
-        chunk: replicates per device step (rounded up to a multiple of the device count).
-        tokens: ``"gaussian"``, ``"unit"``, ``"student-t"`` or a :class:`TokenModel`.
-        divergence_only: only D(n) and D(n)^2 (Gaussian tokens then use the half-normals
-            difference sampler: different draws, same distribution).
-        confidence: level of the normal-approximation band (0 < confidence < 1).
-        exact_psi: compute the exact expected-cosine psi curves (``O(n_max)`` for stationary
-            structures, else ``O(n_max^2)`` memory); None: for stationary structures always,
-            for others when ``n_max <= EXACT_PSI_MAX_N``.
-        devices: devices to shard the replicate axis over (default: all of ``jax.devices()``,
-            which spans every process after ``jax.distributed.initialize``; see the module
-            docstring for multi-process runs).
-        progress: show a tqdm progress bar (stderr; on process 0 only).
-        state: a :class:`SimulationState` from ``checkpoint`` / :func:`load_state` to resume
-            (multi-process: process 0's, broadcast to the others).
-        checkpoint: called with the state after a chunk once ``checkpoint_seconds`` have passed
-            since the last call, on interruption (``KeyboardInterrupt``) and at the end; on
-            process 0 only.
-        checkpoint_seconds: minimum seconds between periodic checkpoints (0: every chunk).
-        max_chunk_bytes: limit on one chunk's estimated device memory (:func:`check_simulation`).
-        metadata: extra entries for ``result.metadata`` (e.g. the seed).
-
-    Returns:
-        :class:`SimulationResult`.
-
-    Raises:
-        ValueError: bad sizes, a structure that fails validation, a chunk beyond
-            ``max_chunk_bytes``, a ``state`` from another configuration, or processes of a
-            multi-process run that disagree on the arguments.
-
-    Example:
-        >>> import jax
-        >>> from tokenscale_sim import structures
-        >>> s = structures.exchangeable(0.5, 0.3, psi_ab=0.1)
-        >>> r = simulate(jax.random.key(0), s, n_max=8, d=32, m=64, chunk=32)
-        >>> r.divergence.mean.shape, r.m
-        ((8,), 64)
-        >>> bool(abs(r.divergence.mean[-1] - r.exact.gaussian_mean[-1]) < 5 * r.divergence.se[-1])
-        True
-    """
-    plan = check_simulation(
-        structure,
-        n_max=n_max,
-        d=d,
-        m=m,
-        chunk=chunk,
-        tokens=tokens,
-        confidence=confidence,
-        devices=devices,
-        max_chunk_bytes=max_chunk_bytes,
-    )
-    n_max, d, m, chunk, tokens = plan.n_max, plan.d, plan.m, plan.chunk, plan.tokens
-    stats = DIVERGENCE_STATS if divergence_only else ALL_STATS
-    layout = {
-        "v": _LAYOUT_VERSION,
-        "block": BLOCK,
-        "n_max": n_max,
-        "d": d,
-        "tokens": [tokens.kind, tokens.df],
-        "stats": list(stats),
-    }
-    fingerprint = _fingerprint(key, structure, layout)
-    if exact_psi is None:
-        exact_psi = n_max <= EXACT_PSI_MAX_N or bool(getattr(structure, "stationary", False))
-    if len({dev.process_index for dev in plan.devices}) > 1:
-        devs = [(dev.process_index, dev.id) for dev in plan.devices]
-        agree_across_processes(repr((fingerprint, m, chunk, devs, confidence, exact_psi)))
-        state = state_from_process_0(state, fingerprint, (len(stats), n_max))
-    lead = jax.process_index() == 0
-    save = checkpoint if lead else None
-    zeros = np.zeros((len(stats), n_max))
+def _initial_state(
+    state: SimulationState | None, fingerprint: str, config: SimulationConfig
+) -> SimulationState:
+    zeros = np.zeros((len(config.stats), config.n_max))
     if state is None:
-        state = SimulationState(0, zeros, zeros.copy(), np.zeros((0, *zeros.shape)), fingerprint)
-    elif state.fingerprint != fingerprint:
+        return SimulationState(0, zeros, zeros.copy(), np.zeros((0, *zeros.shape)), fingerprint)
+    if state.fingerprint != fingerprint:
         raise ValueError(
             "simulate: state must come from a run with the same key, structure, n_max, d, tokens "
             "and divergence_only; got a checkpoint of a different run"
         )
-    elif state.done > m:
-        raise ValueError(f"simulate: m must be >= the {state.done} replicates in state, got {m}")
+    if state.done > config.m:
+        raise ValueError(
+            f"simulate: m must be >= the {state.done} replicates in state, got {config.m}"
+        )
+    return state
 
-    step, sharding = _step(structure, n_max, d, tokens, divergence_only, plan.devices)
-    bar = tqdm(
-        total=m, initial=state.done, disable=not (progress and lead), unit="rep", desc="simulate"
-    )
-    last_save = time.monotonic()
+
+def _run_chunks(
+    key: jax.Array,
+    step: steps.Step,
+    sharding: Any,
+    state: SimulationState,
+    *,
+    m: int,
+    chunk: int,
+    bar: tqdm,
+    save: Callable[[SimulationState], object] | None,
+    every: float,
+) -> SimulationState:
+    """Stream chunks through ``step`` into ``state``; the device works on the next chunk while
+    the host merges the current one. Checkpoints every ``every`` seconds and on interruption."""
 
     def launch(start: int) -> tuple[int, jax.Array] | None:
-        """Dispatch the chunk starting at replicate ``start`` (asynchronously), if any is left."""
         if start >= m:
             return None
-        every = np.arange(start, start + chunk, dtype=np.uint32)
-        ids = jax.make_array_from_callback((chunk,), sharding, lambda index: every[index])
-        return start, step(key, ids)
+        ids = np.arange(start, start + chunk, dtype=np.uint32)
+        return start, step(key, jax.make_array_from_callback((chunk,), sharding, ids.__getitem__))
 
+    last_save = time.monotonic()
     try:
         in_flight = launch(state.done)
         while in_flight is not None:
             start, out = in_flight
-            in_flight = launch(start + chunk)  # the device works on the next chunk meanwhile
+            in_flight = launch(start + chunk)
             take = min(chunk, m - start)
-            values = fetch(out)[:take]
-            state = absorb(state, values)
+            state = absorb(state, fetch(out)[:take])
             bar.update(take)
-            if save is not None and time.monotonic() - last_save >= checkpoint_seconds:
+            if save is not None and time.monotonic() - last_save >= every:
                 save(state)
                 last_save = time.monotonic()
     except KeyboardInterrupt:
         if save is not None:
             save(state)
         raise
-    finally:
-        bar.close()
     if save is not None:
         save(state)
+    return state
 
-    moments = _moments(state, confidence)
+
+def simulate(
+    key: jax.Array,
+    structure: st.Structure | sampling.SamplingPlan,
+    config: SimulationConfig,
+    *,
+    devices: Sequence[Any] | None = None,
+    progress: bool = False,
+    state: SimulationState | None = None,
+    checkpoint: Callable[[SimulationState], object] | None = None,
+    checkpoint_seconds: float = 60.0,
+    metadata: dict[str, Any] | None = None,
+) -> SimulationResult:
+    """Monte Carlo of D(n) and psi(n), n = 1..n_max, over ``config.m`` replicate branch pairs.
+
+    Args:
+        key: a JAX PRNG key (``jax.random.key(seed)``); replicate i uses ``fold_in(key, i)``.
+        structure: the token correlation structure (validated once, by its sampling plan), or
+            its :class:`~tokenscale_sim.montecarlo.sampling.SamplingPlan` for ``config.n_max``
+            (built by a caller that validated it before, e.g. the CLI).
+        config: the run's :class:`SimulationConfig`.
+        devices: devices to shard the replicate axis over (default: all of ``jax.devices()``,
+            which spans every process after ``jax.distributed.initialize``).
+        progress: show a tqdm progress bar (stderr; on process 0 only).
+        state: a :class:`SimulationState` from ``checkpoint`` / :func:`load_state` to resume.
+        checkpoint: called with the state after a chunk once ``checkpoint_seconds`` have passed
+            since the last call, on interruption (``KeyboardInterrupt``) and at the end; on
+            process 0 only.
+        checkpoint_seconds: minimum seconds between periodic checkpoints (0: every chunk).
+        metadata: extra entries for ``result.metadata`` (e.g. the seed).
+
+    Returns:
+        :class:`SimulationResult`.
+
+    Raises:
+        ValueError: a key that is not a PRNG key, a structure that fails validation, a chunk
+            beyond ``max_chunk_bytes``, a ``state`` of another run, or processes of a
+            multi-process run that disagree on the arguments.
+
+    Example:
+        >>> import jax
+        >>> from tokenscale_sim import structures
+        >>> s = structures.exchangeable(0.5, 0.3, psi_ab=0.1)
+        >>> r = simulate(jax.random.key(0), s, SimulationConfig(n_max=8, d=32, m=64))
+        >>> r.divergence.mean.shape, r.m
+        ((8,), 64)
+        >>> bool(abs(r.divergence.mean[-1] - r.exact.gaussian_mean[-1]) < 5 * r.divergence.se[-1])
+        True
+    """
+    key = _check_key(key)
+    devs = _devices(devices)
+    chunk = config.chunk_for(len(devs))
+    plan = _plan(structure, config.n_max)
+    structure = plan.structure
+    fingerprint = _fingerprint(key, structure, config)
+    exact_psi = config.exact_psi
+    if exact_psi is None:
+        exact_psi = config.n_max <= EXACT_PSI_MAX_N or structure.stationary
+    processes = len({dev.process_index for dev in devs})
+    if processes > 1:
+        ids = [(dev.process_index, dev.id) for dev in devs]
+        agree_across_processes(repr((fingerprint, config, chunk, ids, exact_psi)))
+        state = state_from_process_0(state, fingerprint, (len(config.stats), config.n_max))
+    state = _initial_state(state, fingerprint, config)
+    lead = jax.process_index() == 0
+    step, sharding = steps.step(plan, config.d, config.token_model, config.divergence_only, devs)
+    bar = tqdm(
+        total=config.m,
+        initial=state.done,
+        disable=not (progress and lead),
+        unit="rep",
+        desc="simulate",
+    )
+    try:
+        state = _run_chunks(
+            key,
+            step,
+            sharding,
+            state,
+            m=config.m,
+            chunk=chunk,
+            bar=bar,
+            save=checkpoint if lead else None,
+            every=checkpoint_seconds,
+        )
+    finally:
+        bar.close()
+
     by_name: dict[str, Moments | None] = dict.fromkeys(ALL_STATS)
-    by_name.update(zip(stats, moments, strict=True))
+    by_name.update(zip(config.stats, _final_moments(state, config.confidence), strict=True))
+    tokens = config.token_model
     meta = files.run_metadata(
-        structure=repr(structure),
-        structure_name=getattr(structure, "name", None),
-        structure_params=dict(getattr(structure, "params", ())),
-        n_max=n_max,
-        d=d,
-        m=m,
+        structure=structure.describe(),
+        n_max=config.n_max,
+        d=config.d,
+        m=config.m,
         chunk=chunk,
         tokens=tokens.kind,
         df=tokens.df,
-        divergence_only=divergence_only,
-        confidence=confidence,
+        divergence_only=config.divergence_only,
+        confidence=config.confidence,
         key_data=np.asarray(jax.random.key_data(key)).tolist(),
-        sampler=list(sampler_methods(structure, n_max)),
-        fast_path=divergence_only and tokens.kind == "gaussian",
-        sharded_over=[str(dev) for dev in plan.devices],
-        processes=len({dev.process_index for dev in plan.devices}),
+        sampler=list(plan.methods),
+        fast_path=config.divergence_only and tokens.kind == "gaussian",
+        sharded_over=[str(dev) for dev in devs],
+        processes=processes,
         block=BLOCK,
     )
     meta.update(metadata or {})
+    exact = exact_curves(
+        structure,
+        config.n_max,
+        config.d,
+        tokens,
+        psi=exact_psi and not config.divergence_only,
+        validated=True,
+    )
     return SimulationResult(
-        n=np.arange(1, n_max + 1),
-        m=m,
-        exact=_exact_curves(structure, n_max, d, tokens, exact_psi and not divergence_only),
+        n=np.arange(1, config.n_max + 1),
+        m=config.m,
+        exact=exact,
         metadata=meta,
+        config=config,
         **by_name,  # type: ignore[arg-type]
     )
 
@@ -522,7 +484,5 @@ def result_columns(result: SimulationResult) -> dict[str, np.ndarray]:
         mom = getattr(result, name)
         if mom is not None:
             cols.update({f"{name}_{k}": np.asarray(v) for k, v in mom._asdict().items()})
-    cols.update(
-        {f"exact_{k}": np.asarray(v) for k, v in result.exact._asdict().items() if v is not None}
-    )
+    cols.update(result.exact.columns())
     return cols

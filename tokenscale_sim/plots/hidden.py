@@ -50,7 +50,7 @@ def psi_curves(result, ax: Axes | None = None, *, title: str | None = None) -> F
     for name, label in PSI_LABELS.items():
         curve = result.curves[name]
         _band(
-            ax, n, curve.mean, curve.sem, label=label, lw=1.5, ls="--" if name == "delta" else "-"
+            ax, n, curve.mean, curve.se, label=label, lw=1.5, ls="--" if name == "delta" else "-"
         )
     ax.set_xscale("log")
     ax.axhline(0.0, color="0.5", lw=0.8)
