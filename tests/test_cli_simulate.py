@@ -36,9 +36,9 @@ def test_writes_csv_npz_json_plot_and_checkpoint(finished):
     assert len(rows) == 8 and rows[0]["psi_aa_mean"] == ""  # NaN at n = 1 written empty
     assert float(rows[-1]["divergence_mean"]) > 0 and "exact_gaussian_mean" in rows[0]
     meta = json.loads((finished / "result.json").read_text())["metadata"]
-    assert (
-        meta["seed"] == 3 and meta["m"] == 40 and meta["structure_name"] == "decaying-exponential"
-    )
+    assert meta["seed"] == 3 and meta["m"] == 40
+    assert meta["structure"]["name"] == "decaying-exponential"  # structured, never a repr
+    assert meta["structure"]["terms"][0]["kernel"]["kind"] == "Exponential"
     with np.load(finished / "simulation.npz") as z:
         assert z["divergence_mean"].shape == (8,)
         assert json.loads(str(z["metadata"]))["seed"] == 3

@@ -47,7 +47,7 @@ def test_demo_tiny_writes_report(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     if "layer" in summary["vision"].get("different images", {}):  # the vision extra is installed
         assert {"vision_0.csv", "vision_1.csv", "vision_1_layers.png"} <= names
-        assert all(d > 0 for d in summary["vision"]["different images"]["min_delta"])
+        assert all(d > 0 for d in summary["vision"]["different images"]["delta_min"])
     assert set(summary["monte_carlo"]) == {"exchangeable", "decaying", "patch-grid"}
     assert len(summary["paper_fits"]) == 54
     assert summary["metadata"]["seed"] == 0

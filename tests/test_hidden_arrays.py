@@ -88,9 +88,7 @@ def test_moments_match_numpy():
     d = np.asarray(divergence.branch_statistics(divergence.unit_normalise(h)).divergence)
     np.testing.assert_allclose(m.curves["divergence"].mean, d.mean(0), rtol=1e-12)
     np.testing.assert_allclose(m.curves["divergence"].std, d.std(0, ddof=1), rtol=1e-10)
-    np.testing.assert_allclose(
-        m.curves["divergence"].se, d.std(0, ddof=1) / np.sqrt(8), rtol=1e-10
-    )
+    np.testing.assert_allclose(m.curves["divergence"].se, d.std(0, ddof=1) / np.sqrt(8), rtol=1e-10)
 
 
 def test_per_sample_identity_and_missing_pairwise_psi():

@@ -10,11 +10,11 @@ import pytest
 
 from tokenscale_sim import structures as st
 from tokenscale_sim.divergence import branch_statistics
+from tokenscale_sim.exact import expected_squared_divergence
 from tokenscale_sim.montecarlo.kernel_draws import _ar1, _fast_len
 from tokenscale_sim.montecarlo.sampling import (
     TokenModel,
     difference_sampler,
-    expected_squared_divergence,
     sample_tokens,
     sampler_methods,
     token_sampler,

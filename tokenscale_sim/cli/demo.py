@@ -73,19 +73,15 @@ def _interval(low: float, high: float, open_ends) -> str:
 
 
 def _save(fig, out: Path, name: str) -> str:
-    import matplotlib.pyplot as plt
+    from tokenscale_sim.plots.style import save
 
-    fig.savefig(out / name, dpi=110)
-    plt.close(fig)
+    save(fig, out / name)
     return name
 
 
 def _monte_carlo_section(study, out: Path, summary: dict) -> str:
-    import matplotlib.pyplot as plt
-
     from tokenscale_sim.montecarlo.simulation import result_columns
-    from tokenscale_sim.plots.simulation import plot_divergence, plot_psi
-    from tokenscale_sim.plots.theory import shade_regimes
+    from tokenscale_sim.plots.simulation import plot_simulation
 
     parts, rows = [], []
     for mc in study.monte_carlo:
@@ -94,14 +90,14 @@ def _monte_carlo_section(study, out: Path, summary: dict) -> str:
         nb_fit = mc.nb_fit.estimates[0, 1]
         nb_lo, nb_hi = mc.nb_fit.ci_low[0, 1], mc.nb_fit.ci_high[0, 1]
         z = (r.divergence.mean - r.exact.gaussian_mean) / r.divergence.se
-        fig, axs = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-        shade_regimes(axs[0], mc.n_b_exact, 1.0, float(r.n[-1]))
-        plot_divergence(
-            r, axs[0], fit=mc.law_curve, fit_label=f"λ√Υ̂, λ = {lam:.4g}", n_b=mc.n_b_exact
+        fig = plot_simulation(
+            r,
+            fit=mc.law_curve,
+            fit_label=f"λ√Υ̂, λ = {lam:.4g}",
+            n_b=mc.n_b_exact,
+            regimes=True,
+            title=mc.name,
         )
-        axs[0].set_title(f"{mc.name}: D(n)")
-        plot_psi(r, axs[1])
-        axs[1].set_title(f"{mc.name}: ψ(n), sampled vs exact")
         name = _save(fig, out, f"mc_{mc.name}.png")
         files.write_csv(out / f"mc_{mc.name}.csv", result_columns(r))
         rows.append(
@@ -118,7 +114,7 @@ def _monte_carlo_section(study, out: Path, summary: dict) -> str:
             ]
         )
         summary["monte_carlo"][mc.name] = {
-            "structure": [mc.result.metadata.get("structure"), mc.result.metadata.get("params")],
+            "structure": mc.result.metadata["structure"],
             "lambda": lam,
             "lambda_ci": [mc.law.ci_low[0, 0], mc.law.ci_high[0, 0]],
             "n_b_exact": mc.n_b_exact,
@@ -251,26 +247,15 @@ def _vision_section(study, out: Path, summary: dict) -> str:
     summary["vision"] = {"note": study.vision_note}
     parts = [f"<p>{html.escape(study.vision_note)}.</p>"]
     for k, (kind, layers) in enumerate(study.vision.items()):
-        cols = {
-            "layer": [],
-            "min_delta": [],
-            "n_b": [],
-            "n_b_status": [],
-            "lambda": [],
-            "mean_over_bound_N": [],
-        }
+        from tokenscale_sim.hidden.measure import measurement_summary
+
+        picked = ("delta_min", "n_b", "n_b_status", "lambda", "ratio_at_n_max")
+        cols: dict[str, list] = {"layer": [], **{key: [] for key in picked}}
         for layer, m in layers.items():
-            lam = float(m.fit.estimates[0, 0]) if m.fit is not None else float("nan")
-            vals = [
-                layer,
-                float(np.nanmin(m.curves["delta"].mean)),
-                m.transition.n_b,
-                m.transition.status,
-                lam,
-                float(m.ratio[-1]),
-            ]
-            for key, v in zip(cols, vals, strict=True):
-                cols[key].append(v)
+            row = measurement_summary(m)
+            cols["layer"].append(layer)
+            for key in picked:
+                cols[key].append(row.get(key, float("nan")))
         files.write_csv(out / f"vision_{k}.csv", cols)
         summary["vision"][kind] = cols
         rows = [

@@ -38,6 +38,7 @@ from tokenscale_sim.hidden.measure import (
     MeasureOptions,
     measure,
     measure_layers,
+    measurement_summary,
 )
 
 MODELS = ("vit-s",)
@@ -116,39 +117,6 @@ def _from_model(
     return results, meta
 
 
-def _summary(m: Measurement) -> dict:
-    delta = m.curves["delta"].mean[1:]
-    out: dict = {
-        "pairs": m.pairs,
-        "n_max": int(m.n[-1]),
-        "d": m.d,
-        "normalised": m.normalised,
-        "delta_min": float(np.nanmin(delta)) if delta.size else None,
-        "delta_max": float(np.nanmax(delta)) if delta.size else None,
-        "delta_positive_all_n": bool(np.all(delta > 0)) if delta.size else None,
-        "n_b": m.transition.n_b,
-        "n_b_status": m.transition.status,
-        "n_b_at_n_max": float(m.n_b_curve[-1]),
-        "ratio_at_n_max": float(m.ratio[-1]),
-        "ratio_min": float(np.nanmin(m.ratio)),
-    }
-    if m.fit is not None:
-        out.update(
-            {
-                "lambda": float(m.fit.estimates[0, 0]),
-                "lambda_ci": [float(m.fit.ci_low[0, 0]), float(m.fit.ci_high[0, 0])],
-                "lambda_level": m.fit.level,
-                "fit_loss": m.fit.loss_name,
-                "fit_converged": bool(m.fit.converged[0]),
-                "fit_r2_linear": float(m.fit.r2_linear[0]),
-            }
-        )
-    if m.lambda_pairs is not None:
-        out["lambda_ci_pairs"] = [m.lambda_pairs.low, m.lambda_pairs.high]
-        out["bootstrap_replicates"] = len(m.lambda_pairs.lambdas)
-    return out
-
-
 def _columns(results: dict[int | None, Measurement]) -> dict[str, list]:
     cols: dict[str, list[np.ndarray]] = {}
     for layer, m in results.items():
@@ -164,21 +132,16 @@ def _columns(results: dict[int | None, Measurement]) -> dict[str, list]:
 
 
 def _plot(out: Path, results: dict[int | None, Measurement]) -> list[str]:
-    from matplotlib import pyplot as plt
-
     from tokenscale_sim.plots import hidden as hplots
+    from tokenscale_sim.plots.style import save
 
     written = []
     for layer, m in results.items():
         name = "overview.png" if layer is None else f"overview_layer{layer}.png"
-        fig = hplots.overview(m, title=None if layer is None else f"layer {layer}")
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
+        save(hplots.overview(m, title=None if layer is None else f"layer {layer}"), out / name)
         written.append(name)
     if len(results) > 1:
-        fig = hplots.layer_summary(results)
-        fig.savefig(out / "layers.png", dpi=110)
-        plt.close(fig)
+        save(hplots.layer_summary(results), out / "layers.png")
         written.append("layers.png")
     return written
 
@@ -211,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(str(err)) from None
     files.write_csv(out / "curves.csv", _columns(results))
     figures = _plot(out, results) if args.plot else []
-    layers = {("all" if k is None else str(k)): _summary(m) for k, m in results.items()}
+    layers = {("all" if k is None else str(k)): measurement_summary(m) for k, m in results.items()}
     files.write_json(
         out / "measure.json",
         {

@@ -204,8 +204,9 @@ def run(args: argparse.Namespace) -> int:
     write_result(out, result)
     if args.plot:
         from tokenscale_sim.plots.simulation import plot_simulation
+        from tokenscale_sim.plots.style import save
 
-        plot_simulation(result).savefig(out / "simulation.png", dpi=120)
+        save(plot_simulation(result), out / "simulation.png", dpi=120)
     if not args.quiet:
         print(summary(result))
         print(f"wrote {out}/simulation.csv, simulation.npz, result.json")

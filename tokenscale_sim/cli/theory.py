@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     if args.plot:
+        from tokenscale_sim.plots.style import save
         from tokenscale_sim.plots.theory import divergence_curves
 
         curves = theory.TheoryCurves(
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
             valid=cols["upsilon"] > 0,
         )
         fig = divergence_curves(curves, title=f"{args.structure}: n_b = {n_b:.3g}")
-        fig.savefig(args.plot, dpi=120)
+        save(fig, args.plot, dpi=120)
         written.append(args.plot)
     for path in written:
         print(f"wrote {path}", file=sys.stderr)

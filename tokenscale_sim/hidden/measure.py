@@ -212,6 +212,42 @@ def summarise(acc: Accumulated, options: MeasureOptions, *, pairs: int, d: int) 
     )
 
 
+def measurement_summary(m: Measurement) -> dict:
+    """The per-layer numbers a report shows (plain data for JSON/CSV): pairs, sizes, the Delta
+    range, the transition point and its status, mean D / bound, and lambda with its intervals
+    (the fit's and, with a pair bootstrap, over resampled pairs)."""
+    delta = m.curves["delta"].mean[1:]
+    out: dict = {
+        "pairs": m.pairs,
+        "n_max": int(m.n[-1]),
+        "d": m.d,
+        "normalised": m.normalised,
+        "delta_min": float(np.nanmin(delta)) if delta.size else None,
+        "delta_max": float(np.nanmax(delta)) if delta.size else None,
+        "delta_positive_all_n": bool(np.all(delta > 0)) if delta.size else None,
+        "n_b": m.transition.n_b,
+        "n_b_status": m.transition.status,
+        "n_b_at_n_max": float(m.n_b_curve[-1]),
+        "ratio_at_n_max": float(m.ratio[-1]),
+        "ratio_min": float(np.nanmin(m.ratio)),
+    }
+    if m.fit is not None:
+        out.update(
+            {
+                "lambda": float(m.fit.estimates[0, 0]),
+                "lambda_ci": [float(m.fit.ci_low[0, 0]), float(m.fit.ci_high[0, 0])],
+                "lambda_level": m.fit.level,
+                "fit_loss": m.fit.loss_name,
+                "fit_converged": bool(m.fit.converged[0]),
+                "fit_r2_linear": float(m.fit.r2_linear[0]),
+            }
+        )
+    if m.lambda_pairs is not None:
+        out["lambda_ci_pairs"] = [m.lambda_pairs.low, m.lambda_pairs.high]
+        out["bootstrap_replicates"] = len(m.lambda_pairs.lambdas)
+    return out
+
+
 def fit_law(
     n: np.ndarray,
     mean_d: np.ndarray,

@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from tokenscale_sim.plots._style import axes
+from tokenscale_sim.plots.style import axes, figure, log_axes
 
 FIT_STYLES = (("C0", "-"), ("C3", "--"), ("C2", ":"))
 
@@ -48,9 +47,8 @@ def fit_panel(
 def _panel_grid(count: int, ncols: int) -> tuple[Figure, np.ndarray]:
     """A constrained-layout grid with at least ``count`` panels; unused panels switched off."""
     nrows = max(1, math.ceil(count / ncols))
-    fig, axs = plt.subplots(
-        nrows, ncols, figsize=(2.4 * ncols, 2.1 * nrows), layout="constrained", squeeze=False
-    )
+    fig = figure((2.4 * ncols, 2.1 * nrows))
+    axs = fig.subplots(nrows, ncols, squeeze=False)
     flat = axs.ravel()
     for ax in flat[count:]:
         ax.set_axis_off()
@@ -97,7 +95,7 @@ def alpha_band_plot(band, labels: Sequence[str] | None = None, *, ax: Axes | Non
         label = labels[g] if labels is not None else None
         ax.plot(n, band.estimate[g], color=color, lw=1.5, label=label)
         ax.fill_between(n, band.low[g], band.high[g], color=color, alpha=0.2, lw=0)
-    ax.set_xscale("log")
+    log_axes(ax, "x")
     ax.set_xlabel("n (vision tokens)")
     ax.set_ylabel(f"alpha(n), {round(100 * band.level)}% band")
     ax.axhline(0.0, color="0.6", lw=0.8)

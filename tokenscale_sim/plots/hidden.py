@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from tokenscale_sim.plots._style import axes, shade_regimes, slope_guide
+from tokenscale_sim.plots.style import axes, figure, log_axes, shade_regimes, slope_guide
 
 if TYPE_CHECKING:
     from tokenscale_sim.hidden.measure import Measurement
@@ -49,10 +48,8 @@ def psi_curves(result, ax: Axes | None = None, *, title: str | None = None) -> F
     n = np.asarray(result.n)
     for name, label in PSI_LABELS.items():
         curve = result.curves[name]
-        _band(
-            ax, n, curve.mean, curve.se, label=label, lw=1.5, ls="--" if name == "delta" else "-"
-        )
-    ax.set_xscale("log")
+        _band(ax, n, curve.mean, curve.se, label=label, lw=1.5, ls="--" if name == "delta" else "-")
+    log_axes(ax, "x")
     ax.axhline(0.0, color="0.5", lw=0.8)
     _finish(ax, "mean cosine", title or f"psi(n) over {result.pairs} pairs (+-1 s.e.)")
     return fig
@@ -102,7 +99,8 @@ def transition_curve(result, ax: Axes | None = None, *, title: str | None = None
 
 def overview(result, *, title: str | None = None) -> Figure:
     """Three panels: psi curves, divergence with bound and fit, n_b(n)."""
-    fig, panels = plt.subplots(1, 3, figsize=(15.0, 4.0), layout="constrained")
+    fig = figure((15.0, 4.0))
+    panels = fig.subplots(1, 3)
     psi_curves(result, panels[0])
     divergence_fit(result, panels[1])
     transition_curve(result, panels[2])

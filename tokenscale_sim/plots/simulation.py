@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from tokenscale_sim.plots._style import axes
+from tokenscale_sim.plots.style import axes, figure, log_axes, shade_regimes
 
 __all__ = ["plot_divergence", "plot_psi", "plot_simulation"]
 
@@ -70,7 +70,7 @@ def plot_psi(result: Any, ax: Axes | None = None) -> Figure:
     The x axis is logarithmic, psi linear (cosines can be negative). Pairwise psi's start at n=2.
     """
     fig, ax = axes(ax)
-    ax.set_xscale("log")
+    log_axes(ax, "x")
     n = np.asarray(result.n, dtype=float)
     for field, label, color in _PSI:
         mom = getattr(result, field)
@@ -89,16 +89,32 @@ def plot_psi(result: Any, ax: Axes | None = None) -> Figure:
 
 
 def plot_simulation(
-    result: Any, *, fit: np.ndarray | None = None, n_b: float | None = None
+    result: Any,
+    *,
+    fit: np.ndarray | None = None,
+    fit_label: str = "fit",
+    n_b: float | None = None,
+    regimes: bool = False,
+    title: str | None = None,
 ) -> Figure:
-    """Two panels: :func:`plot_divergence` and (when sampled) :func:`plot_psi`."""
-    import matplotlib.pyplot as plt
+    """Two panels: :func:`plot_divergence` and (when sampled) :func:`plot_psi`.
 
+    Args:
+        result: a ``SimulationResult``.
+        fit, fit_label, n_b: as for :func:`plot_divergence`.
+        regimes: shade the sublinear / transition / linear regimes around ``n_b``.
+        title: prefix of the panel titles (e.g. the structure's name).
+    """
     panels = 1 if result.psi_eq is None else 2
-    fig, axs = plt.subplots(
-        1, panels, figsize=(5.0 * panels, 3.8), layout="constrained", squeeze=False
-    )
-    plot_divergence(result, axs[0, 0], fit=fit, n_b=n_b)
+    fig = figure((5.5 * panels, 4.0))
+    axs = fig.subplots(1, panels, squeeze=False)[0]
+    if regimes and n_b is not None:
+        shade_regimes(axs[0], n_b, float(result.n[0]), float(result.n[-1]))
+    plot_divergence(result, axs[0], fit=fit, fit_label=fit_label, n_b=n_b)
     if panels == 2:
-        plot_psi(result, axs[0, 1])
+        plot_psi(result, axs[1])
+    if title:
+        axs[0].set_title(f"{title}: D(n)")
+        if panels == 2:
+            axs[1].set_title(f"{title}: ψ(n), sampled vs exact")
     return fig

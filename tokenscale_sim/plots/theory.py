@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from tokenscale_sim.plots._style import axes, shade_regimes, slope_guide
+from tokenscale_sim.plots.style import axes, log_axes, shade_regimes, slope_guide
 
 
 def divergence_curves(curves, *, ax: Axes | None = None, title: str | None = None) -> Figure:
@@ -98,7 +98,7 @@ def regime_map(
         fontsize=7,
     )
     fig.colorbar(mesh, ax=ax, label="log10 n_b")
-    ax.set_yscale("log")
+    log_axes(ax, "y")
     ax.set_xlabel("psi_eq")
     ax.set_ylabel("Delta = psi_AABB - psi_AB")
     ax.set_title("Regime map: where the linear regime starts")
