@@ -20,10 +20,14 @@ from tokenscale_sim import files, theory
 from tokenscale_sim.cli._common import (
     add_command,
     add_structure_args,
+    exchangeable_psi,
     positive_int,
     structure_from_args,
 )
 from tokenscale_sim.structures import constant_psi
+from tokenscale_sim.validation import check_memory
+
+BYTES_PER_N = 40 * 8  # float64 columns and temporaries of the table, per token count
 
 COLUMNS = (
     "n",
@@ -78,6 +82,7 @@ def register(sub) -> None:
     p.add_argument("--csv", metavar="FILE", help="write the full table as CSV")
     p.add_argument("--json", metavar="FILE", help="write the table and parameters as JSON")
     p.add_argument("--plot", metavar="FILE", help="write a figure of the curves (PNG/PDF/SVG)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --csv/--json/--plot")
     p.set_defaults(func=run)
 
 
@@ -89,8 +94,9 @@ def table(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], theory.Trans
     n = np.arange(1, args.n_max + 1, dtype=float)
     constant = args.structure == "exchangeable"
     if constant:  # measured psi's need not form a PSD Gaussian structure (Delta < 0 is allowed)
-        psi = constant_psi(args.n_max, args.psi_eq, args.psi_aa, args.psi_bb, args.psi_ab)
-        theory.check_upsilon(args.n_max, args.psi_eq, psi.psi_aabb[-1], args.psi_ab)
+        eq, aa, bb, ab = exchangeable_psi(args)  # with --shared W mixed in
+        psi = constant_psi(args.n_max, eq, aa, bb, ab)
+        theory.check_upsilon(args.n_max, eq, psi.psi_aabb[-1], ab)
         ups = np.asarray(theory.upsilon(n, psi.psi_eq, psi.psi_aabb, psi.psi_ab))
     else:
         s = structure_from_args(args).validate(args.n_max)
@@ -104,9 +110,8 @@ def table(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], theory.Trans
     else:
         fixed = theory.fixed_point(n, n_b_curve, psi.delta)
         n_b_auth = fixed.n_b
-    positive = max(n_b_auth, 0.0)
-    if constant:  # the closed forms
-        slope = np.asarray(theory.sqrt_upsilon_slope(n, positive))
+    if constant:  # the closed forms (n_b < 0 when Delta < 0: Upsilon peaks and falls)
+        slope = np.asarray(theory.sqrt_upsilon_slope(n, n_b_auth))
         alpha = np.asarray(theory.alpha(n, args.beta, n_b_auth))
     else:  # psi's vary with n: exact Upsilon, its numerical log-log slope, the implied alpha
         slope = 0.5 * np.gradient(np.log(ups), np.log(n)) if args.n_max > 1 else np.full(1, 0.5)
@@ -121,7 +126,7 @@ def table(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], theory.Trans
         "gaussian_mean": np.asarray(theory.gaussian_mean_divergence(2 * ups, args.d)),
         "n_b": n_b_curve + shift,
         "slope": slope,
-        "regime": np.where(slope < 0.625, 0, np.where(slope > 0.875, 2, 1)),
+        "regime": np.asarray(theory.regime_of_slope(slope)),
         "alpha": alpha,
     }
     if np.any(ups <= 0):
@@ -144,6 +149,8 @@ def _print(cols: dict[str, np.ndarray], rows: int, tp: theory.TransitionPoint) -
         if np.isfinite(tp.n_b) or tp.status != "constant"
         else "  (no transition: Delta = 0)"
     )
+    if tp.status == "constant" and tp.n_b < 0:
+        note = "  (Delta < 0: Upsilon rises to n = -n_b/2, then falls)"
     print(f"transition point n_b = {tp.n_b:.6g}{note}")
     print("".join(f"{c:>14}" for c in COLUMNS))
     for i in idx:
@@ -154,27 +161,32 @@ def _print(cols: dict[str, np.ndarray], rows: int, tp: theory.TransitionPoint) -
         print("".join(cells))
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output path and the table's memory, before any work or any file is written."""
+    for flag, path in (("--csv", args.csv), ("--json", args.json), ("--plot", args.plot)):
+        if path:
+            files.check_output_file(
+                path,
+                overwrite=args.overwrite,
+                what=flag,
+                suffixes=files.PLOT_SUFFIXES if flag == "--plot" else None,
+            )
+    others = {a for a in (args.csv, args.json, args.plot) if a}
+    if len(others) < sum(1 for a in (args.csv, args.json, args.plot) if a):
+        raise ValueError("--csv, --json and --plot must name different files")
+    check_memory("theory", f"the table for --n-max {args.n_max}", args.n_max * BYTES_PER_N,
+                 "lower --n-max")  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args)
     cols, tp = table(args)
     _print(cols, args.rows, tp)
     n_b = tp.n_b
-    written = []
-    if args.csv:
-        written.append(files.write_csv(args.csv, cols))
-    if args.json:
-        params = {k: v for k, v in vars(args).items() if k != "func"}
-        written.append(
-            files.write_json(
-                args.json,
-                {
-                    "parameters": params,
-                    "n_b": n_b,
-                    "n_b_status": tp.status,
-                    "table": cols,
-                    "metadata": files.run_metadata(),
-                },
-            )
-        )
+    status = tp.status
+    if status == "constant" and not np.isfinite(n_b):
+        status = "no_transition"  # Delta = 0: n_b = inf, written as null in the JSON
+    fig = None
     if args.plot:
         from tokenscale_sim.plots.theory import divergence_curves
 
@@ -190,8 +202,25 @@ def run(args: argparse.Namespace) -> int:
             valid=cols["upsilon"] > 0,
         )
         fig = divergence_curves(curves, title=f"{args.structure}: n_b = {n_b:.3g}")
-        fig.savefig(args.plot, dpi=120)
-        written.append(args.plot)
+    written = []
+    if args.csv:
+        written.append(files.write_csv(args.csv, cols))
+    if args.json:
+        params = {k: v for k, v in vars(args).items() if k != "func"}
+        written.append(
+            files.write_json(
+                args.json,
+                {
+                    "parameters": params,
+                    "n_b": n_b,
+                    "n_b_status": status,
+                    "table": cols,
+                    "metadata": files.run_metadata(),
+                },
+            )
+        )
+    if fig is not None:
+        written.append(files.save_figure(fig, args.plot, dpi=120))
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0
