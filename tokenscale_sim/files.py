@@ -161,7 +161,7 @@ def check_output_folder(
     if not out.exists():
         return out
     names = {p.name for p in out.iterdir()}
-    if not names or names == {RUN_MARKER}:
+    if not names or (names == {RUN_MARKER} and (_marker(out) or {}).get("kind") == kind):
         return out  # empty, or only the marker of a run that failed before writing anything
     marker = _marker(out)
     if marker is None:
