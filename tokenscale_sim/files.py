@@ -237,7 +237,7 @@ def output_folder(
         yield OutputFolder(final, staging, live)
         write_json(staging / RUN_MARKER, {"kind": kind, "complete": True})
         if live is not None and live.parent == final and live.exists():
-            os.replace(live, staging / checkpoint)
+            os.replace(live, staging / live.name)
         if final.exists():
             old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
             os.replace(final, old / "run")
@@ -336,7 +336,7 @@ def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, Any]) -> Path:
     """Write ``arrays`` as an ``.npz`` file atomically (no pickles)."""
     p = Path(path)
     with output_file(p) as tmp:
-        np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+        np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})  # pyright: ignore[reportArgumentType]
     return p
 
 

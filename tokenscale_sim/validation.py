@@ -28,9 +28,10 @@ def check_key(fn: str, key: Any) -> None:
     TypeError: simulate: key must be a JAX PRNG key, got int 0; pass jax.random.key(seed)
     """
     import jax
+    import jax.numpy as jnp
 
     if isinstance(key, jax.Array):
-        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
             return
         if key.dtype == np.uint32 and key.shape == (2,):  # legacy jax.random.PRNGKey(seed)
             return
@@ -65,9 +66,10 @@ def key_from_seed(fn: str, seed: Any):
     True
     """
     import jax
+    import jax.numpy as jnp
 
     s = check_seed(fn, seed)
-    data = np.array([s >> 32, s & 0xFFFFFFFF], dtype=np.uint32)
+    data = jnp.asarray(np.array([s >> 32, s & 0xFFFFFFFF], dtype=np.uint32))
     return jax.random.wrap_key_data(data, impl="threefry2x32")
 
 
