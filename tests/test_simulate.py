@@ -244,10 +244,18 @@ def test_run_validation_errors(config, kwargs, match):
         simulate(jax.random.key(0), STRUCTURES["decaying"], config, **kwargs)
 
 
-@pytest.mark.parametrize("key", [0, np.uint32(3), jax.random.PRNGKey(0)])
-def test_a_key_that_is_not_a_typed_key_is_refused(key):
-    with pytest.raises(ValueError, match=r"simulate: key must be .*jax\.random\.key\(seed\)"):
+@pytest.mark.parametrize("key", [0, np.uint32(3), np.zeros(2, np.uint32)])
+def test_a_key_that_is_not_a_key_is_refused(key):
+    with pytest.raises(TypeError, match=r"simulate: key must be .*pass jax\.random\.key\(seed\)"):
         simulate(key, STRUCTURES["decaying"], CONFIG)
+
+
+def test_a_state_of_another_precision_is_refused(float32):
+    states: list[SimulationState] = []
+    simulate(jax.random.key(5), STRUCTURES["decaying"], CONFIG, checkpoint=states.append)
+    jax.config.update("jax_enable_x64", True)
+    with pytest.raises(ValueError, match=r"simulate: state must come from a run with the same"):
+        simulate(jax.random.key(5), STRUCTURES["decaying"], CONFIG, state=states[-1])
 
 
 def test_default_chunk_adapts_to_the_memory_budget():

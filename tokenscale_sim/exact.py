@@ -54,9 +54,6 @@ TOKEN_KINDS = ("gaussian", "unit", "student-t")
 CONSTANT_TOL = 1e-12
 """Absolute tolerance under which psi curves count as constant in n (:func:`is_constant`)."""
 
-REGIME_SLOPES = (0.625, 0.875)
-"""Log-log slopes of sqrt(Upsilon) cutting sublinear / transition / linear (n = n_b/3, 3 n_b)."""
-
 
 @dataclass(frozen=True)
 class TokenModel:
@@ -264,12 +261,15 @@ def is_constant(psi: PsiCurves) -> bool:
 def transition(psi: PsiCurves) -> theory.TransitionPoint:
     """The transition point of psi curves (authors' convention).
 
-    Constant psi's: ``n_b = (1 - psi_eq)/Delta - 1`` itself, status ``"constant"`` (inf for
-    Delta = 0; NaN for n_max = 1, where Delta is undefined). Psi's that vary with n: the fixed
-    point of ``n_b(n) = n`` with its status (:func:`tokenscale_sim.theory.fixed_point`).
+    Constant psi's: ``n_b = (1 - psi_eq)/Delta - 1`` itself, status ``"constant"`` (negative
+    for Delta < 0, where Upsilon peaks and falls); ``n_b = inf`` with status
+    ``"no_transition"`` for Delta = 0 or n_max = 1 (Delta undefined). Psi's that vary with n:
+    the fixed point of ``n_b(n) = n`` with its status (:func:`tokenscale_sim.theory.fixed_point`).
     """
     curve = theory.transition_curve(psi.psi_eq, psi.delta)
     if is_constant(psi):
+        if not np.isfinite(curve[-1]):
+            return theory.TransitionPoint(math.inf, "no_transition")
         return theory.TransitionPoint(float(curve[-1]), "constant")
     n = np.arange(1.0, len(curve) + 1)
     return theory.fixed_point(n, curve, psi.delta)
@@ -298,9 +298,9 @@ def theory_table(
     Constant psi's (:func:`is_constant`) use the closed forms: slope ``1/2 + n/(2(n + n_b))``
     and ``alpha(n; beta, n_b)``. Psi's that vary with n use the exact Upsilon(n), its numerical
     log-log slope and the implied ``alpha(n) = -(beta/2) ln(Upsilon(n)/Upsilon(1)) / ln n``.
-    Regimes are cut at the slopes :data:`REGIME_SLOPES`. The ``n_b`` column is the local
-    n_b(n) (NaN at n = 1), shifted by 2 tokens under the ``"literal"`` convention, as is the
-    returned transition point.
+    Regimes are :func:`tokenscale_sim.theory.regime_of_slope` of the slope. The ``n_b`` column
+    is the local n_b(n) (NaN at n = 1), shifted by 2 tokens under the ``"literal"``
+    convention, as is the returned transition point.
 
     Raises:
         ValueError: ``beta <= 0``, or Upsilon(n) <= 0 for some n (Delta < 0 past its root).
@@ -329,16 +329,13 @@ def theory_table(
         raise ValueError(f"theory_table: Upsilon(n) <= 0 from n = {int(n[np.argmax(ups <= 0)])}")
     n_b_curve = theory.transition_curve(eq, psi.delta)
     tp = transition(psi)
-    if tp.status == "constant":  # the closed forms
-        n_b = tp.n_b if np.isfinite(tp.n_b) or len(n) > 1 else math.inf
-        slope = np.asarray(theory.sqrt_upsilon_slope(n, max(n_b, 0.0)), dtype=np.float64)
-        alpha = np.asarray(theory.alpha(n, beta, n_b), dtype=np.float64)
-        tp = tp._replace(n_b=n_b)
+    if is_constant(psi):  # the closed forms (n_b < 0 when Delta < 0: Upsilon peaks and falls)
+        slope = np.asarray(theory.sqrt_upsilon_slope(n, tp.n_b), dtype=np.float64)
+        alpha = np.asarray(theory.alpha(n, beta, tp.n_b), dtype=np.float64)
     else:  # psi's vary with n: exact Upsilon, its numerical log-log slope, the implied alpha
         slope = 0.5 * np.gradient(np.log(ups), np.log(n)) if len(n) > 1 else np.full(1, 0.5)
         alpha = np.array(theory.alpha_from_upsilon(n, ups, beta), dtype=np.float64)
         alpha[0] = -beta * slope[0]
-    lo, hi = REGIME_SLOPES
     shift = 2.0 if convention == "literal" else 0.0
     cols = {
         "n": n,
@@ -349,7 +346,7 @@ def theory_table(
         "gaussian_mean": np.asarray(theory.gaussian_mean_divergence(2 * ups, d), dtype=np.float64),
         "n_b": n_b_curve + shift,
         "slope": slope,
-        "regime": np.where(slope < lo, 0, np.where(slope > hi, 2, 1)),
+        "regime": np.asarray(theory.regime_of_slope(slope)),
         "alpha": alpha,
     }
     return cols, tp._replace(n_b=tp.n_b + shift)

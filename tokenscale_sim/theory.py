@@ -27,8 +27,9 @@ import numpy as np
 from jax import lax
 from jax.scipy.special import gammaln
 
-REGIMES = ("sublinear", "transition", "linear")
-"""Names of the codes returned by :func:`regime`."""
+REGIMES = ("sublinear", "transition", "linear", "decreasing")
+"""Names of the codes returned by :func:`regime` (``"decreasing"``: Upsilon falls with n, only
+when delta < 0)."""
 
 CONVENTIONS = ("authors", "literal")
 """Transition-point conventions of :func:`transition_point`."""
@@ -71,33 +72,52 @@ def divergence_bound(upsilon_n):
     return jnp.sqrt(2.0 * jnp.where(u > 0, u, 0.0))
 
 
-def _log_chi_mean_ratio(d):
-    """ln( Gamma((d+1)/2) / Gamma(d/2) ), stable for d up to 1e6 and beyond.
+_SERIES_FROM = 100.0  # x = d/2 from which the asymptotic series of _chi_log_correction is used
 
-    Direct log-gamma differences lose ~|lgamma| * eps of absolute accuracy; past d = 200 the
-    asymptotic series 0.5 ln x - 1/(8x) + 1/(192 x^3) + 1/(640 x^5) - 17/(14336 x^7), x = d/2,
-    is used (truncation error below 1e-19 there).
+
+def _chi_log_correction(d):
+    r"""s(d) = ln(E[chi_d]^2 / d) = 2 ln(Gamma((d+1)/2) / Gamma(d/2)) - ln(d/2), free of
+    cancellation in any precision (s ~ -1/(2d) is small; the naive difference of log-gammas
+    loses |lgamma| * eps of it, 58 % at d = 1e6 in float32).
+
+    With x = d/2: for x >= 100 the asymptotic series (Bernoulli polynomials at 1/2)
+    s = -1/(4x) + 1/(96 x^3) - 1/(320 x^5) + 17/(7168 x^7) - 31/(9216 x^9) (truncation error
+    below 1e-22); below, the exact recurrence
+    s(x) = s(x + k) + sum_{j<k} log1p(-1/(2x + 2j + 1)^2) shifts x past 100. Every term has the
+    sign of s, so float32 keeps a few ulps (compensated sum, smallest terms first).
     """
-    d = jnp.asarray(d, dtype=jnp.result_type(float))
+    d = jnp.asarray(d, dtype=jnp.result_type(d, float))
     x = d / 2
-    big = x > 100
-    xs = jnp.where(big, x, 101.0)
+    steps = jnp.where(x < _SERIES_FROM, jnp.ceil(_SERIES_FROM - x), 0.0)
+    xs = x + steps
     series = (
-        0.5 * jnp.log(xs)
-        - 1 / (8 * xs)
-        + 1 / (192 * xs**3)
-        + 1 / (640 * xs**5)
-        - 17 / (14336 * xs**7)
+        -1 / (4 * xs)
+        + 1 / (96 * xs**3)
+        - 1 / (320 * xs**5)
+        + 17 / (7168 * xs**7)
+        - 31 / (9216 * xs**9)
     )
-    xd = jnp.where(big, 1.0, x)
-    direct = gammaln(xd + 0.5) - gammaln(xd)
-    return jnp.where(big, series, direct)
+
+    def add(i, carry):  # Kahan summation, j = 99 down to 0
+        total, comp = carry
+        j = _SERIES_FROM - 1 - i
+        term = jnp.where(j < steps, jnp.log1p(-1 / (2 * x + 2 * j + 1) ** 2), 0.0)
+        y = term - comp
+        t = total + y
+        return t, (t - total) - y
+
+    zero = jnp.zeros_like(x)
+    total, _ = lax.fori_loop(0, int(_SERIES_FROM), add, (zero, zero))
+    return series + total
 
 
 def gaussian_mean_divergence(v, d):
     r"""Exact E[D(n)] for Gaussian tokens: D = sqrt(v/d) * chi_d.
 
         E[D] = sqrt(v) * sqrt(2/d) * Gamma((d+1)/2) / Gamma(d/2)     (ratio to sqrt(v) ~ 1 - 1/(4d))
+
+    computed as ``sqrt(v) * exp(s/2)`` with ``s = ln(E[chi_d]^2/d)`` free of cancellation, so the
+    1/(4d) correction survives in float32 up to d = 1e8 and beyond.
 
     Args:
         v: v_n = 1'(S_AA + S_BB - S_AB - S_BA)[:n,:n] 1 = E[D(n)^2], any shape, >= 0.
@@ -107,14 +127,18 @@ def gaussian_mean_divergence(v, d):
     0.797884560803
     """
     v = jnp.asarray(v)
-    return jnp.sqrt(jnp.where(v > 0, v, 0.0) * 2.0 / d) * jnp.exp(_log_chi_mean_ratio(d))
+    return jnp.sqrt(jnp.where(v > 0, v, 0.0)) * jnp.exp(_chi_log_correction(d) / 2)
 
 
 def gaussian_divergence_std(v, d):
-    """Exact standard deviation of D(n) for Gaussian tokens: sqrt(v - E[D]^2)."""
+    """Exact standard deviation of D(n) for Gaussian tokens: sqrt(v - E[D]^2) =
+    sqrt(v * (-expm1(s))), ``s = ln(E[chi_d]^2/d)`` (no cancellation in ``1 - E[chi]^2/d``).
+
+    >>> round(float(gaussian_divergence_std(1.0, 1)), 12)  # sqrt(1 - 2/pi)
+    0.602810274989
+    """
     v = jnp.asarray(v)
-    factor = 1.0 - (2.0 / d) * jnp.exp(2 * _log_chi_mean_ratio(d))
-    return jnp.sqrt(jnp.where(v > 0, v, 0.0) * factor)
+    return jnp.sqrt(jnp.where(v > 0, v, 0.0) * -jnp.expm1(_chi_log_correction(d)))
 
 
 def transition_point(psi_eq, delta, convention: str = "authors"):
@@ -211,14 +235,26 @@ def sqrt_upsilon_slope(n, n_b):
     return 0.5 + 0.5 * frac
 
 
+def regime_of_slope(slope):
+    """Regime code of a log-log slope of sqrt(Upsilon): 0 sublinear (< 0.625), 1 transition,
+    2 linear (> 0.875), 3 decreasing (< 0; names in :data:`REGIMES`).
+
+    >>> regime_of_slope(jnp.array([-0.5, 0.5, 0.75, 1.0])).tolist()
+    [3, 0, 1, 2]
+    """
+    slope = jnp.asarray(slope)
+    code = jnp.where(slope < 0.625, 0, jnp.where(slope > 0.875, 2, 1))
+    return jnp.where(slope < 0, 3, code)
+
+
 def regime(n, n_b):
-    """Regime code per n: 0 sublinear (n < n_b/3), 1 transition, 2 linear (n > 3 n_b).
+    """Regime code per n: 0 sublinear (n < n_b/3), 1 transition, 2 linear (n > 3 n_b); for
+    delta < 0 (n_b < 0) 3 where Upsilon decreases (n > -n_b/2).
 
     The cut-offs are where the slope of sqrt(Upsilon) is 0.625 and 0.875, symmetric around n_b
     in log n. Names in :data:`REGIMES`. ``n_b = inf`` is sublinear everywhere.
     """
-    slope = sqrt_upsilon_slope(n, n_b)
-    return jnp.where(slope < 0.625, 0, jnp.where(slope > 0.875, 2, 1))
+    return regime_of_slope(sqrt_upsilon_slope(n, n_b))
 
 
 def _log1p_ratio(n, n_b):
@@ -354,8 +390,8 @@ def curves(n, psi_eq, psi_aabb, psi_ab, *, beta=1.0, d=256, convention="authors"
         upsilon=ups,
         bound=divergence_bound(ups),
         gaussian_mean=gaussian_mean_divergence(2 * ups, d),
-        slope=sqrt_upsilon_slope(n, jnp.where(n_b >= 0, n_b, 0.0)),
-        regime=regime(n, jnp.where(n_b >= 0, n_b, 0.0)),
+        slope=jnp.where(valid, sqrt_upsilon_slope(n, n_b), jnp.nan),
+        regime=regime(n, n_b),
         alpha=jnp.where(valid, alpha(n, beta, n_b), jnp.nan),
         n_b=n_b_reported,
         valid=valid,
@@ -372,10 +408,16 @@ def check_upsilon(n_max: int, psi_eq: float, psi_aabb: float, psi_ab: float) -> 
     if not 1 - psi_eq > 0:
         raise ValueError(f"check_upsilon: psi_eq must be < 1 (Upsilon(1) > 0), got {psi_eq}")
     if delta < 0:
-        n_last = 1 + (1 - psi_eq) / (-delta)
-        if n_max >= n_last:
-            largest = int(np.ceil(n_last) - 1)
+        scale = 1 - psi_eq
+
+        def positive(n: int) -> bool:  # Upsilon(n)/n > 0, a rounding-level value counting as 0
+            return scale + (n - 1) * delta > 64 * np.finfo(float).eps * scale
+
+        largest = int(np.floor(1 + scale / -delta)) + 1
+        while largest > 1 and not positive(largest):
+            largest -= 1
+        if n_max > largest:
             raise ValueError(
                 f"check_upsilon: delta = psi_aabb - psi_ab = {delta:.6g} < 0 makes Upsilon(n) <= 0 "
-                f"for n >= {n_last:.6g}; use n_max <= {largest} (got n_max = {n_max})"
+                f"for n >= {largest + 1}; use n_max <= {largest} (got n_max = {n_max})"
             )

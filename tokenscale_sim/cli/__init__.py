@@ -18,8 +18,17 @@ class UsageError(Exception):
     """A user-fixable problem: printed as one line, exit code 2."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (and a pointer to ``--help``), not the
+    usage block: ``tokenscale theory: error: argument --n-max: ... (see tokenscale theory
+    --help)``. Subparsers inherit the class."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="tokenscale",
         description="Theory, Monte Carlo and fits of vision-token scaling (divergence D(n)).",
     )
@@ -46,6 +55,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (UsageError, ValueError, FileExistsError, FileNotFoundError) as err:
         print(f"tokenscale {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file we could not read or write, not caught where it happened
+        where = f" {err.filename!r}" if err.filename else ""
+        print(f"tokenscale {args.command}: error:{where} {err.strerror or err}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            f"tokenscale {args.command}: error: out of memory; lower the sizes (n-max, d, m, "
+            "chunk)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"tokenscale {args.command}: interrupted", file=sys.stderr)

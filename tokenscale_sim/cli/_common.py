@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tokenscale_sim import structures
+from tokenscale_sim.validation import SEED_MAX
 
 
 def add_command(sub, name: str, help: str, doc: str | None) -> argparse.ArgumentParser:
@@ -82,8 +83,27 @@ def add_structure_args(parser: argparse.ArgumentParser, *, default: str = "excha
     )
 
 
+def check_shared(args: argparse.Namespace) -> float:
+    """``--shared`` as a weight in [0, 1] (checked before it scales anything)."""
+    w = args.shared
+    if not 0 <= w <= 1:
+        raise ValueError(f"--shared must be a weight in [0, 1], got {w}")
+    return float(w)
+
+
+def exchangeable_psi(args: argparse.Namespace) -> tuple[float, float, float, float]:
+    """(psi_eq, psi_aa, psi_bb, psi_ab) of ``--structure exchangeable`` with ``--shared W``
+    mixed in: ``(1 - W) psi + W`` (the shared component raises every cosine by W)."""
+    w = check_shared(args)
+    psi_bb = args.psi_aa if args.psi_bb is None else args.psi_bb
+    mix = (args.psi_eq, args.psi_aa, psi_bb, args.psi_ab)
+    a, b, c, d = ((1 - w) * x + w for x in mix)
+    return a, b, c, d
+
+
 def structure_from_args(args: argparse.Namespace) -> structures.Structure:
     """Build (not yet validate) the structure the arguments name."""
+    check_shared(args)
     params: dict[str, object] = {
         "exchangeable": {
             "psi_eq": args.psi_eq,
@@ -99,6 +119,17 @@ def structure_from_args(args: argparse.Namespace) -> structures.Structure:
         w = args.shared
         s = (1 - w) * s + structures.shared(w)
     return s
+
+
+def seed(text: str) -> int:
+    """argparse type: a PRNG seed, an integer in [0, 2**63 - 1] (JAX's range)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**63 - 1], got {value}")
+    return value
 
 
 def positive_int(text: str) -> int:

@@ -73,9 +73,7 @@ def _interval(low: float, high: float, open_ends) -> str:
 
 
 def _save(fig, out: Path, name: str) -> str:
-    from tokenscale_sim.plots.style import save
-
-    save(fig, out / name)
+    files.save_figure(fig, out / name, dpi=110)
     return name
 
 

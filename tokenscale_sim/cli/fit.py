@@ -16,16 +16,19 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from tokenscale_sim import files
 from tokenscale_sim.cli import UsageError
-from tokenscale_sim.cli._common import add_command
+from tokenscale_sim.cli._common import add_command, seed
 from tokenscale_sim.fit import data as fdata
 from tokenscale_sim.fit import engine, estimate, uncertainty
 from tokenscale_sim.fit.models import MODELS, get_model
+from tokenscale_sim.validation import check_memory, key_from_seed
 
 ALPHA_GRID = np.geomspace(1.0, 1024.0, 61)
 
@@ -74,7 +77,7 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="output folder (CSV, JSON, figures)")
     p.add_argument("--overwrite", action="store_true", help="reuse an earlier fit folder")
     p.add_argument("--plot", action="store_true", help="write figures into --out")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--float32", action="store_true", help="compute in float32")
     p.set_defaults(func=run)
 
@@ -204,6 +207,11 @@ def _band_plots(out, cs, band) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:  # --out is swapped in when this closes, on success
+        return _run(args, stack)
+
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     if not 0 < args.level < 1:
         raise UsageError(f"fit: --level must be in (0, 1), got {args.level}")
     if args.bootstrap < 0 or args.bootstrap == 1 or args.transition_test < 0:
@@ -219,11 +227,18 @@ def run(args: argparse.Namespace) -> int:
     fdata.check_curves(cs, model, args.loss)
     if model.name == "divergence_measured" and not args.aux_col:
         raise UsageError("fit: model divergence_measured needs --aux-col (Upsilon per point)")
-    out = files.prepare_out_dir(args.out, "fit", overwrite=args.overwrite) if args.out else None
+    resamples = max(args.bootstrap, args.transition_test, 1)
+    check_memory("fit", f"{resamples} resamples of {cs.arrays.y.size} points", 64 * 8 *
+                 resamples * cs.arrays.y.size, "lower --bootstrap/--transition-test")  # fmt: skip
+    out = (  # a staging folder, swapped in for --out when the fit succeeded
+        stack.enter_context(files.output_folder(args.out, "fit", overwrite=args.overwrite)).staging
+        if args.out
+        else None
+    )
 
     import jax
 
-    key = jax.random.key(args.seed)
+    key = key_from_seed("fit", args.seed)
     res = estimate.fit_curves(cs, model, opts)
     pl = res if model.name == "powerlaw" else estimate.fit_curves(cs, "powerlaw", opts)
     boot = band = test = None
@@ -281,5 +296,5 @@ def run(args: argparse.Namespace) -> int:
         if band is not None:
             written += _band_plots(out, cs, band)
     for path in written:
-        print(f"wrote {path}", file=sys.stderr)
+        print(f"wrote {Path(args.out) / Path(path).name}", file=sys.stderr)
     return 0

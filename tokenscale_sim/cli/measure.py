@@ -133,15 +133,18 @@ def _columns(results: dict[int | None, Measurement]) -> dict[str, list]:
 
 def _plot(out: Path, results: dict[int | None, Measurement]) -> list[str]:
     from tokenscale_sim.plots import hidden as hplots
-    from tokenscale_sim.plots.style import save
 
     written = []
     for layer, m in results.items():
         name = "overview.png" if layer is None else f"overview_layer{layer}.png"
-        save(hplots.overview(m, title=None if layer is None else f"layer {layer}"), out / name)
+        files.save_figure(
+            hplots.overview(m, title=None if layer is None else f"layer {layer}"),
+            out / name,
+            dpi=110,
+        )
         written.append(name)
     if len(results) > 1:
-        save(hplots.layer_summary(results), out / "layers.png")
+        files.save_figure(hplots.layer_summary(results), out / "layers.png", dpi=110)
         written.append("layers.png")
     return written
 

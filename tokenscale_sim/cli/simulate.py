@@ -31,6 +31,7 @@ through gloo collectives.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -42,7 +43,7 @@ import numpy as np
 
 from tokenscale_sim import files
 from tokenscale_sim.cli import UsageError
-from tokenscale_sim.cli._common import add_structure_args, positive_int, structure_from_args
+from tokenscale_sim.cli._common import add_structure_args, positive_int, seed, structure_from_args
 from tokenscale_sim.exact import TOKEN_KINDS, TokenModel
 from tokenscale_sim.montecarlo.sampling import plan
 from tokenscale_sim.montecarlo.simulation import (
@@ -52,10 +53,10 @@ from tokenscale_sim.montecarlo.simulation import (
     save_state,
     simulate,
 )
+from tokenscale_sim.validation import gib, key_from_seed, machine_memory
 
 KIND = "simulate"
 CHECKPOINT = "checkpoint.npz"
-OUTPUTS = ("simulation.csv", "simulation.npz", "result.json", "simulation.png", CHECKPOINT)
 
 
 def register(sub) -> None:
@@ -83,7 +84,7 @@ def register(sub) -> None:
         help="replicates per device step; memory grows with it (default: the largest up to 256 "
         "that fits --max-chunk-gb)",
     )
-    g.add_argument("--seed", type=int, default=0, help="PRNG seed (default: %(default)s)")
+    g.add_argument("--seed", type=seed, default=0, help="PRNG seed (default: %(default)s)")
     g.add_argument(
         "--tokens",
         choices=TOKEN_KINDS,
@@ -140,12 +141,26 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:  # --out is swapped in when this closes, on success
+        result = _run(args, stack)
+    if result is not None and not args.quiet:
+        print(summary(result))
+        print(f"wrote {args.out}/simulation.csv, simulation.npz, result.json")
+    return 0
+
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack):
     import jax
 
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
     if not (math.isfinite(args.max_chunk_gb) and args.max_chunk_gb > 0):
         raise UsageError(f"--max-chunk-gb must be > 0, got {args.max_chunk_gb}")
+    if args.max_chunk_gb * 2**30 > machine_memory():
+        raise UsageError(
+            f"--max-chunk-gb {args.max_chunk_gb:g} is more than the {gib(machine_memory())} of "
+            "memory available on this machine; lower it"
+        )
     if not args.checkpoint_every >= 0:
         raise UsageError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     config = SimulationConfig(
@@ -163,17 +178,22 @@ def run(args: argparse.Namespace) -> int:
     # every input error before any file is touched: the structure's plan, the chunk's memory
     sampling_plan = plan(structure_from_args(args), args.n_max, caller="simulate")
     config.chunk_for(len(jax.devices()))
+    key = key_from_seed("simulate", args.seed)
     lead = jax.process_index() == 0
     out, state, failure = Path(args.out), None, None
     ckpt = out / CHECKPOINT
     if lead:
-        try:
-            out = files.prepare_out_dir(
-                args.out, KIND, overwrite=args.overwrite, resume=args.resume
+        try:  # outputs go to a staging folder; the previous run stays whole until the swap
+            folder = stack.enter_context(
+                files.output_folder(
+                    args.out,
+                    KIND,
+                    overwrite=args.overwrite,
+                    resume=args.resume,
+                    checkpoint=CHECKPOINT,
+                )
             )
-            if args.overwrite:
-                for name in OUTPUTS:
-                    (out / name).unlink(missing_ok=True)
+            out, ckpt = folder.staging, folder.checkpoint or ckpt
             if args.resume and ckpt.exists():
                 state = load_state(ckpt)
                 if not args.quiet:
@@ -190,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         raise failure
 
     result = simulate(
-        jax.random.key(args.seed),
+        key,
         sampling_plan,
         config,
         progress=not args.quiet,
@@ -200,17 +220,13 @@ def run(args: argparse.Namespace) -> int:
         metadata={"seed": args.seed, "command": "tokenscale simulate"},
     )
     if not lead:
-        return 0
+        return None
     write_result(out, result)
     if args.plot:
         from tokenscale_sim.plots.simulation import plot_simulation
-        from tokenscale_sim.plots.style import save
 
-        save(plot_simulation(result), out / "simulation.png", dpi=120)
-    if not args.quiet:
-        print(summary(result))
-        print(f"wrote {out}/simulation.csv, simulation.npz, result.json")
-    return 0
+        files.save_figure(plot_simulation(result), out / "simulation.png", dpi=120)
+    return result
 
 
 def initialize_distributed() -> None:
@@ -241,11 +257,9 @@ def write_result(out: Path, result) -> None:
     """Write simulation.csv, simulation.npz and result.json of ``result`` into ``out``."""
     cols = result_columns(result)
     files.write_csv(out / "simulation.csv", cols)
-    tmp = out / "simulation.tmp.npz"
     arrays: dict[str, Any] = {"metadata": np.asarray(json.dumps(result.metadata, default=str))}
     arrays.update(cols)
-    np.savez(tmp, **arrays)
-    tmp.replace(out / "simulation.npz")
+    files.write_npz(out / "simulation.npz", arrays)
     files.write_json(
         out / "result.json", {"metadata": result.metadata, "m": result.m, "columns": cols}
     )

@@ -20,10 +20,14 @@ from tokenscale_sim import exact, files, theory
 from tokenscale_sim.cli._common import (
     add_command,
     add_structure_args,
+    exchangeable_psi,
     positive_int,
     structure_from_args,
 )
 from tokenscale_sim.structures import constant_psi
+from tokenscale_sim.validation import check_memory
+
+BYTES_PER_N = 40 * 8  # float64 columns and temporaries of the table, per token count
 
 COLUMNS = exact.THEORY_COLUMNS
 
@@ -67,6 +71,7 @@ def register(sub) -> None:
     p.add_argument("--csv", metavar="FILE", help="write the full table as CSV")
     p.add_argument("--json", metavar="FILE", help="write the table and parameters as JSON")
     p.add_argument("--plot", metavar="FILE", help="write a figure of the curves (PNG/PDF/SVG)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --csv/--json/--plot")
     p.set_defaults(func=run)
 
 
@@ -76,8 +81,9 @@ def table(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], theory.Trans
     if not args.beta > 0:
         raise ValueError(f"theory: --beta must be > 0, got {args.beta}")
     if args.structure == "exchangeable":  # measured psi's need not form a PSD Gaussian structure
-        psi = constant_psi(args.n_max, args.psi_eq, args.psi_aa, args.psi_bb, args.psi_ab)
-        theory.check_upsilon(args.n_max, args.psi_eq, psi.psi_aabb[-1], args.psi_ab)
+        eq, aa, bb, ab = exchangeable_psi(args)  # with --shared W mixed in
+        psi = constant_psi(args.n_max, eq, aa, bb, ab)
+        theory.check_upsilon(args.n_max, eq, psi.psi_aabb[-1], ab)
     else:
         psi = structure_from_args(args).validate(args.n_max).psi(args.n_max)
     return exact.theory_table(psi, beta=args.beta, d=args.d, convention=args.convention)
@@ -98,6 +104,8 @@ def _print(cols: dict[str, np.ndarray], rows: int, tp: theory.TransitionPoint) -
         if np.isfinite(tp.n_b) or tp.status != "constant"
         else "  (no transition: Delta = 0)"
     )
+    if tp.status == "constant" and tp.n_b < 0:
+        note = "  (Delta < 0: Upsilon rises to n = -n_b/2, then falls)"
     print(f"transition point n_b = {tp.n_b:.6g}{note}")
     print("".join(f"{c:>14}" for c in COLUMNS))
     for i in idx:
@@ -108,29 +116,31 @@ def _print(cols: dict[str, np.ndarray], rows: int, tp: theory.TransitionPoint) -
         print("".join(cells))
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output path and the table's memory, before any work or any file is written."""
+    for flag, path in (("--csv", args.csv), ("--json", args.json), ("--plot", args.plot)):
+        if path:
+            files.check_output_file(
+                path,
+                overwrite=args.overwrite,
+                what=flag,
+                suffixes=files.PLOT_SUFFIXES if flag == "--plot" else None,
+            )
+    others = {a for a in (args.csv, args.json, args.plot) if a}
+    if len(others) < sum(1 for a in (args.csv, args.json, args.plot) if a):
+        raise ValueError("--csv, --json and --plot must name different files")
+    check_memory("theory", f"the table for --n-max {args.n_max}", args.n_max * BYTES_PER_N,
+                 "lower --n-max")  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args)
     cols, tp = table(args)
     _print(cols, args.rows, tp)
     n_b = tp.n_b
-    written = []
-    if args.csv:
-        written.append(files.write_csv(args.csv, cols))
-    if args.json:
-        params = {k: v for k, v in vars(args).items() if k != "func"}
-        written.append(
-            files.write_json(
-                args.json,
-                {
-                    "parameters": params,
-                    "n_b": n_b,
-                    "n_b_status": tp.status,
-                    "table": cols,
-                    "metadata": files.run_metadata(),
-                },
-            )
-        )
+    status = tp.status
+    fig = None
     if args.plot:
-        from tokenscale_sim.plots.style import save
         from tokenscale_sim.plots.theory import divergence_curves
 
         curves = theory.TheoryCurves(
@@ -145,8 +155,25 @@ def run(args: argparse.Namespace) -> int:
             valid=cols["upsilon"] > 0,
         )
         fig = divergence_curves(curves, title=f"{args.structure}: n_b = {n_b:.3g}")
-        save(fig, args.plot, dpi=120)
-        written.append(args.plot)
+    written = []
+    if args.csv:
+        written.append(files.write_csv(args.csv, cols))
+    if args.json:
+        params = {k: v for k, v in vars(args).items() if k != "func"}
+        written.append(
+            files.write_json(
+                args.json,
+                {
+                    "parameters": params,
+                    "n_b": n_b,
+                    "n_b_status": status,
+                    "table": cols,
+                    "metadata": files.run_metadata(),
+                },
+            )
+        )
+    if fig is not None:
+        written.append(files.save_figure(fig, args.plot, dpi=120))
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0

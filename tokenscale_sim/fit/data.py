@@ -95,6 +95,8 @@ def curves_from_points(
     for g, (key, pts) in enumerate(points.items()):
         label = " / ".join(key) or "curve"
         arr = np.array(sorted(pts), dtype=float).reshape(-1, 4)
+        if not len(arr):
+            raise ValueError(f"{fn}: curve {label} has no points")
         if np.any(arr[:, 0] < 1):
             raise ValueError(
                 f"{fn}: n must be >= 1 (token counts), got {arr[:, 0].min()} in {label}"
@@ -121,6 +123,11 @@ def curves_from_arrays(n, y, se=None, aux=None, keys: Sequence[str] | None = Non
     """
     fn = "curves_from_arrays"
     y2 = np.atleast_2d(np.asarray(y, dtype=float))
+    if y2.ndim != 2 or y2.size == 0:
+        raise ValueError(
+            f"{fn}: y must hold at least one curve of points, shape (m,) or (G, m), got shape "
+            f"{np.shape(y)}"
+        )
     n2 = np.broadcast_to(np.atleast_2d(np.asarray(n, dtype=float)), y2.shape)
     se2 = None if se is None else np.broadcast_to(np.asarray(se, float), y2.shape)
     aux2 = np.ones_like(y2) if aux is None else np.broadcast_to(np.asarray(aux, float), y2.shape)
@@ -265,13 +272,22 @@ def load_dataset(name: str) -> CurveSet:
 def check_curves(curves: CurveSet, model: str | Model, loss: str = "log") -> None:
     """Raise ``ValueError`` when ``curves`` cannot be fitted by ``model`` under ``loss``.
 
-    Checks: at least ``p + 1`` points per curve (``p`` parameters; ``p + 1`` so that a residual
-    variance exists), positive ``y`` under the log and Huber losses (and always for ``ln``-based
-    starting values of positive models), standard errors present for ``loss="weighted"``.
+    Checks: a :class:`CurveSet` with at least one curve, at least ``p + 1`` points per curve
+    (``p`` parameters; ``p + 1`` so that a residual variance exists), positive ``y`` under the log
+    and Huber losses (and always for ``ln``-based starting values of positive models), standard
+    errors present for ``loss="weighted"``; degenerate curves are refused naming the curve: a
+    constant one (R^2 undefined, n_b anywhere) or one with fewer than 3 distinct ``n``.
     """
     m = get_model(model)
     fn = "check_curves"
+    if not isinstance(curves, CurveSet):
+        raise TypeError(
+            f"{fn}: curves must be a CurveSet (from curves_from_arrays, read_curves or "
+            f"load_paper_scores), got {type(curves).__name__}"
+        )
     a = curves.arrays
+    if not curves.keys or a.weight.size == 0:
+        raise ValueError(f"{fn}: need at least one curve, got none from {curves.source}")
     counts = a.weight.sum(axis=1)
     for g, key in enumerate(curves.keys):
         label = " / ".join(key) or "curve"
@@ -284,6 +300,17 @@ def check_curves(curves: CurveSet, model: str | Model, loss: str = "log") -> Non
         if loss in ("log", "huber") and np.any(a.y[g][ok] <= 0):
             raise ValueError(
                 f"{fn}: the {loss} loss needs scores > 0, got {a.y[g][ok].min():g} in {label}"
+            )
+        distinct = np.unique(a.n[g][ok]).size
+        if distinct < min(m.n_params + 1, 3):
+            raise ValueError(
+                f"{fn}: curve {label} is degenerate: {distinct} distinct n, need at least "
+                f"{min(m.n_params + 1, 3)}"
+            )
+        if np.ptp(a.y[g][ok]) == 0:
+            raise ValueError(
+                f"{fn}: curve {label} is degenerate: the same value {a.y[g][ok][0]:g} at every "
+                "n, so it has no scaling to fit (no exponent, no transition)"
             )
     if loss == "weighted" and not curves.has_se:
         raise ValueError(f"{fn}: loss 'weighted' needs a standard-error column (--se-col)")

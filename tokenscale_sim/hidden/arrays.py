@@ -65,15 +65,26 @@ def _bf16(raw: np.ndarray) -> np.ndarray:
     return (np.asarray(raw, dtype=np.uint32) << 16).view(np.float32)
 
 
+def _invalid(path: Path, what: str, why: str) -> ValueError:
+    return ValueError(f"open_hidden: {str(path)!r} is not a valid {what} file ({why})")
+
+
 def _npz_member(path: Path, key: str) -> ArrayRef:
     """Stream one ``.npz`` member (stored or deflated) without loading it."""
     member = key + ".npy"
-    with zipfile.ZipFile(path) as zf, zf.open(member) as fh:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-        else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open(member) as fh:
+            size = zf.getinfo(member).file_size
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            offset = fh.tell()
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        raise _invalid(path, ".npz", f"member {key!r}: {err}") from None
+    if not dtype.hasobject and size - offset < int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        raise _invalid(path, ".npz", f"member {key!r} is truncated")
     if fortran or dtype.hasobject:
         raise ValueError(
             f"open_hidden: {path.name}:{key} must be a C-ordered numeric array, got "
@@ -99,34 +110,69 @@ def _npz_member(path: Path, key: str) -> ArrayRef:
 
 
 def _npz_arrays(path: Path) -> dict[str, ArrayRef]:
-    with zipfile.ZipFile(path) as zf:
-        keys = [n[: -len(".npy")] for n in zf.namelist() if n.endswith(".npy")]
+    try:
+        with zipfile.ZipFile(path) as zf:
+            keys = [n[: -len(".npy")] for n in zf.namelist() if n.endswith(".npy")]
+    except (OSError, zipfile.BadZipFile) as err:
+        raise _invalid(path, ".npz", str(err) or type(err).__name__) from None
     return {key: _npz_member(path, key) for key in keys}
 
 
-def _safetensors_arrays(path: Path) -> dict[str, ArrayRef]:
+def _safetensors_header(path: Path) -> tuple[int, dict]:
+    """The JSON header of a ``.safetensors`` file and its length, checked against the file size
+    before anything is read (a damaged length would otherwise allocate gigabytes)."""
+    total = path.stat().st_size
     with path.open("rb") as fh:
-        size = int.from_bytes(fh.read(8), "little")
-        header = json.loads(fh.read(size))
+        head = fh.read(8)
+        if len(head) < 8:
+            raise _invalid(path, ".safetensors", f"{total} bytes, shorter than its 8-byte header")
+        size = int.from_bytes(head, "little")
+        if size > total - 8:
+            raise _invalid(
+                path, ".safetensors", f"header of {size} bytes in a file of {total} bytes"
+            )
+        try:
+            header = json.loads(fh.read(size))
+        except (ValueError, UnicodeDecodeError):
+            raise _invalid(path, ".safetensors", "header is not JSON") from None
+    if not isinstance(header, dict):
+        raise _invalid(path, ".safetensors", "header is not a JSON object")
+    return size, header
+
+
+def _safetensors_arrays(path: Path) -> dict[str, ArrayRef]:
+    size, header = _safetensors_header(path)
+    data_bytes = path.stat().st_size - 8 - size
     refs = {}
     for key, info in header.items():
         if key == "__metadata__":
             continue
-        if info["dtype"] not in _SAFETENSORS_DTYPES:
+        try:
+            dtype_name = info["dtype"]
+            begin, end = (int(x) for x in info["data_offsets"])
+            shape = tuple(int(x) for x in info["shape"])
+        except (KeyError, TypeError, ValueError):
+            raise _invalid(
+                path, ".safetensors", f"entry {key!r} lacks dtype/shape/offsets"
+            ) from None
+        if dtype_name not in _SAFETENSORS_DTYPES:
             raise ValueError(
                 f"open_hidden: {path.name}:{key} must be one of "
-                f"{tuple(_SAFETENSORS_DTYPES)}, got dtype {info['dtype']}"
+                f"{tuple(_SAFETENSORS_DTYPES)}, got dtype {dtype_name}"
             )
-        begin = info["data_offsets"][0]
-        shape = tuple(info["shape"])
-        mapped = np.memmap(
-            path,
-            dtype=_SAFETENSORS_DTYPES[info["dtype"]],
-            mode="r",
-            offset=8 + size + begin,
-            shape=shape,
+        itemsize = np.dtype(_SAFETENSORS_DTYPES[dtype_name]).itemsize
+        need = int(np.prod(shape, dtype=np.int64)) * itemsize
+        if min(shape, default=1) < 0 or not 0 <= begin <= end or end - begin != need:
+            raise _invalid(path, ".safetensors", f"entry {key!r}: offsets do not match its shape")
+        if end > data_bytes:
+            raise _invalid(path, ".safetensors", f"entry {key!r} is truncated")
+        dtype = _SAFETENSORS_DTYPES[dtype_name]
+        mapped = (
+            np.memmap(path, dtype=dtype, mode="r", offset=8 + size + begin, shape=shape)
+            if need
+            else np.zeros(shape, dtype=dtype)
         )
-        if info["dtype"] == "BF16":
+        if dtype_name == "BF16":
             refs[key] = _sliced(mapped, _bf16, np.dtype(np.float32))
         else:
             refs[key] = _sliced(mapped)
@@ -250,6 +296,26 @@ def _pick(refs: Mapping[str, ArrayRef], name: str) -> tuple[ArrayRef, ...]:
     )
 
 
+def _load_npy(path: Path) -> np.ndarray:
+    """Memory-map a ``.npy`` file; anything else (text, pickles, object arrays, a truncated
+    file) is refused naming the file, never loaded."""
+    with path.open("rb") as fh:
+        magic = fh.read(6)
+    if magic != b"\x93NUMPY":
+        raise _invalid(path, ".npy", "no .npy header" if magic else "the file is empty")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as err:
+        why = str(err)
+        if "object" in why.lower() or "pickle" in why.lower():
+            why = "object arrays are not hidden states; save a float array"
+        elif "mmap length" in why:
+            why = "truncated"
+        raise _invalid(path, ".npy", why) from None
+    except (OSError, EOFError) as err:
+        raise _invalid(path, ".npy", str(err) or type(err).__name__) from None
+
+
 def _small(ref: ArrayRef | None) -> np.ndarray | None:
     return None if ref is None else np.concatenate(list(ref.read(max(ref.shape[0], 1))))
 
@@ -281,7 +347,7 @@ def open_hidden(
     if path_b is not None or paths[0].suffix == ".npy":
         if path_b is not None and any(p.suffix != ".npy" for p in paths):
             raise ValueError(f"open_hidden: A and B as two files must both be .npy, got {name!r}")
-        arrays = tuple(_sliced(np.load(p, mmap_mode="r")) for p in paths)
+        arrays = tuple(_sliced(_load_npy(p)) for p in paths)
         return _build(name, arrays)
     refs = (_npz_arrays if paths[0].suffix == ".npz" else _safetensors_arrays)(paths[0])
     lowered = {k.lower(): v for k, v in refs.items()}

@@ -7,6 +7,7 @@ process 0's state broadcast to every process).
 
 from __future__ import annotations
 
+import zipfile
 import zlib
 from pathlib import Path
 from typing import NamedTuple
@@ -111,8 +112,16 @@ def fetch(out: jax.Array) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(out, tiled=True), dtype=np.float64)
 
 
+_FIELDS = ("count", "mean", "m2", "pending", "fingerprint")
+
+
+def _precision() -> str:
+    return "float64" if jax.config.read("jax_enable_x64") else "float32"
+
+
 def save_state(path: str | Path, state: SimulationState) -> Path:
-    """Write a checkpoint atomically as ``.npz`` (via a temporary file and rename)."""
+    """Write a checkpoint atomically as ``.npz`` (via a temporary file and rename), with the
+    precision (float64 or float32) of the run that drew it."""
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp.npz")
     np.savez(
@@ -122,14 +131,62 @@ def save_state(path: str | Path, state: SimulationState) -> Path:
         m2=state.m2,
         pending=state.pending,
         fingerprint=np.asarray(state.fingerprint),
+        precision=np.asarray(_precision()),
     )
     tmp.replace(p)
     return p
 
 
 def load_state(path: str | Path) -> SimulationState:
-    """Read a checkpoint written by :func:`save_state`."""
-    with np.load(Path(path)) as z:
-        return SimulationState(
-            int(z["count"]), z["mean"], z["m2"], z["pending"], str(z["fingerprint"])
+    """Read a checkpoint written by :func:`save_state` (never unpickling anything).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: naming the file, when it is not a valid checkpoint (empty, truncated, not an
+            ``.npz``, keys or shapes missing) or when it was written at another precision than
+            the current one (``jax_enable_x64``): replicates of two precisions never mix.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"load_state: no such checkpoint {str(p)!r}")
+
+    def invalid(why: str) -> ValueError:
+        return ValueError(f"load_state: {str(p)!r} is not a valid checkpoint ({why})")
+
+    with p.open("rb") as fh:
+        head = fh.read(4)
+    if not head:
+        raise invalid("the file is empty")
+    if head != b"PK\x03\x04":
+        raise invalid("not an .npz archive")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            missing = [k for k in _FIELDS if k not in z.files]
+            if missing:
+                raise invalid(f"missing {', '.join(missing)}")
+            saved = str(z["precision"]) if "precision" in z.files else None
+            state = SimulationState(
+                int(z["count"]), z["mean"], z["m2"], z["pending"], str(z["fingerprint"])
+            )
+    except ValueError as err:
+        if str(err).startswith("load_state:"):
+            raise
+        raise invalid("an entry is not a plain numeric array") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError):
+        raise invalid("truncated or damaged archive") from None
+    shape = state.mean.shape
+    if (
+        len(shape) != 2
+        or state.m2.shape != shape
+        or state.pending.shape[1:] != shape
+        or state.count < 0
+        or state.count % BLOCK
+        or not all(a.dtype == np.float64 for a in (state.mean, state.m2, state.pending))
+    ):
+        raise invalid("inconsistent shapes or counts")
+    if saved is not None and saved != _precision():
+        raise ValueError(
+            f"load_state: {str(p)!r} was written by a {saved} run and cannot be resumed in "
+            f"{_precision()}; resume it {'with' if saved == 'float32' else 'without'} --float32"
         )
+    return state

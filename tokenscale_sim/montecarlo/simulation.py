@@ -90,6 +90,7 @@ from tokenscale_sim.montecarlo.checkpoints import (
 )
 from tokenscale_sim.montecarlo.moments import Moments, RunningMoments, summarize
 from tokenscale_sim.montecarlo.steps import ALL_STATS, DIVERGENCE_STATS
+from tokenscale_sim.validation import check_key
 
 __all__ = [
     "ALL_STATS",
@@ -116,7 +117,7 @@ EXACT_PSI_MAX_N = 1024
 that is not stationary (they build the dense 2n x 2n Sigma). Stationary structures
 (``Structure.stationary``: exchangeable, decaying, shared) get them in O(n_max) at any n_max."""
 
-_LAYOUT_VERSION = 1
+_LAYOUT_VERSION = 2  # 2: the precision is part of the fingerprint
 
 
 def _count(param: str, value: object) -> int:
@@ -249,19 +250,11 @@ def _fingerprint(key: jax.Array, structure: st.Structure, config: SimulationConf
         "d": config.d,
         "tokens": [tokens.kind, tokens.df],
         "stats": list(config.stats),
+        "x64": bool(jax.config.read("jax_enable_x64")),  # replicates of two precisions never mix
     }
     with np.printoptions(threshold=sys.maxsize, precision=17):
         text = repr((repr(structure), np.asarray(jax.random.key_data(key)).tolist(), layout))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _check_key(key: object) -> jax.Array:
-    if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
-        got = type(key).__name__ if not isinstance(key, jax.Array) else f"an array of {key.dtype}"
-        raise ValueError(
-            f"simulate: key must be a typed JAX PRNG key (pass jax.random.key(seed)), got {got}"
-        )
-    return key
 
 
 def _plan(structure: st.Structure | sampling.SamplingPlan, n_max: int) -> sampling.SamplingPlan:
@@ -381,9 +374,10 @@ def simulate(
         :class:`SimulationResult`.
 
     Raises:
-        ValueError: a key that is not a PRNG key, a structure that fails validation, a chunk
-            beyond ``max_chunk_bytes``, a ``state`` of another run, or processes of a
-            multi-process run that disagree on the arguments.
+        TypeError: a key that is not a JAX PRNG key (e.g. an int seed).
+        ValueError: a structure that fails validation, a chunk beyond ``max_chunk_bytes``, a
+            ``state`` of another run (another key, structure, size, token model or precision),
+            or processes of a multi-process run that disagree on the arguments.
 
     Example:
         >>> import jax
@@ -395,7 +389,7 @@ def simulate(
         >>> bool(abs(r.divergence.mean[-1] - r.exact.gaussian_mean[-1]) < 5 * r.divergence.se[-1])
         True
     """
-    key = _check_key(key)
+    check_key("simulate", key)
     devs = _devices(devices)
     chunk = config.chunk_for(len(devs))
     plan = _plan(structure, config.n_max)

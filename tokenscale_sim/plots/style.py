@@ -2,13 +2,11 @@
 
 Figures are made with the object-oriented API (``matplotlib.figure.Figure``): no global backend
 is chosen and nothing is registered with pyplot, so the package runs headless and a figure is
-freed when it is no longer referenced. :func:`save` writes one (the format from the suffix).
+freed when it is no longer referenced. Figures are written by
+:func:`tokenscale_sim.files.save_figure` (the one checked, atomic writer of every output).
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -44,12 +42,6 @@ def axes(ax: Axes | None = None, *, loglog: bool = False, size=(5.0, 3.6)) -> tu
     if loglog:
         log_axes(ax)
     return fig, ax
-
-
-def save(fig: Figure, path: str | os.PathLike[str], dpi: int = 110) -> Path:
-    """Write ``fig`` to ``path`` (PNG, PDF, SVG... from the suffix); returns the path."""
-    fig.savefig(path, dpi=dpi)
-    return Path(path)
 
 
 def slope_guide(
