@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tokenscale_sim import theory
 from tokenscale_sim.kernels import (
     DenseKernel,
     Exponential,
@@ -142,10 +143,8 @@ def _block_prefix_sums(sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _mapped_cosines(values: np.ndarray, d: int) -> np.ndarray:
     """``theory.expected_cosine`` of every entry of ``values``, computed once per distinct value."""
-    from tokenscale_sim.theory import expected_cosine
-
     distinct, inverse = np.unique(values, return_inverse=True)
-    return np.asarray(expected_cosine(distinct, float(d)))[inverse].reshape(values.shape)
+    return np.asarray(theory.expected_cosine(distinct, float(d)))[inverse].reshape(values.shape)
 
 
 def _dense_expected_cosine_psi(sigma: np.ndarray, d: int) -> PsiCurves:
@@ -276,9 +275,7 @@ class Structure:
 
     def gaussian_mean_divergence(self, n_max: int, d: int) -> np.ndarray:
         """Exact E[D(n)] for Gaussian tokens of width d, n = 1..n_max."""
-        from tokenscale_sim.theory import gaussian_mean_divergence
-
-        return np.asarray(gaussian_mean_divergence(self.v(n_max), check_n("Structure", d)))
+        return np.asarray(theory.gaussian_mean_divergence(self.v(n_max), check_n("Structure", d)))
 
     @property
     def stationary(self) -> bool:
