@@ -358,6 +358,10 @@ def test_gaussian_divergence_float32_matches_float64():
     # float32 d is d rounded (relative 2^-24): E[D] moves by ~1/(4d) of that, std by ~1/2 of it
     assert np.max(np.abs(mean32 / mean64 - 1)) < 4 * ulp
     assert np.max(np.abs(std32 / std64 - 1)) < 4 * ulp
+    # the exact E[cos] of Gaussian tokens (simulate's exact psi curves) has the same prefactor
+    cos64 = np.asarray(theory.expected_cosine(0.5, d))
+    cos32 = np.asarray(theory.expected_cosine(jnp.float32(0.5), d32))
+    assert np.max(np.abs(cos32 / cos64 - 1)) < 8 * ulp
     # 1/(4d) survives in float32: E[D]/sqrt(v) = 1 - 1/(4d) + ..., to the spacing of float32 at 1
     big = d > 1e3
     np.testing.assert_allclose(1 - mean32[big].astype(float), 1 / (4 * d[big]), rtol=0, atol=ulp)
@@ -404,3 +408,57 @@ def test_infinite_values_are_null_with_a_status(tmp_path):
     doc = json.loads(path.read_text())
     assert doc["n_b"] is None and doc["n_b_status"] == "no_transition"
     assert doc["table"]["n_b"][1:] == [None] * 7 and doc["table"]["delta"][1:] == [0.0] * 7
+
+
+def test_fit_input_that_is_not_a_csv(tmp_path, capsys):
+    binary = tmp_path / "scores.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x81" * 8)
+    assert main(["fit", str(binary)]) == 2
+    assert "is not a text (CSV) file" in error_line(capsys, "fit")
+    assert main(["fit", str(tmp_path)]) == 2
+    assert "is a folder" in error_line(capsys, "fit")
+
+
+def test_interrupted_run_keeps_its_checkpoint_for_resume(tmp_path, capsys, monkeypatch):
+    from tokenscale_sim.montecarlo.checkpoints import save_state
+
+    calls = []
+
+    def interrupt_after_first(path, state):
+        save_state(path, state)
+        calls.append(state.done)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "r"
+    argv = [*SIM, "--m", "48", "--checkpoint-every", "0", "--seed", "7"]
+    with monkeypatch.context() as m:
+        m.setattr("tokenscale_sim.cli.simulate.save_state", interrupt_after_first)
+        assert main([*argv, "--out", str(out)]) == 130
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "run.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no staging folder left
+    capsys.readouterr()
+    assert main([*argv, "--out", str(out)]) == 2  # a plain rerun would throw the replicates away
+    assert "--resume" in error_line(capsys, "simulate")
+    assert main([*argv, "--out", str(out), "--resume"]) == 0
+    assert main([*argv, "--out", str(tmp_path / "fresh")]) == 0
+    resumed, fresh = (
+        json.loads((tmp_path / o / "result.json").read_text())["columns"] for o in ("r", "fresh")
+    )
+    np.testing.assert_allclose(resumed["divergence_mean"], fresh["divergence_mean"], rtol=1e-12)
+
+
+def test_out_cannot_be_the_current_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([*SIM, "--out", "."]) == 2
+    assert "current folder" in error_line(capsys, "simulate")
+    assert not list(tmp_path.iterdir())
+
+
+def test_simulate_accumulators_beyond_memory(tmp_path, capsys):
+    n_max = int(validation.machine_memory() / (7 * 8 * 24)) + 1
+    argv = ["simulate", "--n-max", str(n_max), "--d", "1", "--chunk", "1", "--quiet",
+            "--max-chunk-gb", "0.5", "--out", str(tmp_path / "r")]  # fmt: skip
+    assert main(argv) == 2
+    assert "accumulators" in error_line(capsys, "simulate")
+    assert not (tmp_path / "r").exists()
