@@ -73,6 +73,8 @@ def write_curves(path, curves: dict[str, list[float]], n=(1, 2, 4, 8, 16, 32)):
 def test_theory_csv_into_a_folder(tmp_path, capsys):
     assert main(["theory", "--csv", str(tmp_path)]) == 2
     assert "is a folder" in error_line(capsys, "theory")
+    assert main(["theory", "--csv", ""]) == 2  # not silently skipped
+    assert "is a folder" in error_line(capsys, "theory")
 
 
 def test_theory_csv_under_a_file(tmp_path, capsys):

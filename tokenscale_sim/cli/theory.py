@@ -164,7 +164,7 @@ def _print(cols: dict[str, np.ndarray], rows: int, tp: theory.TransitionPoint) -
 def check_outputs(args: argparse.Namespace) -> None:
     """Every output path and the table's memory, before any work or any file is written."""
     for flag, path in (("--csv", args.csv), ("--json", args.json), ("--plot", args.plot)):
-        if path:
+        if path is not None:  # "" too: refused as a folder, never silently skipped
             files.check_output_file(
                 path,
                 overwrite=args.overwrite,
