@@ -128,6 +128,7 @@ def _monte_carlo_section(study, out: Path, summary: dict) -> str:
             "n_b_status": mc.n_b_status,
             "n_b_fitted_from_D": nb_fit,
             "n_b_fitted_ci": [nb_lo, nb_hi],
+            "n_b_fitted_ci_open": np.asarray(mc.nb_fit.ci_open[0, 1]).tolist(),  # ends at 0 / inf
             "max_abs_z_vs_exact_mean": float(np.max(np.abs(z))),
             "mean_over_bound_at_n_max": float(r.divergence.mean[-1] / r.exact.bound[-1]),
         }

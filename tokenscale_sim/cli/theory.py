@@ -186,22 +186,6 @@ def run(args: argparse.Namespace) -> int:
     status = tp.status
     if status == "constant" and not np.isfinite(n_b):
         status = "no_transition"  # Delta = 0: n_b = inf, written as null in the JSON
-    fig = None
-    if args.plot:
-        from tokenscale_sim.plots.theory import divergence_curves
-
-        curves = theory.TheoryCurves(
-            n=cols["n"],
-            upsilon=cols["upsilon"],
-            bound=cols["bound"],
-            gaussian_mean=cols["gaussian_mean"],
-            slope=cols["slope"],
-            regime=cols["regime"],
-            alpha=cols["alpha"],
-            n_b=np.asarray(n_b),
-            valid=cols["upsilon"] > 0,
-        )
-        fig = divergence_curves(curves, title=f"{args.structure}: n_b = {n_b:.3g}")
     written = []
     if args.csv:
         written.append(files.write_csv(args.csv, cols))
@@ -219,7 +203,21 @@ def run(args: argparse.Namespace) -> int:
                 },
             )
         )
-    if fig is not None:
+    if args.plot:
+        from tokenscale_sim.plots.theory import divergence_curves
+
+        curves = theory.TheoryCurves(
+            n=cols["n"],
+            upsilon=cols["upsilon"],
+            bound=cols["bound"],
+            gaussian_mean=cols["gaussian_mean"],
+            slope=cols["slope"],
+            regime=cols["regime"],
+            alpha=cols["alpha"],
+            n_b=np.asarray(n_b),
+            valid=cols["upsilon"] > 0,
+        )
+        fig = divergence_curves(curves, title=f"{args.structure}: n_b = {n_b:.3g}")
         written.append(files.save_figure(fig, args.plot, dpi=120))
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
