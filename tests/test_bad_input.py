@@ -121,9 +121,9 @@ def test_simulate_max_chunk_gb_beyond_the_machine(tmp_path, capsys):
 
 
 def test_measure_chunk_beyond_memory_is_refused(tmp_path, capsys):
-    side = int(np.sqrt(validation.machine_memory() / 64)) + 1024  # a chunk of 1 pair is too big
+    side = int(np.sqrt(validation.machine_memory() / 64)) + 1024  # one pair needs 64 side^2 bytes
     path = tmp_path / "big.npy"
-    np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(1, 2, side, side)).flush()
+    np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(1, 2, side, side)).flush()
     assert main(["measure", "--hidden", str(path), "--out", str(tmp_path / "m")]) == 2
     assert "needs about" in error_line(capsys, "measure")
     assert not (tmp_path / "m").exists()
