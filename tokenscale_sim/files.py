@@ -158,6 +158,12 @@ def check_output_folder(
     blocker = _ancestor_file(out)
     if blocker is not None:
         raise ValueError(f"output folder {str(out)!r}: {str(blocker)!r} is a file, not a folder")
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        raise ValueError(
+            f"output folder {str(out)!r} is the current folder or holds it (it is replaced "
+            "whole on success); name a folder for the run"
+        )
     if not out.exists():
         return out
     names = {p.name for p in out.iterdir()}
@@ -238,21 +244,31 @@ def output_folder(
         write_json(staging / RUN_MARKER, {"kind": kind, "complete": True})
         if live is not None and live.parent == final and live.exists():
             os.replace(live, staging / live.name)
-        if final.exists():
-            old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
-            os.replace(final, old / "run")
-            os.replace(staging, final)
-            _remove(old)
-        else:
-            os.replace(staging, final)
-    except OSError as err:
-        _remove(staging)
-        raise _cannot_write(final, err) from None
+        _swap(staging, final)
     except BaseException:
         _remove(staging)
         if created and (live is None or not live.exists()):
             _remove(final)  # only our marker: a failed run leaves nothing behind
         raise
+
+
+def _swap(staging: Path, final: Path) -> None:
+    """Put ``staging`` in the place of ``final`` (whose old contents go only after that)."""
+    try:
+        if not final.exists():
+            os.replace(staging, final)
+            return
+        old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
+        os.replace(final, old / "run")
+        try:
+            os.replace(staging, final)
+        except OSError:
+            os.replace(old / "run", final)  # put the previous run back
+            _remove(old)
+            raise
+        _remove(old)
+    except OSError as err:
+        raise _cannot_write(final, err) from None
 
 
 def prepare_out_dir(

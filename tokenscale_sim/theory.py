@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.scipy.special import gammaln
 
 REGIMES = ("sublinear", "transition", "linear", "decreasing")
 """Names of the codes returned by :func:`regime` (``"decreasing"``: Upsilon falls with n, only
@@ -344,7 +343,8 @@ def expected_cosine(correlation, d):
 
     one = jnp.ones(jnp.broadcast_shapes(x.shape, c.shape), r.dtype)
     _, series = lax.fori_loop(0, _HYP_TERMS, add_term, (one, one))
-    prefactor = jnp.exp(2 * gammaln((d + 1) / 2) - gammaln(d / 2) - gammaln(d / 2 + 1))
+    # Gamma((d+1)/2)^2 / (Gamma(d/2) Gamma(d/2 + 1)) = E[chi_d]^2 / d, free of cancellation
+    prefactor = jnp.exp(_chi_log_correction(d))
     return jnp.where(r * r >= 1, jnp.sign(r), r * prefactor * series)
 
 

@@ -22,6 +22,7 @@ range, run metadata), with --plot DIR/overview[_layerL].png and DIR/layers.png. 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from tokenscale_sim import files
 from tokenscale_sim.cli import UsageError
-from tokenscale_sim.cli._common import add_command, positive_int
+from tokenscale_sim.cli._common import add_command, positive_int, seed
 from tokenscale_sim.fit import LOSSES
 from tokenscale_sim.hidden import arrays, vit
 from tokenscale_sim.hidden.measure import (
@@ -40,6 +41,7 @@ from tokenscale_sim.hidden.measure import (
     measure_layers,
     measurement_summary,
 )
+from tokenscale_sim.validation import check_memory
 
 MODELS = ("vit-s",)
 
@@ -80,7 +82,7 @@ def register(sub) -> None:
         default=200,
         help="pair-bootstrap replicates for lambda's interval, 0 = off (default: %(default)s)",
     )
-    m.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    m.add_argument("--seed", type=seed, default=0, help="bootstrap seed (default: %(default)s)")
     m.add_argument(
         "--level", type=float, default=0.95, help="interval level (default: %(default)s)"
     )
@@ -150,6 +152,20 @@ def _plot(out: Path, results: dict[int | None, Measurement]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:  # --out is swapped in when this closes, on success
+        _run(args, stack)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _output(args: argparse.Namespace, stack: contextlib.ExitStack) -> Path:
+    """The staging folder of --out (checked; swapped in when ``stack`` closes on success)."""
+    return stack.enter_context(
+        files.output_folder(args.out, "measure", overwrite=args.overwrite)
+    ).staging
+
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     options = MeasureOptions(
         chunk=args.chunk,
         normalise=not args.raw,
@@ -164,14 +180,17 @@ def run(args: argparse.Namespace) -> int:
         if len(args.hidden) > 2:
             raise UsageError(f"--hidden takes one file or two (A and B), got {len(args.hidden)}")
         source = arrays.open_hidden(*args.hidden)
-        out = files.prepare_out_dir(args.out, "measure", overwrite=args.overwrite)
+        rows = min(args.chunk, source.pairs) * 2 * source.n * source.d
+        check_memory("measure", f"a chunk of {min(args.chunk, source.pairs)} pairs", 4 * 8 * rows,
+                     "lower --chunk")  # fmt: skip
+        out = _output(args, stack)
         results: dict[int | None, Measurement] = {None: measure(source, options)}
         meta: dict = {"hidden": [str(Path(f).resolve()) for f in args.hidden]}
     else:
         _layers(args.layer)
         try:
             pairs = vit.image_pairs(args.images, args.pairs)
-            out = files.prepare_out_dir(args.out, "measure", overwrite=args.overwrite)
+            out = _output(args, stack)
             results, meta = _from_model(args, options, pairs)
         except ModuleNotFoundError as err:  # the vision extra is not installed
             raise UsageError(str(err)) from None
@@ -196,5 +215,3 @@ def run(args: argparse.Namespace) -> int:
             f"layer {key}: {lam}, Delta in [{s['delta_min']:.3g}, {s['delta_max']:.3g}], "
             f"n_b {s['n_b_status']} {s['n_b']:.3g}, mean D/bound at n_max {s['ratio_at_n_max']:.3f}"
         )
-    print(f"wrote {out}")
-    return 0

@@ -53,7 +53,7 @@ from tokenscale_sim.montecarlo.simulation import (
     save_state,
     simulate,
 )
-from tokenscale_sim.validation import gib, key_from_seed, machine_memory
+from tokenscale_sim.validation import check_memory, gib, key_from_seed, machine_memory
 
 KIND = "simulate"
 CHECKPOINT = "checkpoint.npz"
@@ -161,6 +161,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack):
             f"--max-chunk-gb {args.max_chunk_gb:g} is more than the {gib(machine_memory())} of "
             "memory available on this machine; lower it"
         )
+    accumulators = 7 * 8 * 24 * args.n_max  # float64 mean, M2, a pending block of 16, copies
+    check_memory("simulate", "the accumulators", accumulators, "lower --n-max")
     if not args.checkpoint_every >= 0:
         raise UsageError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     config = SimulationConfig(

@@ -119,7 +119,7 @@ def _print(cols: dict[str, np.ndarray], rows: int, tp: theory.TransitionPoint) -
 def check_outputs(args: argparse.Namespace) -> None:
     """Every output path and the table's memory, before any work or any file is written."""
     for flag, path in (("--csv", args.csv), ("--json", args.json), ("--plot", args.plot)):
-        if path:
+        if path is not None:  # "" too: refused as a folder, never silently skipped
             files.check_output_file(
                 path,
                 overwrite=args.overwrite,
@@ -172,7 +172,21 @@ def run(args: argparse.Namespace) -> int:
                 },
             )
         )
-    if fig is not None:
+    if args.plot:
+        from tokenscale_sim.plots.theory import divergence_curves
+
+        curves = theory.TheoryCurves(
+            n=cols["n"],
+            upsilon=cols["upsilon"],
+            bound=cols["bound"],
+            gaussian_mean=cols["gaussian_mean"],
+            slope=cols["slope"],
+            regime=cols["regime"],
+            alpha=cols["alpha"],
+            n_b=np.asarray(n_b),
+            valid=cols["upsilon"] > 0,
+        )
+        fig = divergence_curves(curves, title=f"{args.structure}: n_b = {n_b:.3g}")
         written.append(files.save_figure(fig, args.plot, dpi=120))
     for path in written:
         print(f"wrote {path}", file=sys.stderr)

@@ -213,9 +213,15 @@ def read_curves(
         ValueError: missing column, non-numeric or NaN value, duplicate ``n`` in a group, ...
     """
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"read_curves: {str(p)!r} is a folder, not a CSV file")
     if not p.is_file():
         raise FileNotFoundError(f"read_curves: no such file {str(p)!r}")
-    return _parse(p.read_text(), str(p), n_col, y_col, group, se_col, aux_col, layout)
+    try:
+        text = p.read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"read_curves: {str(p)!r} is not a text (CSV) file") from None
+    return _parse(text, str(p), n_col, y_col, group, se_col, aux_col, layout)
 
 
 def _parse(text, source, n_col, y_col, group, se_col, aux_col, layout) -> CurveSet:

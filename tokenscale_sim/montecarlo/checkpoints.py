@@ -159,8 +159,8 @@ def load_state(path: str | Path) -> SimulationState:
         raise invalid("the file is empty")
     if head != b"PK\x03\x04":
         raise invalid("not an .npz archive")
-    try:
-        with np.load(p, allow_pickle=False) as z:
+    try:  # np.load gets an open file: a damaged archive cannot leak the handle
+        with p.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
             missing = [k for k in _FIELDS if k not in z.files]
             if missing:
                 raise invalid(f"missing {', '.join(missing)}")

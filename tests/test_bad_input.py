@@ -1,0 +1,466 @@
+"""Issue 14: what bad input gets. One test per reported case (see "What bad input gets" in the
+README): one line on stderr and exit code 2, nothing lost or overwritten, no silently wrong
+numbers."""
+
+import contextlib
+import csv
+import json
+import os
+import shutil
+import subprocess
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tokenscale_sim import fit, structures, theory, validation
+from tokenscale_sim.cli import main
+
+SIM = ["simulate", "--structure", "decaying", "--n-max", "4", "--d", "4", "--m", "16",
+       "--chunk", "16", "--quiet"]  # fmt: skip
+
+
+def error_line(capsys, command: str) -> str:
+    """The one stderr line of a refused command (no traceback, no usage block)."""
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"tokenscale {command}: error:"), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def exits_2(argv) -> int:
+    """``main(argv)``'s exit code, argparse's SystemExit included."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+@contextlib.contextmanager
+def unwritable(folder):
+    """Make ``folder`` unwritable: ``chattr +i`` as root (root ignores permissions), else 0o500."""
+    if os.geteuid() == 0:
+        if shutil.which("chattr") is None:
+            pytest.skip("root without chattr: no way to make a folder unwritable")
+        if subprocess.run(["chattr", "+i", str(folder)], check=False).returncode:
+            pytest.skip("chattr +i is not supported on this file system")
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+    else:
+        folder.chmod(0o500)
+        try:
+            yield
+        finally:
+            folder.chmod(0o700)
+
+
+def write_curves(path, curves: dict[str, list[float]], n=(1, 2, 4, 8, 16, 32)):
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["curve", "n", "score"])
+        for name, ys in curves.items():
+            w.writerows([name, k, y] for k, y in zip(n, ys, strict=True))
+
+
+# ---------------------------------------------------------------- output paths: one clean line
+
+
+def test_theory_csv_into_a_folder(tmp_path, capsys):
+    assert main(["theory", "--csv", str(tmp_path)]) == 2
+    assert "is a folder" in error_line(capsys, "theory")
+    assert main(["theory", "--csv", ""]) == 2  # not silently skipped
+    assert "is a folder" in error_line(capsys, "theory")
+
+
+def test_theory_csv_under_a_file(tmp_path, capsys):
+    (tmp_path / "file.csv").write_text("x")
+    assert main(["theory", "--csv", str(tmp_path / "file.csv" / "t.csv")]) == 2
+    assert "is a file, not a folder" in error_line(capsys, "theory")
+    assert (tmp_path / "file.csv").read_text() == "x"
+
+
+def test_theory_csv_into_an_unwritable_folder(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    with unwritable(locked):
+        assert main(["theory", "--csv", str(locked / "t.csv")]) == 2
+    assert "cannot write" in error_line(capsys, "theory")
+    assert not list(locked.iterdir())
+
+
+def test_fit_out_in_an_unwritable_folder(tmp_path, capsys):
+    write_curves(tmp_path / "s.csv", {"a": [1.0, 1.1, 1.3, 1.4, 1.6, 1.9]})
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    argv = ["fit", str(tmp_path / "s.csv"), "--group", "curve", "--model", "powerlaw"]
+    with unwritable(locked):
+        assert main([*argv, "--out", str(locked / "fits")]) == 2
+    assert "cannot write" in error_line(capsys, "fit")
+    assert not list(locked.iterdir())
+
+
+# ----------------------------------------------------------------- sizes: estimated, refused
+
+
+def test_theory_huge_n_max_is_refused_with_the_estimate(capsys):
+    assert main(["theory", "--n-max", "1000000000"]) == 2
+    line = error_line(capsys, "theory")
+    assert "needs about" in line and "GiB" in line and "--n-max" in line
+
+
+def test_simulate_max_chunk_gb_beyond_the_machine(tmp_path, capsys):
+    huge = validation.machine_memory() / 2**30 * 4
+    assert main([*SIM, "--out", str(tmp_path / "r"), "--max-chunk-gb", str(huge)]) == 2
+    assert "memory available on this machine" in error_line(capsys, "simulate")
+    assert not (tmp_path / "r").exists()
+
+
+def test_measure_chunk_beyond_memory_is_refused(tmp_path, capsys):
+    side = int(np.sqrt(validation.machine_memory() / 64)) + 1024  # one pair needs 64 side^2 bytes
+    path = tmp_path / "big.npy"
+    np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(1, 2, side, side)).flush()
+    assert main(["measure", "--hidden", str(path), "--out", str(tmp_path / "m")]) == 2
+    assert "needs about" in error_line(capsys, "measure")
+    assert not (tmp_path / "m").exists()
+
+
+def test_fit_bootstrap_beyond_memory_is_refused(tmp_path, capsys):
+    write_curves(tmp_path / "s.csv", {"a": [1.0, 1.1, 1.3, 1.4, 1.6, 1.9]})
+    argv = ["fit", str(tmp_path / "s.csv"), "--group", "curve", "--bootstrap", str(10**15)]
+    assert main(argv) == 2
+    assert "needs about" in error_line(capsys, "fit")
+
+
+# ------------------------------------------------------------------------------------ seeds
+
+
+@pytest.mark.parametrize("seed", ["100000000000000000000000", "-1", str(2**63)])
+def test_seed_outside_jax_range(tmp_path, capsys, seed):
+    assert exits_2([*SIM, "--out", str(tmp_path / "r"), "--seed", seed]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and "seed" in line and "--help" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_float32_keys_of_large_seeds_do_not_collide():
+    jax.config.update("jax_enable_x64", False)
+    try:
+        a = jax.random.key_data(validation.key_from_seed("t", 2**32 + 5))
+        b = jax.random.key_data(validation.key_from_seed("t", 5))
+    finally:
+        jax.config.update("jax_enable_x64", True)
+    assert not np.array_equal(np.asarray(a), np.asarray(b))
+    c = jax.random.key_data(validation.key_from_seed("t", 2**32 + 5))
+    assert np.array_equal(np.asarray(a), np.asarray(c))  # the same key with float64
+
+
+# --------------------------------------------------------------------- resume: bad checkpoints
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty", "text", "keyless"])
+def test_resume_from_a_damaged_checkpoint(tmp_path, capsys, kind):
+    out = tmp_path / "r"
+    assert main([*SIM, "--out", str(out)]) == 0
+    ckpt = out / "checkpoint.npz"
+    if kind == "keyless":  # a valid .npz without the checkpoint's arrays
+        np.savez(ckpt, a=np.zeros(3))
+    else:
+        data = ckpt.read_bytes()
+        ckpt.write_bytes(
+            {"truncated": data[: len(data) // 2], "empty": b"", "text": b"m = 16\n"}[kind]
+        )
+    before = ckpt.read_bytes()
+    assert main([*SIM, "--out", str(out), "--m", "32", "--resume"]) == 2
+    line = error_line(capsys, "simulate")
+    assert str(ckpt) in line and "not a valid checkpoint" in line and "pickle" not in line
+    assert ckpt.read_bytes() == before
+
+
+# ---------------------------------------------------------------- measure: bad hidden states
+
+
+def test_measure_bad_hidden_files_name_the_file(tmp_path, capsys):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"abcde")
+    arr = np.ones((2, 2, 3, 4), dtype="<f4")
+    head = json.dumps(
+        {"hidden": {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [0, arr.nbytes]}}
+    ).encode()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes((len(head).to_bytes(8, "little") + head + arr.tobytes())[:-8])
+    obj = tmp_path / "obj.npy"
+    np.save(obj, np.array([1, "a"], dtype=object), allow_pickle=True)
+    for path in (junk, cut, obj):
+        assert main(["measure", "--hidden", str(path), "--out", str(tmp_path / "m")]) == 2
+        line = error_line(capsys, "measure")
+        assert str(path) in line and "not a valid" in line and "pickle" not in line
+    assert not (tmp_path / "m").exists()
+
+
+# ------------------------------------------------------------------------------------- API
+
+
+def test_fit_curves_of_nothing():
+    with pytest.raises(TypeError, match="must be a CurveSet"):
+        fit.fit_curves([], "alpha_n")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least one curve"):
+        fit.curves_from_arrays([], [])
+    with pytest.raises(ValueError, match="at least one curve"):
+        fit.curves_from_arrays(np.arange(1, 4), np.zeros((0, 3)))
+
+
+def test_check_key_says_pass_a_key():
+    validation.check_key("simulate", jax.random.key(0))
+    validation.check_key("simulate", jax.random.PRNGKey(0))
+    for bad in (0, np.uint32(3), jnp.zeros(3)):
+        with pytest.raises(TypeError, match=r"simulate: key must be .*jax\.random\.key\(seed\)"):
+            validation.check_key("simulate", bad)
+
+
+# --------------------------------------------------------------- nothing lost or overwritten
+
+
+def test_theory_never_replaces_a_file_without_overwrite(tmp_path, capsys):
+    csv_path = tmp_path / "existing.csv"
+    csv_path.write_text("mine\n")
+    assert main(["theory", "--csv", str(csv_path)]) == 2
+    assert "--overwrite" in error_line(capsys, "theory")
+    assert csv_path.read_text() == "mine\n"
+    assert main(["theory", "--csv", str(csv_path), "--overwrite"]) == 0
+    assert csv_path.read_text().startswith("n,")
+
+
+def test_theory_checks_the_plot_before_writing_the_csv(tmp_path, capsys):
+    part = tmp_path / "part.csv"
+    assert main(["theory", "--csv", str(part), "--plot", str(tmp_path / "t.xyz")]) == 2
+    assert "--plot" in error_line(capsys, "theory")
+    assert not part.exists()
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_failed_overwrite_keeps_the_previous_run(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r"
+    assert main([*SIM, "--out", str(out)]) == 0
+    before = _snapshot(out)
+
+    def broken(*args, **kwargs):
+        raise ValueError("simulate: broken on purpose")
+
+    monkeypatch.setattr("tokenscale_sim.cli.simulate.simulate", broken)
+    assert main([*SIM, "--out", str(out), "--overwrite", "--m", "32"]) == 2
+    error_line(capsys, "simulate")
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no staging folder left
+
+
+def test_failed_run_does_not_block_a_plain_rerun(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r"
+
+    def broken(*args, **kwargs):
+        raise ValueError("simulate: broken on purpose")
+
+    with monkeypatch.context() as m:
+        m.setattr("tokenscale_sim.cli.simulate.simulate", broken)
+        assert main([*SIM, "--out", str(out)]) == 2
+    error_line(capsys, "simulate")
+    assert main([*SIM, "--out", str(out)]) == 0
+    assert (out / "simulation.csv").exists()
+
+
+def test_fit_overwrite_leaves_no_stale_files(tmp_path):
+    write_curves(tmp_path / "s.csv", {"a": [1.0, 1.1, 1.3, 1.4, 1.6, 1.9]})
+    argv = ["fit", str(tmp_path / "s.csv"), "--group", "curve", "--model", "powerlaw",
+            "--out", str(tmp_path / "fits")]  # fmt: skip
+    assert main([*argv, "--bootstrap", "8"]) == 0
+    assert (tmp_path / "fits" / "alpha_band.csv").exists()
+    assert main([*argv, "--overwrite"]) == 0
+    assert not (tmp_path / "fits" / "alpha_band.csv").exists()
+
+
+# ------------------------------------------------------------------- silently wrong numbers
+
+
+def test_negative_delta_is_cut_before_upsilon_reaches_zero(tmp_path, capsys):
+    args = ["theory", "--psi-eq", "0.5", "--psi-aa", "0.2", "--psi-ab", "0.3"]
+    assert main([*args, "--n-max", "6"]) == 2
+    assert "n_max <= 5" in error_line(capsys, "theory")
+    assert main([*args, "--n-max", "64"]) == 2
+    assert "n_max <= 5" in error_line(capsys, "theory")
+    path = tmp_path / "t.csv"
+    assert main([*args, "--n-max", "5", "--csv", str(path)]) == 0
+    t = np.genfromtxt(path, delimiter=",", names=True)
+    np.testing.assert_allclose(t["upsilon"], [0.5, 0.8, 0.9, 0.8, 0.5], rtol=1e-12)
+    # slope of sqrt(Upsilon) = (1/2) d ln Upsilon / d ln n: 0 at the peak n = 3, negative after
+    n = t["n"]
+    np.testing.assert_allclose(t["slope"], 0.5 * (1 + n / (n - 6)), rtol=1e-12, atol=1e-12)
+    assert [theory.REGIMES[int(r)] for r in t["regime"]][3:] == ["decreasing"] * 2
+    assert t["alpha"][-1] == pytest.approx(0.0, abs=1e-12)  # Upsilon(5) = Upsilon(1)
+
+
+def test_theory_applies_shared(tmp_path):
+    plain, mixed = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert main(["theory", "--n-max", "16", "--csv", str(plain)]) == 0
+    assert main(["theory", "--n-max", "16", "--shared", "0.5", "--csv", str(mixed)]) == 0
+    a = np.genfromtxt(plain, delimiter=",", names=True)
+    b = np.genfromtxt(mixed, delimiter=",", names=True)
+    s = 0.5 * structures.exchangeable(0.5, 0.3, psi_ab=0.25) + structures.shared(0.5)
+    np.testing.assert_allclose(b["upsilon"], s.upsilon(16), rtol=1e-12)  # what simulate uses
+    np.testing.assert_allclose(b["upsilon"], 0.5 * a["upsilon"], rtol=1e-12)
+    np.testing.assert_allclose(b["n_b"][1:], a["n_b"][1:], rtol=1e-12)
+
+
+def test_shared_out_of_range_reports_its_value(capsys):
+    assert main(["theory", "--structure", "decaying", "--shared", "1.5"]) == 2
+    assert "--shared must be a weight in [0, 1], got 1.5" in error_line(capsys, "theory")
+
+
+def test_resume_in_another_precision_is_refused(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main([*SIM, "--out", str(out)]) == 0
+    before = _snapshot(out)
+    try:
+        rc = main([*SIM, "--out", str(out), "--m", "32", "--resume", "--float32"])
+    finally:
+        jax.config.update("jax_enable_x64", True)
+    assert rc == 2
+    line = error_line(capsys, "simulate")
+    assert "float64 run" in line and "without --float32" in line
+    assert _snapshot(out) == before
+
+
+def test_constant_curve_is_reported_as_degenerate(tmp_path, capsys):
+    alone = tmp_path / "alone.csv"
+    write_curves(alone, {"flat": [0.5] * 6})
+    assert main(["fit", str(alone), "--group", "curve"]) == 2
+    assert "flat is degenerate" in error_line(capsys, "fit")
+    among = tmp_path / "among.csv"
+    write_curves(among, {"ok": [1.0, 1.1, 1.3, 1.4, 1.6, 1.9], "flat": [0.5] * 6})
+    assert main(["fit", str(among), "--group", "curve"]) == 2
+    assert "flat is degenerate" in error_line(capsys, "fit")
+
+
+def test_gaussian_divergence_float32_matches_float64():
+    d = np.geomspace(1, 1e8, 57)
+    d = np.concatenate([np.arange(1.0, 20.0), d])
+    mean64 = np.asarray(theory.gaussian_mean_divergence(1.0, d))
+    std64 = np.asarray(theory.gaussian_divergence_std(1.0, d))
+    d32, one = jnp.asarray(d, jnp.float32), jnp.float32(1.0)
+    mean32 = np.asarray(theory.gaussian_mean_divergence(one, d32))
+    std32 = np.asarray(theory.gaussian_divergence_std(one, d32))
+    assert mean32.dtype == np.float32 and std32.dtype == np.float32
+    ulp = np.finfo(np.float32).eps
+    # float32 d is d rounded (relative 2^-24): E[D] moves by ~1/(4d) of that, std by ~1/2 of it
+    assert np.max(np.abs(mean32 / mean64 - 1)) < 4 * ulp
+    assert np.max(np.abs(std32 / std64 - 1)) < 4 * ulp
+    # the exact E[cos] of Gaussian tokens (simulate's exact psi curves) has the same prefactor
+    cos64 = np.asarray(theory.expected_cosine(0.5, d))
+    cos32 = np.asarray(theory.expected_cosine(jnp.float32(0.5), d32))
+    assert np.max(np.abs(cos32 / cos64 - 1)) < 8 * ulp
+    # 1/(4d) survives in float32: E[D]/sqrt(v) = 1 - 1/(4d) + ..., to the spacing of float32 at 1
+    big = d > 1e3
+    np.testing.assert_allclose(1 - mean32[big].astype(float), 1 / (4 * d[big]), rtol=0, atol=ulp)
+    assert np.all(mean32[d < 1e6] < 1)
+
+
+def test_simulate_float32_exact_curves_match_float64(tmp_path):
+    argv = ["simulate", "--n-max", "4", "--d", "64", "--m", "16", "--chunk", "16", "--quiet",
+            "--out", str(tmp_path / "r"), "--float32"]  # fmt: skip
+    try:
+        assert main(argv) == 0
+    finally:
+        jax.config.update("jax_enable_x64", True)
+    cols = json.loads((tmp_path / "r" / "result.json").read_text())["columns"]
+    v = np.asarray(cols["exact_v"], dtype=float)
+    np.testing.assert_allclose(
+        cols["exact_gaussian_mean"], theory.gaussian_mean_divergence(v, 64), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        cols["exact_gaussian_std"], theory.gaussian_divergence_std(v, 64), rtol=1e-6
+    )
+
+
+# -------------------------------------------------------------------------------- smaller
+
+
+def test_argparse_errors_are_one_line(capsys):
+    assert exits_2(["theory", "--n-max", "many"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "usage:" not in err
+    assert "--n-max" in err and "tokenscale theory --help" in err
+
+
+def test_demo_help_says_what_tiny_takes(capsys):
+    assert exits_2(["demo", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "runs in seconds" not in text and "~1 min" in text
+
+
+def test_infinite_values_are_null_with_a_status(tmp_path):
+    path = tmp_path / "t.json"
+    args = ["theory", "--psi-aa", "0.25", "--psi-ab", "0.25", "--n-max", "8", "--json", str(path)]
+    assert main(args) == 0
+    doc = json.loads(path.read_text())
+    assert doc["n_b"] is None and doc["n_b_status"] == "no_transition"
+    assert doc["table"]["n_b"][1:] == [None] * 7 and doc["table"]["delta"][1:] == [0.0] * 7
+
+
+def test_fit_input_that_is_not_a_csv(tmp_path, capsys):
+    binary = tmp_path / "scores.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x81" * 8)
+    assert main(["fit", str(binary)]) == 2
+    assert "is not a text (CSV) file" in error_line(capsys, "fit")
+    assert main(["fit", str(tmp_path)]) == 2
+    assert "is a folder" in error_line(capsys, "fit")
+
+
+def test_interrupted_run_keeps_its_checkpoint_for_resume(tmp_path, capsys, monkeypatch):
+    from tokenscale_sim.montecarlo.checkpoints import save_state
+
+    calls = []
+
+    def interrupt_after_first(path, state):
+        save_state(path, state)
+        calls.append(state.done)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "r"
+    argv = [*SIM, "--m", "48", "--checkpoint-every", "0", "--seed", "7"]
+    with monkeypatch.context() as m:
+        m.setattr("tokenscale_sim.cli.simulate.save_state", interrupt_after_first)
+        assert main([*argv, "--out", str(out)]) == 130
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "run.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no staging folder left
+    capsys.readouterr()
+    assert main([*argv, "--out", str(out)]) == 2  # a plain rerun would throw the replicates away
+    assert "--resume" in error_line(capsys, "simulate")
+    assert main([*argv, "--out", str(out), "--resume"]) == 0
+    assert main([*argv, "--out", str(tmp_path / "fresh")]) == 0
+    resumed, fresh = (
+        json.loads((tmp_path / o / "result.json").read_text())["columns"] for o in ("r", "fresh")
+    )
+    np.testing.assert_allclose(resumed["divergence_mean"], fresh["divergence_mean"], rtol=1e-12)
+
+
+def test_out_cannot_be_the_current_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([*SIM, "--out", "."]) == 2
+    assert "current folder" in error_line(capsys, "simulate")
+    assert not list(tmp_path.iterdir())
+
+
+def test_simulate_accumulators_beyond_memory(tmp_path, capsys):
+    n_max = int(validation.machine_memory() / (7 * 8 * 24)) + 1
+    argv = ["simulate", "--n-max", str(n_max), "--d", "1", "--chunk", "1", "--quiet",
+            "--max-chunk-gb", "0.5", "--out", str(tmp_path / "r")]  # fmt: skip
+    assert main(argv) == 2
+    assert "accumulators" in error_line(capsys, "simulate")
+    assert not (tmp_path / "r").exists()
