@@ -60,12 +60,26 @@ def fit_weights(scores, questions, noise: Noise, weighting: str):
     return w / jnp.mean(w, axis=-1, keepdims=True)
 
 
+PAD = 8
+"""Designs are padded (weight 0) to a multiple of this many points, so that designs of different
+sizes share one compiled fitter."""
+
+
 def experiment_arrays(n, scores, weights) -> fit.CurveArrays:
-    """Synthetic experiments as the fitter's padded arrays: scores (m, K) at token counts ``n``."""
+    """Synthetic experiments as the fitter's padded arrays: scores (m, K) at token counts ``n``.
+
+    Padded to a multiple of :data:`PAD` points with weight 0 (the fitter ignores them).
+    """
     scores = jnp.asarray(scores)
-    n_b = jnp.broadcast_to(jnp.asarray(n, scores.dtype), scores.shape)
-    ones = jnp.ones_like(scores)
-    return fit.CurveArrays(n_b, scores, ones, jnp.asarray(weights, scores.dtype), ones)
+    m, k = scores.shape
+    pad = -k % PAD
+    n = jnp.asarray(n, scores.dtype)
+    n = jnp.concatenate([n, jnp.full(pad, n[-1], scores.dtype)])
+    fill = jnp.ones((m, pad), scores.dtype)
+    y = jnp.concatenate([scores, fill], axis=1)
+    w = jnp.concatenate([jnp.asarray(weights, scores.dtype), 0 * fill], axis=1)
+    ones = jnp.ones_like(y)
+    return fit.CurveArrays(jnp.broadcast_to(n, y.shape), y, ones, w, ones)
 
 
 def start_grid(model: fit.Model, n) -> jnp.ndarray:
@@ -91,7 +105,7 @@ def fit_experiments(
     for ``n_b``, Wald for ``c`` and ``beta``); without, only the optima (faster: power studies).
     """
     pl, an = fit.get_model("powerlaw"), fit.get_model("alpha_n")
-    n = np.asarray(data.n[0])
+    n = np.asarray(data.n[0])[np.asarray(data.weight[0]) > 0]
     sol_pl = engine.solve_batch(pl, opts, data, start_grid(pl, n))
     if intervals:
         res = fit.fit_arrays(an, data, opts)
