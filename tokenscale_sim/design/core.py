@@ -76,8 +76,8 @@ class Design:
 
     ``questions`` matters for binomial noise only. ``label`` names the design in tables.
 
-    >>> Design.equal((1, 8, 64), 3000).questions
-    (1000, 1000, 1000)
+    >>> Design.equal((1, 8, 64, 512), 4000).questions
+    (1000, 1000, 1000, 1000)
     """
 
     n: tuple[float, ...]

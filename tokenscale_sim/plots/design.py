@@ -18,21 +18,22 @@ def power_vs_nb(
 ) -> Figure:
     """Power of the transition test against the true n_b, one line per (design, budget).
 
-    ``rows``: dicts with ``design``, ``questions_per_point``, ``n_b_true``, ``power`` and
-    ``power_se`` (one per simulated design). Designs simulated at one n_b only are markers.
+    ``rows``: dicts with ``design``, ``questions_per_point`` (None: not binomial), ``n_b_true``
+    (or ``n_b``), ``power`` and ``power_se`` (one per simulated design). Designs simulated at
+    one n_b only are markers.
     """
     fig, ax = axes(ax, size=(6.0, 4.0))
     groups: dict[tuple[str, int], list[dict]] = {}
     for r in rows:
-        groups.setdefault((str(r["design"]), int(r["questions_per_point"])), []).append(r)
+        groups.setdefault((str(r["design"]), r["questions_per_point"]), []).append(r)
     for (label, budget), rs in groups.items():
-        rs = sorted(rs, key=lambda r: r["n_b_true"])
-        x = np.array([r["n_b_true"] for r in rs], float)
+        rs = sorted(rs, key=lambda r: float(r.get("n_b_true", r.get("n_b", np.nan))))
+        x = np.array([float(r.get("n_b_true", r.get("n_b", np.nan))) for r in rs])
         y = np.array([r["power"] for r in rs], float)
         se = np.array([r["power_se"] for r in rs], float)
         style = "-o" if len(rs) > 1 else "s"
         ax.errorbar(x, y, yerr=2 * se, fmt=style, ms=4, lw=1.2, capsize=2,
-                    label=f"{label}, {budget:,} q/point")  # fmt: skip
+                    label=label if budget is None else f"{label}, {budget:,} q/point")  # fmt: skip
     ax.axhline(level, color="0.5", ls=":", lw=1, label=f"level {level:g}")
     ax.axhline(0.8, color="0.5", ls="--", lw=1, label="80 % power")
     log_axes(ax, "x")
@@ -62,3 +63,14 @@ def width_vs_k(rows: Sequence[dict], *, ax: Axes | None = None) -> Figure:
     ax.set_ylabel("95 % interval width of ln n_b")
     ax.legend(fontsize=7)
     return fig
+
+
+def report_power(section, *, ax: Axes | None = None) -> Figure:
+    """The demo report's design figure: power against n_b at the median effect size, for the
+    paper's design and the power-optimal one at the smallest budget, and for the paper's design
+    under the scatter seen in its curves (``section``: a ``design.report.DesignSection``)."""
+    beta = section.betas[0]
+    first = min(r["questions_per_point"] or np.inf for r in section.rows)
+    rows = [r for r in section.rows if r["beta"] == beta
+            and r["questions_per_point"] in (first, None)]  # fmt: skip
+    return power_vs_nb(rows, ax=ax, title=f"β = {beta:g}, S(768) = 70 %")
