@@ -177,3 +177,17 @@ def test_fisher_screen_ranks_designs_like_simulation():
     simulated = [row.result.nb_width for row in rows]
     rho, p = spearmanr(predicted, simulated, alternative="greater")
     assert p < 0.01, (rho, predicted, simulated)
+
+
+def test_greedy_exchange_improves_on_its_log_spaced_start():
+    """Beyond max_subsets the search swaps points greedily: its best design is never worse than
+    the log-spaced design it starts from, and at most the exhaustive optimum's quality."""
+    truth = dz.Truth("alpha_n", (30.0, 0.2, 16.0))
+    cand = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+    greedy = dz.search_designs(
+        truth, dz.Noise(), k=5, total_questions=5000, candidates=cand, max_subsets=0, top=1
+    )
+    full = dz.search_designs(truth, dz.Noise(), k=5, total_questions=5000, candidates=cand, top=1)
+    start = dz.fisher_screen(truth, [dz.Design.equal((1, 8, 32, 128, 512), 5000)], dz.Noise())
+    assert greedy.method == "greedy exchange" and full.method == "exhaustive"
+    assert full.screen.nb_width[0] <= greedy.screen.nb_width[0] <= start.nb_width[0]

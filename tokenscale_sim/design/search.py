@@ -117,14 +117,16 @@ def _exchange(screen, criterion: str, cand: np.ndarray, k: int) -> np.ndarray:
     targets = np.searchsorted(cand, np.geomspace(cand[0], cand[-1], k))
     start = np.unique(targets.clip(0, cand.size - 1))
     rest = [i for i in range(cand.size) if i not in set(start)]
-    current = np.sort(np.concatenate([start, rest[: k - start.size]]))
+    current = np.sort(np.concatenate([start, np.array(rest[: k - start.size], int)]))
     best = float(_score(screen(current[None]), criterion)[0])
     seen = [current]
     improved = True
     while improved:
         improved = False
         for pos in range(k):
-            others = np.array([c for c in range(cand.size) if c not in set(current)])
+            others = np.array([c for c in range(cand.size) if c not in set(current)], int)
+            if others.size == 0:
+                break
             trial = np.repeat(current[None], others.size, 0)
             trial[:, pos] = others
             trial = np.sort(trial, axis=1)
