@@ -77,24 +77,20 @@ def main() -> None:
         ("the loop for the same study (extrapolated)", f"{fits * loop_s / 3600:.1f} h"),
         ("power over designs (min - max)", f"{min(power):.3f} - {max(power):.3f}"),
     ]
-    cpu = platform.processor() or platform.machine()
-    lines = [
-        "# bench_design: full design study (issue 13)",
-        "",
-        f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {platform.platform()}, {cpu}, {os.cpu_count()} CPU cores (shared with "
-        f"other jobs while measured), jax {jax.__version__} ({jax.default_backend()}), float64",
-        f"- command: `python benchmarks/bench_design.py --m {args.m} --designs {args.designs}`",
-        "- truth: alpha(n) law, c = 30 %, beta = 0.1, n_b = 16; binomial noise, 3000 questions "
+    setting = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.platform()}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPU cores (shared with other jobs while measured), jax "
+        f"{jax.__version__} ({jax.default_backend()}), float64",
+        "command": f"`python benchmarks/bench_design.py --m {args.m} --designs {args.designs}`",
+        "truth": "alpha(n) law, c = 30 %, beta = 0.1, n_b = 16; binomial noise, 3000 questions "
         "per point; designs: the paper's, two log-spaced, the rest from the Fisher search (K=10)",
-        "",
-        "| quantity | value |",
-        "|---|---|",
-        *[f"| {a} | {b} |" for a, b in table],
-        "",
-    ]
-    Path(args.out).write_text("\n".join(lines))
-    print("\n".join(lines))
+    }
+    text = "# bench_design: full design study (issue 13)\n\n"
+    text += "".join(f"- {k}: {v}\n" for k, v in setting.items())
+    text += "\n| quantity | value |\n|---|---|\n" + "".join(f"| {a} | {b} |\n" for a, b in table)
+    Path(args.out).write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":
