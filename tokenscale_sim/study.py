@@ -123,6 +123,7 @@ class StudyResult(NamedTuple):
     vision: Any  # {kind: {layer: hidden.measure.Measurement}}, or None
     vision_note: str
     metadata: dict[str, Any]
+    design: Any = None  # design.report.DesignSection (issue 13), or None
 
 
 def monte_carlo_study(
@@ -232,4 +233,20 @@ def run_study(
         config=asdict(config),
         structures={k: s.describe() for k, s in chosen.items()},
     )
-    return StudyResult(config, tuple(mc), maps, paper, vision, note, meta)
+    design = design_section(jax.random.fold_in(key, 2000), paper, config, log)
+    return StudyResult(config, tuple(mc), maps, paper, vision, note, meta, design)
+
+
+# ----------------------------------------------------------------------------- issue 13: design
+
+
+def design_section(key, paper: PaperFits, config: StudyConfig, log=lambda message: None):
+    """Power of the paper's design to see a transition, and the budget that would (issue 13):
+    :func:`tokenscale_sim.design.report.transition_power_section` with the paper's fits, as many
+    synthetic experiments per simulation as the transition test's resamples."""
+    from tokenscale_sim.design.report import transition_power_section
+
+    log(f"[+] experiment design: power of the transition test ({config.transition_m} experiments)")
+    return transition_power_section(
+        key, paper.alpha_n, paper.powerlaw, m=max(20, config.transition_m)
+    )

@@ -285,6 +285,37 @@ def _vision_section(study, out: Path, summary: dict) -> str:
     return "".join(parts)
 
 
+def _design_section(study, out: Path, summary: dict) -> str:
+    """Issue 13: could the paper's design see a transition, and what design and budget would?"""
+    sec = study.design
+    if sec is None:
+        return "<p>skipped</p>"
+    from tokenscale_sim.plots.design import report_power
+
+    summary["design"] = sec._asdict()
+    files.write_csv(
+        out / "design_power.csv",
+        {k: [r[k] if k != "n" else " ".join(f"{x:g}" for x in r[k]) for r in sec.rows]
+         for k in sec.rows[0]},
+    )  # fmt: skip
+    name = _save(report_power(sec), out, "design_power.png")
+    rows = [
+        [f"{x['beta']:g}", f"{x['n_b']:g}", x["design"], " ".join(f"{v:g}" for v in x["n"]),
+         f"{x['questions_per_point']:,}" if x["questions_per_point"] else "–", x["status"]]
+        for x in sec.needed
+    ]  # fmt: skip
+    return (
+        f"<p><b>Finding.</b> {html.escape(sec.finding)}</p>"
+        "<p>Truth: the α(n) law with β the median and upper quartile of the paper's fitted β's, "
+        "c set so that S(768) = 70 %, binomial accuracy noise; transition test: LR of α(n) "
+        f"against the power law, null simulated once per design, level 0.05; {sec.m} synthetic "
+        "experiments per point.</p>"
+        + _table(["β", "n_b", "design", "token counts", "questions per point for 80 %", ""], rows)
+        + f'<figure><img src="{name}" alt="design power"><figcaption>Power of the transition '
+        "test against n_b (±2 SE).</figcaption></figure>"
+    )
+
+
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;
 color:#222}table{border-collapse:collapse;font-size:.85em;margin:1em 0}td,th{border:1px solid #ccc;
 padding:.2em .5em;text-align:right}th{background:#f3f3f3}img{max-width:100%}figure{margin:1.5em 0}
@@ -304,6 +335,7 @@ def write_report(study, out: Path, seconds: float) -> Path:
         ("2. The scaling law α(n) and the regime map", _theory_section(study, out)),
         ("3. The paper's benchmark scores", _paper_section(study, out, summary)),
         ("4. A real vision transformer", _vision_section(study, out, summary)),
+        ("5. Could the paper's design see a transition?", _design_section(study, out, summary)),
     ]
     cfg = study.config
     intro = (

@@ -1,0 +1,300 @@
+"""``tokenscale design``: power and n_b precision of experiment designs for a hypothesised truth.
+
+A truth (a law and its parameters; ``--n-b`` sweeps the transition point), a noise model
+(binomial accuracy over N questions per point, the default; log-normal with ``--sigma``; or
+log-normal with the residual SD of one of the paper's curves, ``--noise residuals --curve``)
+and designs: the paper's ten token counts, log-spaced designs of ``--k`` counts and the ``--top``
+designs of a Fisher-information search over ``--candidates``. Every design is simulated
+(``--m`` synthetic experiments, each fitted by the power law and the alpha(n) law) for every
+truth and question budget: power of the transition test at ``--level``, the n_b estimates
+(median, share at a boundary), the median width and the coverage of the n_b and beta intervals.
+``--k-sweep`` adds the n_b interval width of the best design against K.
+
+Output: a table on stdout and, with ``--out DIR``, ``design.csv``, ``design.json`` (with run
+metadata; non-finite numbers are null beside a status field) and with ``--plot`` the figures
+``power_vs_nb.png`` and ``width_vs_k.png``.
+
+Examples::
+
+    tokenscale design --params 30,0.1,16 --n-b 4,16,64,256 --questions 3000,30000 --out d/ --plot
+    tokenscale design --noise lognormal --sigma 0.02 --search power --k 6 --m 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from tokenscale_sim import files
+from tokenscale_sim.cli import UsageError
+from tokenscale_sim.cli._common import add_command, positive_int, seed
+from tokenscale_sim.validation import key_from_seed
+
+KIND = "design"
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    values = _floats(text)
+    if not values or any(v != int(v) or v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
+    return tuple(int(v) for v in values)
+
+
+def register(sub) -> None:
+    from tokenscale_sim.design import CRITERIA, WEIGHTINGS
+    from tokenscale_sim.fit import MODELS
+
+    p = add_command(sub, KIND, "power and n_b precision of token-count designs", __doc__)
+    g = p.add_argument_group("truth")
+    g.add_argument("--law", choices=sorted(MODELS), default="alpha_n", help="(default: alpha_n)")
+    g.add_argument(
+        "--params",
+        type=_floats,
+        default=(30.0, 0.1, 16.0),
+        help="the law's natural parameters, comma-separated (alpha_n: c in percent, beta, n_b; "
+        "default: 30,0.1,16)",
+    )
+    g.add_argument("--n-b", type=_floats, default=None, help="sweep n_b over these values")
+    g = p.add_argument_group("noise")
+    g.add_argument(
+        "--noise",
+        choices=("binomial", "lognormal", "residuals"),
+        default="binomial",
+        help="binomial accuracy (scores in percent), log-normal with --sigma, or log-normal "
+        "with the residual SD of the paper's --curve (default: binomial)",
+    )
+    g.add_argument(
+        "--questions",
+        type=_ints,
+        default=(3000,),
+        help="benchmark questions per design point; several values: budgets (default: 3000)",
+    )
+    g.add_argument("--sigma", type=float, default=None, help="log-normal: SD of ln score")
+    g.add_argument("--curve", default=None, help="residuals: a paper curve, e.g. 'MME'")
+    g = p.add_argument_group("designs")
+    g.add_argument("--k", type=positive_int, default=10, help="token counts per design (10)")
+    g.add_argument("--candidates", type=_floats, default=None, help="token counts to choose from")
+    g.add_argument("--search", choices=CRITERIA, default="nb_width", help="screen criterion")
+    g.add_argument("--top", type=int, default=2, help="searched designs simulated (default: 2)")
+    g.add_argument("--k-sweep", type=_ints, default=None, help="also: best design per K")
+    g = p.add_argument_group("simulation")
+    g.add_argument("--m", type=positive_int, default=2000, help="experiments per design (2000)")
+    g.add_argument("--level", type=float, default=0.05, help="test level (default: 0.05)")
+    g.add_argument("--weighting", choices=WEIGHTINGS, default="inverse_variance")
+    g.add_argument("--no-intervals", action="store_true", help="power only (faster)")
+    g.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
+    p.add_argument("--out", default=None, help="output folder (CSV, JSON, figures)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier design run")
+    p.add_argument("--plot", action="store_true", help="write figures into --out")
+    p.set_defaults(func=run)
+
+
+def _noise(args):
+    from tokenscale_sim import design as dz
+    from tokenscale_sim import fit
+
+    if args.noise == "binomial":
+        return dz.Noise("binomial")
+    if args.noise == "lognormal":
+        if args.sigma is None:
+            raise UsageError("design: --noise lognormal needs --sigma")
+        return dz.Noise("lognormal", sigma=args.sigma)
+    if not args.curve:
+        raise UsageError("design: --noise residuals needs --curve (a paper curve label)")
+    curves = fit.load_paper_scores()
+    labels = [curves.label(g) for g in range(len(curves.keys))]
+    hits = [g for g, lab in enumerate(labels) if args.curve.lower() in lab.lower()]
+    if not hits:
+        raise UsageError(f"design: no paper curve matches --curve {args.curve!r}")
+    res = fit.fit_curves(curves, "powerlaw")
+    return dz.noise_from_residuals(res, hits[0])
+
+
+def _truths(args):
+    from tokenscale_sim import design as dz
+
+    base = dz.Truth(args.law, args.params)
+    if not args.n_b:
+        return [base]
+    j = base.law.nb_index
+    if j is None:
+        raise UsageError(f"design: --n-b needs a law with n_b, got {args.law}")
+    return [dz.Truth(args.law, (*args.params[:j], nb, *args.params[j + 1 :])) for nb in args.n_b]
+
+
+def _fmt(x) -> str:
+    x = float(x)
+    return f"{x:.3g}" if np.isfinite(x) else ("inf" if x > 0 else "-" if np.isnan(x) else "-inf")
+
+
+def _row(truth, budget, row) -> dict:
+    r, s = row.result, row.screen
+    return {
+        "design": r.label,
+        "n": " ".join(f"{x:g}" for x in r.n),
+        "k": len(r.n),
+        "questions_per_point": budget,
+        "total_questions": row.design.total_questions,
+        "noise": r.noise,
+        "truth": f"{truth.law.name}{tuple(truth.params)}",
+        "n_b_true": r.nb_true,
+        "beta_true": r.beta_true,
+        "power": r.power,
+        "power_se": r.power_se,
+        "critical_lr": r.critical_value,
+        "n_b_median": r.nb_median,
+        "n_b_q10": r.nb_q10,
+        "n_b_q90": r.nb_q90,
+        "ln_n_b_bias": r.nb_log_bias,
+        "n_b_at_0": r.nb_zero_fraction,
+        "n_b_at_inf": r.nb_inf_fraction,
+        "ln_n_b_width": r.nb_width,
+        "ln_n_b_width_screen": float(s.nb_width[0]),
+        "n_b_open": r.nb_open_fraction,
+        "n_b_coverage": r.nb_coverage,
+        "n_b_coverage_se": r.nb_coverage_se,
+        "beta_median": r.beta_median,
+        "beta_width": r.beta_width,
+        "beta_width_screen": float(s.beta_width[0]),
+        "beta_coverage": r.beta_coverage,
+        "beta_coverage_se": r.beta_coverage_se,
+        "ncp_screen": float(s.ncp[0]),
+        "converged": r.converged_fraction,
+        "status": r.status,
+    }
+
+
+def _print(rows: list[dict]) -> None:
+    cols = ["design", "k", "questions_per_point", "n_b_true", "power", "n_b_median", "n_b_at_0",
+            "n_b_at_inf", "ln_n_b_width", "ln_n_b_width_screen", "n_b_coverage", "beta_width",
+            "beta_coverage"]  # fmt: skip
+    print(" | ".join(cols))
+    for r in rows:
+        cells = [r[c] if isinstance(r[c], str) else _fmt(r[c]) for c in cols]
+        cells[4] = f"{_fmt(r['power'])} ± {_fmt(r['power_se'])}"
+        print(" | ".join(str(c) for c in cells))
+
+
+def run(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:  # --out is swapped in when this closes, on success
+        return _run(args, stack)
+
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
+    import jax
+
+    from tokenscale_sim import design as dz
+
+    if args.plot and not args.out:
+        raise UsageError("design: --plot needs --out DIR")
+    if args.top < 0:
+        raise UsageError(f"design: --top must be >= 0, got {args.top}")
+    noise = _noise(args)
+    truths = _truths(args)
+    options = dz.StudyOptions(
+        m=args.m, level=args.level, intervals=not args.no_intervals, weighting=args.weighting
+    )
+    candidates = args.candidates or dz.DEFAULT_CANDIDATES
+    criterion = "power" if args.search == "nb_width" and truths[0].law.nb_index is None else (
+        args.search)  # fmt: skip
+    out = (
+        stack.enter_context(files.output_folder(args.out, KIND, overwrite=args.overwrite)).staging
+        if args.out
+        else None
+    )
+    key = key_from_seed(KIND, args.seed)
+    start = time.perf_counter()
+    rows, searches, sweep = [], [], []
+    for b, budget in enumerate(args.questions):
+        total = budget * args.k
+        designs = list(dz.reference_designs(args.k, total))
+        for t, truth in enumerate(truths):
+            if args.top:
+                found = dz.search_designs(
+                    truth, noise, k=args.k, total_questions=total, candidates=candidates,
+                    criterion=criterion, top=args.top,
+                    weighted=options.weighting == "inverse_variance",
+                )  # fmt: skip
+                searches.append(
+                    {
+                        "truth": t,
+                        "questions_per_point": budget,
+                        "designs": [asdict(d) for d in found.designs],
+                        "screen": found.screen,
+                        "criterion": found.criterion,
+                        "subsets_screened": found.subsets_screened,
+                        "method": found.method,
+                    }
+                )
+                for d in found.designs:
+                    label = (
+                        f"{d.label} (n_b = {truth.value('n_b'):g})" if len(truths) > 1 else d.label
+                    )
+                    designs.append(dz.Design(d.n, d.questions, label))
+        for t, truth in enumerate(truths):
+            keyt = jax.random.fold_in(jax.random.fold_in(key, b), t)
+            print(f"simulating {len(designs)} designs, n_b = {truth.value('n_b'):g}, "
+                  f"{budget} questions per point", file=sys.stderr)  # fmt: skip
+            for row in dz.design_study(keyt, truth, noise, designs, options):
+                rows.append(_row(truth, budget, row))
+    if args.k_sweep:
+        truth, budget = truths[0], args.questions[0]
+        for i, k in enumerate(args.k_sweep):
+            found = dz.search_designs(
+                truth, noise, k=k, total_questions=budget * args.k, candidates=candidates,
+                criterion=criterion, top=1,
+            )  # fmt: skip
+            pair = [found.designs[0], dz.log_spaced(k, 1, 768, budget * args.k)]
+            study = dz.design_study(
+                jax.random.fold_in(key, 10_000 + i), truth, noise, pair, options
+            )
+            for kind, row in zip(("screen-optimal", "log-spaced"), study, strict=True):
+                sweep.append({"kind": kind, **_row(truth, budget, row)})
+    seconds = time.perf_counter() - start
+    _print(rows)
+    print(f"({len(rows)} simulated designs x {args.m} experiments in {seconds:.0f} s)",
+          file=sys.stderr)  # fmt: skip
+    if out is None:
+        return 0
+    written = [files.write_csv(out / "design.csv", {k: [r[k] for r in rows] for k in rows[0]})]
+    payload = {
+        "rows": rows,
+        "k_sweep": sweep,
+        "searches": searches,
+        "seconds": seconds,
+        "metadata": files.run_metadata(
+            seed=args.seed,
+            law=args.law,
+            params=args.params,
+            n_b=args.n_b,
+            noise=str(noise),
+            options=str(options),
+            status_note="null numbers are non-finite; see each row's status"
+            " and n_b_open (an open interval has infinite width)",
+        ),
+    }
+    written.append(files.write_json(out / "design.json", payload))
+    if args.plot:
+        from tokenscale_sim.plots.design import power_vs_nb, width_vs_k
+
+        written.append(files.save_figure(power_vs_nb(rows), out / "power_vs_nb.png", dpi=110))
+        if sweep:
+            written.append(files.save_figure(width_vs_k(sweep), out / "width_vs_k.png", dpi=110))
+    for path in written:
+        print(f"wrote {Path(args.out) / Path(path).name}", file=sys.stderr)
+    return 0
