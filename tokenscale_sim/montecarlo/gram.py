@@ -244,6 +244,53 @@ def prefer_gram(
     return k is not None and d >= GRAM_CROSSOVER * k
 
 
+_ROUNDS = 2  # Marsaglia-Tsang proposals drawn at once per chi-square (then a rare while loop)
+
+
+def _chi2(key: jax.Array, dof: np.ndarray, lead: tuple[int, ...], dtype) -> jax.Array:
+    """Exact chi-square variates, ``(*lead, len(dof))``, column ``j`` with ``dof[j] >= 1``.
+
+    ``chi^2_nu = 2 Gamma(nu / 2)`` by Marsaglia-Tsang rejection (``a = nu / 2``; ``a < 1`` is
+    boosted: ``Gamma(a) = Gamma(a + 1) U^(1/a)``). ``_ROUNDS`` proposals are drawn for every
+    variate at once and the first accepted one kept; the few variates with none accepted are
+    redrawn in a while loop (sequential iid trials: the law is exact). Much cheaper than
+    ``jax.random.gamma``, which splits a key per variate.
+    """
+    a = np.asarray(dof, dtype=np.float64) / 2.0
+    boost = a < 1.0
+    dd_np = np.where(boost, a + 1.0, a) - 1.0 / 3.0
+    dd = jnp.asarray(dd_np, dtype)
+    c = jnp.asarray(1.0 / np.sqrt(9.0 * dd_np), dtype)
+    shape = (*lead, a.shape[0])
+
+    def propose(k: jax.Array, rounds: int) -> tuple[jax.Array, jax.Array]:
+        k_z, k_u = jax.random.split(k)
+        z = jax.random.normal(k_z, (rounds, *shape), dtype)
+        u = jax.random.uniform(k_u, (rounds, *shape), dtype, minval=jnp.finfo(dtype).tiny)
+        y = c * z  # v = (1 + y)^3; accept log u < z^2/2 + dd (1 - v + log v), written stably
+        ys = jnp.where(y > -1.0, y, 0.0)
+        log_ratio = 0.5 * z * z + dd * (3.0 * (jnp.log1p(ys) - ys) - 3.0 * ys * ys - ys**3)
+        ok = (y > -1.0) & (jnp.log(u) < log_ratio)
+        return ok, dd * (1.0 + y) ** 3
+
+    k_first, k_more, k_boost = jax.random.split(key, 3)
+    ok, value = propose(k_first, _ROUNDS)
+    out = jnp.full(shape, jnp.nan, dtype)
+    for r in reversed(range(_ROUNDS)):  # the first accepted proposal wins
+        out = jnp.where(ok[r], value[r], out)
+
+    def redraw(state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        i, x = state
+        ok1, value1 = propose(jax.random.fold_in(k_more, i), 1)
+        return i + 1, jnp.where(jnp.isnan(x) & ok1[0], value1[0], x)
+
+    _, out = jax.lax.while_loop(lambda st: jnp.any(jnp.isnan(st[1])), redraw, (0, out))
+    if boost.any():
+        u = jax.random.uniform(k_boost, shape, dtype, minval=jnp.finfo(dtype).tiny)
+        out = out * jnp.where(jnp.asarray(boost), u ** jnp.asarray(1.0 / a, dtype), 1.0)
+    return 2.0 * out
+
+
 def _bartlett(key: jax.Array, dof: int, q: int, lead: tuple[int, ...], dtype) -> jax.Array:
     """Upper-trapezoidal ``(*lead, min(q, dof), q)`` R factor of a ``dof x q`` N(0, 1) matrix:
     ``T_jj = sqrt(chi^2_{dof - j})``, ``T_ij ~ N(0, 1)`` above the diagonal, 0 below."""
@@ -251,11 +298,32 @@ def _bartlett(key: jax.Array, dof: int, q: int, lead: tuple[int, ...], dtype) ->
     if r == 0 or q == 0:
         return jnp.zeros((*lead, r, q), dtype)
     k_normal, k_chi = jax.random.split(key)
-    rows, cols = np.arange(r)[:, None], np.arange(q)[None, :]
-    z = jax.random.normal(k_normal, (*lead, r, q), dtype)
-    shape = jnp.asarray((dof - np.arange(r)) / 2.0, dtype)
-    chi = jnp.sqrt(2.0 * jax.random.gamma(k_chi, shape, (*lead, r), dtype))
-    return jnp.where(cols > rows, z, 0.0) + jnp.where(cols == rows, chi[..., None], 0.0)
+    rows, cols = np.triu_indices(r, 1, q)
+    t = jnp.zeros((*lead, r, q), dtype)
+    if rows.size:
+        z = jax.random.normal(k_normal, (*lead, rows.size), dtype)
+        t = t.at[..., rows, cols].set(z)
+    chi = jnp.sqrt(_chi2(k_chi, dof - np.arange(r), lead, dtype))
+    diag = np.arange(r)
+    return t.at[..., diag, diag].set(chi)
+
+
+def _householder_r(x: jax.Array) -> jax.Array:
+    """R (``min(m, k) x k``) of a QR factorisation of ``x`` (``m x k``), by unrolled
+    Householder reflections: an orthonormal basis even when ``x`` is rank deficient, in small
+    elementwise operations that XLA fuses across a vmapped batch (faster than a batched LAPACK
+    call per matrix)."""
+    m, k = x.shape
+    rows = np.arange(m)
+    for j in range(min(m - 1, k)):
+        col = jnp.where(rows >= j, x[:, j], 0.0)
+        norm = jnp.sqrt(jnp.sum(col * col))
+        sign = jnp.where(x[j, j] >= 0, 1.0, -1.0)
+        v = col + jnp.where(rows == j, sign * norm, 0.0)
+        vv = norm * (norm + jnp.abs(x[j, j]))  # = |v|^2 / 2
+        beta = jnp.where(vv > 0, 1.0 / jnp.where(vv > 0, vv, 1.0), 0.0)
+        x = x - (beta * v)[:, None] * (v @ x)[None, :]
+    return x[: min(m, k)]
 
 
 def statistics_from_sums(
@@ -385,7 +453,7 @@ def gram_statistics_sampler(
                     sa, sb = cum[:, -2], cum[:, -1]
                     out += [jnp.sum(sa * sa), jnp.sum(sb * sb), jnp.sum(sa * sb), jnp.sum(ua * ub)]
             new = jnp.concatenate([streams, cum], axis=1)  # (p + q2, k)
-            return jnp.linalg.qr(new, mode="r"), jnp.stack(out)
+            return _householder_r(new), jnp.stack(out)
 
         _, sums = jax.lax.scan(step, x0, (inside, outside, scale))
         if full:
