@@ -284,7 +284,7 @@ def _chi2(key: jax.Array, dof: np.ndarray, lead: tuple[int, ...], dtype) -> jax.
         ok1, value1 = propose(jax.random.fold_in(k_more, i), 1)
         return i + 1, jnp.where(jnp.isnan(x) & ok1[0], value1[0], x)
 
-    _, out = jax.lax.while_loop(lambda st: jnp.any(jnp.isnan(st[1])), redraw, (0, out))
+    _, out = jax.lax.while_loop(lambda st: jnp.any(jnp.isnan(st[1])), redraw, (jnp.asarray(0), out))
     if boost.any():
         u = jax.random.uniform(k_boost, shape, dtype, minval=jnp.finfo(dtype).tiny)
         out = out * jnp.where(jnp.asarray(boost), u ** jnp.asarray(1.0 / a, dtype), 1.0)
