@@ -46,13 +46,15 @@ NOT_SERVED = {
 N = 16
 
 
-def draw(structure, n_max, d, m, *, key=0, tokens="gaussian", divergence_only=False):
+def draw(
+    structure, n_max, d, m, *, key=0, tokens: TokenModel | str = "gaussian", divergence_only=False
+):
     one = gram_statistics_sampler(structure, n_max, d, tokens, divergence_only)
     keys = jax.random.split(jax.random.key(key), m)
     return np.asarray(jax.jit(jax.vmap(one))(keys))
 
 
-def direct(structure, n_max, d, m, *, key=0, tokens="gaussian"):
+def direct(structure, n_max, d, m, *, key=0, tokens: TokenModel | str = "gaussian"):
     sample = token_sampler(structure, n_max, d, tokens)
 
     def one(k):
@@ -108,7 +110,9 @@ def test_against_direct_sampler_and_exact_moments(name, tokens):
     exact_sq = expected_squared_divergence(structure, n, d, tokens)
     z_sq = (gram[:, 1].mean(0) - exact_sq) / (gram[:, 1].std(0) / math.sqrt(m))
     psi = structure.expected_cosine_psi(n, d)
-    for row, exact in zip((2, 3, 4, 5), (psi.psi_eq, psi.psi_aa, psi.psi_bb, psi.psi_ab)):
+    for row, exact in zip(
+        (2, 3, 4, 5), (psi.psi_eq, psi.psi_aa, psi.psi_bb, psi.psi_ab), strict=True
+    ):
         z_psi = (gram[:, row].mean(0) - exact) / (gram[:, row].std(0) / math.sqrt(m))
         assert np.nanmax(np.abs(z_psi)) < 5, (row, z_psi)
     assert np.abs(z_sq).max() < 5, z_sq
