@@ -14,7 +14,8 @@ tokens, float32, ``jax.vmap`` over keys, jitted, compile excluded, best of inter
 
 The second table measures the crossover: at n = 1024 the direct rate falls like 1/d while the
 gram rate depends on the state dimension k only; ``d* `` is the width where they are equal
-(interpolated in log d), and ``d* / k`` is the constant of :func:`prefer_gram`.
+(interpolated in log d), and ``e d* / k^2`` (``e`` = 2 full-token, 1 divergence-only) is the
+constant ``GRAM_CROSSOVER`` of :func:`prefer_gram`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from tokenscale_sim.montecarlo.gram import (  # noqa: E402
     GRAM_CROSSOVER,
     gram_state_dim,
     gram_statistics_sampler,
+    prefer_gram,
 )
 from tokenscale_sim.montecarlo.sampling import difference_sampler, token_sampler  # noqa: E402
 
@@ -162,22 +164,23 @@ def main(argv: list[str] | None = None) -> None:
         for divergence_only in (False, True):
             for d in (128, 1024, 4096):
                 r = compare(name, n, d, divergence_only, rounds)
-                auto = "gram" if d >= GRAM_CROSSOVER * r["k"] else "direct"
+                chosen = prefer_gram(STRUCTURES[name](), n, d, "gaussian", divergence_only)
+                auto = "gram" if chosen else "direct"
                 kind = "D only" if divergence_only else "full"
                 row = (f"| {name} | {kind} | {r['k']} | {d} | {r['gram']:.4g} | {r['direct']:.4g} "
                        f"| {r['raw normal']:.4g} | {r['gram'] / r['direct']:.3g} "
                        f"| {r['gram'] / r['raw normal']:.3g} | {auto} |")  # fmt: skip
                 print(row, flush=True)
                 lines.append(row)
-    widths = (8, 16, 32, 64, 128, 256)
+    widths = (2, 4, 8, 16, 32, 64, 128)
     lines += [
         "",
         f"Crossover (n = {n}): direct rate at each d; d* where direct = gram.",
         "",
         "| structure | statistics | k | gram | "
         + " | ".join(f"direct d={d}" for d in widths)
-        + " | d* | d*/k |",
-        "|---|---|---|---|" + "---|" * len(widths) + "---|---|",
+        + " | d* | e d*/k^2 | auto picks gram from d |",
+        "|---|---|---|---|" + "---|" * len(widths) + "---|---|---|",
     ]
     for name, divergence_only in (
         ("ar1 (decaying)", True),
@@ -187,8 +190,10 @@ def main(argv: list[str] | None = None) -> None:
         c = crossover(name, n, divergence_only, widths, rounds)
         kind = "D only" if divergence_only else "full"
         cells = " | ".join(f"{c['direct'][d]:.4g}" for d in widths)
+        entries = 1 if divergence_only else 2
+        auto = math.ceil(GRAM_CROSSOVER * c["k"] ** 2 / entries)
         row = (f"| {name} | {kind} | {c['k']} | {c['gram']:.4g} | {cells} | {c['d_star']:.3g} "
-               f"| {c['d_star'] / c['k']:.3g} |")  # fmt: skip
+               f"| {entries * c['d_star'] / c['k'] ** 2:.3g} | {auto} |")  # fmt: skip
         print(row, flush=True)
         lines.append(row)
     Path(args.out).write_text("\n".join(lines) + "\n")

@@ -176,10 +176,13 @@ def test_state_dimension_and_what_is_served():
 
 def test_prefer_gram_rule():
     dec = SERVED["decaying"]
-    k = gram_state_dim(dec, 1024)
-    assert k is not None
-    edge = math.ceil(GRAM_CROSSOVER * k)
-    assert prefer_gram(dec, 1024, edge) and not prefer_gram(dec, 1024, edge - 1)
+    for tokens, divergence_only, entries in (("gaussian", False, 2), ("gaussian", True, 1),
+                                             ("unit", True, 2)):  # fmt: skip
+        k = gram_state_dim(dec, 1024, tokens, divergence_only)
+        assert k is not None
+        edge = math.ceil(GRAM_CROSSOVER * k * k / entries)
+        assert prefer_gram(dec, 1024, edge, tokens, divergence_only)
+        assert not prefer_gram(dec, 1024, edge - 1, tokens, divergence_only)
 
 
 def test_chi_square_variates_have_the_exact_law():
@@ -187,3 +190,14 @@ def test_chi_square_variates_have_the_exact_law():
     x = np.asarray(_chi2(jax.random.key(3), dof, (20_000,), jnp.float64))
     pvalues = [stats.kstest(x[:, j], stats.chi2(nu).cdf).pvalue for j, nu in enumerate(dof)]
     assert min(pvalues) > 1e-4, pvalues
+
+
+@pytest.mark.slow
+def test_several_blocks_of_positions():
+    """n_max beyond one block of random numbers (and not a multiple of it) stays exact."""
+    structure, n, d, m = SERVED["sum-with-shared"], 300, 16, 600
+    x = draw(structure, n, d, m, key=9)
+    v = structure.v(n)
+    sd = np.asarray(theory.gaussian_divergence_std(v, d))
+    z = (x[:, 0].mean(0) - structure.gaussian_mean_divergence(n, d)) / (sd / math.sqrt(m))
+    assert x.shape == (m, 7, n) and np.abs(z).max() < 5, z

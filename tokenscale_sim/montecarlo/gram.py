@@ -37,10 +37,11 @@ basis ``[Q, Q_perp Q_2] Q_3`` (a function of the past only, as the next step nee
 step draws the carried streams the same way (Bartlett with ``d`` degrees of freedom). Student-t
 scales and unit normalisation are per-token scalars and stay inside the span.
 
-Cost per replicate and step: ``O(k^2 (k + q))`` flops (one small QR), ``p q + q (q + 1) / 2``
-normals and ``q'`` chi-square variates, independent of ``d``; the random numbers of all
-``n_max`` steps are drawn before the ``jax.lax.scan`` over positions (``O(n_max (p + q) q)``
-numbers, the same order as the ``(S, n_max)`` output), the carried state is ``p x k``.
+Cost per replicate and step: ``O(k^2 (k + q))`` flops (one small QR), ``p q + q (q - 1) / 2``
+normals and ``q'`` chi-square variates, independent of ``d``. Positions run in a
+``jax.lax.scan``, in blocks of 128 whose random numbers are drawn at once (vectorised
+Marsaglia-Tsang chi-squares); memory per replicate is the ``p x k`` state, one block of random
+numbers and the ``(S, n_max)`` output.
 
 Which method is faster depends on ``k`` against ``d``: see :func:`prefer_gram` and
 ``benchmarks/README.md``.
@@ -71,8 +72,8 @@ __all__ = [
 
 _PSD_TOL = 1e-10
 
-GRAM_CROSSOVER = 8.0
-"""The gram method is preferred when ``d >= GRAM_CROSSOVER * k`` (:func:`prefer_gram`)."""
+GRAM_CROSSOVER = 1.5
+"""The gram method is preferred when ``e d >= GRAM_CROSSOVER * k^2`` (:func:`prefer_gram`)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,21 +230,31 @@ def prefer_gram(
     tokens: TokenModel | str = "gaussian",
     divergence_only: bool = False,
 ) -> bool:
-    """Whether the automatic choice takes the gram method: ``d >= GRAM_CROSSOVER * k``.
+    """Whether the automatic choice takes the gram method: ``e d >= GRAM_CROSSOVER * k^2``.
 
-    A direct sampler costs ``O(d)`` per token pair, the gram method ``O(k^3)`` flops in small
-    batched operations whose overhead dominates at the ``k <= 9`` in use; the constant comes
-    from the measured crossover in ``benchmarks/README.md`` (section "Width-free gram method").
+    ``e`` is the number of ``d``-vectors a direct sampler draws per position (1 for the Gaussian
+    divergence-only difference sampler, 2 otherwise) and ``k`` is :func:`gram_state_dim`. A
+    direct sampler costs ``O(e d)`` per position; the gram step costs ``O(k^3)`` flops, but at
+    the ``k <= 9`` in use it is dominated by ``O(k^2)``-sized batched operations. Measured on a
+    2-core CPU at n = 1024 (``benchmarks/bench_gram.py``, ``benchmarks/README.md``): equal
+    rates at ``d* = 19`` (k = 5, full), ``29`` (k = 7, full) and below 8 (k = 2, D only), i.e.
+    ``e d* / k^2`` between 1.2 and 1.6; the rule's 1.5 keeps the choice within ~1.3x of the
+    faster method across the crossover and far from it picks the faster one by a wide margin.
 
     >>> from tokenscale_sim import structures
-    >>> s = structures.decaying(4.0, coupling=0.3)
-    >>> prefer_gram(s, 1024, 4096), prefer_gram(s, 1024, 8)
-    (True, False)
+    >>> s = structures.decaying(4.0, coupling=0.3)  # k = 5 full-token, 2 divergence-only
+    >>> prefer_gram(s, 1024, 4096), prefer_gram(s, 1024, 16), prefer_gram(s, 1024, 19)
+    (True, False, True)
+    >>> prefer_gram(s, 1024, 6, divergence_only=True)
+    True
     """
+    tokens = _as_tokens(tokens)
     k = gram_state_dim(structure, n_max, tokens, divergence_only)
-    return k is not None and d >= GRAM_CROSSOVER * k
+    entries = 1 if divergence_only and tokens.kind == "gaussian" else 2
+    return k is not None and entries * d >= GRAM_CROSSOVER * k * k
 
 
+_BLOCK = 128  # positions whose random numbers are drawn at once (memory O(_BLOCK k q))
 _ROUNDS = 2  # Marsaglia-Tsang proposals drawn at once per chi-square (then a rare while loop)
 
 
@@ -405,6 +416,8 @@ def gram_statistics_sampler(
     kind = plan.tokens.kind
     df = plan.tokens.df
     full = not divergence_only
+    size = min(n_max, _BLOCK)
+    blocks = -(-n_max // size)
 
     def one(key: jax.Array) -> jax.Array:
         dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
@@ -412,16 +425,9 @@ def gram_statistics_sampler(
             jnp.asarray(a, dtype)
             for a in (plan.decay, plan.innovation, plan.out_state, plan.out_fresh)
         )
-        k_init, k_in, k_out, k_t = jax.random.split(key, 4)
+        k_init, k_steps = jax.random.split(key)
         start = _bartlett(k_init, d, kp, (), dtype)  # carried streams: Wishart_d
         x0 = jnp.zeros((p, k), dtype).at[: start.shape[0], :kp].set(start)
-        inside = jax.random.normal(k_in, (n_max, p, q), dtype)
-        outside = _bartlett(k_out, d - p, q, (n_max,), dtype)
-        if kind == "student-t":
-            chi2 = 2.0 * jax.random.gamma(k_t, df / 2.0, (n_max, 2), dtype)
-            scale = jnp.sqrt((df - 2.0) / chi2)
-        else:
-            scale = jnp.ones((n_max, 2), dtype)
         inv_sqrt_d = 1.0 / math.sqrt(d)
 
         def step(x: jax.Array, draw: tuple[jax.Array, jax.Array, jax.Array]):
@@ -455,7 +461,19 @@ def gram_statistics_sampler(
             new = jnp.concatenate([streams, cum], axis=1)  # (p + q2, k)
             return _householder_r(new), jnp.stack(out)
 
-        _, sums = jax.lax.scan(step, x0, (inside, outside, scale))
+        def block(x: jax.Array, i: jax.Array) -> tuple[jax.Array, jax.Array]:
+            # the random numbers of one block of positions, drawn at once: O(block) memory
+            k_in, k_out, k_t = jax.random.split(jax.random.fold_in(k_steps, i), 3)
+            inside = jax.random.normal(k_in, (size, p, q), dtype)
+            outside = _bartlett(k_out, d - p, q, (size,), dtype)
+            if kind == "student-t":
+                scale = jnp.sqrt((df - 2.0) / _chi2(k_t, np.array([df, df]), (size,), dtype))
+            else:
+                scale = jnp.ones((size, 2), dtype)
+            return jax.lax.scan(step, x, (inside, outside, scale))
+
+        _, sums = jax.lax.scan(block, x0, jnp.arange(blocks))
+        sums = sums.reshape(blocks * size, -1)[:n_max]
         if full:
             return statistics_from_sums(*sums.T)
         return jnp.stack([jnp.sqrt(sums[:, 0]), sums[:, 0]])
