@@ -15,7 +15,7 @@ tokens, float32, ``jax.vmap`` over keys, jitted, compile excluded, best of inter
 The second table measures the crossover: at n = 1024 the direct rate falls like 1/d while the
 gram rate depends on the state dimension k only; ``d* `` is the width where they are equal
 (interpolated in log d), and ``e d* / k^2`` (``e`` = 2 full-token, 1 divergence-only) is the
-constant ``GRAM_CROSSOVER`` of :func:`prefer_gram`.
+constant of :func:`prefer_gram`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from bench_sampling import best_time, machine  # noqa: E402
 from tokenscale_sim import structures as st  # noqa: E402
 from tokenscale_sim.divergence import branch_statistics  # noqa: E402
 from tokenscale_sim.montecarlo.gram import (  # noqa: E402
-    GRAM_CROSSOVER,
     gram_state_dim,
     gram_statistics_sampler,
     prefer_gram,
@@ -191,7 +190,9 @@ def main(argv: list[str] | None = None) -> None:
         kind = "D only" if divergence_only else "full"
         cells = " | ".join(f"{c['direct'][d]:.4g}" for d in widths)
         entries = 1 if divergence_only else 2
-        auto = math.ceil(GRAM_CROSSOVER * c["k"] ** 2 / entries)
+        structure = STRUCTURES[name]()
+        auto = next(d for d in range(1, 10**4) if prefer_gram(structure, n, d, "gaussian",
+                                                               divergence_only))  # fmt: skip
         row = (f"| {name} | {kind} | {c['k']} | {c['gram']:.4g} | {cells} | {c['d_star']:.3g} "
                f"| {entries * c['d_star'] / c['k'] ** 2:.3g} | {auto} |")  # fmt: skip
         print(row, flush=True)

@@ -19,6 +19,7 @@ from tokenscale_sim import theory
 from tokenscale_sim.divergence import branch_statistics
 from tokenscale_sim.montecarlo.gram import (
     GRAM_CROSSOVER,
+    GRAM_CROSSOVER_DIFFERENCE,
     _chi2,
     gram_state_dim,
     gram_statistics_sampler,
@@ -176,13 +177,20 @@ def test_state_dimension_and_what_is_served():
 
 def test_prefer_gram_rule():
     dec = SERVED["decaying"]
-    for tokens, divergence_only, entries in (("gaussian", False, 2), ("gaussian", True, 1),
-                                             ("unit", True, 2)):  # fmt: skip
+    for tokens, divergence_only, c, entries in (
+        ("gaussian", False, GRAM_CROSSOVER, 2),
+        ("gaussian", True, GRAM_CROSSOVER_DIFFERENCE, 1),
+        ("unit", True, GRAM_CROSSOVER, 2),
+    ):
         k = gram_state_dim(dec, 1024, tokens, divergence_only)
         assert k is not None
-        edge = math.ceil(GRAM_CROSSOVER * k * k / entries)
+        edge = math.ceil(c * k * k / entries)
         assert prefer_gram(dec, 1024, edge, tokens, divergence_only)
-        assert not prefer_gram(dec, 1024, edge - 1, tokens, divergence_only)
+        assert edge == 1 or not prefer_gram(dec, 1024, edge - 1, tokens, divergence_only)
+    wide = st.Structure(
+        tuple(st.Term(((0.25, 0.1), (0.1, 0.25)), st.Exponential(1.0 + i)) for i in range(4))
+    )  # k = 8 + 3: the direct sampler wins at small d
+    assert not prefer_gram(wide, 64, 16) and prefer_gram(wide, 64, 64)
 
 
 def test_chi_square_variates_have_the_exact_law():

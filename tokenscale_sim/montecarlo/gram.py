@@ -62,6 +62,7 @@ from tokenscale_sim.montecarlo.sampling import TokenModel
 
 __all__ = [
     "GRAM_CROSSOVER",
+    "GRAM_CROSSOVER_DIFFERENCE",
     "GramPlan",
     "gram_plan",
     "gram_state_dim",
@@ -72,8 +73,10 @@ __all__ = [
 
 _PSD_TOL = 1e-10
 
-GRAM_CROSSOVER = 1.5
-"""The gram method is preferred when ``e d >= GRAM_CROSSOVER * k^2`` (:func:`prefer_gram`)."""
+GRAM_CROSSOVER = 0.8
+"""Token-pair steps: the gram method is preferred when ``2 d >= GRAM_CROSSOVER * k^2``."""
+GRAM_CROSSOVER_DIFFERENCE = 0.25
+"""Gaussian divergence-only (difference) steps: preferred when ``d >= 0.25 k^2``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -230,28 +233,35 @@ def prefer_gram(
     tokens: TokenModel | str = "gaussian",
     divergence_only: bool = False,
 ) -> bool:
-    """Whether the automatic choice takes the gram method: ``e d >= GRAM_CROSSOVER * k^2``.
+    """Whether the automatic choice takes the gram method: ``e d >= c k^2``.
 
-    ``e`` is the number of ``d``-vectors a direct sampler draws per position (1 for the Gaussian
-    divergence-only difference sampler, 2 otherwise) and ``k`` is :func:`gram_state_dim`. A
-    direct sampler costs ``O(e d)`` per position; the gram step costs ``O(k^3)`` flops, but at
-    the ``k <= 9`` in use it is dominated by ``O(k^2)``-sized batched operations. Measured on a
-    2-core CPU at n = 1024 (``benchmarks/bench_gram.py``, ``benchmarks/README.md``): equal
-    rates at ``d* = 19`` (k = 5, full), ``29`` (k = 7, full) and below 8 (k = 2, D only), i.e.
-    ``e d* / k^2`` between 1.2 and 1.6; the rule's 1.5 keeps the choice within ~1.3x of the
-    faster method across the crossover and far from it picks the faster one by a wide margin.
+    ``k`` is :func:`gram_state_dim`; ``e`` is the number of ``d``-vectors a direct sampler
+    draws per position. For Gaussian divergence-only runs (the gram step carries the
+    difference process; the direct one is the difference sampler) ``e = 1`` and
+    ``c = GRAM_CROSSOVER_DIFFERENCE = 0.25``; otherwise ``e = 2`` and ``c = GRAM_CROSSOVER =
+    0.8``. A direct sampler costs ``O(e d)`` per position, the gram step ``O(k^3)`` flops that
+    at the ``k <= 9`` in use run as ``O(k^2)``-sized batched operations, overhead-bound.
+
+    Measurement (``benchmarks/bench_gram.py``, n = 1024, float32, a 2-core CPU under heavy
+    shared load; ``benchmarks/README.md``): equal rates at ``d* = 5..19`` for k = 5 full-token
+    (``e d* / k^2 = 0.4..1.6`` in two runs), ``d* = 19..30`` for k = 7 (``0.8..1.2``); for
+    k = 2 divergence-only the gram method was faster at every width measured (d >= 2: 1.8x at
+    d = 2). With these constants the choice stays within 1.5x of the faster method in both runs
+    and picks the faster one by a wide margin away from the crossover (5-90x at d = 128).
 
     >>> from tokenscale_sim import structures
     >>> s = structures.decaying(4.0, coupling=0.3)  # k = 5 full-token, 2 divergence-only
-    >>> prefer_gram(s, 1024, 4096), prefer_gram(s, 1024, 16), prefer_gram(s, 1024, 19)
+    >>> prefer_gram(s, 1024, 4096), prefer_gram(s, 1024, 9), prefer_gram(s, 1024, 10)
     (True, False, True)
-    >>> prefer_gram(s, 1024, 6, divergence_only=True)
+    >>> prefer_gram(s, 1024, 1, divergence_only=True)
     True
     """
-    tokens = _as_tokens(tokens)
-    k = gram_state_dim(structure, n_max, tokens, divergence_only)
-    entries = 1 if divergence_only and tokens.kind == "gaussian" else 2
-    return k is not None and entries * d >= GRAM_CROSSOVER * k * k
+    plan = gram_plan(structure, n_max, tokens, divergence_only)
+    if plan is None:
+        return False
+    if plan.difference:
+        return d >= GRAM_CROSSOVER_DIFFERENCE * plan.k**2
+    return 2 * d >= GRAM_CROSSOVER * plan.k**2
 
 
 _BLOCK = 128  # positions whose random numbers are drawn at once (memory O(_BLOCK k q))
