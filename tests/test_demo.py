@@ -53,6 +53,10 @@ def test_demo_tiny_writes_report(tmp_path, capsys):
     assert summary["metadata"]["seed"] == 0
     # the Monte Carlo agrees with the exact Gaussian E[D] even at the tiny size
     assert all(v["max_abs_z_vs_exact_mean"] < 5 for v in summary["monte_carlo"].values())
+    wide = summary["realistic_width"]  # the width-free gram method, timed, against the oracle
+    assert wide["method"] == "gram" and wide["d"] == 1024 and wide["seconds"] > 0
+    assert wide["max_abs_z_vs_exact_mean"] < 5 and "mc_wide.png" in names
+    assert summary["monte_carlo"]["exchangeable"]["structure"]["name"] == "exchangeable"
     # a second run into the same folder is refused without --overwrite, nothing touched
     before = (out / "summary.json").stat().st_mtime_ns
     assert main(["demo", "--size", "tiny", "--out", str(out), "--quiet"]) == 2

@@ -17,6 +17,7 @@ from scipy import stats
 from tokenscale_sim import structures as st
 from tokenscale_sim import theory
 from tokenscale_sim.divergence import branch_statistics
+from tokenscale_sim.exact import TokenModel, expected_squared_divergence
 from tokenscale_sim.montecarlo.gram import (
     GRAM_CROSSOVER,
     GRAM_CROSSOVER_DIFFERENCE,
@@ -25,11 +26,7 @@ from tokenscale_sim.montecarlo.gram import (
     gram_statistics_sampler,
     prefer_gram,
 )
-from tokenscale_sim.montecarlo.sampling import (
-    TokenModel,
-    expected_squared_divergence,
-    token_sampler,
-)
+from tokenscale_sim.montecarlo.sampling import token_sampler
 
 SERVED = {
     "exchangeable": st.exchangeable(0.5, 0.3, psi_bb=0.4, psi_ab=0.1),

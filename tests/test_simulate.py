@@ -305,3 +305,56 @@ def test_plots_draw_a_result(reference_run):
     fig = plot_simulation(only_d)
     assert len(fig.axes) == 1
     plt.close(fig)
+
+
+GRAM_SMALL = SimulationConfig(n_max=12, d=64, m=50, chunk=16, sampler="gram")
+
+
+def test_gram_method_is_chosen_by_width_and_can_be_forced_or_forbidden():
+    s = STRUCTURES["decaying"]
+    wide = simulate(jax.random.key(0), s, SimulationConfig(n_max=8, d=4096, m=16))
+    assert wide.metadata["method"] == "gram" and wide.metadata["sampler"][0].startswith("gram(")
+    narrow = simulate(jax.random.key(0), s, SimulationConfig(n_max=8, d=4, m=16))
+    assert narrow.metadata["method"] == "direct"
+    forbidden = SimulationConfig(n_max=8, d=4096, m=16, sampler="direct", chunk=2)
+    assert simulate(jax.random.key(0), s, forbidden).metadata["method"] == "direct"
+    with pytest.raises(ValueError, match=r"sampler 'gram' serves structures with Identity"):
+        simulate(jax.random.key(0), STRUCTURES["powerlaw"], GRAM_SMALL)
+    power = simulate(jax.random.key(0), STRUCTURES["powerlaw"], CONFIG)
+    assert power.metadata["gram"].startswith("not served")
+    with pytest.raises(ValueError, match=r"SimulationConfig: sampler must be one of"):
+        SimulationConfig(**SMALL, sampler="fast")
+
+
+def test_gram_runs_are_chunk_invariant_and_resume():
+    s = STRUCTURES["sum-with-shared"]
+    ref = simulate(jax.random.key(8), s, GRAM_SMALL)
+    other = simulate(jax.random.key(8), s, SimulationConfig(**{**GRAM_SMALL.__dict__, "chunk": 7}))
+    assert_same_result(ref, other)
+    states: list[SimulationState] = []
+    short = SimulationConfig(**{**GRAM_SMALL.__dict__, "m": 20})
+    simulate(jax.random.key(8), s, short, checkpoint=states.append)
+    assert_same_result(simulate(jax.random.key(8), s, GRAM_SMALL, state=states[-1]), ref)
+    direct = SimulationConfig(**{**GRAM_SMALL.__dict__, "sampler": "direct"})
+    with pytest.raises(ValueError, match=r"same key, structure.*method"):
+        simulate(jax.random.key(8), s, direct, state=states[-1])
+
+
+@pytest.mark.slow
+def test_gram_runs_match_the_exact_oracle_at_realistic_width():
+    s = STRUCTURES["exchangeable"]
+    r = simulate(jax.random.key(9), s, SimulationConfig(n_max=64, d=4096, m=2000))
+    assert r.metadata["method"] == "gram"
+    assert zmax(r.divergence, r.exact.gaussian_mean) < 5
+    assert zmax(r.squared_divergence, r.exact.v) < 5
+    for field in ("psi_eq", "psi_aa", "psi_bb", "psi_ab", "upsilon"):
+        assert zmax(getattr(r, field), getattr(r.exact, field)) < 5, field
+
+
+def test_default_chunk_of_a_gram_run_does_not_depend_on_the_width():
+    from tokenscale_sim.montecarlo.config import run_plan
+
+    s = STRUCTURES["decaying"]
+    narrow = run_plan(s, SimulationConfig(n_max=1024, d=64, m=10_000, sampler="gram"), 1)
+    wide = run_plan(s, SimulationConfig(n_max=1024, d=8192, m=10_000), 1)
+    assert wide.method == "gram" and narrow.chunk == wide.chunk == 256

@@ -7,16 +7,19 @@ writes):
    sequence, 2-D patch grid): mean D(n) with its spread, the exact Gaussian E[D(n)], the bound
    sqrt(2 Upsilon(n)), the authors' fit lambda * sqrt(Upsilon-hat(n)) (psi's as measured
    arrays), the transition point n_b fitted from the D(n) curve alone (constant-psi law) next to
-   the exact one, and the sampled against exact psi(n) curves;
+   the exact one, and the sampled against exact psi(n) curves; then one structure at a real
+   model's size (576 tokens of width 4096, 10,000 replicates, by the width-free gram method);
 2. the alpha(n) family of the paper's figure (beta = 1, n_b in {2, 5.6, ..., 20}, n <= 50) and a
    regime map n_b(psi_eq, Delta);
 3. fits of the shipped benchmark scores: the paper's constant power law, the alpha(n) law with
    its n_b interval, and the parametric-bootstrap test "is there a transition?";
-4. optionally (``vision`` extra installed) psi(n) and D(n) of a real pretrained ViT-S.
+4. optionally (``vision`` extra installed) psi(n) and D(n) of a real pretrained ViT-S;
+5. the power of the paper's design to see a transition (:mod:`tokenscale_sim.design`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
@@ -44,6 +47,8 @@ class StudyConfig:
         vision_pairs: branch pairs of the real-model measurement (0: skip it).
         vision_layers: ViT layers measured (0: embeddings, k: after block k).
         vision_bootstrap: pair-bootstrap replicates of lambda in the real-model measurement.
+        wide_n_max, wide_d, wide_m: the realistic-width run (a LLaVA-1.5 image: 576 tokens of
+            width 4096, 10,000 replicates; the width-free gram method makes it seconds).
     """
 
     n_max: int = 256
@@ -55,12 +60,24 @@ class StudyConfig:
     vision_pairs: int = 6
     vision_layers: tuple[int, ...] = (0, 1, 2, 4, 6, 8, 10, 12)
     vision_bootstrap: int = 200
+    wide_n_max: int = 576
+    wide_d: int = 4096
+    wide_m: int = 10_000
 
     @classmethod
     def tiny(cls) -> StudyConfig:
         """A seconds-long configuration for tests."""
         return cls(
-            n_max=16, d=16, m=64, chunk=32, transition_m=20, vision_pairs=1, vision_layers=(12,)
+            n_max=16,
+            d=16,
+            m=64,
+            chunk=32,
+            transition_m=20,
+            vision_pairs=1,
+            vision_layers=(12,),
+            wide_n_max=64,
+            wide_d=1024,
+            wide_m=256,
         )
 
 
@@ -115,6 +132,24 @@ class PaperFits(NamedTuple):
     transition: TransitionTest
 
 
+class RealisticWidth(NamedTuple):
+    """The realistic-width run: its result and how long it took (seconds, compile included)."""
+
+    name: str
+    result: SimulationResult
+    seconds: float
+
+
+def realistic_width_study(key, config: StudyConfig, progress: bool) -> RealisticWidth:
+    """D(n) and psi(n) of correlations decaying along the sequence at a real model's size
+    (``wide_n_max`` tokens of width ``wide_d``, ``wide_m`` replicates), timed."""
+    structure = st.decaying(length=8.0, coupling=0.3)
+    run = SimulationConfig(n_max=config.wide_n_max, d=config.wide_d, m=config.wide_m)
+    start = time.perf_counter()
+    result = simulate(key, structure, run, progress=progress)
+    return RealisticWidth("decaying", result, time.perf_counter() - start)
+
+
 class StudyResult(NamedTuple):
     config: StudyConfig
     monte_carlo: tuple[MonteCarloStudy, ...]
@@ -124,6 +159,7 @@ class StudyResult(NamedTuple):
     vision_note: str
     metadata: dict[str, Any]
     design: Any = None  # design.report.DesignSection (issue 13), or None
+    wide: Any = None  # RealisticWidth, or None
 
 
 def monte_carlo_study(
@@ -217,16 +253,21 @@ def run_study(
     plans = {name: plan(s, config.n_max, caller="run_study") for name, s in chosen.items()}
     mc = []
     for i, (name, s) in enumerate(plans.items()):
-        log(f"[1/4] Monte Carlo: {name} (n <= {config.n_max}, d = {config.d}, m = {config.m})")
+        log(f"[1/6] Monte Carlo: {name} (n <= {config.n_max}, d = {config.d}, m = {config.m})")
         mc.append(monte_carlo_study(jax.random.fold_in(key, i), name, s, config, progress))
-    log("[2/4] theory: alpha(n) family and regime map")
+    log(
+        f"[2/6] Monte Carlo at a realistic width (n <= {config.wide_n_max}, d = {config.wide_d}, "
+        f"m = {config.wide_m})"
+    )
+    wide = realistic_width_study(jax.random.fold_in(key, 3000), config, progress)
+    log("[3/6] theory: alpha(n) family and regime map")
     maps = theory_maps()
     log(
-        f"[3/4] paper scores: power law, alpha(n) law, transition test ({config.transition_m} "
+        f"[4/6] paper scores: power law, alpha(n) law, transition test ({config.transition_m} "
         "parametric-bootstrap resamples)"
     )
     paper = paper_fits(jax.random.fold_in(key, 1000), config)
-    log(f"[4/4] real ViT-S hidden states ({config.vision_pairs} pairs per kind)")
+    log(f"[5/6] real ViT-S hidden states ({config.vision_pairs} pairs per kind)")
     vision, note = vision_study(config)
     meta = files.run_metadata(
         seed=config.seed,
@@ -234,7 +275,7 @@ def run_study(
         structures={k: s.describe() for k, s in chosen.items()},
     )
     design = design_section(jax.random.fold_in(key, 2000), paper, config, log)
-    return StudyResult(config, tuple(mc), maps, paper, vision, note, meta, design)
+    return StudyResult(config, tuple(mc), maps, paper, vision, note, meta, design, wide)
 
 
 # ----------------------------------------------------------------------------- issue 13: design
@@ -246,7 +287,9 @@ def design_section(key, paper: PaperFits, config: StudyConfig, log=lambda messag
     synthetic experiments per simulation as the transition test's resamples."""
     from tokenscale_sim.design.report import transition_power_section
 
-    log(f"[+] experiment design: power of the transition test ({config.transition_m} experiments)")
+    log(
+        f"[6/6] experiment design: power of the transition test ({config.transition_m} experiments)"
+    )
     return transition_power_section(
         key, paper.alpha_n, paper.powerlaw, m=max(20, config.transition_m)
     )

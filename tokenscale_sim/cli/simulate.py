@@ -50,9 +50,11 @@ from tokenscale_sim.montecarlo.simulation import (
     SimulationConfig,
     load_state,
     result_columns,
+    run_plan,
     save_state,
     simulate,
 )
+from tokenscale_sim.montecarlo.steps import METHODS
 from tokenscale_sim.validation import check_memory, gib, key_from_seed, machine_memory
 
 KIND = "simulate"
@@ -122,6 +124,14 @@ def register(sub) -> None:
         metavar="SECONDS",
         help="seconds between checkpoints (default: %(default)s)",
     )
+    g.add_argument(
+        "--sampler",
+        choices=METHODS,
+        default="auto",
+        help="auto: the width-free gram method where it serves the structure and is faster "
+        "(Identity/Ones/Exponential kernels, d large against its state), else the direct "
+        "samplers; gram: force it; direct: forbid it (default: %(default)s)",
+    )
     g.add_argument("--float32", action="store_true", help="run in float32 (default: float64)")
     o = p.add_argument_group("output")
     o.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -174,12 +184,13 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack):
         divergence_only=args.divergence_only,
         confidence=args.confidence,
         max_chunk_bytes=int(args.max_chunk_gb * 2**30),
+        sampler=args.sampler,
     )
     if args.distributed:
         initialize_distributed()
-    # every input error before any file is touched: the structure's plan, the chunk's memory
+    # every input error before any file is touched: the structure's plan, method and chunk
     sampling_plan = plan(structure_from_args(args), args.n_max, caller="simulate")
-    config.chunk_for(len(jax.devices()))
+    run_plan(sampling_plan, config, len(jax.devices()))
     key = key_from_seed("simulate", args.seed)
     lead = jax.process_index() == 0
     out, state, failure = Path(args.out), None, None

@@ -264,7 +264,8 @@ def prefer_gram(
     return 2 * d >= GRAM_CROSSOVER * plan.k**2
 
 
-_BLOCK = 128  # positions whose random numbers are drawn at once (memory O(_BLOCK k q))
+BLOCK = 128
+"""Positions whose random numbers are drawn at once (memory ``O(BLOCK (k + q) q)``)."""
 _ROUNDS = 2  # Marsaglia-Tsang proposals drawn at once per chi-square (then a rare while loop)
 
 
@@ -420,13 +421,20 @@ def gram_statistics_sampler(
             f"Exponential kernels only, got {structure.name!r} with kernels "
             f"{[type(t.kernel).__name__ for t in structure.terms]}"
         )
+    return gram_sampler(plan, n_max, d)
+
+
+def gram_sampler(plan: GramPlan, n_max: int, d: int) -> Callable[[jax.Array], jax.Array]:
+    """``one(key)`` of :func:`gram_statistics_sampler` from a :class:`GramPlan` of a structure
+    validated by the caller (a sampling plan), for ``n_max`` positions of width ``d``."""
+    divergence_only = plan.cumulative == 1  # only S is carried: [D, D^2]
     kp, k, q = plan.decay.shape[0], plan.k, plan.q
     p = min(k, d)
     q2 = min(q, d - p)
     kind = plan.tokens.kind
     df = plan.tokens.df
     full = not divergence_only
-    size = min(n_max, _BLOCK)
+    size = min(n_max, BLOCK)
     blocks = -(-n_max // size)
 
     def one(key: jax.Array) -> jax.Array:

@@ -65,17 +65,15 @@ import hashlib
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
 from tokenscale_sim import files
 from tokenscale_sim import structures as st
-from tokenscale_sim.exact import ExactCurves, TokenModel, as_token_model, exact_curves
+from tokenscale_sim.exact import ExactCurves, exact_curves
 from tokenscale_sim.montecarlo import sampling, steps
 from tokenscale_sim.montecarlo.checkpoints import (
     BLOCK,
@@ -88,8 +86,16 @@ from tokenscale_sim.montecarlo.checkpoints import (
     save_state,
     state_from_process_0,
 )
+from tokenscale_sim.montecarlo.config import (
+    DEFAULT_CHUNK,
+    DEFAULT_MAX_CHUNK_BYTES,
+    EXACT_PSI_MAX_N,
+    RunPlan,
+    SimulationConfig,
+    run_plan,
+)
 from tokenscale_sim.montecarlo.moments import Moments, RunningMoments, summarize
-from tokenscale_sim.montecarlo.steps import ALL_STATS, DIVERGENCE_STATS
+from tokenscale_sim.montecarlo.steps import ALL_STATS
 from tokenscale_sim.validation import check_key
 
 __all__ = [
@@ -99,116 +105,18 @@ __all__ = [
     "DEFAULT_MAX_CHUNK_BYTES",
     "ExactCurves",
     "Moments",
+    "RunPlan",
     "SimulationConfig",
     "SimulationResult",
     "SimulationState",
     "load_state",
     "result_columns",
+    "run_plan",
     "save_state",
     "simulate",
 ]
 
-DEFAULT_MAX_CHUNK_BYTES = 4 * 2**30
-"""Default limit on the estimated device memory of one chunk (4 GiB)."""
-DEFAULT_CHUNK = 256
-"""Largest chunk chosen automatically (more replicates per step gain little past it)."""
-EXACT_PSI_MAX_N = 1024
-"""Largest n_max for which :func:`simulate` computes exact psi curves by default for a structure
-that is not stationary (they build the dense 2n x 2n Sigma). Stationary structures
-(``Structure.stationary``: exchangeable, decaying, shared) get them in O(n_max) at any n_max."""
-
 _LAYOUT_VERSION = 2  # 2: the precision is part of the fingerprint
-
-
-def _count(param: str, value: object) -> int:
-    return st.check_count("SimulationConfig", param, value)
-
-
-@dataclass(frozen=True)
-class SimulationConfig:
-    """Everything that sets the size and the outputs of a run: frozen, validated once.
-
-    Attributes:
-        n_max: tokens per branch. d: embedding width. m: replicate branch pairs (all >= 1).
-        chunk: replicates per device step (rounded up to a multiple of the device count), or
-            None: the largest chunk up to :data:`DEFAULT_CHUNK` (and ``m``) whose estimated
-            memory fits ``max_chunk_bytes``.
-        tokens: a :class:`~tokenscale_sim.exact.TokenModel` or its kind (stored as the model).
-        divergence_only: only D(n) and D(n)^2 (Gaussian tokens then use the difference
-            sampler: different draws, same distribution).
-        confidence: level of the normal-approximation band (0 < confidence < 1).
-        exact_psi: compute the exact expected-cosine psi curves; None: for stationary
-            structures always, for others when ``n_max <= EXACT_PSI_MAX_N``.
-        max_chunk_bytes: limit on one chunk's estimated device memory
-            (:func:`tokenscale_sim.montecarlo.steps.replicate_bytes` per replicate).
-
-    Raises:
-        ValueError: naming the parameter, the bound and the value.
-
-    >>> SimulationConfig(n_max=8, d=32, m=64).tokens
-    TokenModel(kind='gaussian', df=5.0)
-    """
-
-    n_max: int
-    d: int
-    m: int
-    chunk: int | None = None
-    tokens: TokenModel | str = "gaussian"
-    divergence_only: bool = False
-    confidence: float = 0.95
-    exact_psi: bool | None = None
-    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES
-
-    def __post_init__(self) -> None:
-        for name in ("n_max", "d", "m"):
-            object.__setattr__(self, name, _count(name, getattr(self, name)))
-        if self.chunk is not None:
-            object.__setattr__(self, "chunk", _count("chunk", self.chunk))
-        object.__setattr__(self, "tokens", as_token_model(self.tokens))
-        if not 0 < self.confidence < 1:
-            raise st.param_error("SimulationConfig", "confidence", "in (0, 1)", self.confidence)
-        object.__setattr__(self, "max_chunk_bytes", _count("max_chunk_bytes", self.max_chunk_bytes))
-        if self.m + (self.chunk or DEFAULT_CHUNK) > 2**32:
-            raise st.param_error("SimulationConfig", "m", "<= 2^32 - chunk (uint32 ids)", self.m)
-
-    @property
-    def token_model(self) -> TokenModel:
-        """``tokens`` as a :class:`~tokenscale_sim.exact.TokenModel` (always, after init)."""
-        assert isinstance(self.tokens, TokenModel)
-        return self.tokens
-
-    @property
-    def stats(self) -> tuple[str, ...]:
-        """The per-replicate statistics of this run (row order of the accumulators)."""
-        return DIVERGENCE_STATS if self.divergence_only else ALL_STATS
-
-    def chunk_for(self, devices: int) -> int:
-        """Replicates per step for ``devices`` devices, a multiple of ``devices``.
-
-        Raises:
-            ValueError: an explicit chunk, or a single replicate per device, whose estimated
-                memory exceeds ``max_chunk_bytes`` (with the estimate and the limit).
-        """
-        itemsize = jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.float64)).itemsize
-        per = steps.replicate_bytes(self.n_max, self.d, itemsize)
-        if self.chunk is not None:
-            chunk = -(-self.chunk // devices) * devices
-            if chunk * per > self.max_chunk_bytes:
-                raise ValueError(
-                    f"simulate: chunk must keep chunk * {per} bytes (2 n_max d itemsize "
-                    f"{steps.WORK_FACTOR}) <= max_chunk_bytes = {self.max_chunk_bytes}, got "
-                    f"{chunk * per} bytes for chunk = {chunk}; lower chunk or leave it unset"
-                )
-            return chunk
-        fits = self.max_chunk_bytes // per // devices * devices
-        if fits < devices:
-            raise ValueError(
-                f"simulate: one replicate per device needs {per} bytes (2 n_max d itemsize "
-                f"{steps.WORK_FACTOR}), more than max_chunk_bytes = {self.max_chunk_bytes}; "
-                "raise max_chunk_bytes or lower n_max or d"
-            )
-        wanted = -(-min(DEFAULT_CHUNK, self.m) // devices) * devices
-        return min(wanted, fits)
 
 
 class SimulationResult(NamedTuple):
@@ -241,7 +149,9 @@ def _final_moments(state: SimulationState, confidence: float) -> list[Moments]:
     return [Moments(*(field[s] for field in every)) for s in range(mean.shape[0])]
 
 
-def _fingerprint(key: jax.Array, structure: st.Structure, config: SimulationConfig) -> str:
+def _fingerprint(
+    key: jax.Array, structure: st.Structure, config: SimulationConfig, method: str
+) -> str:
     tokens = config.token_model
     layout = {
         "v": _LAYOUT_VERSION,
@@ -251,20 +161,11 @@ def _fingerprint(key: jax.Array, structure: st.Structure, config: SimulationConf
         "tokens": [tokens.kind, tokens.df],
         "stats": list(config.stats),
         "x64": bool(jax.config.read("jax_enable_x64")),  # replicates of two precisions never mix
+        "method": method,  # gram and direct draws differ: never mixed in one run
     }
     with np.printoptions(threshold=sys.maxsize, precision=17):
         text = repr((repr(structure), np.asarray(jax.random.key_data(key)).tolist(), layout))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _plan(structure: st.Structure | sampling.SamplingPlan, n_max: int) -> sampling.SamplingPlan:
-    if not isinstance(structure, sampling.SamplingPlan):
-        return sampling.plan(structure, n_max, caller="simulate")
-    if structure.n_max != n_max:
-        raise ValueError(
-            f"simulate: a sampling plan must be built for n_max = {n_max}, got {structure.n_max}"
-        )
-    return structure
 
 
 def _devices(devices: Sequence[Any] | None) -> tuple[Any, ...]:
@@ -288,8 +189,8 @@ def _initial_state(
         return SimulationState(0, zeros, zeros.copy(), np.zeros((0, *zeros.shape)), fingerprint)
     if state.fingerprint != fingerprint:
         raise ValueError(
-            "simulate: state must come from a run with the same key, structure, n_max, d, tokens "
-            "and divergence_only; got a checkpoint of a different run"
+            "simulate: state must come from a run with the same key, structure, n_max, d, tokens, "
+            "divergence_only, precision and method; got a checkpoint of a different run"
         )
     if state.done > config.m:
         raise ValueError(
@@ -391,10 +292,10 @@ def simulate(
     """
     check_key("simulate", key)
     devs = _devices(devices)
-    chunk = config.chunk_for(len(devs))
-    plan = _plan(structure, config.n_max)
+    run = run_plan(structure, config, len(devs))
+    plan, chunk = run.sampling, run.chunk
     structure = plan.structure
-    fingerprint = _fingerprint(key, structure, config)
+    fingerprint = _fingerprint(key, structure, config, run.method)
     exact_psi = config.exact_psi
     if exact_psi is None:
         exact_psi = config.n_max <= EXACT_PSI_MAX_N or structure.stationary
@@ -405,7 +306,9 @@ def simulate(
         state = state_from_process_0(state, fingerprint, (len(config.stats), config.n_max))
     state = _initial_state(state, fingerprint, config)
     lead = jax.process_index() == 0
-    step, sharding = steps.step(plan, config.d, config.token_model, config.divergence_only, devs)
+    step, sharding = steps.step(
+        plan, config.d, config.token_model, config.divergence_only, devs, run.method
+    )
     bar = tqdm(
         total=config.m,
         initial=state.done,
@@ -442,7 +345,9 @@ def simulate(
         divergence_only=config.divergence_only,
         confidence=config.confidence,
         key_data=np.asarray(jax.random.key_data(key)).tolist(),
-        sampler=list(plan.methods),
+        method=run.method,
+        sampler=[f"gram({run.gram})"] if run.method == "gram" else list(plan.methods),
+        gram=run.gram,
         fast_path=config.divergence_only and tokens.kind == "gaussian",
         sharded_over=[str(dev) for dev in devs],
         processes=processes,

@@ -11,8 +11,18 @@ sharded over the replicate axis of a one-axis mesh (``jax.sharding.NamedSharding
 partitions the vmapped computation. Steps are cached per (structure, n_max, d, token model,
 statistics, devices): new keys, chunks of the same size and resumed runs do not recompile.
 
-Memory: a direct draw keeps about :data:`WORK_FACTOR` copies of the ``2 n_max d`` token
-embeddings of each replicate alive (:func:`replicate_bytes`); the chunk is sized from it.
+Two methods compute a replicate (:func:`choose_method`):
+
+- ``"direct"``: draw the ``2 n_max d`` token embeddings with the structure's sampling plan and
+  reduce them (:func:`tokenscale_sim.divergence.branch_statistics`); cost ``O(n_max d)``;
+- ``"gram"``: the width-free exact recursion of :mod:`tokenscale_sim.montecarlo.gram` (cost
+  independent of d) for structures with a small linear state (Identity, Ones and Exponential
+  kernels), chosen automatically when :func:`~tokenscale_sim.montecarlo.gram.prefer_gram` says
+  it is the faster one. Its draws differ from the direct samplers' (same distribution).
+
+Memory (:func:`replicate_bytes`): a direct draw keeps about :data:`WORK_FACTOR` copies of the
+``2 n_max d`` token embeddings of each replicate alive; the gram method keeps its ``(S, n_max)``
+output and one block of random numbers. The chunk is sized from it.
 """
 
 from __future__ import annotations
@@ -27,9 +37,23 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from tokenscale_sim.divergence import branch_statistics, divergence
 from tokenscale_sim.exact import TokenModel
+from tokenscale_sim.montecarlo import gram
 from tokenscale_sim.montecarlo.sampling import SamplingPlan
 
-__all__ = ["ALL_STATS", "DIVERGENCE_STATS", "WORK_FACTOR", "Step", "replicate_bytes", "step"]
+__all__ = [
+    "ALL_STATS",
+    "DIVERGENCE_STATS",
+    "METHODS",
+    "WORK_FACTOR",
+    "Step",
+    "choose_method",
+    "gram_note",
+    "replicate_bytes",
+    "step",
+]
+
+METHODS = ("auto", "direct", "gram")
+"""How replicates are computed: chosen automatically, or forced (:func:`choose_method`)."""
 
 ALL_STATS = ("divergence", "squared_divergence", "psi_eq", "psi_aa", "psi_bb", "psi_ab", "upsilon")
 """Per-replicate statistics of a full-token run, in row order."""
@@ -45,16 +69,74 @@ _CACHE: dict[tuple[Any, ...], tuple[Step, NamedSharding]] = {}
 _CACHE_SIZE = 16
 
 
-def replicate_bytes(n_max: int, d: int, itemsize: int) -> int:
-    """Estimated device memory of one replicate of a direct draw:
-    ``2 n_max d itemsize WORK_FACTOR`` bytes."""
-    return 2 * n_max * d * itemsize * WORK_FACTOR
+def choose_method(
+    plan: SamplingPlan, d: int, tokens: TokenModel, divergence_only: bool, sampler: str
+) -> str:
+    """``"gram"`` or ``"direct"`` for a run.
+
+    ``sampler="auto"`` takes the gram method where it serves the structure and
+    :func:`~tokenscale_sim.montecarlo.gram.prefer_gram` finds it faster (``e d >= c k^2``: state
+    dimension k small against the width d); ``"gram"`` forces it (``ValueError`` for a
+    structure it cannot serve); ``"direct"`` forbids it.
+    """
+    if sampler not in METHODS:
+        raise ValueError(f"simulate: sampler must be one of {METHODS}, got {sampler!r}")
+    if sampler == "direct":
+        return "direct"
+    served = gram.gram_plan(plan.structure, plan.n_max, tokens, divergence_only) is not None
+    if sampler == "gram":
+        if not served:
+            kinds = [type(t.kernel).__name__ for t in plan.structure.terms]
+            raise ValueError(
+                "simulate: sampler 'gram' serves structures with Identity, Ones and Exponential "
+                f"kernels only, got kernels {kinds}"
+            )
+        return "gram"
+    fast = served and gram.prefer_gram(plan.structure, plan.n_max, d, tokens, divergence_only)
+    return "gram" if fast else "direct"
+
+
+def gram_note(plan: SamplingPlan, d: int, tokens: TokenModel, divergence_only: bool) -> str:
+    """Why the gram method is or is not available for a run (for metadata and docs)."""
+    k = gram.gram_state_dim(plan.structure, plan.n_max, tokens, divergence_only)
+    if k is None:
+        kinds = sorted({type(t.kernel).__name__ for t in plan.structure.terms})
+        return f"not served (kernels {kinds}; gram needs Identity, Ones, Exponential)"
+    faster = gram.prefer_gram(plan.structure, plan.n_max, d, tokens, divergence_only)
+    return f"state dimension k = {k}; {'faster' if faster else 'slower'} than direct at d = {d}"
+
+
+def replicate_bytes(
+    plan: SamplingPlan,
+    d: int,
+    itemsize: int,
+    method: str = "direct",
+    tokens: TokenModel | None = None,
+    divergence_only: bool = False,
+) -> int:
+    """Estimated device memory of one replicate, in bytes.
+
+    direct: ``2 n_max d itemsize WORK_FACTOR``; gram: its ``(7, n_max)`` output plus one block
+    of random numbers and the ``k x k`` state, ``(7 n_max + B (k + q) q + k^2) itemsize
+    WORK_FACTOR`` (B positions per block), independent of d.
+    """
+    if method != "gram":
+        return 2 * plan.n_max * d * itemsize * WORK_FACTOR
+    gplan = gram.gram_plan(plan.structure, plan.n_max, tokens or TokenModel(), divergence_only)
+    assert gplan is not None
+    k, q = gplan.k, gplan.q
+    entries = len(ALL_STATS) * plan.n_max + gram.BLOCK * (k + q) * max(q, 1) + k * k
+    return entries * itemsize * WORK_FACTOR
 
 
 def _replicate(
-    plan: SamplingPlan, d: int, tokens: TokenModel, divergence_only: bool
+    plan: SamplingPlan, d: int, tokens: TokenModel, divergence_only: bool, method: str
 ) -> Callable[[jax.Array], jax.Array]:
     """``one(key) -> (S, n_max)``: one replicate's statistics."""
+    if method == "gram":
+        gplan = gram.gram_plan(plan.structure, plan.n_max, tokens, divergence_only)
+        assert gplan is not None
+        return gram.gram_sampler(gplan, plan.n_max, d)
     if divergence_only and tokens.kind == "gaussian":  # half the normals: h^A - h^B directly
         diff = plan.difference_sampler(d)
 
@@ -84,17 +166,18 @@ def step(
     tokens: TokenModel,
     divergence_only: bool,
     devices: Sequence[Any],
+    method: str = "direct",
 ) -> tuple[Step, NamedSharding]:
     """The jitted ``step(key, ids) -> (len(ids), S, n_max)`` and the sharding of ``ids``.
 
-    Replicate ``i`` of ``ids`` is drawn from ``jax.random.fold_in(key, i)``. Cached per
-    setting (the plan only builds a missing entry).
+    Replicate ``i`` of ``ids`` is drawn from ``jax.random.fold_in(key, i)`` by ``method``
+    (``"direct"`` or ``"gram"``). Cached per setting (the plan only builds a missing entry).
     """
     devices = tuple(devices)
-    cache_key = (plan.structure, plan.n_max, d, tokens, divergence_only, devices)
+    cache_key = (plan.structure, plan.n_max, d, tokens, divergence_only, devices, method)
     if cache_key in _CACHE:
         return _CACHE[cache_key]
-    one = _replicate(plan, d, tokens, divergence_only)
+    one = _replicate(plan, d, tokens, divergence_only, method)
 
     def replicate(key: jax.Array, i: jax.Array) -> jax.Array:
         return one(jax.random.fold_in(key, i))
