@@ -26,7 +26,7 @@ import numpy as np
 
 from tokenscale_sim import files, fit, theory
 from tokenscale_sim import structures as st
-from tokenscale_sim.fit.uncertainty import TransitionTest, transition_test
+from tokenscale_sim.fit.compare import TransitionTest, transition_test
 from tokenscale_sim.montecarlo.simulation import SimulationResult, simulate
 
 ALPHA_FAMILY_NB = (2.0, 5.6, 9.2, 12.8, 16.4, 20.0)
