@@ -113,6 +113,7 @@ def main() -> None:
         "standard error; `*` marks coverage outside 93-97 %; an open interval (the data do not "
         "bound n_b) covers what lies beyond its open end; width `open` when most are open.",
         f"- n_b counts as identified when it lies inside the design's range [{lo:g}, {hi:g}].",
+        "- `wald`: Wald-t for c and beta; the fit's n_b interval is always its profile.",
         "",
         *rows,
         "",

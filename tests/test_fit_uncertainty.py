@@ -64,7 +64,7 @@ def test_interval_coverage_400_replicates():
     boot = unc.bootstrap(jax.random.key(1), cs, res, kind="parametric", m=1000)
     cover_b = np.mean((boot.ci_low[:, 1] <= -0.25) & (boot.ci_high[:, 1] >= -0.25))
     assert 0.92 <= cover_b <= 0.98, cover_b
-    # alpha(n) law with an interior transition: Wald for beta, profile likelihood for n_b
+    # alpha(n) law with an interior transition: the default profile intervals for beta and n_b
     n = np.geomspace(1, 4096, 30)
     y = _noisy(rng, n, np.asarray(theory.log_score(n, 0.5, 1.0, 30.0)), 0.02, reps)
     res = fit_curves(curves_from_arrays(n, y), "alpha_n")
