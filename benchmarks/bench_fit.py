@@ -25,7 +25,15 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from tokenscale_sim.fit import FitOptions, engine, fit_curves, get_model, load_paper_scores
+from tokenscale_sim.fit import (
+    Boundary,
+    CurveArrays,
+    FitOptions,
+    engine,
+    fit_curves,
+    get_model,
+    load_paper_scores,
+)
 from tokenscale_sim.fit.uncertainty import resample
 
 
@@ -73,7 +81,7 @@ def main() -> None:
     model = get_model("alpha_n")
     opts = FitOptions()
     point = fit_curves(curves, model, opts)
-    data = engine.CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
+    data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     star = resample(
         jax.random.key(args.seed),
         model,
@@ -84,7 +92,7 @@ def main() -> None:
         args.resamples,
     )
     jax.block_until_ready(star)
-    grid = engine._grid(model, data)
+    grid = engine.start_grid(model, data)
     boot_opts = replace(opts, n_starts=1)
 
     t0 = time.perf_counter()
@@ -117,7 +125,7 @@ def main() -> None:
     u_sp = np.array([o[0] for o in out]).reshape(m_scipy, g_count, 3)
     rss_sp = np.array([o[1] for o in out]).reshape(m_scipy, g_count)
     ok_sp = np.array([o[2] for o in out]).reshape(m_scipy, g_count)
-    both = ok_sp & (boundary[:m_scipy] == 0) & np.asarray(sol.converged[:m_scipy])
+    both = ok_sp & (boundary[:m_scipy] == Boundary.INTERIOR) & np.asarray(sol.converged[:m_scipy])
     nat_jax = np.asarray(jax.vmap(jax.vmap(model.natural))(jnp.asarray(u_jax[:m_scipy])))
     nat_sp = np.asarray(jax.vmap(jax.vmap(model.natural))(jnp.asarray(u_sp)))
     rel_all = np.abs(nat_jax - nat_sp) / np.abs(nat_sp)
@@ -153,7 +161,7 @@ def main() -> None:
             "  JAX loss <= scipy loss where not within 1e-6",
             f"{not_worse[~within].sum()} of {(~within).sum()}",
         ),
-        ("JAX at an n_b limit (boundary)", f"{100 * np.mean(boundary > 0):.1f} %"),
+        ("JAX at an n_b limit (boundary)", f"{100 * np.mean(boundary > Boundary.INTERIOR):.1f} %"),
     ]
     cpu = platform.processor() or platform.machine()
     lines = [

@@ -106,7 +106,7 @@ NOTEBOOKS = {
             "for g in range(len(curves.keys))[: 6 if SMALL else None]:\n"
             "    c, beta, n_b = varying.estimates[g]\n"
             "    lo, hi = varying.ci_low[g, 2], varying.ci_high[g, 2]\n"
-            "    where = fit.BOUNDARY[int(varying.boundary[g])]\n"
+            "    where = varying.status(g).label\n"
             "    print(f'{curves.label(g):55s} beta={beta:+.3f} n_b={n_b:9.3g} [{lo:.3g}, {hi:.3g}] {where}')"
         ),
         new_code_cell(

@@ -43,10 +43,12 @@ def test_fit_csv_writes_tables_json_and_figures(tmp_path, csv_file, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "== A (alpha_n, log loss) ==" in printed and "acc" in printed
+    assert "95 % intervals (c: profile, beta: profile, n_b: profile)" in printed
+    assert "percentile intervals are in fits.csv (*_boot_*), not the default" in printed
     names = {p.name for p in out.iterdir()}
     assert {"fits.csv", "fits.json", "alpha_band.csv", "fits_00.png", "alpha_band_00.png"} <= names
     header = (out / "fits.csv").read_text().splitlines()[0].split(",")
-    assert {"benchmark", "metric", "beta", "n_b_ci_high", "boundary", "powerlaw_alpha"} <= set(
+    assert {"benchmark", "metric", "beta", "n_b_ci_high", "n_b_status", "powerlaw_alpha"} <= set(
         header
     )
     meta = json.loads((out / "fits.json").read_text())
@@ -98,3 +100,25 @@ def test_usage_errors(tmp_path, capsys):
     assert main(["fit", "--paper", "--plot"]) == 2
     assert main(["fit", str(tmp_path / "missing.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_fits_json_convention_null_with_reason(tmp_path, csv_file):
+    """Non-finite numbers are null and a field says why (no "inf" strings)."""
+    out = tmp_path / "j"
+    assert main(["fit", str(csv_file), "--group", "benchmark", "--out", str(out)]) == 0
+    text = (out / "fits.json").read_text()
+    assert '"inf"' not in text and '"-inf"' not in text and "Infinity" not in text
+    fit = json.loads(text)["fit"]
+    assert fit["model"] == "alpha_n" and len(fit["curves"]) == 2
+    for curve in fit["curves"]:
+        nb = curve["n_b"]
+        if nb["estimate"] is None:
+            assert curve["n_b_status"] in ("boundary_zero", "boundary_inf")
+        if nb["estimate"] == 0.0:
+            assert curve["n_b_status"] == "boundary_zero"
+        if nb["low_open"]:
+            assert nb["ci_low"] == 0.0  # n_b -> 0 not excluded: the end is the limit 0
+        assert (nb["ci_high"] is None) == nb["high_open"]
+        assert nb["interval"] == "profile"
+    statuses = {c["n_b_status"] for c in fit["curves"]}
+    assert statuses <= {"interior", "boundary_zero", "boundary_inf"}

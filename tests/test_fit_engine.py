@@ -8,6 +8,7 @@ from scipy.optimize import curve_fit
 
 from tokenscale_sim import theory
 from tokenscale_sim.fit import (
+    CurveArrays,
     FitOptions,
     curves_from_arrays,
     engine,
@@ -176,13 +177,13 @@ def test_gradients_finite_and_jit_vmap():
     model = get_model("alpha_n")
     n = jnp.asarray(N)
     y = jnp.exp(theory.log_score(n, 0.1, 0.5, 10.0))
-    data = engine.CurveArrays(n, y, jnp.ones_like(n), jnp.ones_like(n), jnp.ones_like(n))
+    data = CurveArrays(n, y, jnp.ones_like(n), jnp.ones_like(n), jnp.ones_like(n))
     opts = FitOptions()
     for u in ([0.1, 0.5, 2.3], [0.0, 0.3, -25.0], [0.0, 0.3, 30.0]):
         g = jax.grad(lambda uu: engine.objective(model, opts, uu, data))(jnp.asarray(u))
         assert np.all(np.isfinite(g))
-    batch = engine.CurveArrays(*(jnp.stack([x, x]) for x in data))
-    sol = engine.solve_batch(model, opts, batch, engine._grid(model, batch))
+    batch = CurveArrays(*(jnp.stack([x, x]) for x in data))
+    sol = engine.solve_batch(model, opts, batch, engine.start_grid(model, batch))
     assert sol.u.shape == (2, 3)
     np.testing.assert_allclose(np.asarray(sol.u[0]), [0.1, 0.5, np.log(10.0)], atol=1e-7)
     f = jax.jit(jax.vmap(lambda nn: alpha_curve("alpha_n", jnp.array([1.0, 1.0, 2.0]), nn)))

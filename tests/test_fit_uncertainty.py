@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from tokenscale_sim import theory
-from tokenscale_sim.fit import FitOptions, curves_from_arrays, fit_curves, load_paper_scores
+from tokenscale_sim.fit import (
+    FitOptions,
+    curves_from_arrays,
+    fit_curves,
+    load_paper_scores,
+    transition,
+)
 from tokenscale_sim.fit import uncertainty as unc
 
 
@@ -58,7 +64,7 @@ def test_interval_coverage_400_replicates():
     boot = unc.bootstrap(jax.random.key(1), cs, res, kind="parametric", m=1000)
     cover_b = np.mean((boot.ci_low[:, 1] <= -0.25) & (boot.ci_high[:, 1] >= -0.25))
     assert 0.92 <= cover_b <= 0.98, cover_b
-    # alpha(n) law with an interior transition: Wald for beta, profile likelihood for n_b
+    # alpha(n) law with an interior transition: the default profile intervals for beta and n_b
     n = np.geomspace(1, 4096, 30)
     y = _noisy(rng, n, np.asarray(theory.log_score(n, 0.5, 1.0, 30.0)), 0.02, reps)
     res = fit_curves(curves_from_arrays(n, y), "alpha_n")
@@ -101,7 +107,7 @@ def test_transition_test_detects_a_transition_and_not_a_power_law():
     with_t = _noisy(rng, n, np.asarray(theory.log_score(n, 0.5, 1.0, 30.0)), 0.02, 1)
     without = _noisy(rng, n, 0.5 + 0.4 * np.log(n), 0.02, 1)
     cs = curves_from_arrays(n, np.concatenate([with_t, without]))
-    t = unc.transition_test(jax.random.key(0), cs, m=200)
+    t = transition.transition_test(jax.random.key(0), cs, m=200)
     assert t.p_value[0] < 0.01 and t.delta_aic[0] < -10
     assert t.p_value[1] > 0.01
     assert t.boundary[0] == 0
@@ -115,9 +121,52 @@ def test_tied_beta_across_curves():
             for lc, nb in ((0.1, 10.0), (1.0, 100.0), (2.0, 30.0))
         ]
     )
-    r = unc.fit_tied(curves_from_arrays(n, y), "alpha_n", shared=("beta",))
+    r = transition.fit_tied(curves_from_arrays(n, y), "alpha_n", shared=("beta",))
     np.testing.assert_allclose(r.estimates[:, 1], 0.7, rtol=1e-6)
     np.testing.assert_allclose(r.estimates[:, 2], [10.0, 100.0, 30.0], rtol=1e-5)
     assert r.converged and np.all(r.boundary == 0)
     with pytest.raises(ValueError, match="shared must name"):
-        unc.fit_tied(curves_from_arrays(n, y), "alpha_n", shared=("gamma",))
+        transition.fit_tied(curves_from_arrays(n, y), "alpha_n", shared=("gamma",))
+
+
+def test_tied_aic_uses_the_standard_errors_under_the_weighted_loss():
+    """Tying a parameter the curves already share costs nothing but one parameter: AIC drops by 2.
+
+    Curve 2 is curve 1 times 2 with doubled standard errors, so both independent weighted fits
+    have the same alpha and chi-square; the tied likelihood must equal the untied one, including
+    the ``sum ln(2 pi se^2)`` term the weighted likelihood carries (the old code used log RSS).
+    """
+    rng = np.random.default_rng(3)
+    n = np.geomspace(1, 500, 9)
+    se = 0.05 * 2 * n**0.3
+    y = 2 * n**0.3 + se * rng.standard_normal(n.size)
+    cs = curves_from_arrays(n, np.stack([y, 2 * y]), se=np.stack([se, 2 * se]))
+    opts = FitOptions(loss="weighted")
+    single = fit_curves(cs, "powerlaw", opts)
+    np.testing.assert_allclose(single.estimates[0, 1], single.estimates[1, 1], rtol=1e-8)
+    tied = transition.fit_tied(cs, "powerlaw", shared=("alpha",), opts=opts, single_fit=single)
+    np.testing.assert_allclose(tied.aic, single.aic.sum() - 2, rtol=1e-9)
+    # BIC: 3 parameters over all 2m points against 2 + 2 parameters over m points each
+    expect_bic = single.bic.sum() + 3 * np.log(2 * n.size) - 4 * np.log(n.size)
+    np.testing.assert_allclose(tied.bic, expect_bic, rtol=1e-9)
+
+
+def test_transition_test_reuses_given_fits():
+    rng = np.random.default_rng(8)
+    n = np.geomspace(1, 4096, 20)
+    cs = curves_from_arrays(
+        n, _noisy(rng, n, np.asarray(theory.log_score(n, 0.5, 1.0, 30.0)), 0.02, 2)
+    )
+    pl, an = fit_curves(cs, "powerlaw"), fit_curves(cs, "alpha_n")
+    given = transition.transition_test(jax.random.key(2), cs, m=50, powerlaw_fit=pl, alpha_fit=an)
+    fresh = transition.transition_test(jax.random.key(2), cs, m=50)
+    np.testing.assert_allclose(given.lr, fresh.lr, rtol=1e-9)
+    np.testing.assert_array_equal(given.p_value, fresh.p_value)
+    with pytest.raises(ValueError, match="same 2 curves"):
+        transition.transition_test(
+            jax.random.key(2),
+            cs,
+            m=50,
+            opts=FitOptions(),
+            powerlaw_fit=fit_curves(cs, "powerlaw", FitOptions(loss="linear")),
+        )

@@ -29,7 +29,7 @@ import numpy as np
 
 from tokenscale_sim import files, fit, theory
 from tokenscale_sim import structures as st
-from tokenscale_sim.fit.uncertainty import TransitionTest, transition_test
+from tokenscale_sim.fit.transition import TransitionTest, transition_test
 from tokenscale_sim.montecarlo.sampling import SamplingPlan, plan
 from tokenscale_sim.montecarlo.simulation import SimulationConfig, SimulationResult, simulate
 

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,11 +27,13 @@ from tokenscale_sim import files
 from tokenscale_sim.cli import UsageError
 from tokenscale_sim.cli._common import add_command, seed
 from tokenscale_sim.fit import data as fdata
-from tokenscale_sim.fit import engine, estimate, uncertainty
+from tokenscale_sim.fit import estimate, options, transition, uncertainty
 from tokenscale_sim.fit.models import MODELS, get_model
 from tokenscale_sim.validation import check_memory, key_from_seed
 
 ALPHA_GRID = np.geomspace(1.0, 1024.0, 61)
+BOOT_NOTE = "83-92 % (nominal 95 %)"
+"""Measured coverage of c by percentile bootstrap intervals at ten points (benchmarks/coverage)."""
 
 
 def register(sub) -> None:
@@ -53,7 +56,7 @@ def register(sub) -> None:
     p.add_argument("--se-col", default=None, help="standard-error column (for --loss weighted)")
     p.add_argument("--aux-col", default=None, help="Upsilon column (divergence_measured)")
     p.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
-    p.add_argument("--loss", choices=engine.LOSSES, default="log", help="(default: %(default)s)")
+    p.add_argument("--loss", choices=options.LOSSES, default="log", help="(default: %(default)s)")
     p.add_argument("--level", type=float, default=0.95, help="interval level (default: 0.95)")
     p.add_argument(
         "--bootstrap", type=int, default=0, metavar="M", help="bootstrap resamples (0: none)"
@@ -116,8 +119,16 @@ def _print_tables(
 ) -> None:
     first = [k[0] if k else "" for k in cs.keys]
     for head in dict.fromkeys(first):
-        print(f"\n== {head or cs.source} ({res.model}, {res.loss_name} loss) ==")
-        cols = ["curve", *res.params, "alpha_powerlaw", "R2_log", "boundary", "converged"]
+        print(f"\n== {head or cs.source} ({res.model.name}, {res.loss_name} loss) ==")
+        methods = ", ".join(f"{p}: {m}" for p, m in zip(res.params, res.interval, strict=True))
+        print(f"{100 * res.level:g} % intervals ({methods}); an inf end is open (not bounded)")
+        if boot is not None:
+            print(
+                f"bootstrap ({boot.kind}, {boot.estimates.shape[0]}) percentile intervals are in "
+                "fits.csv (*_boot_*), not the default: on ten points they covered c in only "
+                f"{BOOT_NOTE} of synthetic alpha(n) curves (benchmarks/README.md)"
+            )
+        cols = ["curve", *res.params, "alpha_powerlaw", "R2_log", "n_b status", "converged"]
         print(" | ".join(cols))
         for g, key in enumerate(cs.keys):
             if (key[0] if key else "") != head:
@@ -125,13 +136,10 @@ def _print_tables(
             cells = [" / ".join(key[1:]) or " / ".join(key) or "curve"]
             for i in range(len(res.params)):
                 lo, hi = res.ci_low[g, i], res.ci_high[g, i]
-                if boot is not None and res.params[i] != "n_b":  # n_b: profile likelihood
-                    lo, hi = boot.ci_low[g, i], boot.ci_high[g, i]
                 cells.append(f"{_fmt(res.estimates[g, i])} [{_fmt(lo)}, {_fmt(hi)}]")
             cells.append(_fmt(pl.estimates[g, 1]))
             cells.append(f"{res.r2_log[g]:.4f}")
-            b = int(res.boundary[g])
-            cells.append(engine.BOUNDARY[b] if b >= 0 else "-")
+            cells.append(res.status(g).label)
             cells.append("yes" if res.converged[g] else "NO")
             print(" | ".join(cells))
 
@@ -149,10 +157,11 @@ def _table(
         cols[f"{name}_ci_high"] = res.ci_high[:, i]
         cols[f"{name}_ci_low_open"] = res.ci_open[:, i, 0]
         cols[f"{name}_ci_high_open"] = res.ci_open[:, i, 1]
+        cols[f"{name}_ci_method"] = np.full(len(cs.keys), res.interval[i].value)
         if boot is not None:
             cols[f"{name}_boot_low"] = boot.ci_low[:, i]
             cols[f"{name}_boot_high"] = boot.ci_high[:, i]
-    cols["boundary"] = np.array([engine.BOUNDARY[b] if b >= 0 else "" for b in res.boundary])
+    cols["n_b_status"] = np.array([res.status(g).status.value for g in range(len(cs.keys))])
     for name in ("r2_log", "r2_linear", "aic", "bic", "converged", "iterations", "n_points"):
         cols[name] = getattr(res, name)
     cols["powerlaw_c"] = pl.estimates[:, 0]
@@ -164,6 +173,25 @@ def _table(
     return cols
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` (dicts, tuples, arrays) with non-finite floats as ``None`` (the JSON convention:
+    a ``null`` number is explained by a status field next to it, e.g. ``n_b_status``)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray | np.generic):
+        return _finite(obj.tolist())
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def _tied_record(tied) -> dict:
+    status = [options.Boundary(int(b)).status.value for b in tied.boundary]
+    return _finite({**tied._replace(model=tied.model.name)._asdict(), "n_b_status": status})
+
+
 def _plots(out, cs, res, pl) -> list:
     from tokenscale_sim.plots.fits import fit_grid
 
@@ -171,8 +199,8 @@ def _plots(out, cs, res, pl) -> list:
         float(cs.arrays.n[cs.arrays.weight > 0].min()), float(cs.arrays.n.max()), 80
     )
     fits = {"power law": estimate.predict(pl, n_grid)}
-    if res.model != "powerlaw" and res.model != "divergence_measured":
-        fits[res.model] = estimate.predict(res, n_grid)
+    if res.model.name not in ("powerlaw", "divergence_measured"):
+        fits[res.model.name] = estimate.predict(res, n_grid)
     written = []
     first = [k[0] if len(k) > 1 else "" for k in cs.keys]
     for i, head in enumerate(dict.fromkeys(first)):
@@ -219,7 +247,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     if args.plot and not args.out:
         raise UsageError("fit: --plot needs --out DIR")
     model = get_model(args.model)
-    opts = engine.FitOptions(loss=args.loss, level=args.level)
+    opts = options.FitOptions(loss=args.loss, level=args.level)
     shared = tuple(x.strip() for x in args.shared.split(",") if x.strip()) if args.shared else ()
     if any(x not in model.params for x in shared):
         raise UsageError(f"fit: --shared must name parameters of {model.params}, got {shared}")
@@ -256,17 +284,22 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
                 model, res.estimates, boot.estimates, boot.converged, ALPHA_GRID, args.level
             )
     if args.transition_test:
-        test = uncertainty.transition_test(
-            jax.random.fold_in(key, 1), cs, m=args.transition_test, opts=opts
+        test = transition.transition_test(
+            jax.random.fold_in(key, 1),
+            cs,
+            m=args.transition_test,
+            opts=opts,
+            powerlaw_fit=pl,
+            alpha_fit=res if model.name == "alpha_n" else None,
         )
-    tied = uncertainty.fit_tied(cs, model, shared, opts) if shared else None
+    tied = transition.fit_tied(cs, model, shared, opts, single_fit=res) if shared else None
     _print_tables(cs, res, pl, boot)
     if tied is not None:
         values = ", ".join(
             f"{p} = {_fmt(tied.estimates[0, model.params.index(p)])}" for p in shared
         )
-        b = int(tied.boundary[0])
-        note = f"  [{engine.BOUNDARY[b]}]" if "n_b" in shared and b > 0 else ""
+        b = options.Boundary(int(tied.boundary[0]))
+        note = f"  [{b.label}]" if "n_b" in shared and b > options.Boundary.INTERIOR else ""
         print(
             f"\njoint fit, tied {', '.join(shared)}: {values}{note}; AIC {tied.aic:.2f} vs "
             f"{float(np.sum(res.aic)):.2f} untied; converged: {'yes' if tied.converged else 'NO'}"
@@ -278,11 +311,11 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         "source": cs.source,
         "keys": cs.keys,
         "group": cs.group,
-        "fit": res,
-        "powerlaw": pl,
-        "bootstrap": None if boot is None else boot._replace(estimates=None),
-        "transition_test": test,
-        "tied": tied,
+        "fit": estimate.fit_record(res, cs.keys),
+        "powerlaw": estimate.fit_record(pl, cs.keys),
+        "bootstrap": None if boot is None else _finite(boot._replace(estimates=None)._asdict()),
+        "transition_test": None if test is None else _finite(test._asdict()),
+        "tied": None if tied is None else _tied_record(tied),
         "metadata": files.run_metadata(seed=args.seed, model=model.name, loss=args.loss),
     }
     written.append(files.write_json(out / "fits.json", payload))

@@ -2,7 +2,7 @@
 
 Uses, all public: :class:`tokenscale_sim.fit.CurveArrays`, :class:`tokenscale_sim.fit.FitOptions`,
 :func:`tokenscale_sim.fit.get_model` (``Model.grid``), :func:`tokenscale_sim.fit.fit_arrays`,
-:func:`tokenscale_sim.fit.engine.solve_batch` and :func:`tokenscale_sim.fit.engine.deviance`.
+:func:`tokenscale_sim.fit.engine.solve_batch` and :func:`tokenscale_sim.fit.likelihood.deviance`.
 
 Synthetic experiments are fitted exactly as the package fits real curves: log-space least
 squares (optionally weighted by each point's inverse variance, estimated from the experiment's own
@@ -21,7 +21,7 @@ import numpy as np
 
 from tokenscale_sim import fit
 from tokenscale_sim.design.core import Noise, log_score_variance
-from tokenscale_sim.fit import engine
+from tokenscale_sim.fit import engine, likelihood
 
 WEIGHTINGS = ("inverse_variance", "none")
 """How synthetic experiments are weighted in the log-space fit (``none``: the paper's OLS)."""
@@ -91,8 +91,8 @@ def start_grid(model: fit.Model, n) -> jnp.ndarray:
 @partial(jax.jit, static_argnames=("opts",))
 def _deviances(opts: fit.FitOptions, data: fit.CurveArrays, u_pl, u_an):
     pl, an = fit.get_model("powerlaw"), fit.get_model("alpha_n")
-    dev_pl = jax.vmap(partial(engine.deviance, pl, opts))(u_pl, data)
-    dev_an = jax.vmap(partial(engine.deviance, an, opts))(u_an, data)
+    dev_pl = jax.vmap(partial(likelihood.deviance, pl, opts))(u_pl, data)
+    dev_an = jax.vmap(partial(likelihood.deviance, an, opts))(u_an, data)
     return jnp.maximum(dev_pl - dev_an, 0.0)
 
 

@@ -188,6 +188,11 @@ def p_values(lr, lr_null) -> np.ndarray:
     return (1 + exceed) / (lr_null.size + 1)
 
 
+def _share(flags: np.ndarray) -> float:
+    """Share of True in ``flags`` (NaN when empty)."""
+    return float(np.mean(flags)) if flags.size else float("nan")
+
+
 def simulate_design(
     key, truth: Truth, design: Design, noise: Noise, options: StudyOptions | None = None
 ) -> DesignResult:
@@ -255,8 +260,8 @@ def simulate_design(
         nb_q10=float(q[0]),
         nb_q90=float(q[2]),
         nb_log_bias=bias,
-        nb_zero_fraction=float(np.mean(fits.boundary[ok] == 1)) if ok.any() else nan,
-        nb_inf_fraction=float(np.mean(fits.boundary[ok] == 2)) if ok.any() else nan,
+        nb_zero_fraction=_share(fits.boundary[ok] == fit.Boundary.ZERO),
+        nb_inf_fraction=_share(fits.boundary[ok] == fit.Boundary.INF),
         nb_width=nb_width,
         nb_open_fraction=nb_open,
         nb_coverage=nb_cov[0],

@@ -7,13 +7,19 @@ Typical use::
     res = fit.fit_curves(curves, "alpha_n")          # FitResult, one row per curve
     boot = fit.bootstrap(key, curves, res, m=1000)   # vmapped resamples
 
-Modules: :mod:`.models` (the laws), :mod:`.engine` (optax L-BFGS, vmapped), :mod:`.estimate`
-(SEs, Wald and profile intervals, R^2, AIC/BIC), :mod:`.uncertainty`
-(bootstrap, profile likelihood, alpha(n) bands, model comparison), :mod:`.data` (input checks).
+Modules, imports pointing down this list: :mod:`.data` (curves in, input checks),
+:mod:`.models` (the laws; users build their own :class:`Model`), :mod:`.options` (options and
+status enums), :mod:`.engine` (optax L-BFGS, vmapped), :mod:`.likelihood` (deviance,
+covariance, AIC/BIC, profile thresholds), :mod:`.profile` (profile intervals of every
+parameter), :mod:`.estimate` (:func:`fit_curves`, :class:`FitResult`, :func:`predict`),
+:mod:`.uncertainty` (bootstrap, alpha(n) bands, per-parameter profiles), :mod:`.transition`
+(transition test, tied fits), :mod:`.coverage` (coverage of every interval method on synthetic
+curves).
 """
 
 from tokenscale_sim.fit.data import (
     DATASETS,
+    CurveArrays,
     CurveSet,
     check_curves,
     curves_from_arrays,
@@ -21,29 +27,68 @@ from tokenscale_sim.fit.data import (
     load_paper_scores,
     read_curves,
 )
-from tokenscale_sim.fit.engine import BOUNDARY, LOSSES, CurveArrays, FitOptions
-from tokenscale_sim.fit.estimate import FitResult, fit_arrays, fit_curves, fit_divergence, predict
+from tokenscale_sim.fit.estimate import (
+    FitResult,
+    fit_arrays,
+    fit_curves,
+    fit_divergence,
+    fit_record,
+    predict,
+)
 from tokenscale_sim.fit.models import MODELS, Model, alpha_curve, get_model
+from tokenscale_sim.fit.options import (
+    BOUNDARY,
+    LOSSES,
+    Boundary,
+    FitOptions,
+    IntervalMethod,
+    NbStatus,
+)
+from tokenscale_sim.fit.transition import TiedResult, TransitionTest, fit_tied, transition_test
+from tokenscale_sim.fit.uncertainty import (
+    KINDS,
+    AlphaBand,
+    BootstrapResult,
+    ProfileInterval,
+    alpha_band,
+    bootstrap,
+    profile_interval,
+)
 
 __all__ = [
     "BOUNDARY",
     "DATASETS",
+    "KINDS",
     "LOSSES",
     "MODELS",
+    "AlphaBand",
+    "BootstrapResult",
+    "Boundary",
     "CurveArrays",
     "CurveSet",
     "FitOptions",
     "FitResult",
+    "IntervalMethod",
     "Model",
+    "NbStatus",
+    "ProfileInterval",
+    "TiedResult",
+    "TransitionTest",
+    "alpha_band",
     "alpha_curve",
+    "bootstrap",
     "check_curves",
     "curves_from_arrays",
     "fit_arrays",
     "fit_curves",
     "fit_divergence",
+    "fit_record",
+    "fit_tied",
     "get_model",
     "load_dataset",
     "load_paper_scores",
     "predict",
+    "profile_interval",
     "read_curves",
+    "transition_test",
 ]

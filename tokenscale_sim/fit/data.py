@@ -18,11 +18,10 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from tokenscale_sim.fit.engine import CurveArrays
 from tokenscale_sim.fit.models import Model, get_model
 
 DATASETS = ("paper", "paper_exact")
@@ -31,13 +30,28 @@ DATASETS = ("paper", "paper_exact")
 PAPER_GROUP = ("model_variant", "benchmark", "metric")
 
 
+class CurveArrays(NamedTuple):
+    """Curves as padded arrays, each of shape (..., M); padded entries have ``weight = 0``.
+
+    ``se`` holds standard errors (ones when not given), ``aux`` per-point model input (Upsilon(n)
+    for ``divergence_measured``; ones otherwise). ``weight`` is 1 for data, 0 for padding, and a
+    resampling count in the case bootstrap.
+    """
+
+    n: Any
+    y: Any
+    se: Any
+    weight: Any
+    aux: Any
+
+
 class CurveSet(NamedTuple):
     """G curves padded to a common length M.
 
     Attributes:
         keys: (G,) tuples of group values, one per curve.
         group: names of the grouping columns (the key entries).
-        arrays: :class:`~tokenscale_sim.fit.engine.CurveArrays` of NumPy float64 (G, M).
+        arrays: :class:`CurveArrays` of NumPy float64 (G, M).
         has_se: whether standard errors were given.
         source: where the curves came from (file name or dataset name).
     """

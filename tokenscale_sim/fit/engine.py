@@ -25,7 +25,6 @@ Estimates, standard errors and intervals are assembled in :mod:`tokenscale_sim.f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -35,80 +34,9 @@ import numpy as np
 import optax
 import optax.tree_utils as otu
 
+from tokenscale_sim.fit.data import CurveArrays
 from tokenscale_sim.fit.models import Model
-
-LOSSES = ("log", "linear", "weighted", "huber")
-"""Loss names accepted by :class:`FitOptions`."""
-
-BOUNDARY = ("interior", "n_b=0 (pure power law)", "n_b=inf (pure power law)")
-"""Names of the ``boundary`` codes of a fit (-1: model has no ``n_b``)."""
-
-
-@dataclass(frozen=True)
-class FitOptions:
-    """Static fitting options (hashable: used as a ``jax.jit`` static argument).
-
-    Attributes:
-        loss: one of :data:`LOSSES`.
-        huber_delta: width of the Huber loss in ln units (``loss="huber"``).
-        max_iter: L-BFGS iterations per start.
-        gtol: stop when the gradient norm of the loss falls below this.
-        memory_size: L-BFGS history length.
-        n_starts: number of variable-projection grid starts kept (best first).
-        level: confidence level of the intervals.
-        boundary_rtol: relative loss improvement over the best ``n_b`` limit needed to call the
-            fit interior.
-        boundary_span: an ``n_b`` beyond ``[n_min e^-span, n_max e^span]`` counts as a limit.
-        profile_points: grid size of the ``n_b`` profile likelihood.
-        adam_steps: optional Adam warm-up steps before L-BFGS (0: none).
-        linesearch: ``"backtracking"`` (Armijo, cheap under vmap: the default) or ``"zoom"``
-            (strong Wolfe, optax's default for L-BFGS).
-        chunk: curves per vmapped chunk in :func:`solve_batch` (chunks run one after another).
-    """
-
-    loss: str = "log"
-    huber_delta: float = 0.1
-    max_iter: int = 400
-    gtol: float = 1e-13
-    memory_size: int = 10
-    n_starts: int = 3
-    level: float = 0.95
-    boundary_rtol: float = 1e-7
-    boundary_span: float = 9.0
-    profile_points: int = 41
-    adam_steps: int = 0
-    linesearch: str = "backtracking"
-    chunk: int = 256
-
-    def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"FitOptions: loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.linesearch not in ("backtracking", "zoom"):
-            raise ValueError(
-                f"FitOptions: linesearch must be 'backtracking' or 'zoom', got {self.linesearch!r}"
-            )
-        if not 0 < self.level < 1:
-            raise ValueError(f"FitOptions: level must be in (0, 1), got {self.level!r}")
-        if self.n_starts < 1 or self.max_iter < 1:
-            raise ValueError(
-                f"FitOptions: n_starts and max_iter must be >= 1, got {self.n_starts}, "
-                f"{self.max_iter}"
-            )
-
-
-class CurveArrays(NamedTuple):
-    """Curves as padded arrays, each of shape (..., M); padded entries have ``weight = 0``.
-
-    ``se`` holds standard errors (ones when not given), ``aux`` per-point model input (Upsilon(n)
-    for ``divergence_measured``; ones otherwise). ``weight`` is 1 for data, 0 for padding, and a
-    resampling count in the case bootstrap.
-    """
-
-    n: Any
-    y: Any
-    se: Any
-    weight: Any
-    aux: Any
+from tokenscale_sim.fit.options import Boundary, FitOptions
 
 
 class Solution(NamedTuple):
@@ -136,7 +64,8 @@ def residuals(model: Model, loss: str, u, data: CurveArrays):
     return (data.y - jnp.exp(lp)) / data.se
 
 
-def _rho(opts: FitOptions, r):
+def rho(opts: FitOptions, r):
+    """Per-point loss ``rho(r)``: ``r^2``, or Huber of width ``opts.huber_delta``; same shape."""
     if opts.loss == "huber":
         a = jnp.abs(r)
         d = opts.huber_delta
@@ -148,10 +77,10 @@ def objective(model: Model, opts: FitOptions, u, data: CurveArrays):
     """``(1/2) sum w rho(r) / sum w`` for one curve: a scalar."""
     r = residuals(model, opts.loss, u, data)
     w = data.weight
-    return 0.5 * jnp.sum(jnp.where(w > 0, w * _rho(opts, r), 0.0)) / jnp.sum(w)
+    return 0.5 * jnp.sum(jnp.where(w > 0, w * rho(opts, r), 0.0)) / jnp.sum(w)
 
 
-def _lbfgs(fun, u0, opts: FitOptions, lower=None, upper=None):
+def lbfgs(fun, u0, opts: FitOptions, lower=None, upper=None):
     """Minimise ``fun`` from ``u0`` with optax L-BFGS + zoom line search (jit/vmap friendly).
 
     Stops when the gradient norm is below ``opts.gtol``, after 3 steps without decrease, after
@@ -207,14 +136,14 @@ def _lbfgs(fun, u0, opts: FitOptions, lower=None, upper=None):
     return u, value, otu.tree_norm(grad), k
 
 
-def _solve_fixed(model: Model, opts: FitOptions, data: CurveArrays, u0, fix_mask, fix_value):
+def solve_fixed(model: Model, opts: FitOptions, data: CurveArrays, u0, fix_mask, fix_value):
     """L-BFGS with entries ``fix_mask`` of ``u`` held at ``fix_value`` (may be +-inf)."""
 
     def fun(u):
         return objective(model, opts, jnp.where(fix_mask, fix_value, u), data)
 
     u0 = jnp.where(fix_mask, 0.0, u0)
-    u, value, gnorm, k = _lbfgs(fun, u0, opts, *_drift_box(model, opts, data, u0.shape[0]))
+    u, value, gnorm, k = lbfgs(fun, u0, opts, *_drift_box(model, opts, data, u0.shape[0]))
     return jnp.where(fix_mask, fix_value, jnp.asarray(u)), value, gnorm, k
 
 
@@ -224,15 +153,18 @@ def _drift_box(model: Model, opts: FitOptions, data: CurveArrays, size: int, off
     upper = jnp.full(size, jnp.inf, dtype=data.n.dtype)
     if model.nb_index is None:
         return lower, upper
-    lo, hi = _data_span(data)
+    lo, hi = data_span(data)
     j = model.nb_index - offset
     margin = opts.boundary_span + 1.0
     return lower.at[j].set(lo - margin), upper.at[j].set(hi + margin)
 
 
-def _solve_small(a, b):
-    """Solve ``a w = b`` for q <= 3 by Cramer's rule (batched LAPACK calls on tiny matrices are
-    slow on CPU under vmap); larger systems use ``jnp.linalg.solve``."""
+def solve_small(a, b):
+    """Solve ``a w = b`` (a (q, q), b (q,)) -> (q,); Cramer's rule for q <= 3.
+
+    Batched LAPACK calls on tiny matrices are slow on CPU under vmap; larger systems use
+    ``jnp.linalg.solve``.
+    """
     q = b.shape[0]
     if q == 1:
         return b / a[0, 0]
@@ -256,7 +188,7 @@ def project(model: Model, data: CurveArrays, v):
     offset, x = model.basis(v, data.n, data.aux)
     wt = jnp.where(data.weight > 0, data.weight, 0.0)
     xw = x * wt[:, None]
-    w = _solve_small(xw.T @ x, xw.T @ (log_y - offset))
+    w = solve_small(xw.T @ x, xw.T @ (log_y - offset))
     r = log_y - offset - x @ w
     rss = jnp.sum(jnp.where(wt > 0, wt * r**2, 0.0))
     ok = jnp.all(jnp.isfinite(w)) & jnp.isfinite(rss)
@@ -292,7 +224,7 @@ def _candidates(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
                 return 0.5 * project(model, data, v)[1] / sum_w
 
             box = _drift_box(model, opts, data, model.k, offset=model.q)
-            vs, values, gnorms, ks = jax.vmap(lambda v0: _lbfgs(fun, v0, opts, *box))(
+            vs, values, gnorms, ks = jax.vmap(lambda v0: lbfgs(fun, v0, opts, *box))(
                 starts[:, model.q :]
             )
             us = jax.vmap(lambda v: project(model, data, v)[0])(vs)
@@ -315,7 +247,7 @@ def _candidates(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
         all_val = jnp.concatenate([jnp.zeros((n_free, p)), fix_value])
     else:
         all_u0, all_mask, all_val = starts, jnp.zeros((n_free, p), bool), jnp.zeros((n_free, p))
-    solve = jax.vmap(partial(_solve_fixed, model, opts, data))
+    solve = jax.vmap(partial(solve_fixed, model, opts, data))
     return solve(all_u0, all_mask, all_val), n_free
 
 
@@ -325,10 +257,10 @@ def _fit_one(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
     values = jnp.where(jnp.isfinite(values), values, jnp.inf)
     best_free = jnp.argmin(values[:n_free])
     u, value, gnorm, k = us[best_free], values[best_free], gnorms[best_free], ks[best_free]
-    boundary = jnp.asarray(-1)
+    boundary = jnp.asarray(int(Boundary.NONE))
     if model.nb_index is not None:
         j = model.nb_index
-        lo, hi = _data_span(data)
+        lo, hi = data_span(data)
         lim_values = values[n_free:]
         best_lim = jnp.argmin(lim_values)
         lim_value = lim_values[best_lim]
@@ -340,25 +272,30 @@ def _fit_one(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
         tie = jnp.abs(lim_values[0] - lim_values[1]) <= 1e-10 * jnp.abs(lim_value)
         side = jnp.where(
             drift_low | drift_high,
-            jnp.where(drift_low, 0, 1),
+            jnp.where(drift_low, 0, 1),  # 0: the n_b -> 0 limit, 1: n_b -> inf
             jnp.where(tie, jnp.where(u[j] < 0.5 * (lo + hi), 0, 1), best_lim),
         )
         u = jnp.where(at_boundary, us[n_free + side], u)
         value = jnp.where(at_boundary, values[n_free + side], value)
         gnorm = jnp.where(at_boundary, gnorms[n_free + side], gnorm)
         k = jnp.where(at_boundary, k + ks[n_free + side], k)
-        boundary = jnp.where(at_boundary, 1 + side, 0)
+        boundary = jnp.where(at_boundary, Boundary.ZERO + side, int(Boundary.INTERIOR))
     converged = jnp.isfinite(value) & (gnorm <= jnp.maximum(1e-6, 1e3 * opts.gtol))
     return Solution(u, value, gnorm, k, converged, boundary)
 
 
-def _data_span(data: CurveArrays):
+def data_span(data: CurveArrays):
+    """``(ln n_min, ln n_max)`` over the points of one curve with ``weight > 0`` (scalars)."""
     n_valid_min = jnp.min(jnp.where(data.weight > 0, data.n, jnp.inf))
     n_valid_max = jnp.max(jnp.where(data.weight > 0, data.n, -jnp.inf))
     return jnp.log(n_valid_min), jnp.log(n_valid_max)
 
 
-def _grid(model: Model, data: CurveArrays):
+def start_grid(model: Model, data: CurveArrays):
+    """The model's starting grid of ``v`` (K, k) for the data's ``n`` range (concrete arrays).
+
+    Rows 0 and -1 are the ``n_b`` limits ``-inf`` / ``+inf`` for models with a transition point.
+    """
     n = np.asarray(data.n)[np.asarray(data.weight) > 0]
     return jnp.asarray(model.grid(float(n.min()), float(n.max())), dtype=data.n.dtype)
 
@@ -386,26 +323,3 @@ def solve_batch(model: Model, opts: FitOptions, data: CurveArrays, v_grid) -> So
     else:
         sol = fn(flat)
     return Solution(*(jnp.reshape(x, batch + x.shape[1:]) for x in sol))
-
-
-def deviance(model: Model, opts: FitOptions, u, data: CurveArrays):
-    """-2 ln L up to a constant: ``m ln(RSS)`` (unknown sigma) or chi-square (``weighted``)."""
-    r = residuals(model, opts.loss, u, data)
-    w = data.weight
-    rss = jnp.sum(jnp.where(w > 0, w * _rho(opts, r), 0.0))
-    if opts.loss == "weighted":
-        return rss
-    m = jnp.sum(w)
-    return m * jnp.log(rss / m)
-
-
-_MOVED = ("FitResult", "fit_arrays", "fit_curves", "fit_divergence", "predict")
-
-
-def __getattr__(name: str):
-    """Names that moved to :mod:`tokenscale_sim.fit.estimate` stay importable from here."""
-    if name in _MOVED:
-        from tokenscale_sim.fit import estimate
-
-        return getattr(estimate, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

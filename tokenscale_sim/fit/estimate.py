@@ -1,59 +1,68 @@
-r"""Estimates with uncertainty from the engine's optima: SEs, Wald and profile intervals, R^2, AIC.
+r"""Estimates with uncertainty from the engine's optima: SEs, intervals, R^2, AIC/BIC.
 
 :func:`fit_curves` is the entry point: it checks the curves, runs
 :func:`tokenscale_sim.fit.engine.solve_batch` over all of them at once and summarises each fit:
 
 - standard errors from the Gauss-Newton covariance ``s^2 (J'WJ)^-1`` in ``u`` (``s^2`` = weighted
-  RSS/(m - p), or 1 for the ``weighted`` loss), mapped to natural units by the delta method;
-- Student-t Wald intervals, on the log scale for positive parameters;
-- for ``n_b`` the profile-likelihood interval over a grid that includes both limits, with the
-  small-sample threshold of :func:`lr_threshold`; ends the data do not bound are *open*
-  (``ci_open``) and sit at 0 or inf, never at an invented number;
+  RSS/(m - p), or 1 for the ``weighted`` loss), mapped to natural units by the delta method
+  (:func:`tokenscale_sim.fit.likelihood.delta_method_se`);
+- intervals (``FitOptions.interval``, :class:`~tokenscale_sim.fit.options.IntervalMethod`):
+  profile likelihood for every parameter with the small-sample F threshold
+  (:mod:`tokenscale_sim.fit.profile`; the default wherever it is closed form), or Student-t Wald
+  intervals (log scale for positive parameters). ``n_b`` always uses its profile, over a grid that
+  includes both limits; ends the data do not bound are *open* (``ci_open``) and sit at 0 or inf,
+  never at an invented number;
 - R^2 of ln y and of y, and AIC/BIC of the Gaussian likelihood of the loss's residuals.
+
+Results carry their :class:`~tokenscale_sim.fit.models.Model`, so everything downstream
+(``predict``, bootstrap, profiles, tests) works for laws a user defines without registering them.
 """
 
 from __future__ import annotations
 
-import functools
+import math
 from functools import partial
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import betainc, ndtri
 
-from tokenscale_sim.fit.engine import (
-    CurveArrays,
-    FitOptions,
-    _data_span,
-    _grid,
-    _solve_fixed,
-    deviance,
-    project,
-    residuals,
-    solve_batch,
+from tokenscale_sim import theory
+from tokenscale_sim.fit.data import CurveArrays, CurveSet, check_curves, curves_from_arrays
+from tokenscale_sim.fit.engine import residuals, solve_batch, start_grid
+from tokenscale_sim.fit.likelihood import (
+    delta_method_se,
+    information_criteria,
+    neg2_loglik,
+    t_quantile,
+    variance_params,
 )
 from tokenscale_sim.fit.models import Model, get_model
+from tokenscale_sim.fit.options import Boundary, FitOptions, IntervalMethod
+from tokenscale_sim.fit.profile import profile_intervals
 
 
 class FitResult(NamedTuple):
     """Fits of G curves (NumPy arrays with leading axis G; ``p`` natural parameters).
 
     Attributes:
-        model: model name; ``params``: parameter names (p,); ``loss_name``: the loss used.
+        model: the :class:`~tokenscale_sim.fit.models.Model` fitted (``model.name`` its name);
+            ``params``: parameter names (p,); ``loss_name``: the loss; ``level``: interval level.
         estimates, se: (G, p) natural-unit estimates and standard errors (inf: not identified).
         ci_low, ci_high: (G, p) confidence bounds at ``level``; ``ci_open`` (G, p, 2) marks
-            ends the data cannot pin (``n_b`` may have 0 or inf there).
+            ends the data cannot pin (the end is then the parameter's limit: 0 or inf for
+            ``n_b``, +-inf otherwise).
         u: (G, p) unconstrained estimates. loss: (G,) final objective.
         r2_log, r2_linear: (G,) coefficients of determination of ln y and of y.
         aic, bic: (G,) from the Gaussian likelihood of the loss's residuals (log-space fits are
             comparable only with log-space fits).
         converged: (G,) bool; iterations: (G,) L-BFGS iterations of the chosen start.
-        grad_norm: (G,); n_points: (G,) data points; boundary: (G,) code into :data:`BOUNDARY`.
+        grad_norm: (G,); n_points: (G,) data points; boundary: (G,) :class:`Boundary` codes.
+        interval: (p,) :class:`IntervalMethod` of each parameter's interval.
     """
 
-    model: str
+    model: Model
     params: tuple[str, ...]
     loss_name: str
     level: float
@@ -73,118 +82,11 @@ class FitResult(NamedTuple):
     grad_norm: np.ndarray
     n_points: np.ndarray
     boundary: np.ndarray
+    interval: tuple[IntervalMethod, ...] = ()
 
-
-@partial(jax.jit, static_argnames=("model", "opts", "index"))
-def profile_deviance(model: Model, opts: FitOptions, index: int, data: CurveArrays, values):
-    """Profile deviance of one curve with ``u[index]`` held at each of ``values`` (K,) -> (K,).
-
-    The other parameters start from variable projection (exact for ``n_b`` under the log loss)
-    and are re-optimised by L-BFGS; for models with ``n_b`` the profile over another parameter
-    also tries both ``n_b`` limits (the minimum of the three is the profile).
-    """
-    p = model.n_params
-    mask = jnp.zeros(p, bool).at[index].set(True)
-
-    def one(value):
-        if model.nb_index == index:
-            u0, _ = project(model, data, value[None])
-            if opts.loss == "log" and model.k == 1:  # variable projection is the exact optimum
-                return deviance(model, opts, u0, data)
-        else:
-            u0, _ = project(model, data, jnp.zeros(model.k, dtype=data.n.dtype))
-        fixed = jnp.zeros(p).at[index].set(value)
-        u, *_ = _solve_fixed(model, opts, data, u0, mask, fixed)
-        dev = deviance(model, opts, u, data)
-        if model.nb_index is None or model.nb_index == index:
-            return dev
-        both = mask.at[model.nb_index].set(True)
-        for limit in (-jnp.inf, jnp.inf):
-            u_lim, *_ = _solve_fixed(
-                model, opts, data, u0, both, fixed.at[model.nb_index].set(limit)
-            )
-            dev = jnp.minimum(dev, deviance(model, opts, u_lim, data))
-        return dev
-
-    return jax.vmap(one)(values)
-
-
-def lr_threshold(loss: str, level: float, m: float, p: float) -> float:
-    """Deviance threshold of a profile interval: ``chi2_1(level)`` for known SEs (``weighted``),
-    else the small-sample F form ``m ln(1 + t^2_{m-p}(level) / (m - p))`` (Bates & Watts), which
-    keeps 95 % profile intervals at 95 % with ten points.
-
-    >>> round(lr_threshold("weighted", 0.95, 10, 3), 4)
-    3.8415
-    """
-    if loss == "weighted" or m - p <= 0:
-        return float(ndtri(0.5 + level / 2)) ** 2
-    t = t_quantile(0.5 + level / 2, float(m - p))
-    return float(m * np.log1p(t * t / (m - p)))
-
-
-def interval_from_profile(grid, dev, dev_min, level: float, thr: float | None = None):
-    """The set ``{x : dev(x) - dev_min <= thr}`` around the minimum of ``dev``.
-
-    ``thr`` defaults to ``chi2_1(level)`` (see :func:`lr_threshold` for the small-sample one).
-
-    ``grid`` (K,) ascending (first/last may be -inf/+inf). Returns ``(low, high, open_low,
-    open_high)``: an end is *open* when the set reaches the grid's first/last point, i.e. the data
-    do not bound it; the end is then the grid end (e.g. -inf for ln n_b: n_b can be 0).
-    """
-    grid = np.asarray(grid, float)
-    stat = np.asarray(dev, float) - float(dev_min)
-    thr = float(ndtri(0.5 + level / 2)) ** 2 if thr is None else thr
-    inside = np.isfinite(stat) & (stat <= thr)
-    if not inside.any():
-        i = int(np.nanargmin(stat))
-        return grid[i], grid[i], False, False
-    i0 = int(np.nanargmin(np.where(np.isfinite(stat), stat, np.inf)))
-    lo = i0
-    while lo > 0 and inside[lo - 1]:
-        lo -= 1
-    hi = i0
-    while hi < len(grid) - 1 and inside[hi + 1]:
-        hi += 1
-    open_low, open_high = lo == 0, hi == len(grid) - 1
-
-    def cross(a, b):  # linear interpolation of the threshold crossing between a (in) and b (out)
-        if not (np.isfinite(grid[a]) and np.isfinite(grid[b])):
-            return grid[a]
-        t = (thr - stat[a]) / (stat[b] - stat[a])
-        return grid[a] + t * (grid[b] - grid[a])
-
-    low = grid[0] if open_low else cross(lo, lo - 1)
-    high = grid[-1] if open_high else cross(hi, hi + 1)
-    return low, high, open_low, open_high
-
-
-# ----------------------------------------------------------------------------- summaries
-
-
-@functools.lru_cache(maxsize=256)
-def t_quantile(q: float, df: float) -> float:
-    """Student-t quantile by bisection on the regularised incomplete beta (no SciPy at runtime).
-
-    >>> round(t_quantile(0.975, 8), 3)
-    2.306
-    """
-    if df <= 0:
-        return float("inf")
-
-    def cdf(t):
-        x = df / (df + t * t)
-        tail = 0.5 * float(betainc(df / 2, 0.5, x))
-        return 1 - tail if t > 0 else tail
-
-    lo, hi = 0.0, 1e4
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        if cdf(mid) < q:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    def status(self, g: int) -> Boundary:
+        """The :class:`Boundary` of curve ``g``."""
+        return Boundary(int(self.boundary[g]))
 
 
 class Summary(NamedTuple):
@@ -214,22 +116,19 @@ def summarize(model: Model, opts: FitOptions, u, boundary, data: CurveArrays) ->
         m = jnp.sum(w)
         fixed = jnp.zeros(p, bool)
         if model.nb_index is not None:
-            fixed = fixed.at[model.nb_index].set(boundary > 0)
+            fixed = fixed.at[model.nb_index].set(boundary > Boundary.INTERIOR)
         u_fin = jnp.where(fixed, 0.0, u)
 
         def res(uu):
             return residuals(model, opts.loss, jnp.where(fixed, u, uu), d) * jnp.sqrt(w)
 
-        r = res(u_fin)
-        jac = jax.jacrev(res)(u_fin)
-        both = fixed[:, None] | fixed[None, :]
-        cov = jnp.linalg.inv(jnp.where(both, jnp.eye(p), jac.T @ jac))
-        cov = jnp.where(both, 0.0, cov)
         p_free = p - jnp.sum(fixed)
-        s2 = 1.0 if opts.loss == "weighted" else jnp.sum(r**2) / jnp.maximum(m - p_free, 1.0)
-        jnat = jax.jacfwd(model.natural)(u_fin)
-        var = jnp.diag(s2 * jnat @ cov @ jnat.T)
-        var = jnp.where(fixed | ~jnp.isfinite(var) | (var < 0), jnp.inf, var)
+        s2 = (
+            1.0
+            if opts.loss == "weighted"
+            else jnp.sum(res(u_fin) ** 2) / jnp.maximum(m - p_free, 1.0)
+        )
+        se = delta_method_se(res, model.natural, u_fin, fixed, s2)
         lp = model.log_predict(u, d.n, d.aux)
         ok = w > 0
 
@@ -239,20 +138,16 @@ def summarize(model: Model, opts: FitOptions, u, boundary, data: CurveArrays) ->
             ss_tot = jnp.sum(jnp.where(ok, w * (obs - mean) ** 2, 0.0))
             return 1 - ss_res / ss_tot
 
-        dev = deviance(model, opts, u, d)
-        if opts.loss == "weighted":
-            m2ll = dev + jnp.sum(jnp.where(ok, w * jnp.log(2 * jnp.pi * d.se**2), 0.0))
-            k_par = p_free
-        else:
-            m2ll = dev + m * (jnp.log(2 * jnp.pi) + 1)
-            k_par = p_free + 1
+        aic, bic = information_criteria(
+            neg2_loglik(model, opts, u, d), p_free + variance_params(opts.loss), m
+        )
         return Summary(
             model.natural(u),
-            jnp.sqrt(var),
+            se,
             r2(jnp.log(d.y), lp),
             r2(d.y, jnp.exp(lp)),
-            m2ll + 2 * k_par,
-            m2ll + k_par * jnp.log(m),
+            aic,
+            bic,
             m,
             p_free,
         )
@@ -265,7 +160,16 @@ def _flat(data: CurveArrays) -> CurveArrays:
 
 
 def wald_intervals(model: Model, est, se, df, level: float):
-    """Student-t intervals (G, p): on the log scale for positive parameters -> (low, high)."""
+    """Student-t intervals ``est +- t_{df}(level) se`` -> (low, high), each (G, p).
+
+    Positive parameters get ``est exp(+-t se / est)`` (the interval of ``ln theta``). ``est``,
+    ``se`` (G, p); ``df`` (G,) residual degrees of freedom ``m - p``.
+
+    >>> from tokenscale_sim.fit.models import get_model
+    >>> lo, hi = wald_intervals(get_model("powerlaw"), [[1.0, 0.5]], [[0.0, 0.1]], [8], 0.95)
+    >>> round(float(hi[0, 1] - 0.5), 4)
+    0.2306
+    """
     est = np.asarray(est, float)
     se = np.asarray(se, float)
     tq = np.array([t_quantile(0.5 + level / 2, float(x)) for x in np.atleast_1d(df)])[:, None]
@@ -284,7 +188,7 @@ def fit_arrays(model: str | Model, data: CurveArrays, opts: FitOptions | None = 
     model = get_model(model)
     opts = opts or FitOptions()
     data = _flat(data)
-    sol = solve_batch(model, opts, data, _grid(model, data))
+    sol = solve_batch(model, opts, data, start_grid(model, data))
     summ = Summary(*(np.asarray(x) for x in summarize(model, opts, sol.u, sol.boundary, data)))
     ci_low, ci_high = wald_intervals(
         model, summ.estimates, summ.se, summ.n_points - summ.n_free, opts.level
@@ -293,13 +197,21 @@ def fit_arrays(model: str | Model, data: CurveArrays, opts: FitOptions | None = 
     ci_open = np.stack(
         [np.where(pos, ci_low <= 0, ~np.isfinite(ci_low)), ~np.isfinite(ci_high)], -1
     )
+    method = [IntervalMethod.WALD] * model.n_params
+    use = np.zeros(model.n_params, bool)
+    exact = opts.loss == "log" and model.k <= 1  # closed-form profiles (fit.profile)
+    if opts.interval == IntervalMethod.PROFILE or (opts.interval == IntervalMethod.AUTO and exact):
+        use[:] = True
     if model.nb_index is not None:
-        j = model.nb_index
-        low, high, open_low, open_high = nb_profile_intervals(model, opts, data, sol.u)
-        ci_low[:, j], ci_high[:, j] = np.exp(low), np.exp(high)
-        ci_open[:, j, 0], ci_open[:, j, 1] = open_low, open_high
+        use[model.nb_index] = True  # natural n_b sits at the index of ln n_b in u
+    if use.any():
+        prof = profile_intervals(model, opts, data, np.asarray(sol.u))
+        use &= prof.available
+        ci_low[:, use], ci_high[:, use] = prof.low[:, use], prof.high[:, use]
+        ci_open[:, use, 0], ci_open[:, use, 1] = prof.open_low[:, use], prof.open_high[:, use]
+        method = [IntervalMethod.PROFILE if x else IntervalMethod.WALD for x in use]
     return FitResult(
-        model=model.name,
+        model=model,
         params=model.params,
         loss_name=opts.loss,
         level=opts.level,
@@ -319,55 +231,11 @@ def fit_arrays(model: str | Model, data: CurveArrays, opts: FitOptions | None = 
         grad_norm=np.asarray(sol.grad_norm),
         n_points=summ.n_points.astype(int),
         boundary=np.asarray(sol.boundary),
+        interval=tuple(method),
     )
 
 
-def _nb_grids(opts: FitOptions, data: CurveArrays, nb_hat):
-    """Per-curve ln n_b grids: coarse over the widened data range, fine (0.05) near the estimate,
-    plus the limits -inf and +inf; sorted, shape (G, 2 + profile_points + 81)."""
-    lo, hi = (np.asarray(x) for x in jax.vmap(_data_span)(data))
-    lo, hi = lo - opts.boundary_span, hi + opts.boundary_span
-    t = np.linspace(0.0, 1.0, opts.profile_points)[None, :]
-    coarse = lo[:, None] + t * (hi - lo)[:, None]
-    centre = np.clip(np.where(np.isfinite(nb_hat), nb_hat, np.sign(nb_hat) * np.inf), lo, hi)
-    fine = np.clip(centre[:, None] + np.linspace(-2.0, 2.0, 81)[None, :], lo[:, None], hi[:, None])
-    inf = np.full((coarse.shape[0], 1), np.inf)
-    return np.sort(np.concatenate([-inf, coarse, fine, inf], axis=1), axis=1)
-
-
-def nb_profile_intervals(model: Model, opts: FitOptions, data: CurveArrays, u_hat):
-    """Profile-likelihood intervals of ``ln n_b`` for curves (G, M) -> (low, high, open_low,
-    open_high), each (G,).
-
-    The grid spans each curve's ``ln n`` range widened by ``boundary_span`` plus the limits
-    ``-inf``/``+inf``; an open end means the data cannot exclude ``n_b -> 0`` (low = -inf) or
-    ``n_b -> inf`` (high = +inf) at the requested level.
-    """
-    if model.nb_index is None:
-        raise ValueError(f"nb_profile_intervals: model {model.name!r} has no n_b")
-    grids = _nb_grids(opts, data, np.asarray(u_hat)[:, model.nb_index])
-    dev = np.asarray(
-        jax.vmap(partial(profile_deviance, model, opts, model.nb_index))(
-            data, jnp.asarray(grids, data.n.dtype)
-        )
-    )
-    dev_hat = np.asarray(jax.vmap(partial(deviance, model, opts))(jnp.asarray(u_hat), data))
-    m = np.asarray(data.weight).sum(axis=-1)
-    out = [
-        interval_from_profile(
-            grids[g],
-            dev[g],
-            min(dev_hat[g], np.nanmin(dev[g])),
-            opts.level,
-            lr_threshold(opts.loss, opts.level, float(m[g]), model.n_params),
-        )
-        for g in range(grids.shape[0])
-    ]
-    low, high, open_low, open_high = (np.array(x) for x in zip(*out, strict=True))
-    return low, high, open_low, open_high
-
-
-def fit_curves(curves, model: str | Model, opts: FitOptions | None = None) -> FitResult:
+def fit_curves(curves: CurveSet, model: str | Model, opts: FitOptions | None = None) -> FitResult:
     """Fit every curve of a :class:`~tokenscale_sim.fit.data.CurveSet` with ``model``.
 
     Checks the input first (:func:`~tokenscale_sim.fit.data.check_curves`), then runs the
@@ -387,8 +255,6 @@ def fit_curves(curves, model: str | Model, opts: FitOptions | None = None) -> Fi
     >>> [round(float(x), 6) for x in res.estimates[0]]
     [2.0, -0.3]
     """
-    from tokenscale_sim.fit.data import check_curves
-
     model = get_model(model)
     opts = opts or FitOptions()
     check_curves(curves, model, opts.loss)
@@ -406,7 +272,7 @@ def predict(result: FitResult, n, aux=None) -> np.ndarray:
     >>> [round(float(x), 6) for x in predict(res, [16.0])[0]]
     [48.0]
     """
-    model = get_model(result.model)
+    model = result.model
     u = jnp.asarray(result.u)
     n = jnp.asarray(n, dtype=u.dtype)
     aux = jnp.ones((u.shape[0], n.shape[0]), u.dtype) if aux is None else jnp.asarray(aux)
@@ -439,9 +305,6 @@ def fit_divergence(
     >>> [round(float(x), 6) for x in fit_divergence(n, d).estimates[0]]
     [0.3, 12.0]
     """
-    from tokenscale_sim import theory
-    from tokenscale_sim.fit.data import curves_from_arrays
-
     opts = opts or FitOptions(loss="linear")
     psis = (psi_eq, psi_aabb, psi_ab)
     given = sum(p is not None for p in psis)
@@ -463,3 +326,54 @@ def fit_divergence(
             f"fit_divergence: Upsilon(n) must be > 0 for every n, got min {np.nanmin(ups):g}"
         )
     return fit_curves(curves_from_arrays(n2, d2, aux=ups), "divergence_measured", opts)
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def fit_record(result: FitResult, keys=None) -> dict[str, Any]:
+    """A JSON-ready dict of ``result`` following the package's file convention.
+
+    Non-finite numbers are ``None`` (JSON ``null``) and a field says why: ``"n_b_status"``
+    (:class:`~tokenscale_sim.fit.engine.NbStatus`) for an ``n_b`` at 0 or inf, ``"low_open"`` /
+    ``"high_open"`` for interval ends the data do not bound, ``"identified": false`` for an
+    infinite standard error, ``"converged": false`` for a failed fit.
+
+    Args:
+        result: the fits (G curves); keys: optional (G,) labels of the curves.
+
+    >>> from tokenscale_sim.fit import curves_from_arrays
+    >>> r = fit_curves(curves_from_arrays([1, 2, 4, 8], [1.0, 1.3, 1.6, 2.2]), "alpha_n")
+    >>> sorted(fit_record(r)["curves"][0]["n_b"])
+    ['ci_high', 'ci_low', 'estimate', 'high_open', 'identified', 'interval', 'low_open', 'se']
+    """
+    curves = []
+    for g in range(result.estimates.shape[0]):
+        entry: dict[str, Any] = {} if keys is None else {"key": list(keys[g])}
+        for i, name in enumerate(result.params):
+            entry[name] = {
+                "estimate": _num(result.estimates[g, i]),
+                "se": _num(result.se[g, i]),
+                "identified": bool(np.isfinite(result.se[g, i])),
+                "ci_low": _num(result.ci_low[g, i]),
+                "ci_high": _num(result.ci_high[g, i]),
+                "low_open": bool(result.ci_open[g, i, 0]),
+                "high_open": bool(result.ci_open[g, i, 1]),
+                "interval": str(result.interval[i]) if result.interval else None,
+            }
+        entry["n_b_status"] = result.status(g).status.value
+        for name in ("r2_log", "r2_linear", "aic", "bic", "loss", "grad_norm"):
+            entry[name] = _num(getattr(result, name)[g])
+        entry["converged"] = bool(result.converged[g])
+        entry["iterations"] = int(result.iterations[g])
+        entry["n_points"] = int(result.n_points[g])
+        curves.append(entry)
+    return {
+        "model": result.model.name,
+        "params": list(result.params),
+        "loss": result.loss_name,
+        "level": result.level,
+        "curves": curves,
+    }

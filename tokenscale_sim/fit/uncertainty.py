@@ -1,4 +1,4 @@
-r"""Uncertainty and model choice: bootstrap, profile likelihood, alpha(n) bands, tied fits, LR test.
+r"""Uncertainty: bootstrap resampling, alpha(n) bands and per-parameter profile intervals.
 
 Every resampling scheme builds an array of resampled curves of shape (m, G, M) and fits all of
 them in **one** vmapped call of :func:`tokenscale_sim.fit.engine.solve_batch` (the same pipeline
@@ -10,10 +10,8 @@ all curves of a dataset cost one compiled program.
 - ``case``: points drawn with replacement (as integer weights, so duplicate ``n`` are fine);
 - ``parametric``: ``r* ~ N(0, s^2)`` with ``s^2 = RSS / (m - p)`` (known SEs for ``weighted``).
 
-Intervals are percentile intervals of the resampled estimates. "Is there a transition?"
-(:func:`transition_test`) compares the power law with the alpha(n) law by AIC/BIC and by a
-parametric-bootstrap likelihood ratio under the power law: the alpha(n) law nests the power law
-only at its boundary (``n_b -> 0`` or ``inf``), so the chi-square reference is not valid.
+Intervals are percentile intervals of the resampled estimates. Model comparison (transition
+test, tied fits) is in :mod:`tokenscale_sim.fit.transition`.
 """
 
 from __future__ import annotations
@@ -26,27 +24,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tokenscale_sim.fit.data import CurveSet, check_curves
-from tokenscale_sim.fit.engine import (
-    CurveArrays,
-    FitOptions,
-    _data_span,
-    _grid,
-    _lbfgs,
-    deviance,
-    objective,
-    residuals,
-    solve_batch,
-)
-from tokenscale_sim.fit.estimate import (
-    FitResult,
-    fit_arrays,
-    interval_from_profile,
-    lr_threshold,
-    nb_profile_intervals,
-    profile_deviance,
-)
-from tokenscale_sim.fit.models import Model, alpha_curve, get_model
+from tokenscale_sim.fit.data import CurveArrays, CurveSet
+from tokenscale_sim.fit.engine import residuals, solve_batch, start_grid
+from tokenscale_sim.fit.estimate import FitResult
+from tokenscale_sim.fit.models import Model, alpha_curve
+from tokenscale_sim.fit.options import Boundary, FitOptions
+from tokenscale_sim.fit.profile import profile_intervals
 
 KINDS = ("residual", "case", "parametric")
 """Bootstrap schemes of :func:`bootstrap`."""
@@ -99,22 +82,6 @@ class ProfileInterval(NamedTuple):
     open_low: np.ndarray
     open_high: np.ndarray
     level: float
-
-
-class TransitionTest(NamedTuple):
-    """Power law vs alpha(n) per curve (G,): "is there a transition?".
-
-    ``lr`` = deviance(power law) - deviance(alpha(n)) >= 0; ``p_value`` from ``m`` parametric
-    bootstrap replicates under the fitted power law; ``delta_aic`` / ``delta_bic`` are
-    alpha(n) minus power law (negative favours a transition); ``boundary`` is the alpha(n) fit's.
-    """
-
-    lr: np.ndarray
-    p_value: np.ndarray
-    delta_aic: np.ndarray
-    delta_bic: np.ndarray
-    boundary: np.ndarray
-    m: int
 
 
 # ----------------------------------------------------------------------------- resampling
@@ -215,15 +182,15 @@ def bootstrap(
         raise ValueError(
             f"bootstrap: opts.loss {opts.loss!r} differs from the fit's {result.loss_name!r}"
         )
-    model = get_model(result.model)
+    model = result.model
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     star = resample(key, model, opts, data, jnp.asarray(result.u), kind, m)
-    sol = solve_batch(model, replace(opts, n_starts=n_starts), star, _grid(model, data))
+    sol = solve_batch(model, replace(opts, n_starts=n_starts), star, start_grid(model, data))
     est = np.asarray(jax.vmap(jax.vmap(model.natural))(sol.u))
     conv = np.asarray(sol.converged)
     lo, hi, sd = _quantiles(est, conv, opts.level)
     bnd = np.asarray(sol.boundary)
-    frac = np.where(bnd[0] < 0, -1.0, np.mean(bnd > 0, axis=0))
+    frac = np.where(bnd[0] == Boundary.NONE, -1.0, np.mean(bnd > Boundary.INTERIOR, axis=0))
     return BootstrapResult(kind, model.params, opts.level, est, conv, bnd, sd, lo, hi, frac)
 
 
@@ -262,226 +229,39 @@ def alpha_band(model: str | Model, estimates, samples, converged, n, level: floa
 def profile_interval(
     curves: CurveSet, result: FitResult, param: str, opts: FitOptions | None = None, width=8.0
 ) -> ProfileInterval:
-    """Profile-likelihood interval of ``param`` for each curve (threshold :func:`lr_threshold`).
+    """Profile-likelihood interval of ``param`` for each curve of ``result``.
 
-    ``n_b`` uses the limits-aware grid of
-    :func:`~tokenscale_sim.fit.estimate.nb_profile_intervals`; other parameters are profiled on
-    ``u_hat +- width * se_u`` (41 points) in their unconstrained scale, and an end that reaches
-    the grid edge is reported as open (+-inf, or 0 for positive parameters).
+    One code path with the fit's own intervals
+    (:func:`tokenscale_sim.fit.profile.profile_intervals`; threshold
+    :func:`~tokenscale_sim.fit.likelihood.lr_threshold`), whatever ``opts.interval`` says.
+    ``width``: for the general (non-log loss) path, the grid half-width in standard errors of a
+    parameter other than ``n_b``; an end reaching it is open (+-inf, or 0 for positive ones).
+
+    >>> import numpy as np
+    >>> from tokenscale_sim.fit import curves_from_arrays, fit_curves
+    >>> n = np.array([1.0, 2, 4, 8, 16])
+    >>> cs = curves_from_arrays(n, 2 * n**0.3 * np.exp([0.01, -0.02, 0.0, 0.02, -0.01]))
+    >>> pi = profile_interval(cs, fit_curves(cs, "powerlaw"), "alpha")
+    >>> bool(pi.low[0] < -0.3 < pi.high[0])
+    True
     """
-    model = get_model(result.model)
+    model = result.model
     opts = opts or FitOptions(loss=result.loss_name, level=result.level)
     if param not in model.params:
         raise ValueError(f"profile_interval: param must be one of {model.params}, got {param!r}")
     j = model.params.index(param)
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
-    if j == model.nb_index:
-        low, high, ol, oh = nb_profile_intervals(model, opts, data, result.u)
-        return ProfileInterval(param, np.exp(low), np.exp(high), ol, oh, opts.level)
-    pos = model.positive[j]
-    u_hat = np.asarray(result.u)[:, j]
-    se_u = np.asarray(result.se)[:, j] / (np.abs(result.estimates[:, j]) if pos else 1.0)
-    se_u = np.where(np.isfinite(se_u) & (se_u > 0), se_u, 1.0)
-    t = np.linspace(-width, width, 41)
-    grids = u_hat[:, None] + se_u[:, None] * t[None, :]
-    dev = np.asarray(jax.vmap(partial(profile_deviance, model, opts, j))(data, jnp.asarray(grids)))
-    dev_hat = np.asarray(jax.vmap(partial(deviance, model, opts))(jnp.asarray(result.u), data))
-    out = []
-    counts = np.asarray(curves.arrays.weight).sum(axis=-1)
-    for g in range(grids.shape[0]):
-        thr = lr_threshold(opts.loss, opts.level, float(counts[g]), model.n_params)
-        lo, hi, ol, oh = interval_from_profile(
-            grids[g], dev[g], min(dev_hat[g], np.nanmin(dev[g])), opts.level, thr
+    prof = profile_intervals(model, opts, data, result.u, opts.level, width)
+    if not prof.available[j]:
+        raise ValueError(
+            f"profile_interval: {param!r} of model {model.name!r} depends on several "
+            "unconstrained parameters; no profile is available"
         )
-        if ol:
-            lo = -np.inf
-        if oh:
-            hi = np.inf
-        out.append((lo, hi, ol, oh))
-    lo, hi, ol, oh = (np.array(x) for x in zip(*out, strict=True))
-    if pos:
-        lo, hi = np.exp(lo), np.exp(hi)
-    return ProfileInterval(param, lo, hi, ol, oh, opts.level)
-
-
-# ----------------------------------------------------------------------------- model comparison
-
-
-def transition_test(
-    key, curves: CurveSet, *, m: int = 1000, opts: FitOptions | None = None
-) -> TransitionTest:
-    """Is there a transition? Power law vs the alpha(n) law for every curve.
-
-    The statistic is ``LR = dev_powerlaw - dev_alpha_n``; its null distribution comes from ``m``
-    parametric-bootstrap curves drawn from each fitted power law (Gaussian residuals in the
-    loss's space) and refitted with both models, all in two vmapped calls. ``p = (1 + #{LR* >=
-    LR}) / (m + 1)``.
-    """
-    opts = opts or FitOptions()
-    pl, an = get_model("powerlaw"), get_model("alpha_n")
-    check_curves(curves, an, opts.loss)
-    data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
-    fit_pl = fit_arrays(pl, data, opts)
-    fit_an = fit_arrays(an, data, opts)
-    lr = _lr(pl, an, opts, data, jnp.asarray(fit_pl.u), jnp.asarray(fit_an.u))
-    star = resample(key, pl, opts, data, jnp.asarray(fit_pl.u), "parametric", m)
-    sol_pl = solve_batch(pl, opts, star, _grid(pl, data))
-    sol_an = solve_batch(an, opts, star, _grid(an, data))
-    lr_star = jax.vmap(partial(_lr, pl, an, opts))(star, sol_pl.u, sol_an.u)
-    lr, lr_star = np.asarray(lr), np.asarray(lr_star)
-    p = (1 + np.sum(lr_star >= lr[None, :] - 1e-9 * np.abs(lr[None, :]), axis=0)) / (m + 1)
-    return TransitionTest(
-        lr, p, fit_an.aic - fit_pl.aic, fit_an.bic - fit_pl.bic, fit_an.boundary, m
-    )
-
-
-def _lr(pl: Model, an: Model, opts: FitOptions, data: CurveArrays, u_pl, u_an):
-    dev = jax.vmap(partial(deviance, pl, opts))(u_pl, data)
-    dev_an = jax.vmap(partial(deviance, an, opts))(u_an, data)
-    return jnp.maximum(dev - dev_an, 0.0)
-
-
-# ----------------------------------------------------------------------------- tied parameters
-
-
-class TiedResult(NamedTuple):
-    """Joint fit of G curves with some parameters shared (NumPy).
-
-    ``estimates``/``se`` are (G, p) (shared columns repeat); ``shared`` names the tied ones;
-    ``loss`` is the joint objective (sum over curves of each curve's loss); ``aic``/``bic`` of the
-    joint Gaussian likelihood with one residual variance per curve; ``boundary`` (G,) holds the
-    codes of ``engine.BOUNDARY`` per curve: an ``n_b`` (shared or not) that went beyond the
-    widened data range is reported as its limit 0 or inf (-1: model without ``n_b``).
-    """
-
-    model: str
-    params: tuple[str, ...]
-    shared: tuple[str, ...]
-    estimates: np.ndarray
-    se: np.ndarray
-    loss: float
-    aic: float
-    bic: float
-    converged: bool
-    iterations: int
-    boundary: np.ndarray
-
-
-def fit_tied(
-    curves: CurveSet,
-    model: str | Model,
-    shared: tuple[str, ...] = ("beta",),
-    opts: FitOptions | None = None,
-) -> TiedResult:
-    """Fit all curves jointly with the parameters ``shared`` tied (e.g. one beta or one n_b).
-
-    Starts from the independent fits (the shared entries at their median), plus a few starts of a
-    shared ``n_b`` across the data range; L-BFGS on the joint unconstrained vector, vmapped over
-    starts.
-
-    >>> import numpy as np
-    >>> from tokenscale_sim.fit import curves_from_arrays
-    >>> n = np.array([1.0, 2, 4, 8, 16])
-    >>> cs = curves_from_arrays(n, np.stack([2 * n**0.3, 5 * n**0.3]))
-    >>> r = fit_tied(cs, "powerlaw", shared=("alpha",))
-    >>> np.round(r.estimates, 6).tolist()
-    [[2.0, -0.3], [5.0, -0.3]]
-    """
-    model = get_model(model)
-    opts = opts or FitOptions()
-    bad = [s for s in shared if s not in model.params]
-    if bad or not shared:
-        raise ValueError(f"fit_tied: shared must name parameters of {model.params}, got {shared}")
-    check_curves(curves, model, opts.loss)
-    data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
-    single = fit_arrays(model, data, opts)
-    tied = np.array([p in shared for p in model.params])
-    u0 = np.clip(np.asarray(single.u), -40.0, 40.0)
-    joint0 = np.concatenate([np.median(u0[:, tied], axis=0), u0[:, ~tied].ravel()])
-    starts = [joint0]
-    if model.nb_index is not None and tied[model.nb_index]:
-        pos = int(np.sum(tied[: model.nb_index]))
-        n = curves.arrays.n[curves.arrays.weight > 0]
-        for v in np.linspace(np.log(n.min()), np.log(n.max()), 4):
-            s = joint0.copy()
-            s[pos] = v
-            starts.append(s)
-    g, p = u0.shape
-
-    span = np.asarray(jax.vmap(_data_span)(data)).T  # (G, 2) ln n range per curve
-    nb_lo = jnp.asarray(span[:, 0] - opts.boundary_span)
-    nb_hi = jnp.asarray(span[:, 1] + opts.boundary_span)
-
-    def unpack(joint):
-        free = joint[int(tied.sum()) :].reshape(g, p - int(tied.sum()))
-        full = jnp.zeros((g, p), joint.dtype)
-        full = full.at[:, np.flatnonzero(tied)].set(joint[: int(tied.sum())])
-        full = full.at[:, np.flatnonzero(~tied)].set(free)
-        if model.nb_index is None:
-            return full
-        # ln n_b beyond the widened data range is a limit: clip it (flat loss, zero gradient)
-        j = model.nb_index
-        return full.at[:, j].set(jnp.clip(full[:, j], nb_lo, nb_hi))
-
-    def fun(joint):
-        return jnp.sum(jax.vmap(partial(objective, model, opts))(unpack(joint), data))
-
-    # one large, ill-conditioned problem (flat n_b directions): strong-Wolfe zoom line search and
-    # a longer history converge where the cheap vmapped backtracking default stalls
-    joint_opts = replace(
-        opts,
-        linesearch="zoom",
-        memory_size=max(opts.memory_size, 30),
-        max_iter=max(opts.max_iter, 2000),
-    )
-    solve = jax.jit(jax.vmap(lambda j0: _lbfgs(fun, j0, joint_opts)))
-    js, values, gnorms, ks = solve(jnp.asarray(np.stack(starts)))
-    best = int(np.nanargmin(np.where(np.isfinite(values), values, np.inf)))
-    joint = js[best]
-    u = unpack(joint)
-
-    def res(jv):
-        uu = unpack(jv)
-        return jax.vmap(lambda ug, d: residuals(model, opts.loss, ug, d) * jnp.sqrt(d.weight))(
-            uu, data
-        )
-
-    r = np.asarray(res(joint))
-    jac = np.asarray(jax.jacrev(lambda jv: res(jv).ravel())(joint))
-    counts = np.asarray(data.weight).sum(axis=1)
-    rss = (r**2).sum(axis=1)
-    per_point_var = np.repeat(rss / np.maximum(counts - p, 1.0), r.shape[1])
-    if opts.loss == "weighted":
-        per_point_var = np.ones_like(per_point_var)
-    jw = jac / np.sqrt(per_point_var)[:, None]
-    with np.errstate(all="ignore"):
-        cov_joint = np.linalg.pinv(jw.T @ jw)
-    jnat = np.asarray(jax.jacfwd(lambda jv: jax.vmap(model.natural)(unpack(jv)).ravel())(joint))
-    var = np.diag(jnat @ cov_joint @ jnat.T).reshape(g, p)
-    se = np.sqrt(np.where(np.isfinite(var) & (var >= 0), var, np.inf))
-    boundary = np.full(g, -1)
-    est = np.array(jax.vmap(model.natural)(u))
-    if model.nb_index is not None:
-        j = model.nb_index
-        ln_nb = np.asarray(u)[:, j]
-        boundary = np.where(
-            ln_nb <= np.asarray(nb_lo), 1, np.where(ln_nb >= np.asarray(nb_hi), 2, 0)
-        )
-        est[:, j] = np.where(boundary == 1, 0.0, np.where(boundary == 2, np.inf, est[:, j]))
-        se[:, j] = np.where(boundary > 0, np.inf, se[:, j])
-    k_par = len(joint) + (0 if opts.loss == "weighted" else g)
-    m_tot = counts.sum()
-    m2ll = float(np.sum(counts * (np.log(2 * np.pi * rss / counts) + 1)))
-    return TiedResult(
-        model.name,
-        model.params,
-        tuple(shared),
-        est,
-        se,
-        float(values[best]),
-        m2ll + 2 * k_par,
-        m2ll + k_par * np.log(m_tot),
-        bool(np.isfinite(values[best]) and gnorms[best] <= max(1e-6, 1e3 * opts.gtol)),
-        int(ks[best]),
-        boundary,
+    return ProfileInterval(
+        param,
+        prof.low[:, j],
+        prof.high[:, j],
+        prof.open_low[:, j],
+        prof.open_high[:, j],
+        opts.level,
     )
