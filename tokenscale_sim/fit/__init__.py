@@ -23,6 +23,7 @@ from tokenscale_sim.fit.data import (
 )
 from tokenscale_sim.fit.engine import BOUNDARY, LOSSES, CurveArrays, FitOptions
 from tokenscale_sim.fit.estimate import FitResult, fit_arrays, fit_curves, fit_divergence, predict
+from tokenscale_sim.fit.laws import define_law
 from tokenscale_sim.fit.models import MODELS, Model, alpha_curve, get_model
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "alpha_curve",
     "check_curves",
     "curves_from_arrays",
+    "define_law",
     "fit_arrays",
     "fit_curves",
     "fit_divergence",
