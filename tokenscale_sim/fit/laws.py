@@ -127,7 +127,8 @@ def define_law(
         predictor: the predictor's name; ``"n"`` (token counts, n >= 1) or any other (any x).
         space: ``"linear"`` (``fn`` predicts y) or ``"log"`` (``fn`` predicts ln y).
         polish: finish with Levenberg-Marquardt (:mod:`tokenscale_sim.fit.polish`), whose step
-            test decides ``converged``.
+            test decides ``converged``; a fit exact to the rounding of y (noise-free data) is
+            then *not* converged: its standard errors would be rounding noise.
 
     Returns:
         The model (``q`` linear and ``k`` other parameters; ``natural(u)`` in ``params`` order).
@@ -138,8 +139,9 @@ def define_law(
     ...                  ["c", "A", "s"], transforms={"s": "positive"}, linear=["c", "A"],
     ...                  starts={"s": [1.0, 10.0]})
     >>> x = np.arange(1.0, 11.0)
-    >>> res = fit_arrays(law, curves_from_arrays(x, 2.0 + 3.0 * np.exp(-x / 4.0)).arrays)
-    >>> [round(float(v), 6) for v in res.estimates[0]], bool(res.converged[0])
+    >>> y = 2.0 + 3.0 * np.exp(-x / 4.0) + 1e-4 * np.cos(7 * x)  # an exact fit is not converged
+    >>> res = fit_arrays(law, curves_from_arrays(x, y).arrays)
+    >>> [round(float(v), 2) for v in res.estimates[0]], bool(res.converged[0])
     ([2.0, 3.0, 4.0], True)
     """
     params = tuple(params)
