@@ -77,8 +77,8 @@ def levenberg_marquardt(
         res_fn: ``u (p,) -> r (m,)`` residuals (weights already applied), differentiable.
         u0: starting point (p,), e.g. the L-BFGS optimum.
         max_iter: most LM steps.
-        xtol: relative Gauss-Newton step that counts as converged.
-        rotol: relative offset that counts as converged.
+        xtol: relative Gauss-Newton step that counts as converged (at least ``1e3 eps``).
+        rotol: relative offset that counts as converged (at least ``1e3 eps``).
         rank_tol: smallest singular value of the column-normalised Jacobian, relative to the
             largest, for a converged fit (below: a flat direction, not converged).
         gn_steps: plain Gauss-Newton steps after LM stops (linear convergence with large
@@ -93,6 +93,8 @@ def levenberg_marquardt(
     """
     u0 = jnp.asarray(u0)
     p = u0.shape[0]
+    eps = float(jnp.finfo(u0.dtype).eps)  # float32: tolerances no finer than the arithmetic
+    xtol, rotol = max(xtol, 1e3 * eps), max(rotol, 1e3 * eps)
 
     def test(u):
         # Gauss-Newton step scaled by the *current* column norms: a running scale would hide a
