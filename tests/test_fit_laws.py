@@ -91,6 +91,8 @@ def test_parse_law_parameters_in_first_appearance_order_and_linear_detection():
     assert parse_law("A * B * n", starts={"A": 1, "B": 1}).q == 1  # bilinear: only A
     assert parse_law("c / (1 + s * n)", starts={"s": 1.0}).q == 1  # c
     assert parse_law("exp(-k * n) * c + d", starts={"k": 1.0}).q == 2  # c and d
+    moved = parse_law("A * n**(-a) + c", starts={"a": 0.5})
+    assert moved.params == ("A", "c", "a") and moved.q == 2  # linear first: u = (w, v)
     assert parse_law("b1*(1-exp(-b2*x))", predictor="x", linear=(), starts=[[1, 1]]).q == 0
     positive = parse_law("c * n", transforms={"c": "positive"}, starts={"c": 1.0})
     assert positive.q == 0 and positive.positive == (True,)
@@ -184,9 +186,9 @@ def test_linear_loss_takes_any_real_x_and_y():
     x = np.linspace(-3.0, 3.0, 31)
     y = 1.5 * np.tanh(0.8 * x) - 0.2 + 0.01 * rng.standard_normal(x.size)
     law = parse_law("a * tanh(k * x) + b", predictor="x", starts={"k": [0.1, 1.0]})
-    assert law.q == 2
+    assert law.q == 2 and law.params == ("a", "b", "k")
     res = fit_arrays(law, arrays(x, y), FitOptions(loss="linear"))
-    popt, _ = curve_fit(lambda x, a, k, b: a * np.tanh(k * x) + b, x, y, p0=[1, 1, 0])
+    popt, _ = curve_fit(lambda x, a, b, k: a * np.tanh(k * x) + b, x, y, p0=[1, 0, 1])
     assert res.converged[0]
     np.testing.assert_allclose(res.estimates[0], popt, rtol=1e-7)
 

@@ -6,7 +6,9 @@ constants ``pi`` and ``e`` and the functions of :data:`FUNCTIONS`. Anything else
 subscripts, comparisons, keywords, strings, ``^``...) is a ``ValueError`` naming the offending
 token and its column. Every other name is a parameter, in order of first appearance. Parameters
 the expression is affine in (jointly, e.g. ``S_inf`` and ``A`` above) are found from the syntax
-tree and solved by variable projection.
+tree and solved by variable projection; the model lists them first (``A * n**(-a) + c`` has
+``params == ("A", "c", "a")``), as for every law of
+:func:`~tokenscale_sim.fit.laws.define_law`.
 
 :func:`load_law` imports ``fn(x, theta)`` from ``"path/to/file.py:function"`` or
 ``"package.module:function"``.
@@ -196,7 +198,8 @@ def parse_law(
             expression is affine in (and whose transform is free); ``()``: none.
         name: the law's name (default: the expression itself).
         space: ``"linear"`` or ``"log"`` (see :func:`~tokenscale_sim.fit.laws.define_law`).
-        params: the parameters' order (default: first appearance); must name them all.
+        params: the parameters' order (default: first appearance; linear ones are then moved
+            first); must name them all.
 
     Raises:
         ValueError: naming the offending token and its column, for anything not whitelisted.

@@ -114,7 +114,8 @@ def define_law(
         fn: ``fn(x, theta) -> y_hat`` with ``x`` (m,) the predictor and ``theta`` a dict from
             parameter name to a scalar; JAX-traceable (``jnp`` functions), returning (m,) or a
             scalar. With ``space="log"`` it returns ``ln y_hat`` instead.
-        params: parameter names, the order of estimates and standard errors.
+        params: parameter names. Estimates and standard errors come in this order with the
+            ``linear`` ones moved first (the model's ``params``), as the engine's ``u = (w, v)``.
         transforms: per parameter ``"free"`` (default), ``"positive"`` (fitted as its log) or
             ``(a, b)`` (fitted through a scaled logistic).
         linear: parameters that ``fn`` is linear in (``"free"`` only); each start of the others
@@ -131,7 +132,8 @@ def define_law(
             then *not* converged: its standard errors would be rounding noise.
 
     Returns:
-        The model (``q`` linear and ``k`` other parameters; ``natural(u)`` in ``params`` order).
+        The model (``q`` linear and ``k`` other parameters; ``natural(u)`` in ``model.params``
+        order, entry by entry).
 
     >>> import numpy as np
     >>> from tokenscale_sim.fit import curves_from_arrays, fit_arrays
@@ -164,7 +166,7 @@ def define_law(
             raise ValueError(f"{fn_name}: linear parameter {p!r} must be 'free', got {specs[p]!r}")
     lin = [p for p in params if p in linear]
     nonlin = [p for p in params if p not in linear]
-    order = lin + nonlin  # position of each parameter in u
+    order = lin + nonlin  # u = (w, v): the model's parameter order (natural = u entry-wise)
     tr = {p: _transform(specs[p], p) for p in params}
     q, k = len(lin), len(nonlin)
 
@@ -185,10 +187,10 @@ def define_law(
         return offset, cols
 
     def natural(u):
-        return jnp.stack([tr[p][0](u[order.index(p)]) for p in params])
+        return jnp.stack([tr[p][0](u[i]) for i, p in enumerate(order)])
 
     def unconstrained(theta):
-        return jnp.stack([tr[p][1](theta[params.index(p)]) for p in order])
+        return jnp.stack([tr[p][1](theta[i]) for i, p in enumerate(order)])
 
     def to_v(table: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -223,14 +225,14 @@ def define_law(
 
     return Model(
         name,
-        params,
+        tuple(order),
         q,
         k,
         basis,
         natural,
         unconstrained,
         v_grid,
-        positive=tuple(tr[p][2] for p in params),
+        positive=tuple(tr[p][2] for p in order),
         space=space,
         predictor=predictor,
         polish=polish,
