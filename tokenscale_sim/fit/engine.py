@@ -16,9 +16,14 @@ The loss is ``(1/2) sum_i w_i rho(r_i) / sum_i w_i`` with residuals
 
 - ``"log"`` (default, the paper's): ``r = ln y - ln y_hat`` and ``rho = r^2``; for the power law
   this *is* ordinary least squares of ln S on ln n;
-- ``"linear"``: ``r = (y - y_hat) / mean(y)`` (the scale only conditions the optimizer);
+- ``"linear"``: ``r = (y - y_hat) / mean|y|`` (the scale only conditions the optimizer);
 - ``"weighted"``: ``r = (y - y_hat) / se`` (known standard errors, chi-square);
 - ``"huber"``: log residuals with the Huber function of width ``huber_delta``.
+
+Laws (:mod:`tokenscale_sim.fit.laws`) may predict y itself (``model.space == "linear"``: variable
+projection then fits y, and is used only for starts under the log loss) and may ask for a
+Levenberg-Marquardt polish of the chosen optimum (``model.polish``,
+:mod:`tokenscale_sim.fit.polish`), whose Gauss-Newton step test then decides ``converged``.
 
 Estimates, standard errors and intervals are assembled in :mod:`tokenscale_sim.fit.estimate`.
 """

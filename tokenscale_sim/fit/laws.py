@@ -12,7 +12,7 @@ Built-in laws (registered in :data:`~tokenscale_sim.fit.models.MODELS` on import
 - ``SATURATING`` [S_inf, A, a]: ``S = S_inf - A n^(-a)``, a score approaching the ceiling
   ``S_inf``; the irreducible-loss form ``L = E + A n^(-a)`` of LLM scaling laws (Hestness et al.
   2017; Hoffmann et al. 2022) with the sign of ``A`` free.
-- ``LOGLINEAR`` [a, b]: ``S = a + b ln n`` (e.g. Kaplan et al. 2020's log-linear trends).
+- ``LOGLINEAR`` [a, b]: ``S = a + b ln n``, the first-order expansion of ``c n^b`` (baseline).
 - ``LOGISTIC`` [floor, ceiling, n_mid, width]: ``S = floor + (ceiling - floor) / (1 +
   exp(-(ln n - ln n_mid) / width))``, accuracy between a chance floor and a ceiling, sigmoidal in
   ``ln n`` (Ruan, Maddison & Hashimoto 2024, "Observational scaling laws").
@@ -272,7 +272,11 @@ SATURATING = define_law(
     linear=("S_inf", "A"),
     starts={"a": np.geomspace(0.03, 3.0, 9)},
 )
+"""Saturating power law ``S = S_inf - A n^(-a)`` (a > 0): the irreducible-loss form of LLM
+scaling laws (Hestness et al. 2017, arXiv 1712.00409; Hoffmann et al. 2022, arXiv 2203.15556)."""
 LOGLINEAR = define_law("loglinear", _loglinear, ("a", "b"), linear=("a", "b"))
+"""Log-linear law ``S = a + b ln n`` (ordinary least squares): the first-order expansion of the
+power law ``c n^b`` in ``b ln n``, the usual baseline of scores against log scale."""
 LOGISTIC = define_law(
     "logistic",
     _logistic,
@@ -281,6 +285,8 @@ LOGISTIC = define_law(
     linear=("floor", "ceiling"),
     grid=lambda n_min, n_max: {"n_mid": _log_span(n_min, n_max, 7), "width": [0.3, 1.0, 3.0]},
 )
+"""Logistic in ln n, ``S = floor + (ceiling - floor) / (1 + exp(-(ln n - ln n_mid) / width))``:
+accuracy between a floor and a ceiling (Ruan, Maddison & Hashimoto 2024, arXiv 2405.10938)."""
 BNSL = define_law(
     "bnsl",
     _bnsl,
@@ -294,6 +300,8 @@ BNSL = define_law(
         "f1": [0.3, 1.0],
     },
 )
+"""Broken neural scaling law with one break, ``y = a + b n^(-c0) (1 + (n/d1)^(1/f1))^(-c1 f1)``
+(Caballero, Gupta, Rish & Krueger 2023, ICLR, arXiv 2210.14891)."""
 
 LAWS: dict[str, Model] = {m.name: m for m in (SATURATING, LOGLINEAR, LOGISTIC, BNSL)}
 """The built-in laws of this module by name (also in :data:`~tokenscale_sim.fit.models.MODELS`)."""

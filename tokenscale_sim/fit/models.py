@@ -8,7 +8,9 @@ with ``w`` (``q`` entries) entering linearly and ``v`` (``k`` entries) the nonli
 break points and transition points). This one shape serves three purposes: the optimizer works
 on ``u`` without constraints; a data-driven start solves the linear least-squares problem in ``w``
 on a grid of ``v`` (variable projection); and limits such as ``n_b -> 0`` or ``n_b -> inf`` are
-just ``v = -inf`` / ``+inf``, evaluated exactly.
+just ``v = -inf`` / ``+inf``, evaluated exactly. Laws with ``space="linear"``
+(:mod:`tokenscale_sim.fit.laws`: saturating, logistic, BNSL, user laws) predict ``y`` itself
+the same way, ``y_hat = offset(n; v) + X(n; v) @ w``.
 
 Models (natural parameters in brackets):
 
