@@ -35,6 +35,7 @@ from tokenscale_sim.fit.estimate import (
     fit_record,
     predict,
 )
+from tokenscale_sim.fit.laws import define_law
 from tokenscale_sim.fit.models import MODELS, Model, alpha_curve, get_model
 from tokenscale_sim.fit.options import (
     BOUNDARY,
@@ -79,6 +80,7 @@ __all__ = [
     "bootstrap",
     "check_curves",
     "curves_from_arrays",
+    "define_law",
     "fit_arrays",
     "fit_curves",
     "fit_divergence",

@@ -16,9 +16,14 @@ The loss is ``(1/2) sum_i w_i rho(r_i) / sum_i w_i`` with residuals
 
 - ``"log"`` (default, the paper's): ``r = ln y - ln y_hat`` and ``rho = r^2``; for the power law
   this *is* ordinary least squares of ln S on ln n;
-- ``"linear"``: ``r = (y - y_hat) / mean(y)`` (the scale only conditions the optimizer);
+- ``"linear"``: ``r = (y - y_hat) / mean|y|`` (the scale only conditions the optimizer);
 - ``"weighted"``: ``r = (y - y_hat) / se`` (known standard errors, chi-square);
 - ``"huber"``: log residuals with the Huber function of width ``huber_delta``.
+
+Laws (:mod:`tokenscale_sim.fit.laws`) may predict y itself (``model.space == "linear"``: variable
+projection then fits y, and is used only for starts under the log loss) and may ask for a
+Levenberg-Marquardt polish of the chosen optimum (``model.polish``,
+:mod:`tokenscale_sim.fit.polish`), whose Gauss-Newton step test then decides ``converged``.
 
 Estimates, standard errors and intervals are assembled in :mod:`tokenscale_sim.fit.estimate`.
 """
@@ -37,6 +42,7 @@ import optax.tree_utils as otu
 from tokenscale_sim.fit.data import CurveArrays
 from tokenscale_sim.fit.models import Model
 from tokenscale_sim.fit.options import Boundary, FitOptions
+from tokenscale_sim.fit.polish import levenberg_marquardt
 
 
 class Solution(NamedTuple):
@@ -55,13 +61,15 @@ class Solution(NamedTuple):
 
 def residuals(model: Model, loss: str, u, data: CurveArrays):
     """Residuals of one curve (M,) under ``loss`` (see the module docstring)."""
-    lp = model.log_predict(u, data.n, data.aux)
     if loss in ("log", "huber"):
-        return jnp.log(data.y) - lp
+        return jnp.log(data.y) - model.log_predict(u, data.n, data.aux)
+    # laws: model.predict is y_hat in either model space (any sign for linear-space laws); the
+    # linear loss scales by mean |y| (= mean y for scores), so y of any sign works
+    y_hat = model.predict(u, data.n, data.aux)
     if loss == "linear":
-        scale = jnp.sum(data.weight * data.y) / jnp.sum(data.weight)
-        return (data.y - jnp.exp(lp)) / scale
-    return (data.y - jnp.exp(lp)) / data.se
+        scale = jnp.sum(data.weight * jnp.abs(data.y)) / jnp.sum(data.weight)
+        return (data.y - y_hat) / scale
+    return (data.y - y_hat) / data.se
 
 
 def rho(opts: FitOptions, r):
@@ -185,6 +193,8 @@ def project(model: Model, data: CurveArrays, v):
     +-inf (the ``n_b`` limits). Non-finite solutions get ``rss = inf``.
     """
     log_y = jnp.log(jnp.where(data.y > 0, data.y, 1.0))
+    if model.space == "linear":  # laws: the basis predicts y itself
+        log_y = data.y
     offset, x = model.basis(v, data.n, data.aux)
     wt = jnp.where(data.weight > 0, data.weight, 0.0)
     xw = x * wt[:, None]
@@ -214,7 +224,7 @@ def _candidates(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
     finite_rows = jnp.all(jnp.isfinite(v_grid), axis=1)
     order = jnp.argsort(jnp.where(finite_rows, rss, jnp.inf))
     starts = u_grid[order[:n_free]]
-    if opts.loss == "log":
+    if opts.loss == "log" and model.space == "log":
         if model.k == 0:
             u, r = project(model, data, jnp.zeros((0,), data.n.dtype))
             cand = (u[None], 0.5 * r[None] / sum_w, jnp.zeros(1), jnp.zeros(1, int))
@@ -281,7 +291,38 @@ def _fit_one(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
         k = jnp.where(at_boundary, k + ks[n_free + side], k)
         boundary = jnp.where(at_boundary, Boundary.ZERO + side, int(Boundary.INTERIOR))
     converged = jnp.isfinite(value) & (gnorm <= jnp.maximum(1e-6, 1e3 * opts.gtol))
+    if model.polish and model.nb_index is None and opts.loss != "huber":
+        return _polish_one(model, opts, data, Solution(u, value, gnorm, k, converged, boundary))
     return Solution(u, value, gnorm, k, converged, boundary)
+
+
+def _polish_one(model: Model, opts: FitOptions, data: CurveArrays, sol: Solution) -> Solution:
+    """laws: Levenberg-Marquardt polish of a least-squares optimum (``model.polish``); its
+    Gauss-Newton step test decides ``converged`` (see :mod:`tokenscale_sim.fit.polish`), and so
+    does resolution: residuals within ``1e4 eps`` of the rounding of y (an exact fit) leave the
+    standard errors as rounding noise, so such a fit is not reported converged."""
+    ok = data.weight > 0
+    sqrt_w = jnp.sqrt(jnp.where(ok, data.weight, 0.0))
+
+    def res(u):
+        return jnp.where(ok, residuals(model, opts.loss, u, data), 0.0) * sqrt_w
+
+    out = levenberg_marquardt(res, sol.u, max_iter=opts.max_iter)
+    u = jnp.where(jnp.isfinite(out.rss), out.u, sol.u)
+    value, grad = jax.value_and_grad(partial(objective, model, opts, data=data))(u)
+    y = jnp.where(ok, data.y, 1.0)
+    if opts.loss == "log":  # size of the terms whose rounding the residuals carry
+        size = jnp.abs(jnp.log(y)) + 1.0
+    elif opts.loss == "linear":
+        size = jnp.abs(y) / (jnp.sum(data.weight * jnp.abs(data.y)) / jnp.sum(data.weight))
+    else:
+        size = jnp.abs(y) / jnp.where(ok, data.se, 1.0)
+    floor = 1e4 * jnp.finfo(u.dtype).eps * jnp.linalg.norm(size * sqrt_w)
+    resolved = jnp.sqrt(out.rss) > floor
+    iterations = sol.iterations + out.iterations
+    return Solution(
+        u, value, jnp.linalg.norm(grad), iterations, out.converged & resolved, sol.boundary
+    )
 
 
 def data_span(data: CurveArrays):

@@ -145,7 +145,7 @@ def summarize(model: Model, opts: FitOptions, u, boundary, data: CurveArrays) ->
             model.natural(u),
             se,
             r2(jnp.log(d.y), lp),
-            r2(d.y, jnp.exp(lp)),
+            r2(d.y, model.predict(u, d.n, d.aux)),  # y_hat of any sign for linear-space laws
             aic,
             bic,
             m,
@@ -276,8 +276,7 @@ def predict(result: FitResult, n, aux=None) -> np.ndarray:
     u = jnp.asarray(result.u)
     n = jnp.asarray(n, dtype=u.dtype)
     aux = jnp.ones((u.shape[0], n.shape[0]), u.dtype) if aux is None else jnp.asarray(aux)
-    lp = jax.vmap(lambda uu, a: model.log_predict(uu, n, a))(u, aux)
-    return np.asarray(jnp.exp(lp))
+    return np.asarray(jax.vmap(lambda uu, a: model.predict(uu, n, a))(u, aux))
 
 
 def fit_divergence(

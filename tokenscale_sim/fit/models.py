@@ -8,7 +8,9 @@ with ``w`` (``q`` entries) entering linearly and ``v`` (``k`` entries) the nonli
 break points and transition points). This one shape serves three purposes: the optimizer works
 on ``u`` without constraints; a data-driven start solves the linear least-squares problem in ``w``
 on a grid of ``v`` (variable projection); and limits such as ``n_b -> 0`` or ``n_b -> inf`` are
-just ``v = -inf`` / ``+inf``, evaluated exactly.
+just ``v = -inf`` / ``+inf``, evaluated exactly. Laws with ``space="linear"``
+(:mod:`tokenscale_sim.fit.laws`: saturating, logistic, BNSL, user laws) predict ``y`` itself
+the same way, ``y_hat = offset(n; v) + X(n; v) @ w``.
 
 Models (natural parameters in brackets):
 
@@ -55,6 +57,13 @@ class Model:
         nb_index: position of ``ln n_b`` in ``u`` for models with a transition point, else None.
         positive: per natural parameter, True when it is positive (its interval is built on the
             log scale).
+        space: ``"log"`` when ``offset + X @ w`` is ``ln y_hat`` (the built-in power laws);
+            ``"linear"`` when it is ``y_hat`` itself (saturating and user laws): the prediction may
+            then be any real and variable projection fits ``y``, not ``ln y``.
+        predictor: name of the predictor (``"n"`` for token counts, which must be >= 1; any
+            other name, e.g. ``"x"``, allows any finite reals).
+        polish: finish every fit with the Levenberg-Marquardt polish of
+            :mod:`tokenscale_sim.fit.polish`, which also decides ``converged`` (laws without n_b).
     """
 
     name: str
@@ -67,6 +76,9 @@ class Model:
     grid: Callable[[float, float], np.ndarray]
     nb_index: int | None = None
     positive: tuple[bool, ...] = ()
+    space: str = "log"
+    predictor: str = "n"
+    polish: bool = False
 
     @property
     def n_params(self) -> int:
@@ -75,6 +87,16 @@ class Model:
 
     def log_predict(self, u, n, aux=None):
         """``ln y_hat(n)`` for unconstrained ``u`` (p,), ``n`` (m,) -> (m,)."""
+        raw = self.linear_predictor(u, n, aux)
+        return raw if self.space == "log" else jnp.log(raw)
+
+    def predict(self, u, n, aux=None):
+        """``y_hat(n)`` for unconstrained ``u`` (p,), ``n`` (m,) -> (m,) (any sign if linear)."""
+        raw = self.linear_predictor(u, n, aux)
+        return jnp.exp(raw) if self.space == "log" else raw
+
+    def linear_predictor(self, u, n, aux=None):
+        """``offset(n; v) + X(n; v) @ w``: ``ln y_hat`` or ``y_hat`` by :attr:`space` -> (m,)."""
         n = jnp.asarray(n)
         aux = jnp.ones_like(n) if aux is None else aux
         offset, x = self.basis(u[self.q :], n, aux)

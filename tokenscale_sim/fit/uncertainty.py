@@ -101,7 +101,7 @@ def resample(key, model: Model, opts: FitOptions, data: CurveArrays, u, kind: st
     """
 
     def per_curve(key, d, u):
-        lp = model.log_predict(u, d.n, d.aux)
+        y_hat = model.predict(u, d.n, d.aux)  # any sign for linear-space laws
         r = residuals(model, opts.loss, u, d)
         ok = d.weight > 0
         count = jnp.sum(d.weight)
@@ -122,12 +122,12 @@ def resample(key, model: Model, opts: FitOptions, data: CurveArrays, u, kind: st
             s = 1.0 if opts.loss == "weighted" else jnp.sqrt(jnp.sum(jnp.where(ok, r**2, 0)) / dof)
             rstar = s * jax.random.normal(k2, (m, d.n.shape[0]), dtype=d.n.dtype)
         if opts.loss in ("log", "huber"):
-            ystar = jnp.exp(lp + rstar)
-        elif opts.loss == "linear":
-            scale = jnp.sum(d.weight * d.y) / count
-            ystar = jnp.exp(lp) + scale * rstar
+            ystar = y_hat * jnp.exp(rstar)
+        elif opts.loss == "linear":  # the engine's scale of linear residuals: mean |y|
+            scale = jnp.sum(d.weight * jnp.abs(d.y)) / count
+            ystar = y_hat + scale * rstar
         else:
-            ystar = jnp.exp(lp) + d.se * rstar
+            ystar = y_hat + d.se * rstar
         ystar = jnp.where(ok, ystar, 1.0)
         rep = [jnp.broadcast_to(x, (m, *x.shape)) for x in d]
         return CurveArrays(rep[0], ystar, rep[2], rep[3], rep[4])
