@@ -347,3 +347,39 @@ def compare_laws(
         n_cut, stack["rss"], aicc, bic, weight, stack["loo"], stack["ext"], stack["abs"],
         stack["rel"], share, stack["conv"], status, winner, pooled, shape,
     )  # fmt: skip
+
+
+def describe(comparison: Comparison) -> str:
+    """One paragraph of findings written from the numbers of ``comparison`` (for reports).
+
+    Names the AICc winners and their counts, the law with the lowest median extrapolation
+    error (against the power law's when that is compared), and the shape test's count.
+    """
+    c = comparison
+    g = len(c.keys)
+    counts = ", ".join(
+        f"{law} on {int(k)}" for law, k in zip(c.laws, c.pooled.wins.aicc, strict=True) if k
+    )
+    best = int(_argmin(c.pooled.extrap_rmse_median))
+    text = [f"AICc picks {counts} of {g} curves (pooled Akaike weight of "]
+    text.append(f"{c.laws[int(_argmin(c.pooled.aicc))]}: {np.nanmax(c.pooled.weight):.2f}).")
+    if best >= 0:
+        med = c.pooled.extrap_rmse_median
+        text.append(
+            f" Predicting the {c.holdout_last} largest n from the smaller ones, {c.laws[best]} "
+            f"has the lowest median RMSE of ln S ({med[best]:.3g}"
+        )
+        if "powerlaw" in c.laws and c.laws[best] != "powerlaw":
+            text.append(f" against {med[c.laws.index('powerlaw')]:.3g} for the power law")
+        wins = int(c.pooled.wins.extrapolation[best])
+        text.append(f") and extrapolates best on {wins} of {g} curves.")
+    s = c.shape
+    where = "convex for rising scores" if s.direction == "theory" else "convex"
+    text.append(
+        f" The theory's curvature sign ({where}) holds on {s.n_holds} of {s.n_curves} curves "
+        f"(sign test p = {s.sign_test_p:.3g}; mean signed curvature {s.pooled:.3g}"
+    )
+    if np.isfinite(s.pooled_low):
+        text.append(f", {round(100 * s.level)}% interval [{s.pooled_low:.3g}, {s.pooled_high:.3g}]")
+    text.append(").")
+    return "".join(text)
