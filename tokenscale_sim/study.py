@@ -12,7 +12,8 @@ writes):
    regime map n_b(psi_eq, Delta);
 3. fits of the shipped benchmark scores: the paper's constant power law, the alpha(n) law with
    its n_b interval, and the parametric-bootstrap test "is there a transition?";
-4. optionally (``vision`` extra installed) psi(n) and D(n) of a real pretrained ViT-S.
+4. optionally (``vision`` extra installed) psi(n) and D(n) of a real pretrained ViT-S;
+5. which law? every registered score law on the paper's curves (:func:`paper_compare`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from tokenscale_sim import files, fit, theory
 from tokenscale_sim import structures as st
+from tokenscale_sim.fit.compare import Comparison, paper_comparison
 from tokenscale_sim.fit.uncertainty import TransitionTest, transition_test
 from tokenscale_sim.montecarlo.sampling import SamplingPlan, plan
 from tokenscale_sim.montecarlo.simulation import SimulationConfig, SimulationResult, simulate
@@ -55,12 +57,20 @@ class StudyConfig:
     vision_pairs: int = 6
     vision_layers: tuple[int, ...] = (0, 1, 2, 4, 6, 8, 10, 12)
     vision_bootstrap: int = 200
+    compare_bootstrap: int = 100  # "which law?": resamples of the selection shares, shape test
 
     @classmethod
     def tiny(cls) -> StudyConfig:
         """A seconds-long configuration for tests."""
         return cls(
-            n_max=16, d=16, m=64, chunk=32, transition_m=20, vision_pairs=1, vision_layers=(12,)
+            n_max=16,
+            d=16,
+            m=64,
+            chunk=32,
+            transition_m=20,
+            vision_pairs=1,
+            vision_layers=(12,),
+            compare_bootstrap=0,
         )
 
 
@@ -123,6 +133,7 @@ class StudyResult(NamedTuple):
     vision: Any  # {kind: {layer: hidden.measure.Measurement}}, or None
     vision_note: str
     metadata: dict[str, Any]
+    compare: Comparison | None = None  # "which law?" (paper_compare)
 
 
 def monte_carlo_study(
@@ -166,6 +177,19 @@ def paper_fits(key, config: StudyConfig) -> PaperFits:
         fit.fit_curves(curves, "alpha_n"),
         transition_test(key, curves, m=config.transition_m),
     )
+
+
+# ----------------------------------------------------------------------------- which law?
+
+
+def paper_compare(key, config: StudyConfig) -> Comparison:
+    """Every registered score law on the paper's 54 curves: AICc/BIC, leave-one-out and
+    extrapolation errors, selection shares and the shape test
+    (:func:`tokenscale_sim.fit.compare.paper_comparison`)."""
+    return paper_comparison(key, bootstrap=config.compare_bootstrap)
+
+
+# -----------------------------------------------------------------------------
 
 
 VISION_KINDS = {"different": "different images", "views": "two views of one image"}
@@ -232,4 +256,6 @@ def run_study(
         config=asdict(config),
         structures={k: s.describe() for k, s in chosen.items()},
     )
-    return StudyResult(config, tuple(mc), maps, paper, vision, note, meta)
+    log(f"[+] which law? every law on the paper's curves ({config.compare_bootstrap} resamples)")
+    compare = paper_compare(jax.random.fold_in(key, 2000), config)
+    return StudyResult(config, tuple(mc), maps, paper, vision, note, meta, compare)

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tokenscale_sim.fit.curvature import CurvatureTest, curvature_arrays
-from tokenscale_sim.fit.data import CurveSet, check_curves
+from tokenscale_sim.fit.data import CurveSet, check_curves, load_paper_scores
 from tokenscale_sim.fit.engine import CurveArrays, FitOptions, solve_batch
 from tokenscale_sim.fit.models import MODELS, Model, get_model
 from tokenscale_sim.validation import check_key
@@ -383,3 +383,18 @@ def describe(comparison: Comparison) -> str:
         text.append(f", {round(100 * s.level)}% interval [{s.pooled_low:.3g}, {s.pooled_high:.3g}]")
     text.append(").")
     return "".join(text)
+
+
+def paper_comparison(
+    key,
+    laws: Sequence[str | Model] | None = None,
+    *,
+    bootstrap: int = 200,
+    holdout_last: int = 2,
+    opts: FitOptions | None = None,
+) -> Comparison:
+    """The demo report's "which law?" section: :func:`compare_laws` on the paper's 54 curves
+    (every model variant, benchmark and metric) with the registered laws by default."""
+    return compare_laws(
+        key, load_paper_scores(), laws, holdout_last=holdout_last, bootstrap=bootstrap, opts=opts
+    )
