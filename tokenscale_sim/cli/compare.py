@@ -213,12 +213,19 @@ def _payload(c: Comparison, seed_value: int) -> dict:
     }
 
 
+def _write(folder: Path, c: Comparison, labels: list[str], seed_value: int) -> list[Path]:
+    from tokenscale_sim.plots.compare import comparison_figure, curvature_plot
+
+    return [
+        files.write_csv(folder / "compare.csv", comparison_columns(c)),
+        files.write_csv(folder / "curvature.csv", curvature_columns(c)),
+        files.write_json(folder / "compare.json", _payload(c, seed_value)),
+        files.save_figure(comparison_figure(c, labels), folder / "compare.png", dpi=120),
+        files.save_figure(curvature_plot(c.shape, labels), folder / "curvature.png", dpi=120),
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
-    with contextlib.ExitStack() as stack:  # --out is swapped in when this closes, on success
-        return _run(args, stack)
-
-
-def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     if not 0 < args.level < 1:
         raise UsageError(f"compare: --level must be in (0, 1), got {args.level}")
     if args.bootstrap < 0 or args.bootstrap == 1:
@@ -229,35 +236,24 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     cs = load(args)
     rows = (2 + cs.arrays.y.shape[1] + args.bootstrap) * cs.arrays.y.size
     check_memory("compare", f"{rows} fitted rows per law", 64 * 8 * rows, "lower --bootstrap")
-    out = (
-        stack.enter_context(files.output_folder(args.out, "compare", overwrite=args.overwrite))
+    staged = (  # outputs are staged and swapped in for --out only when everything succeeded
+        files.output_folder(args.out, "compare", overwrite=args.overwrite)
         if args.out
-        else None
+        else contextlib.nullcontext()
     )
-    key = key_from_seed("compare", args.seed)
-    c = compare_laws(
-        key,
-        cs,
-        laws,
-        holdout_last=args.holdout_last,
-        bootstrap=args.bootstrap,
-        level=args.level,
-        direction=args.direction,
-    )
-    _print(c)
-    if out is None:
-        return 0
-    from tokenscale_sim.plots.compare import comparison_figure, curvature_plot
-
-    labels = [cs.label(g) for g in range(len(cs.keys))]
-    staging = out.staging
-    written = [
-        files.write_csv(staging / "compare.csv", comparison_columns(c)),
-        files.write_csv(staging / "curvature.csv", curvature_columns(c)),
-        files.write_json(staging / "compare.json", _payload(c, args.seed)),
-        files.save_figure(comparison_figure(c, labels), staging / "compare.png", dpi=120),
-        files.save_figure(curvature_plot(c.shape, labels), staging / "curvature.png", dpi=120),
-    ]
+    with staged as folder:
+        c = compare_laws(
+            key_from_seed("compare", args.seed),
+            cs,
+            laws,
+            holdout_last=args.holdout_last,
+            bootstrap=args.bootstrap,
+            level=args.level,
+            direction=args.direction,
+        )
+        _print(c)
+        labels = [cs.label(g) for g in range(len(cs.keys))]
+        written = [] if folder is None else _write(folder.staging, c, labels, args.seed)
     for path in written:
-        print(f"wrote {Path(args.out) / Path(path).name}", file=sys.stderr)
+        print(f"wrote {Path(args.out) / path.name}", file=sys.stderr)
     return 0
