@@ -66,7 +66,10 @@ def winner_grid(comparison, labels: Sequence[str], *, ax: Axes | None = None) ->
         title="winner",
         title_fontsize=7,
     )
-    ax.set_title("Akaike weight of the AICc winner (bootstrap share)", fontsize=7)
+    shares = np.isfinite(np.asarray(comparison.boot_share, float)).any()
+    ax.set_title(
+        "Akaike weight of the AICc winner" + (" (bootstrap share)" if shares else ""), fontsize=7
+    )
     return fig
 
 
