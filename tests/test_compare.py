@@ -177,3 +177,10 @@ def test_bad_keys_and_curves_are_refused():
         curvature_test(jax.random.key(0), curves_from_arrays(N[:3], [1.0, 2.0, 3.0]))
     with pytest.raises(ValueError, match="direction must be one of"):
         curvature_test(jax.random.key(0), cs, direction="up")
+
+
+def test_compare_runs_in_float32(float32):
+    y = np.stack([_noisy(s, 2.0 * N**0.3, 0.02) for s in range(3)])
+    c = compare_laws(jax.random.key(5), curves_from_arrays(N, y), ("powerlaw",), bootstrap=10)
+    assert np.all(np.isfinite(c.aicc)) and np.all(c.winner.aicc == 0)
+    assert np.all(c.boot_share == 1.0) and np.all(c.extrap_rmse < 0.1)
