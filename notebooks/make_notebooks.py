@@ -117,6 +117,31 @@ NOTEBOOKS = {
             "plt.axhline(power.estimates[g, 1], color='k', ls='--', label='constant power law')\n"
             "plt.xlabel('n'); plt.ylabel('alpha'); plt.title(curves.label(g)); plt.legend();"
         ),
+        new_markdown_cell(
+            "## Which law?\n\n"
+            "`compare_laws` fits every law to every curve (and to each curve without its two "
+            "largest n, and without each point in turn, and to bootstrap resamples) in one "
+            "vmapped program per law, then scores them by AICc, BIC, leave-one-out error and "
+            "extrapolation error; the shape test asks whether ln S is convex in ln n, as the "
+            "theory says."
+        ),
+        new_code_cell(
+            "from tokenscale_sim.fit.compare import compare_laws, describe\n"
+            "keys = [curves.label(g) for g in range(4)]\n"
+            "a = curves.arrays\n"
+            "subset = fit.curves_from_arrays(a.n[:4], a.y[:4], keys=keys) if SMALL else curves\n"
+            "comp = compare_laws(jax.random.key(0), subset, ['powerlaw', 'alpha_n', 'broken'],\n"
+            "                    bootstrap=0 if SMALL else 200)\n"
+            "print(describe(comp))\n"
+            "p = comp.pooled\n"
+            "for law, w, e in zip(comp.laws, p.wins.aicc, p.extrap_rmse_median):\n"
+            "    print(f'{law:10s} AICc wins {int(w):3d}, median extrapolation RMSE {e:.3f}')"
+        ),
+        new_code_cell(
+            "from tokenscale_sim.plots.compare import comparison_figure\n"
+            "labels = [' / '.join(k) for k in comp.keys]\n"
+            "comparison_figure(comp, labels)"
+        ),
     ],
 }
 

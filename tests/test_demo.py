@@ -51,6 +51,10 @@ def test_demo_tiny_writes_report(tmp_path, capsys):
     assert set(summary["monte_carlo"]) == {"exchangeable", "decaying", "patch-grid"}
     assert len(summary["paper_fits"]) == 54
     assert summary["metadata"]["seed"] == 0
+    # "which law?": the paper's curves through compare, with a finding written from the numbers
+    assert {"compare.png", "curvature.png", "compare.csv"} <= names
+    assert summary["compare"]["finding"].startswith("AICc picks")
+    assert summary["compare"]["shape"]["n_curves"] == 54
     # the Monte Carlo agrees with the exact Gaussian E[D] even at the tiny size
     assert all(v["max_abs_z_vs_exact_mean"] < 5 for v in summary["monte_carlo"].values())
     wide = summary["realistic_width"]  # the width-free gram method, timed, against the oracle

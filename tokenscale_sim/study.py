@@ -14,7 +14,8 @@ writes):
 3. fits of the shipped benchmark scores: the paper's constant power law, the alpha(n) law with
    its n_b interval, and the parametric-bootstrap test "is there a transition?";
 4. optionally (``vision`` extra installed) psi(n) and D(n) of a real pretrained ViT-S;
-5. the power of the paper's design to see a transition (:mod:`tokenscale_sim.design`).
+5. the power of the paper's design to see a transition (:mod:`tokenscale_sim.design`);
+6. which law? every registered score law on the paper's curves (:func:`paper_compare`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 
 from tokenscale_sim import files, fit, theory
 from tokenscale_sim import structures as st
+from tokenscale_sim.fit.compare import Comparison, paper_comparison
 from tokenscale_sim.fit.transition import TransitionTest, transition_test
 from tokenscale_sim.montecarlo.sampling import SamplingPlan, plan
 from tokenscale_sim.montecarlo.simulation import SimulationConfig, SimulationResult, simulate
@@ -63,6 +65,7 @@ class StudyConfig:
     wide_n_max: int = 576
     wide_d: int = 4096
     wide_m: int = 10_000
+    compare_bootstrap: int = 100  # "which law?": resamples of the selection shares, shape test
 
     @classmethod
     def tiny(cls) -> StudyConfig:
@@ -78,6 +81,7 @@ class StudyConfig:
             wide_n_max=64,
             wide_d=1024,
             wide_m=256,
+            compare_bootstrap=0,
         )
 
 
@@ -160,6 +164,7 @@ class StudyResult(NamedTuple):
     metadata: dict[str, Any]
     design: Any = None  # design.report.DesignSection (issue 13), or None
     wide: Any = None  # RealisticWidth, or None
+    compare: Comparison | None = None  # "which law?" (paper_compare)
 
 
 def monte_carlo_study(
@@ -203,6 +208,19 @@ def paper_fits(key, config: StudyConfig) -> PaperFits:
         fit.fit_curves(curves, "alpha_n"),
         transition_test(key, curves, m=config.transition_m),
     )
+
+
+# ----------------------------------------------------------------------------- which law?
+
+
+def paper_compare(key, config: StudyConfig) -> Comparison:
+    """Every registered score law on the paper's 54 curves: AICc/BIC, leave-one-out and
+    extrapolation errors, selection shares and the shape test
+    (:func:`tokenscale_sim.fit.compare.paper_comparison`)."""
+    return paper_comparison(key, bootstrap=config.compare_bootstrap)
+
+
+# -----------------------------------------------------------------------------
 
 
 VISION_KINDS = {"different": "different images", "views": "two views of one image"}
@@ -253,29 +271,31 @@ def run_study(
     plans = {name: plan(s, config.n_max, caller="run_study") for name, s in chosen.items()}
     mc = []
     for i, (name, s) in enumerate(plans.items()):
-        log(f"[1/6] Monte Carlo: {name} (n <= {config.n_max}, d = {config.d}, m = {config.m})")
+        log(f"[1/7] Monte Carlo: {name} (n <= {config.n_max}, d = {config.d}, m = {config.m})")
         mc.append(monte_carlo_study(jax.random.fold_in(key, i), name, s, config, progress))
     log(
-        f"[2/6] Monte Carlo at a realistic width (n <= {config.wide_n_max}, d = {config.wide_d}, "
+        f"[2/7] Monte Carlo at a realistic width (n <= {config.wide_n_max}, d = {config.wide_d}, "
         f"m = {config.wide_m})"
     )
     wide = realistic_width_study(jax.random.fold_in(key, 3000), config, progress)
-    log("[3/6] theory: alpha(n) family and regime map")
+    log("[3/7] theory: alpha(n) family and regime map")
     maps = theory_maps()
     log(
-        f"[4/6] paper scores: power law, alpha(n) law, transition test ({config.transition_m} "
+        f"[4/7] paper scores: power law, alpha(n) law, transition test ({config.transition_m} "
         "parametric-bootstrap resamples)"
     )
     paper = paper_fits(jax.random.fold_in(key, 1000), config)
-    log(f"[5/6] real ViT-S hidden states ({config.vision_pairs} pairs per kind)")
+    log(f"[5/7] real ViT-S hidden states ({config.vision_pairs} pairs per kind)")
     vision, note = vision_study(config)
     meta = files.run_metadata(
         seed=config.seed,
         config=asdict(config),
         structures={k: s.describe() for k, s in chosen.items()},
     )
+    log(f"[6/7] which law? every law on the paper's curves ({config.compare_bootstrap} resamples)")
+    compare = paper_compare(jax.random.fold_in(key, 4000), config)
     design = design_section(jax.random.fold_in(key, 2000), paper, config, log)
-    return StudyResult(config, tuple(mc), maps, paper, vision, note, meta, design, wide)
+    return StudyResult(config, tuple(mc), maps, paper, vision, note, meta, design, wide, compare)
 
 
 # ----------------------------------------------------------------------------- issue 13: design
@@ -287,9 +307,7 @@ def design_section(key, paper: PaperFits, config: StudyConfig, log=lambda messag
     synthetic experiments per simulation as the transition test's resamples."""
     from tokenscale_sim.design.report import transition_power_section
 
-    log(
-        f"[6/6] experiment design: power of the transition test ({config.transition_m} experiments)"
-    )
+    log(f"[7/7] experiment design: power of the transition test ({config.transition_m} runs)")
     return transition_power_section(
         key, paper.alpha_n, paper.powerlaw, m=max(20, config.transition_m)
     )

@@ -324,6 +324,50 @@ def _vision_section(study, out: Path, summary: dict) -> str:
     return "".join(parts)
 
 
+def _compare_section(study, out: Path, summary: dict) -> str:
+    """ "Which law?": the paper's curves through ``tokenscale compare`` (tables, figures and the
+    finding written from the numbers by :func:`tokenscale_sim.fit.compare.describe`)."""
+    from tokenscale_sim.cli.compare import comparison_columns, curvature_columns
+    from tokenscale_sim.fit.compare import describe
+    from tokenscale_sim.plots.compare import comparison_figure, curvature_plot
+
+    c = study.compare
+    if c is None:
+        return "<p>skipped</p>"
+    labels = [" / ".join(k) for k in c.keys]
+    files.write_csv(out / "compare.csv", comparison_columns(c))
+    files.write_csv(out / "curvature.csv", curvature_columns(c))
+    a = _save(comparison_figure(c, labels), out, "compare.png")
+    b = _save(curvature_plot(c.shape, labels), out, "curvature.png")
+    finding = describe(c)
+    shape = {k: v for k, v in c.shape._asdict().items() if np.ndim(v) == 0}
+    summary["compare"] = {"finding": finding, "laws": c.laws, "pooled": c.pooled, "shape": shape}
+    p = c.pooled
+    rows = [
+        [law, _fmt(p.aicc[j]), _fmt(p.weight[j], 3), *(int(w[j]) for w in p.wins),
+         _fmt(p.loo_rmse[j], 3), _fmt(p.extrap_rmse_median[j], 3), _fmt(p.boot_share[j], 3)]
+        for j, law in enumerate(c.laws)
+    ]  # fmt: skip
+    header = ["law", "Σ AICc", "weight", "wins AICc", "BIC", "LOO", "extrap.", "mean LOO RMSE",
+              f"median extrap. RMSE ({c.holdout_last} largest n)", "bootstrap share"]  # fmt: skip
+    return (
+        f"<p>{html.escape(finding)}</p>"
+        + _table(header, rows)
+        + f'<figure><img src="{a}" alt="which law"><figcaption>Per curve the winning law by '
+        "AICc, BIC, leave-one-out and extrapolation error (RMSE of ln S), with the AICc "
+        "winner's Akaike weight; right: extrapolation errors per law.</figcaption></figure>"
+        + f'<figure><img src="{b}" alt="curvature"><figcaption>Curvature of ln S in ln n per '
+        "curve (times the sign the theory expects) with its bootstrap interval.</figcaption>"
+        "</figure>"
+    )
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;
+color:#222}table{border-collapse:collapse;font-size:.85em;margin:1em 0}td,th{border:1px solid #ccc;
+padding:.2em .5em;text-align:right}th{background:#f3f3f3}img{max-width:100%}figure{margin:1.5em 0}
+figcaption{font-size:.9em;color:#555}code{background:#f3f3f3;padding:0 .2em}"""
+
+
 def _design_section(study, out: Path, summary: dict) -> str:
     """Issue 13: could the paper's design see a transition, and what design and budget would?"""
     sec = study.design
@@ -375,7 +419,8 @@ def write_report(study, out: Path, seconds: float) -> Path:
         ("3. The scaling law α(n) and the regime map", _theory_section(study, out)),
         ("4. The paper's benchmark scores", _paper_section(study, out, summary)),
         ("5. A real vision transformer", _vision_section(study, out, summary)),
-        ("6. Could the paper's design see a transition?", _design_section(study, out, summary)),
+        ("6. Which law? The paper's curves through compare", _compare_section(study, out, summary)),
+        ("7. Could the paper's design see a transition?", _design_section(study, out, summary)),
     ]
     cfg = study.config
     intro = (

@@ -41,7 +41,7 @@ class BootstrapResult(NamedTuple):
     Attributes:
         kind: the scheme; params: parameter names; level: interval level.
         estimates: (m, G, p) natural estimates per resample (n_b may be 0 or inf at a boundary).
-        converged: (m, G) bool; boundary: (m, G) codes (see ``engine.BOUNDARY``).
+        converged: (m, G) bool; boundary: (m, G) codes of :class:`~.options.Boundary`.
         se: (G, p) standard deviation over converged resamples with finite estimates.
         ci_low, ci_high: (G, p) percentile intervals over converged resamples.
         boundary_fraction: (G,) share of resamples that landed on an ``n_b`` limit (-1: no n_b).

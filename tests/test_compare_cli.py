@@ -1,0 +1,74 @@
+"""``tokenscale compare``: tables, strict JSON and figures on success; exit code 2 and nothing
+written on bad input."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from tokenscale_sim.cli import main
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    n = np.array([1, 8, 16, 32, 64, 128, 256, 384, 512, 768])
+    rng = np.random.default_rng(0)
+    rows = ["benchmark,n,score"]
+    for b, slope in (("A", 0.2), ("B", 0.4), ("C", 0.1)):
+        for x in n:
+            rows.append(f"{b},{x},{2 * x**slope * np.exp(0.02 * rng.standard_normal()):.6f}")
+    p = tmp_path / "scores.csv"
+    p.write_text("\n".join(rows) + "\n")
+    return p
+
+
+def _strict(text):
+    def refuse(name):
+        raise ValueError(f"non-strict JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_compare_writes_tables_json_and_figures(tmp_path, csv_file, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", str(csv_file), "--group", "benchmark", "--laws", "powerlaw,alpha_n"]
+    assert main([*args, "--bootstrap", "20", "--seed", "5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "== pooled over 3 curves ==" in printed and "AICc picks" in printed
+    names = {p.name for p in out.iterdir()}
+    assert {"compare.csv", "curvature.csv", "compare.json", "compare.png", "curvature.png"} <= names
+    with (out / "compare.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 6 and {r["law"] for r in rows} == {"powerlaw", "alpha_n"}
+    assert {r["benchmark"] for r in rows} == {"A", "B", "C"}
+    for r in rows:  # each curve's Akaike weights sum to 1
+        total = sum(float(x["akaike_weight"]) for x in rows if x["benchmark"] == r["benchmark"])
+        assert total == pytest.approx(1.0)
+    payload = _strict((out / "compare.json").read_text())
+    assert payload["metadata"]["seed"] == 5 and payload["laws"] == ["powerlaw", "alpha_n"]
+    first = payload["curves"][0]
+    assert first["key"] == {"benchmark": "A"} and first["laws"]["powerlaw"]["status"] in (
+        "ok",
+        "not_converged",
+    )
+    assert set(payload["shape"]) >= {"n_holds", "n_curves", "sign_test_p", "fisher_p"}
+    assert payload["finding"].startswith("AICc picks")
+
+
+@pytest.mark.parametrize(
+    ("extra", "msg"),
+    [
+        (["--holdout-last", "8"], "holding out 8 of 10 points"),
+        (["--bootstrap", "1"], "--bootstrap takes 0 or an integer >= 2"),
+        (["--laws", "powerlaw,nope"], "model must be one of"),
+        (["--paper"], "either FILE or --paper"),
+    ],
+)
+def test_compare_bad_input_is_one_line_and_writes_nothing(tmp_path, csv_file, capsys, extra, msg):
+    out = tmp_path / "cmp"
+    args = ["compare", str(csv_file), "--group", "benchmark", "--out", str(out), *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and msg in err[0] and err[0].startswith("tokenscale compare: error:")
+    assert not out.exists()

@@ -1,0 +1,401 @@
+r"""Which law? Every law fitted to every curve and compared by AICc, BIC, cross-validation and
+extrapolation, with bootstrap selection shares and the shape test.
+
+For each law, **one** vmapped :func:`~tokenscale_sim.fit.engine.solve_batch` call fits every row
+of one (rows, M) array built from the G curves (M points each):
+
+- G rows: the curves themselves (AICc, BIC, Akaike weights);
+- G rows: each curve without its ``holdout_last`` largest n (extrapolation: the held-out points
+  are predicted from the fit on the smaller n, the standard evaluation of scaling laws);
+- G x M rows: each curve without one point (leave-one-out cross-validation; rows for padding
+  slots are fitted but unused);
+- B x G rows: the quadratic-smoother resamples of the shape test
+  (:func:`tokenscale_sim.fit.curvature.quadratic_resample`), refitted by every law: the share of
+  resamples in which each law wins AICc (bootstrap model-selection frequencies, Buckland et al.
+  1997). The resampling world is the law-neutral quadratic in ln n, not one of the laws compared.
+
+Points are removed by weight 0, exactly as :class:`~tokenscale_sim.fit.data.CurveArrays` pads.
+Every law is fitted by least squares of ln S (the paper's convention) and scored by the Gaussian
+likelihood of ln S, so all laws are compared on one scale:
+
+    -2 ln L = m ln(RSS/m) + m (ln 2 pi + 1),   k = p + 1 (the p law parameters and the noise
+    variance), AIC = -2 ln L + 2k,  AICc = AIC + 2k(k+1)/(m-k-1),  BIC = -2 ln L + k ln m.
+
+``p`` is the law's full parameter count even when a fit ends on a limit (``n_b`` 0 or inf):
+the law searched over it. AICc is undefined (inf, status ``aicc_undefined``) when ``m <= k + 1``.
+Akaike weights are ``exp(-Delta_i/2) / sum_j exp(-Delta_j/2)`` over the laws, Delta from AICc.
+Pooled summaries treat curves as independent: AICc and BIC add up over curves (each curve with
+its own parameters and noise variance) and the pooled weights come from those sums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tokenscale_sim.fit.curvature import CurvatureTest, curvature_arrays
+from tokenscale_sim.fit.data import CurveArrays, CurveSet, check_curves, load_paper_scores
+from tokenscale_sim.fit.engine import solve_batch
+from tokenscale_sim.fit.models import MODELS, Model, get_model
+from tokenscale_sim.fit.options import FitOptions
+from tokenscale_sim.validation import check_key
+
+DEFAULT_LAWS = ("powerlaw", "alpha_n", "broken", "saturating", "loglinear", "logistic")
+"""Laws compared by default: those of this list that are registered in ``MODELS``."""
+
+CRITERIA = ("aicc", "bic", "loo", "extrapolation")
+"""The criteria a winner is picked by (lowest AICc, BIC, LOO RMSE, extrapolation RMSE)."""
+
+
+def available_laws(names: Sequence[str] = DEFAULT_LAWS) -> tuple[str, ...]:
+    """The names of ``names`` that are registered laws.
+
+    >>> available_laws(("powerlaw", "no_such_law"))
+    ('powerlaw',)
+    """
+    return tuple(x for x in names if x in MODELS)
+
+
+class Winners(NamedTuple):
+    """One entry per criterion of :data:`CRITERIA`: per curve the index of the winning law (-1:
+    no finite value), or pooled the number of curves each law wins."""
+
+    aicc: Any
+    bic: Any
+    loo: Any
+    extrapolation: Any
+
+
+class Pooled(NamedTuple):
+    """Per-law (L,) summaries over curves.
+
+    Attributes:
+        aicc, bic: sums over curves. weight: Akaike weights of the summed AICc.
+        wins: :class:`Winners` of counts. loo_rmse, extrap_rmse: means over curves of the RMSE
+        of ln S; extrap_rmse_median: median. extrap_rel: mean relative absolute error of the
+        extrapolated score. boot_share: mean AICc selection share over curves (NaN: no
+        bootstrap).
+    """
+
+    aicc: np.ndarray
+    bic: np.ndarray
+    weight: np.ndarray
+    wins: Winners
+    loo_rmse: np.ndarray
+    extrap_rmse: np.ndarray
+    extrap_rmse_median: np.ndarray
+    extrap_rel: np.ndarray
+    boot_share: np.ndarray
+
+
+class Comparison(NamedTuple):
+    """Every law on every curve (NumPy; (G, L) arrays: curves x laws).
+
+    Attributes:
+        laws: (L,) law names; params: their parameter names; estimates: per law (G, p_l)
+            natural estimates of the full fit.
+        keys, group, source: the curves' keys, grouping columns and origin.
+        holdout_last: points held out per curve; n_cut: (G,) largest n of the hold-out fit.
+        bootstrap: resamples B; n_points: (G,).
+        rss: residual sum of squares of ln S. aicc, bic, weight (Akaike weights by AICc).
+        loo_rmse: leave-one-out RMSE of ln S. extrap_rmse: RMSE of ln S on the held-out points;
+            extrap_abs: their mean absolute error in score units; extrap_rel: relative to S.
+        boot_share: share of resamples in which the law wins AICc (NaN without bootstrap).
+        converged: every fit of the curve and law converged (full, hold-out, LOO).
+        status: ``ok``, ``not_converged``, ``aicc_undefined`` (m <= k + 1) or ``non_finite``
+            (a prediction failed, e.g. a law going negative); non-finite numbers say why here.
+        winner: :class:`Winners` (G,); pooled: :class:`Pooled`; shape: the
+            :class:`~tokenscale_sim.fit.curvature.CurvatureTest` on the same resamples.
+    """
+
+    laws: tuple[str, ...]
+    params: tuple[tuple[str, ...], ...]
+    estimates: tuple[np.ndarray, ...]
+    keys: tuple[tuple[str, ...], ...]
+    group: tuple[str, ...]
+    source: str
+    holdout_last: int
+    bootstrap: int
+    n_points: np.ndarray
+    n_cut: np.ndarray
+    rss: np.ndarray
+    aicc: np.ndarray
+    bic: np.ndarray
+    weight: np.ndarray
+    loo_rmse: np.ndarray
+    extrap_rmse: np.ndarray
+    extrap_abs: np.ndarray
+    extrap_rel: np.ndarray
+    boot_share: np.ndarray
+    converged: np.ndarray
+    status: np.ndarray
+    winner: Winners
+    pooled: Pooled
+    shape: CurvatureTest
+
+
+def information_criteria(rss, m, p):
+    """``(AICc, BIC)`` of least squares of ln S with ``p`` law parameters (module docstring).
+
+    ``k = p + 1`` counts the noise variance; AICc is inf where ``m <= k + 1``; a non-finite or
+    zero RSS gives non-finite criteria.
+
+    >>> aicc, bic = information_criteria(0.02, 10, 2)
+    >>> round(float(aicc), 4), round(float(bic), 4)
+    (-23.7673, -26.8596)
+    """
+    rss = np.asarray(rss, float)
+    m = np.asarray(m, float)
+    k = np.asarray(p, float) + 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m2ll = m * np.log(rss / m) + m * (np.log(2 * np.pi) + 1)
+        room = m - k - 1
+        aicc = np.where(
+            room > 0, m2ll + 2 * k + 2 * k * (k + 1) / np.where(room > 0, room, 1), np.inf
+        )
+        bic = m2ll + k * np.log(m)
+    return aicc, bic
+
+
+def akaike_weights(criterion, axis: int = -1):
+    """``exp(-Delta/2)`` normalised along ``axis`` (Delta from the minimum); inf gets weight 0,
+    a slice with no finite value gets NaN.
+
+    >>> np.round(akaike_weights(np.array([0.0, 2.0, np.inf])), 4).tolist()
+    [0.7311, 0.2689, 0.0]
+    """
+    c = np.asarray(criterion, float)
+    finite = np.isfinite(c)
+    best = np.min(np.where(finite, c, np.inf), axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        e = np.where(finite, np.exp(-(c - best) / 2), 0.0)
+        return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _argmin(x, axis: int = -1):
+    """Index of the smallest finite value along ``axis``, -1 where none is finite."""
+    x = np.asarray(x, float)
+    finite = np.isfinite(x)
+    idx = np.argmin(np.where(finite, x, np.inf), axis=axis)
+    return np.where(np.any(finite, axis=axis), idx, -1)
+
+
+def _rows(arrays: CurveArrays, holdout_last: int) -> tuple[CurveArrays, np.ndarray]:
+    """Full, hold-out and leave-one-out rows (G (2 + M), M) and the (G, M) held-out mask."""
+    w = np.asarray(arrays.weight, float)
+    g, m = w.shape
+    count = (w > 0).sum(axis=1)
+    slot = np.arange(m)[None, :]
+    held = (slot >= (count - holdout_last)[:, None]) & (w > 0)
+    loo = np.repeat(w[:, None, :], m, axis=1)
+    loo[:, np.arange(m), np.arange(m)] = 0.0
+    weight = np.concatenate([w, np.where(held, 0.0, w), loo.reshape(g * m, m)])
+    reps = np.r_[np.arange(g), np.arange(g), np.repeat(np.arange(g), m)]
+    fields = [np.asarray(x, float)[reps] for x in arrays]
+    fields[3] = weight
+    return CurveArrays(*fields), held
+
+
+def _validate(curves: CurveSet, models: tuple[Model, ...], holdout_last: int, bootstrap: int):
+    if not isinstance(curves, CurveSet):
+        raise TypeError(f"compare_laws: curves must be a CurveSet, got {type(curves).__name__}")
+    if not models:
+        raise ValueError("compare_laws: laws must name at least one law")
+    names = [x.name for x in models]
+    if len(set(names)) != len(names):
+        raise ValueError(f"compare_laws: laws must be distinct, got {names}")
+    if holdout_last < 1:
+        raise ValueError(f"compare_laws: holdout_last must be >= 1, got {holdout_last}")
+    if bootstrap < 0 or bootstrap == 1:
+        raise ValueError(f"compare_laws: bootstrap must be 0 or >= 2 resamples, got {bootstrap}")
+    counts = np.asarray(curves.arrays.weight > 0).sum(axis=1) if curves.keys else []
+    for model in models:
+        check_curves(curves, model, "log")
+        for g, count in enumerate(counts):
+            if count - holdout_last < model.n_params + 1:
+                raise ValueError(
+                    f"compare_laws: law {model.name!r} has {model.n_params} parameters; holding "
+                    f"out {holdout_last} of {count} points of {curves.label(g)} leaves "
+                    f"{count - holdout_last}, need {model.n_params + 1}"
+                )
+    if len(counts) and min(counts) < 4:
+        raise ValueError("compare_laws: the shape test needs at least 4 points per curve")
+
+
+def compare_laws(
+    key,
+    curves: CurveSet,
+    laws: Sequence[str | Model] | None = None,
+    *,
+    holdout_last: int = 2,
+    bootstrap: int = 1000,
+    opts: FitOptions | None = None,
+    level: float = 0.95,
+    direction: str = "theory",
+) -> Comparison:
+    """Fit every law to every curve and compare them (see the module docstring).
+
+    Args:
+        key: ``jax.random`` key (the resamples of the shape test and of the selection shares).
+        curves: G curves (scores > 0; enough points for every law after the hold-out).
+        laws: law names or :class:`~tokenscale_sim.fit.models.Model` objects (default:
+            :func:`available_laws`).
+        holdout_last: largest-n points held out per curve for extrapolation.
+        bootstrap: resamples B (0: no selection shares; the shape test then uses t p-values).
+        opts: :class:`FitOptions` of every fit (loss must be ``"log"``).
+        level, direction: of the shape test (:func:`tokenscale_sim.fit.curvature.curvature_test`).
+
+    Returns:
+        :class:`Comparison` with (G, L) arrays.
+
+    >>> import jax, numpy as np
+    >>> from tokenscale_sim.fit import curves_from_arrays
+    >>> n = np.geomspace(1, 512, 10)
+    >>> y = 2 * n**0.3 * np.exp(0.01 * np.sin(5 * np.log(n)))
+    >>> c = compare_laws(jax.random.key(0), curves_from_arrays(n, y), ["powerlaw", "alpha_n"],
+    ...                  bootstrap=0)
+    >>> c.laws[int(c.winner.aicc[0])], bool(c.extrap_rmse[0, 0] < 0.05)
+    ('powerlaw', True)
+    """
+    check_key("compare_laws", key)
+    models = tuple(get_model(x) for x in (laws if laws is not None else available_laws()))
+    opts = opts or FitOptions()
+    if opts.loss != "log":
+        raise ValueError(
+            f"compare_laws: opts.loss must be 'log' (ln S compared), got {opts.loss!r}"
+        )
+    _validate(curves, models, holdout_last, bootstrap)
+    a = curves.arrays
+    g, m = np.shape(a.y)
+    shape, star = curvature_arrays(key, a, m=bootstrap, level=level, direction=direction)
+    base, held = _rows(a, holdout_last)
+    rows = CurveArrays(*(jnp.asarray(x) for x in base))
+    if star is not None:
+        rows = CurveArrays(
+            *(
+                jnp.concatenate([r, jnp.reshape(s, (-1, m))])
+                for r, s in zip(rows, star, strict=True)
+            )
+        )
+    valid = np.asarray(a.weight) > 0
+    count = valid.sum(axis=1)
+    log_y = np.log(np.where(valid, a.y, 1.0))
+    n_valid = np.asarray(a.n)[valid]
+    cols = {k: [] for k in ("rss", "loo", "ext", "abs", "rel", "conv", "est", "boot_rss")}
+    for model in models:
+        grid = jnp.asarray(model.grid(float(n_valid.min()), float(n_valid.max())), rows.n.dtype)
+        sol = solve_batch(model, opts, rows, grid)
+        lp = np.asarray(jax.vmap(model.log_predict)(sol.u, rows.n, rows.aux))
+        lp = np.where(np.isfinite(lp), lp, np.nan)
+        conv = np.asarray(sol.converged)
+        full, hold = lp[:g], lp[g : 2 * g]
+        loo = lp[2 * g : 2 * g + g * m].reshape(g, m, m)
+        r2 = np.where(valid, (log_y - full) ** 2, 0.0)
+        cols["rss"].append(np.where(np.isnan(r2).any(axis=1), np.inf, r2.sum(axis=1)))
+        e_loo = np.where(valid, log_y - np.diagonal(loo, axis1=1, axis2=2), 0.0)
+        cols["loo"].append(np.sqrt(np.sum(e_loo**2, axis=1) / count))
+        e_ext = np.where(held, log_y - hold, 0.0)
+        cols["ext"].append(np.sqrt(np.sum(e_ext**2, axis=1) / holdout_last))
+        with np.errstate(over="ignore"):  # a law that explodes out of range: inf error
+            diff = np.where(held, np.abs(np.exp(hold) - a.y), 0.0)
+        cols["abs"].append(np.sum(diff, axis=1) / holdout_last)
+        cols["rel"].append(np.sum(np.where(held, diff / a.y, 0.0), axis=1) / holdout_last)
+        loo_conv = np.where(valid, conv[2 * g : 2 * g + g * m].reshape(g, m), True).all(axis=1)
+        cols["conv"].append(conv[:g] & conv[g : 2 * g] & loo_conv)
+        cols["est"].append(np.asarray(jax.vmap(model.natural)(sol.u[:g])))
+        if star is not None:
+            boot = lp[2 * g + g * m :].reshape(bootstrap, g, m)
+            ly_star = np.log(np.asarray(star.y))
+            rb = np.where(valid, (ly_star - boot) ** 2, 0.0)
+            cols["boot_rss"].append(np.where(np.isnan(rb).any(axis=2), np.inf, rb.sum(axis=2)))
+    stack = {k: np.stack(v, axis=-1) for k, v in cols.items() if k != "est" and v}
+    n_par = np.array([x.n_params for x in models])
+    aicc, bic = information_criteria(stack["rss"], count[:, None], n_par[None, :])
+    for k in ("loo", "ext", "abs", "rel"):
+        stack[k] = np.where(np.isfinite(stack[k]), stack[k], np.inf)
+    share = np.full(aicc.shape, np.nan)
+    if star is not None:
+        boot_aicc, _ = information_criteria(stack["boot_rss"], count[None, :, None], n_par)
+        win = _argmin(boot_aicc)
+        share = np.stack([np.mean(win == j, axis=0) for j in range(len(models))], axis=-1)
+    status = np.where(stack["conv"], "ok", "not_converged")
+    status = np.where(count[:, None] <= n_par[None, :] + 2, "aicc_undefined", status)
+    bad = ~np.isfinite(stack["rss"]) | ~np.isfinite(stack["loo"]) | ~np.isfinite(stack["ext"])
+    status = np.where(bad, "non_finite", status)
+    weight = akaike_weights(aicc)
+    winner = Winners(_argmin(aicc), _argmin(bic), _argmin(stack["loo"]), _argmin(stack["ext"]))
+    with np.errstate(invalid="ignore"):
+        pooled_aicc, pooled_bic = aicc.sum(axis=0), bic.sum(axis=0)
+    pooled = Pooled(
+        pooled_aicc,
+        pooled_bic,
+        akaike_weights(pooled_aicc),
+        Winners(*(np.array([np.sum(w == j) for j in range(len(models))]) for w in winner)),
+        np.mean(stack["loo"], axis=0),
+        np.mean(stack["ext"], axis=0),
+        np.median(stack["ext"], axis=0),
+        np.mean(stack["rel"], axis=0),
+        np.mean(share, axis=0),
+    )
+    n_cut = np.array([np.asarray(a.n)[i][valid[i] & ~held[i]].max() for i in range(g)])
+    return Comparison(
+        tuple(x.name for x in models), tuple(x.params for x in models), tuple(cols["est"]),
+        tuple(curves.keys), tuple(curves.group), curves.source, holdout_last, bootstrap, count,
+        n_cut, stack["rss"], aicc, bic, weight, stack["loo"], stack["ext"], stack["abs"],
+        stack["rel"], share, stack["conv"], status, winner, pooled, shape,
+    )  # fmt: skip
+
+
+def describe(comparison: Comparison) -> str:
+    """One paragraph of findings written from the numbers of ``comparison`` (for reports).
+
+    Names the AICc winners and their counts, the law with the lowest median extrapolation
+    error (against the power law's when that is compared), and the shape test's count.
+    """
+    c = comparison
+    g = len(c.keys)
+    counts = ", ".join(
+        f"{law} on {int(k)}" for law, k in zip(c.laws, c.pooled.wins.aicc, strict=True) if k
+    )
+    best = int(_argmin(c.pooled.extrap_rmse_median))
+    text = [f"AICc picks {counts} of {g} curves (pooled Akaike weight of "]
+    text.append(f"{c.laws[int(_argmin(c.pooled.aicc))]}: {np.nanmax(c.pooled.weight):.2f}).")
+    if best >= 0:
+        med = c.pooled.extrap_rmse_median
+        text.append(
+            f" Predicting the {c.holdout_last} largest n from the smaller ones, {c.laws[best]} "
+            f"has the lowest median RMSE of ln S ({med[best]:.3g}"
+        )
+        if "powerlaw" in c.laws and c.laws[best] != "powerlaw":
+            text.append(f" against {med[c.laws.index('powerlaw')]:.3g} for the power law")
+        wins = int(c.pooled.wins.extrapolation[best])
+        text.append(f") and extrapolates best on {wins} of {g} curves.")
+    s = c.shape
+    where = "convex for rising scores" if s.direction == "theory" else "convex"
+    text.append(
+        f" The theory's curvature sign ({where}) holds on {s.n_holds} of {s.n_curves} curves "
+        f"(sign test p = {s.sign_test_p:.3g}; mean signed curvature {s.pooled:.3g}"
+    )
+    if np.isfinite(s.pooled_low):
+        text.append(f", {round(100 * s.level)}% interval [{s.pooled_low:.3g}, {s.pooled_high:.3g}]")
+    text.append(").")
+    return "".join(text)
+
+
+def paper_comparison(
+    key,
+    laws: Sequence[str | Model] | None = None,
+    *,
+    bootstrap: int = 200,
+    holdout_last: int = 2,
+    opts: FitOptions | None = None,
+) -> Comparison:
+    """The demo report's "which law?" section: :func:`compare_laws` on the paper's 54 curves
+    (every model variant, benchmark and metric) with the registered laws by default."""
+    return compare_laws(
+        key, load_paper_scores(), laws, holdout_last=holdout_last, bootstrap=bootstrap, opts=opts
+    )
