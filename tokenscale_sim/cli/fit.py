@@ -7,16 +7,29 @@ anything is written. Output: a table per group on stdout and, with ``--out DIR``
 ``fits.json`` (with run metadata), ``alpha_band.csv`` (with ``--bootstrap``) and figures
 (``--plot``).
 
+A law of your own instead of ``--model``: ``--law`` takes an arithmetic expression of the
+predictor ``n`` (token counts; ``x`` with ``--x-col``, any reals) and named parameters, parsed
+safely (numbers, + - * / **, the functions exp, log, log10, sqrt, arctan, tanh, sin, cos, abs,
+minimum, maximum and the constants pi, e; nothing else is ever evaluated), or
+``file.py:name`` / ``module:name`` naming a ``Model`` (made with ``fit.define_law``) or a
+function ``fn(x, theta)`` whose parameters ``--params`` lists. ``--start`` gives starting values
+(``a=0.5`` or several, ``a=0.2/0.5/1``). fits.csv and fits.json have one column per parameter,
+named as in the law.
+
 Examples::
 
     tokenscale fit --paper --model alpha_n --bootstrap 2000 --out fits/ --plot
     tokenscale fit scores.csv --group benchmark,metric --model powerlaw
+    tokenscale fit scores.csv --law "S_inf - A * n**(-a)" --start S_inf=80,A=50,a=0.5
+    tokenscale fit data.csv --x-col dose --y-col response --loss linear \\
+        --law "b1 * (1 - exp(-b2 * x))" --start b1=500,b2=1e-4
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,7 +41,9 @@ from tokenscale_sim.cli import UsageError
 from tokenscale_sim.cli._common import add_command, seed
 from tokenscale_sim.fit import data as fdata
 from tokenscale_sim.fit import estimate, options, transition, uncertainty
-from tokenscale_sim.fit.models import MODELS, get_model
+from tokenscale_sim.fit.expression import load_law, parse_law
+from tokenscale_sim.fit.laws import define_law
+from tokenscale_sim.fit.models import MODELS, Model, get_model
 from tokenscale_sim.validation import check_memory, key_from_seed
 
 ALPHA_GRID = np.geomspace(1.0, 1024.0, 61)
@@ -50,8 +65,29 @@ def register(sub) -> None:
         default="alpha_n",
         help="law to fit (default: %(default)s); powerlaw is always fitted for comparison",
     )
+    p.add_argument(
+        "--law",
+        default=None,
+        metavar="EXPR|FILE.py:NAME",
+        help="a law of your own (replaces --model): an expression such as "
+        "'S_inf - A * n**(-a)', or a Model / function fn(x, theta) in your Python file",
+    )
+    p.add_argument(
+        "--start",
+        default=None,
+        metavar="NAME=V[/V...],...",
+        help="starting values of --law's parameters, e.g. S_inf=80,A=50,a=0.2/0.5",
+    )
+    p.add_argument(
+        "--params", default=None, metavar="NAMES", help="parameters of a function --law, in order"
+    )
     p.add_argument("--group", default=None, help="comma-separated grouping columns (long CSV)")
     p.add_argument("--n-col", default=None, help="token-count column (default: n; paper: n_l)")
+    p.add_argument(
+        "--x-col",
+        default=None,
+        help="predictor column of any reals for --law (the expression's variable is then x)",
+    )
     p.add_argument("--y-col", default="score", help="value column (default: %(default)s)")
     p.add_argument("--se-col", default=None, help="standard-error column (for --loss weighted)")
     p.add_argument("--aux-col", default=None, help="Upsilon column (divergence_measured)")
@@ -85,6 +121,37 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def parse_starts(text: str | None) -> dict[str, list[float]]:
+    """``"a=1,b=0.2/0.5"`` -> ``{"a": [1.0], "b": [0.2, 0.5]}`` (``UsageError`` otherwise)."""
+    starts: dict[str, list[float]] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, values = item.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            starts[name.strip()] = [float(v) for v in values.split("/")]
+        except ValueError:
+            raise UsageError(f"fit: --start takes NAME=VALUE[/VALUE...], got {item!r}") from None
+    return starts
+
+
+def user_law(args: argparse.Namespace):
+    """The :class:`~tokenscale_sim.fit.models.Model` of ``--law`` (expression or code)."""
+    starts = parse_starts(args.start) or None
+    predictor = "x" if args.x_col else "n"
+    if re.fullmatch(r"[\w./\\-]+:\w+", args.law.strip()):
+        found = load_law(args.law.strip())
+        if isinstance(found, Model):
+            return found
+        if not args.params:
+            raise UsageError("fit: a function --law needs --params NAME,... (its parameters)")
+        params = tuple(x.strip() for x in args.params.split(",") if x.strip())
+        return define_law(args.law, found, params, starts=starts, predictor=predictor)
+    return parse_law(args.law, predictor=predictor, starts=starts)
+
+
 def load(args: argparse.Namespace) -> fdata.CurveSet:
     """The curves the arguments name (all input checks included)."""
     group = tuple(g.strip() for g in args.group.split(",") if g.strip()) if args.group else None
@@ -100,12 +167,13 @@ def load(args: argparse.Namespace) -> fdata.CurveSet:
     else:
         cs = fdata.read_curves(
             name,
-            n_col=args.n_col or "n",
+            n_col=args.x_col or args.n_col or "n",
             y_col=args.y_col,
             group=group or (),
             se_col=args.se_col,
             aux_col=args.aux_col,
             layout=args.layout,
+            token_counts=not args.x_col,
         )
     return cs
 
@@ -115,7 +183,7 @@ def _fmt(x: float) -> str:
 
 
 def _print_tables(
-    cs: fdata.CurveSet, res: estimate.FitResult, pl: estimate.FitResult, boot
+    cs: fdata.CurveSet, res: estimate.FitResult, pl: estimate.FitResult | None, boot
 ) -> None:
     first = [k[0] if k else "" for k in cs.keys]
     for head in dict.fromkeys(first):
@@ -128,7 +196,9 @@ def _print_tables(
                 "fits.csv (*_boot_*), not the default: on ten points they covered c in only "
                 f"{BOOT_NOTE} of synthetic alpha(n) curves (benchmarks/README.md)"
             )
-        cols = ["curve", *res.params, "alpha_powerlaw", "R2_log", "n_b status", "converged"]
+        compared = ["alpha_powerlaw"] if pl is not None else []
+        r2 = "R2_log" if res.model.space == "log" or res.loss_name == "log" else "R2"
+        cols = ["curve", *res.params, *compared, r2, "n_b status", "converged"]
         print(" | ".join(cols))
         for g, key in enumerate(cs.keys):
             if (key[0] if key else "") != head:
@@ -137,15 +207,16 @@ def _print_tables(
             for i in range(len(res.params)):
                 lo, hi = res.ci_low[g, i], res.ci_high[g, i]
                 cells.append(f"{_fmt(res.estimates[g, i])} [{_fmt(lo)}, {_fmt(hi)}]")
-            cells.append(_fmt(pl.estimates[g, 1]))
-            cells.append(f"{res.r2_log[g]:.4f}")
+            if pl is not None:
+                cells.append(_fmt(pl.estimates[g, 1]))
+            cells.append(f"{(res.r2_log if r2 == 'R2_log' else res.r2_linear)[g]:.4f}")
             cells.append(res.status(g).label)
             cells.append("yes" if res.converged[g] else "NO")
             print(" | ".join(cells))
 
 
 def _table(
-    cs, res: estimate.FitResult, pl: estimate.FitResult, boot, test
+    cs, res: estimate.FitResult, pl: estimate.FitResult | None, boot, test
 ) -> dict[str, np.ndarray]:
     cols: dict[str, np.ndarray] = {}
     for i, name in enumerate(cs.group or ("curve",)):
@@ -164,9 +235,10 @@ def _table(
     cols["n_b_status"] = np.array([res.status(g).status.value for g in range(len(cs.keys))])
     for name in ("r2_log", "r2_linear", "aic", "bic", "converged", "iterations", "n_points"):
         cols[name] = getattr(res, name)
-    cols["powerlaw_c"] = pl.estimates[:, 0]
-    cols["powerlaw_alpha"] = pl.estimates[:, 1]
-    cols["powerlaw_aic"] = pl.aic
+    if pl is not None:
+        cols["powerlaw_c"] = pl.estimates[:, 0]
+        cols["powerlaw_alpha"] = pl.estimates[:, 1]
+        cols["powerlaw_aic"] = pl.aic
     if test is not None:
         cols["transition_lr"] = test.lr
         cols["transition_p"] = test.p_value
@@ -198,7 +270,7 @@ def _plots(out, cs, res, pl) -> list:
     n_grid = np.geomspace(
         float(cs.arrays.n[cs.arrays.weight > 0].min()), float(cs.arrays.n.max()), 80
     )
-    fits = {"power law": estimate.predict(pl, n_grid)}
+    fits = {} if pl is None else {"power law": estimate.predict(pl, n_grid)}
     if res.model.name not in ("powerlaw", "divergence_measured"):
         fits[res.model.name] = estimate.predict(res, n_grid)
     written = []
@@ -212,8 +284,7 @@ def _plots(out, cs, res, pl) -> list:
             panels.append((" / ".join(key[1:] if len(key) > 1 else key) or "curve", c.n, c.y))
         fig = fit_grid(panels, n_grid, {k: v[idx] for k, v in fits.items()}, suptitle=head or None)
         path = out / f"fits_{i:02d}.png"
-        fig.savefig(path, dpi=110)
-        written.append(path)
+        written.append(files.save_figure(fig, path, dpi=110))
     return written
 
 
@@ -229,9 +300,20 @@ def _band_plots(out, cs, band) -> list:
         labels = [" / ".join(cs.keys[g][1:] if len(cs.keys[g]) > 1 else cs.keys[g]) for g in idx]
         fig = alpha_band_grid(part, labels, suptitle=head or None)
         path = out / f"alpha_band_{i:02d}.png"
-        fig.savefig(path, dpi=110)
-        written.append(path)
+        written.append(files.save_figure(fig, path, dpi=110))
     return written
+
+
+def _powerlaw(cs: fdata.CurveSet, model: Model, opts) -> estimate.FitResult | None:
+    """The power law fitted for comparison, or None where it does not apply (a law of a
+    general predictor x, or data a power law cannot take: n < 1, y <= 0)."""
+    if model.predictor != "n":
+        return None
+    try:
+        fdata.check_curves(cs, "powerlaw", opts.loss)
+    except ValueError:
+        return None
+    return estimate.fit_curves(cs, "powerlaw", opts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -246,7 +328,11 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         raise UsageError("fit: --bootstrap and --transition-test take 0 or an integer >= 2")
     if args.plot and not args.out:
         raise UsageError("fit: --plot needs --out DIR")
-    model = get_model(args.model)
+    if args.x_col and not args.law:
+        raise UsageError("fit: --x-col names the predictor of a --law of your own")
+    if args.x_col and args.plot:
+        raise UsageError("fit: --plot draws log-log axes of token counts; not with --x-col")
+    model = user_law(args) if args.law else get_model(args.model)
     opts = options.FitOptions(loss=args.loss, level=args.level)
     shared = tuple(x.strip() for x in args.shared.split(",") if x.strip()) if args.shared else ()
     if any(x not in model.params for x in shared):
@@ -268,7 +354,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
 
     key = key_from_seed("fit", args.seed)
     res = estimate.fit_curves(cs, model, opts)
-    pl = res if model.name == "powerlaw" else estimate.fit_curves(cs, "powerlaw", opts)
+    pl = res if model.name == "powerlaw" else _powerlaw(cs, model, opts)
     boot = band = test = None
     if args.bootstrap:
         boot = uncertainty.bootstrap(
@@ -312,7 +398,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         "keys": cs.keys,
         "group": cs.group,
         "fit": estimate.fit_record(res, cs.keys),
-        "powerlaw": estimate.fit_record(pl, cs.keys),
+        "powerlaw": None if pl is None else estimate.fit_record(pl, cs.keys),
         "bootstrap": None if boot is None else _finite(boot._replace(estimates=None)._asdict()),
         "transition_test": None if test is None else _finite(test._asdict()),
         "tied": None if tied is None else _tied_record(tied),

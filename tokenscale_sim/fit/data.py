@@ -91,10 +91,12 @@ def curves_from_points(
     has_se: bool = False,
     source: str = "arrays",
     fn: str = "curves_from_points",
+    token_counts: bool = True,
 ) -> CurveSet:
     """Pad ``{key: [(n, y, se, aux), ...]}`` into a :class:`CurveSet`, checking each curve.
 
-    Checks: ``n >= 1`` (token counts), ``y`` finite, no duplicate ``n`` within a curve, ``se > 0``
+    Checks: ``n >= 1`` (token counts; with ``token_counts=False``, for a law of any real
+    predictor x, any finite value), ``y`` finite, no duplicate ``n`` within a curve, ``se > 0``
     when given, ``aux > 0``. Points are sorted by ``n``.
     """
     if not points:
@@ -111,7 +113,7 @@ def curves_from_points(
         arr = np.array(sorted(pts), dtype=float).reshape(-1, 4)
         if not len(arr):
             raise ValueError(f"{fn}: curve {label} has no points")
-        if np.any(arr[:, 0] < 1):
+        if token_counts and np.any(arr[:, 0] < 1):
             raise ValueError(
                 f"{fn}: n must be >= 1 (token counts), got {arr[:, 0].min()} in {label}"
             )
@@ -169,6 +171,7 @@ def curves_from_rows(
     aux_col: str | None = None,
     layout: str = "auto",
     source: str = "rows",
+    token_counts: bool = True,
 ) -> CurveSet:
     """Curves from CSV-like rows (dicts of strings); see :func:`read_curves` for the layouts."""
     fn = "read_curves"
@@ -191,7 +194,9 @@ def curves_from_rows(
                     points.setdefault((c,), []).append(
                         (n, _number(row[c], fn, c, f"line {i}"), 1.0, 1.0)
                     )
-        return curves_from_points(points, ("curve",), source=source, fn=fn)
+        return curves_from_points(
+            points, ("curve",), source=source, fn=fn, token_counts=token_counts
+        )
     needed = [y_col, *group, *(c for c in (se_col, aux_col) if c)]
     for c in needed:
         if c not in columns:
@@ -206,7 +211,9 @@ def curves_from_rows(
             _number(row[aux_col], fn, aux_col, where) if aux_col else 1.0,
         )
         points.setdefault(key, []).append(point)
-    return curves_from_points(points, group, has_se=se_col is not None, source=source, fn=fn)
+    return curves_from_points(
+        points, group, has_se=se_col is not None, source=source, fn=fn, token_counts=token_counts
+    )
 
 
 def read_curves(
@@ -218,9 +225,11 @@ def read_curves(
     se_col: str | None = None,
     aux_col: str | None = None,
     layout: str = "auto",
+    token_counts: bool = True,
 ) -> CurveSet:
     """Read curves from a CSV file (long or wide layout; ``auto`` picks long when ``y_col`` or a
-    grouping column is present).
+    grouping column is present). ``token_counts=False``: the predictor column may hold any
+    finite reals (laws of a general predictor x), not only token counts ``n >= 1``.
 
     Raises:
         FileNotFoundError: no such file.
@@ -235,10 +244,12 @@ def read_curves(
         text = p.read_text()
     except UnicodeDecodeError:
         raise ValueError(f"read_curves: {str(p)!r} is not a text (CSV) file") from None
-    return _parse(text, str(p), n_col, y_col, group, se_col, aux_col, layout)
+    return _parse(text, str(p), n_col, y_col, group, se_col, aux_col, layout, token_counts)
 
 
-def _parse(text, source, n_col, y_col, group, se_col, aux_col, layout) -> CurveSet:
+def _parse(
+    text, source, n_col, y_col, group, se_col, aux_col, layout, token_counts=True
+) -> CurveSet:
     reader = csv.DictReader(io.StringIO(text))
     columns = [c.strip() for c in (reader.fieldnames or [])]
     reader.fieldnames = columns
@@ -253,6 +264,7 @@ def _parse(text, source, n_col, y_col, group, se_col, aux_col, layout) -> CurveS
         aux_col=aux_col,
         layout=layout,
         source=source,
+        token_counts=token_counts,
     )
 
 

@@ -199,7 +199,7 @@ def fit_arrays(model: str | Model, data: CurveArrays, opts: FitOptions | None = 
     )
     method = [IntervalMethod.WALD] * model.n_params
     use = np.zeros(model.n_params, bool)
-    exact = opts.loss == "log" and model.k <= 1  # closed-form profiles (fit.profile)
+    exact = opts.loss == "log" and model.space == "log" and model.k <= 1  # closed-form profiles
     if opts.interval == IntervalMethod.PROFILE or (opts.interval == IntervalMethod.AUTO and exact):
         use[:] = True
     if model.nb_index is not None:

@@ -249,9 +249,10 @@ def parse_law(
     )
 
 
-def load_law(spec: str) -> LawFn:
-    """The function ``fn(x, theta)`` named by ``"path/to/file.py:function"`` or
-    ``"package.module:function"`` (pass it to :func:`~tokenscale_sim.fit.laws.define_law`).
+def load_law(spec: str) -> LawFn | Model:
+    """The function ``fn(x, theta)`` (pass it to :func:`~tokenscale_sim.fit.laws.define_law`)
+    or the ready :class:`~tokenscale_sim.fit.models.Model` (e.g. made with ``define_law`` in
+    the user's file) named by ``"path/to/file.py:name"`` or ``"package.module:name"``.
 
     >>> load_law("math:hypot").__name__
     'hypot'
@@ -273,6 +274,6 @@ def load_law(spec: str) -> LawFn:
     else:
         module = importlib.import_module(where)
     fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise ValueError(f"load_law: {where!r} has no function {attr!r}")
+    if not (callable(fn) or isinstance(fn, Model)):
+        raise ValueError(f"load_law: {where!r} has no function or Model {attr!r}")
     return fn

@@ -146,7 +146,7 @@ def _map_ends(model: Model, u_hat, i: int, lo, hi, open_low, open_high, j: int):
 
 
 def _exact(model: Model, opts: FitOptions, data: CurveArrays, u_hat, level: float) -> Intervals:
-    """The closed-form path of the module docstring (log loss, ``k <= 1``)."""
+    """The closed-form path of the module docstring (log loss, a law of ln y, ``k <= 1``)."""
     g, p, q = u_hat.shape[0], model.n_params, model.q
     m = np.asarray(data.weight).sum(axis=-1)
     if model.k == 0:
@@ -261,6 +261,6 @@ def profile_intervals(
     """
     level = opts.level if level is None else level
     u_hat = np.asarray(u_hat, float)
-    if opts.loss == "log" and model.k <= 1:
+    if opts.loss == "log" and model.space == "log" and model.k <= 1:
         return _exact(model, opts, data, u_hat, level)
     return _general(model, opts, data, u_hat, level, width)
