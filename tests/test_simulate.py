@@ -35,6 +35,7 @@ STRUCTURES = {
 }
 SMALL = {"n_max": 12, "d": 6, "m": 50, "chunk": 16}
 CONFIG = SimulationConfig(**SMALL)
+GRAM = {"n_max": 12, "d": 64, "m": 50, "chunk": 16, "sampler": "gram"}
 
 
 def zmax(moments, exact) -> float:
@@ -163,6 +164,10 @@ def test_device_count_invariance(reference_run, tmp_path):
             assert len(r.metadata["sharded_over"]) == len(devices)
             out[name] = np.stack([getattr(r, f).mean for f in {ALL_STATS!r}]
                                  + [getattr(r, f).std for f in {ALL_STATS!r}])
+            g = simulate(jax.random.key(5), st.decaying(3.0, coupling=0.4),
+                         SimulationConfig(**{GRAM!r}), devices=devices)
+            assert g.metadata["method"] == "gram"
+            out["gram_" + name] = np.stack([getattr(g, f).mean for f in {ALL_STATS!r}])
         np.savez(sys.argv[1], **out)
         """
     )
@@ -174,6 +179,8 @@ def test_device_count_invariance(reference_run, tmp_path):
     here = np.stack([getattr(reference_run, f).mean for f in ALL_STATS]
                     + [getattr(reference_run, f).std for f in ALL_STATS])  # fmt: skip
     np.testing.assert_allclose(got["four"], got["one"], rtol=1e-12, atol=1e-13, equal_nan=True)
+    gram = got["gram_four"], got["gram_one"]  # the gram method: the same on 4 devices as on 1
+    np.testing.assert_allclose(*gram, rtol=1e-12, atol=1e-13, equal_nan=True)
     np.testing.assert_allclose(got["four"], here, rtol=1e-12, atol=1e-13, equal_nan=True)
 
 
