@@ -30,10 +30,11 @@ def test_measure_hidden_file_writes_csv_json_and_figures(tmp_path, capsys):
     assert rows[1]["psi_aa_mean"] != ""
     report = json.loads((out / "measure.json").read_text())
     layer = report["layers"]["all"]
-    assert layer["lambda_ci"][0] < layer["lambda"] < layer["lambda_ci"][1]
+    assert layer["lambda_ci_points"][0] < layer["lambda"] < layer["lambda_ci_points"][1]
     assert layer["pairs"] == 4 and layer["n_max"] == 20
-    low, high = layer["lambda_ci_pairs"]
+    low, high = layer["lambda_ci"]  # the default interval is the pair bootstrap's
     assert low < layer["lambda"] < high and layer["bootstrap_replicates"] <= 200
+    assert layer["lambda_ci_status"] == "pair bootstrap"
     assert report["meta"]["options"]["normalise"] is True
     assert report["figures"] == ["overview.png"] and (out / "overview.png").stat().st_size > 0
 

@@ -209,8 +209,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     )
     for key, s in layers.items():
         lam = f"lambda={s['lambda']:.4f}" if "lambda" in s else "no fit"
-        if "lambda_ci_pairs" in s:
-            lam += " (pairs: [{:.4f}, {:.4f}])".format(*s["lambda_ci_pairs"])
+        if s.get("lambda_ci") is not None:
+            lam += " (pair bootstrap: [{:.4f}, {:.4f}])".format(*s["lambda_ci"])
         print(
             f"layer {key}: {lam}, Delta in [{s['delta_min']:.3g}, {s['delta_max']:.3g}], "
             f"n_b {s['n_b_status']} {s['n_b']:.3g}, mean D/bound at n_max {s['ratio_at_n_max']:.3f}"

@@ -74,9 +74,10 @@ class IntervalMethod(StrEnum):
     :mod:`tokenscale_sim.fit.profile`); ``WALD``: Student-t Wald intervals from the delta-method
     standard errors (on the log scale for positive parameters). ``AUTO`` (options only, the
     default): profile intervals for every parameter where the closed-form profile exists (log
-    loss, a law of ln y, at most one nonlinear parameter: the power law, alpha(n), both divergence laws and
-    user laws of that shape), else profile for ``n_b`` and Wald for the others (the L-BFGS
-    profile of every parameter costs ~40 refits each; ask for it with ``PROFILE``).
+    loss, a law of ln y, at most one nonlinear parameter: the power law, alpha(n), both
+    divergence laws and user laws of that shape), else profile for ``n_b`` and Wald for the
+    others (the L-BFGS profile of every parameter costs ~40 refits each; ask for it with
+    ``PROFILE``).
     """
 
     AUTO = "auto"
