@@ -172,21 +172,7 @@ def run(args: argparse.Namespace) -> int:
                 },
             )
         )
-    if args.plot:
-        from tokenscale_sim.plots.theory import divergence_curves
-
-        curves = theory.TheoryCurves(
-            n=cols["n"],
-            upsilon=cols["upsilon"],
-            bound=cols["bound"],
-            gaussian_mean=cols["gaussian_mean"],
-            slope=cols["slope"],
-            regime=cols["regime"],
-            alpha=cols["alpha"],
-            n_b=np.asarray(n_b),
-            valid=cols["upsilon"] > 0,
-        )
-        fig = divergence_curves(curves, title=f"{args.structure}: n_b = {n_b:.3g}")
+    if fig is not None:  # drawn before any file was written
         written.append(files.save_figure(fig, args.plot, dpi=120))
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
