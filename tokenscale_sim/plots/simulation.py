@@ -108,9 +108,10 @@ def plot_simulation(
     panels = 1 if result.psi_eq is None else 2
     fig = figure((5.5 * panels, 4.0))
     axs = fig.subplots(1, panels, squeeze=False)[0]
-    shaded = regimes and n_b is not None
-    if shaded:  # shade_regimes marks n_b itself
+    shaded = False
+    if regimes and n_b is not None:  # shade_regimes marks n_b itself
         shade_regimes(axs[0], n_b, float(result.n[0]), float(result.n[-1]))
+        shaded = True
     plot_divergence(result, axs[0], fit=fit, fit_label=fit_label, n_b=None if shaded else n_b)
     if panels == 2:
         plot_psi(result, axs[1])
