@@ -128,7 +128,7 @@ def test_two_processes_match_a_single_process_run(single, tmp_path):
     else:
         raise AssertionError("differing keys were not refused")
     try:
-        check_simulation(s, config, devices=jax.devices()[2:])
+        simulate(jax.random.key(5), s, config, devices=jax.devices()[2:])
     except ValueError as err:
         assert pid == 0 and "must include a device of this process (0)" in str(err), err
     else:

@@ -110,7 +110,7 @@ def test_load_law_from_file_and_module(tmp_path):
         load_law("no_colon")
     with pytest.raises(FileNotFoundError, match="load_law"):
         load_law(f"{tmp_path / 'missing.py'}:law")
-    with pytest.raises(ValueError, match="has no function 'nope'"):
+    with pytest.raises(ValueError, match="has no function or Model 'nope'"):
         load_law(f"{path}:nope")
 
 
