@@ -44,11 +44,13 @@ Starts = Mapping[str, Any] | np.ndarray
 
 
 def _transform(spec: Transform, name: str):
-    """(to_natural, to_unconstrained, positive) of one parameter's transform."""
+    """(to_natural, to_unconstrained, positive, to_unconstrained in NumPy) of one parameter's
+    transform; the NumPy inverse turns starting values into ``v`` without touching a JAX
+    backend (laws are built at import time, before ``jax.distributed.initialize``)."""
     if spec == "free":
-        return (lambda u: u), (lambda t: t), False
+        return (lambda u: u), (lambda t: t), False, (lambda t: np.asarray(t, float))
     if spec == "positive":
-        return jnp.exp, jnp.log, True
+        return jnp.exp, jnp.log, True, np.log
     if isinstance(spec, tuple) and len(spec) == 2:
         a, b = (float(x) for x in spec)
         if not (np.isfinite(a) and np.isfinite(b) and a < b):
@@ -59,6 +61,7 @@ def _transform(spec: Transform, name: str):
             lambda u: a + (b - a) * jax.nn.sigmoid(u),
             lambda t: jnp.log(t - a) - jnp.log(b - t),
             a >= 0,
+            lambda t: np.log(t - a) - np.log(b - t),
         )
     raise ValueError(
         f"define_law: transform of {name!r} must be 'free', 'positive' or (a, b), got {spec!r}"
@@ -194,7 +197,7 @@ def define_law(
 
     def to_v(table: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            cols = [np.asarray(tr[p][1](jnp.asarray(table[:, i]))) for i, p in enumerate(nonlin)]
+            cols = [np.asarray(tr[p][3](table[:, i]), float) for i, p in enumerate(nonlin)]
         v = np.stack(cols, axis=1) if cols else np.zeros((table.shape[0], 0))
         if not np.all(np.isfinite(v)):
             raise ValueError(
