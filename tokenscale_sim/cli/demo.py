@@ -362,12 +362,6 @@ def _compare_section(study, out: Path, summary: dict) -> str:
     )
 
 
-STYLE = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;
-color:#222}table{border-collapse:collapse;font-size:.85em;margin:1em 0}td,th{border:1px solid #ccc;
-padding:.2em .5em;text-align:right}th{background:#f3f3f3}img{max-width:100%}figure{margin:1.5em 0}
-figcaption{font-size:.9em;color:#555}code{background:#f3f3f3;padding:0 .2em}"""
-
-
 def _design_section(study, out: Path, summary: dict) -> str:
     """Issue 13: could the paper's design see a transition, and what design and budget would?"""
     sec = study.design
