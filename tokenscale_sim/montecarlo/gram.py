@@ -58,7 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tokenscale_sim import structures as st
-from tokenscale_sim.montecarlo.sampling import TokenModel
+from tokenscale_sim.exact import TokenModel, as_token_model
 
 __all__ = [
     "GRAM_CROSSOVER",
@@ -138,10 +138,6 @@ def _kernel_key(kernel: st.Kernel, n_max: int) -> tuple[str, float] | None:
     return None
 
 
-def _as_tokens(tokens: TokenModel | str) -> TokenModel:
-    return tokens if isinstance(tokens, TokenModel) else TokenModel(tokens)
-
-
 def gram_plan(
     structure: st.Structure,
     n_max: int,
@@ -155,7 +151,7 @@ def gram_plan(
     without a finite linear state (``PowerLaw``: circulant FFT), ``Grid2D`` (its state is a whole
     grid row of ``width`` vectors: cheaper drawn directly for the widths in use), dense matrices.
     """
-    tokens = _as_tokens(tokens)
+    tokens = as_token_model(tokens)
     if not getattr(structure, "separable_psd", False):
         return None
     difference = divergence_only and tokens.kind == "gaussian"
@@ -371,12 +367,6 @@ def statistics_from_sums(
     return jnp.stack([jnp.sqrt(squared), squared, psi_eq, psi_aa, psi_bb, psi_ab, upsilon])
 
 
-def _check_size(param: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"gram_statistics_sampler: {param} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
 def gram_statistics_sampler(
     structure: st.Structure,
     n_max: int,
@@ -412,7 +402,8 @@ def gram_statistics_sampler(
         >>> stats.shape
         (8, 7, 16)
     """
-    n_max, d = _check_size("n_max", n_max), _check_size("d", d)
+    n_max = st.check_count("gram_statistics_sampler", "n_max", n_max)
+    d = st.check_count("gram_statistics_sampler", "d", d)
     structure.validate(n_max)
     plan = gram_plan(structure, n_max, tokens, divergence_only)
     if plan is None:
