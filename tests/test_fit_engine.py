@@ -248,3 +248,20 @@ def test_adam_warm_up_and_zoom_line_search_options():
         FitOptions(level=1.0)
     with pytest.raises(ValueError, match="linesearch must be"):
         FitOptions(linesearch="wolfe")
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, 4, 7, 12, 14])
+def test_spd_solve_matches_numpy(p):
+    from tokenscale_sim.fit.polish import spd_solve
+
+    rng = np.random.default_rng(p)
+    jac = rng.normal(size=(3 * p, p)) * np.logspace(-3, 3, p)  # badly scaled columns
+    a = jac.T @ jac + 1e-3 * np.eye(p)
+    b = rng.normal(size=p)
+    x, pivot = jax.jit(spd_solve)(jnp.asarray(a), jnp.asarray(b))
+    np.testing.assert_allclose(np.asarray(x), np.linalg.solve(a, b), rtol=1e-8, atol=1e-12)
+    if p <= 12:  # the smallest squared Cholesky pivot bounds the smallest eigenvalue from above
+        assert np.linalg.eigvalsh(a).min() <= float(pivot) * (1 + 1e-9)
+    singular = jnp.zeros((p, p)).at[0, 0].set(1.0)
+    if p > 1 and p <= 12:  # not positive definite: NaN, never a silent number
+        assert not np.all(np.isfinite(np.asarray(spd_solve(singular, jnp.ones(p))[0])))

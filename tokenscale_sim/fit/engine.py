@@ -21,9 +21,10 @@ The loss is ``(1/2) sum_i w_i rho(r_i) / sum_i w_i`` with residuals
 - ``"huber"``: log residuals with the Huber function of width ``huber_delta``.
 
 Laws (:mod:`tokenscale_sim.fit.laws`) may predict y itself (``model.space == "linear"``: variable
-projection then fits y, and is used only for starts under the log loss) and may ask for a
-Levenberg-Marquardt polish of the chosen optimum (``model.polish``,
-:mod:`tokenscale_sim.fit.polish`), whose Gauss-Newton step test then decides ``converged``.
+projection then fits y, and is used only for starts under the log loss) and may ask to be fitted
+as least-squares problems (``model.polish``): Levenberg-Marquardt
+(:mod:`tokenscale_sim.fit.polish`) from every start instead of L-BFGS, whose Gauss-Newton step
+test then decides ``converged``.
 
 Estimates, standard errors and intervals are assembled in :mod:`tokenscale_sim.fit.estimate`.
 """
@@ -262,7 +263,9 @@ def _candidates(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
 
 
 def _fit_one(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
-    """The full single-curve pipeline (starts, L-BFGS, limits, boundary choice) -> Solution."""
+    """The full single-curve pipeline (starts, optimizer, limits, boundary choice) -> Solution."""
+    if _levenberg_marquardt_law(model, opts):
+        return _fit_least_squares(model, opts, data, v_grid)
     (us, values, gnorms, ks), n_free = _candidates(model, opts, data, v_grid)
     values = jnp.where(jnp.isfinite(values), values, jnp.inf)
     best_free = jnp.argmin(values[:n_free])
@@ -291,24 +294,34 @@ def _fit_one(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
         k = jnp.where(at_boundary, k + ks[n_free + side], k)
         boundary = jnp.where(at_boundary, Boundary.ZERO + side, int(Boundary.INTERIOR))
     converged = jnp.isfinite(value) & (gnorm <= jnp.maximum(1e-6, 1e3 * opts.gtol))
-    if model.polish and model.nb_index is None and opts.loss != "huber":
-        return _polish_one(model, opts, data, Solution(u, value, gnorm, k, converged, boundary))
     return Solution(u, value, gnorm, k, converged, boundary)
 
 
-def _polish_one(model: Model, opts: FitOptions, data: CurveArrays, sol: Solution) -> Solution:
-    """laws: Levenberg-Marquardt polish of a least-squares optimum (``model.polish``); its
-    Gauss-Newton step test decides ``converged`` (see :mod:`tokenscale_sim.fit.polish`), and so
-    does resolution: residuals within ``1e4 eps`` of the rounding of y (an exact fit) leave the
-    standard errors as rounding noise, so such a fit is not reported converged."""
+def _levenberg_marquardt_law(model: Model, opts: FitOptions) -> bool:
+    """Laws asking for ``polish`` (no transition point) are least-squares problems: fitted by
+    Levenberg-Marquardt from every start, the tool made for them (not under the Huber loss)."""
+    return model.polish and model.nb_index is None and opts.loss != "huber"
+
+
+def _fit_least_squares(model: Model, opts: FitOptions, data: CurveArrays, v_grid) -> Solution:
+    """laws (``model.polish``): Levenberg-Marquardt (:mod:`tokenscale_sim.fit.polish`) from the
+    ``n_starts`` best variable-projection starts, the lowest RSS kept. Its Gauss-Newton step
+    test decides ``converged``, and so does resolution: residuals within ``1e4 eps`` of the
+    rounding of y (an exact fit) leave the standard errors as rounding noise, so such a fit is
+    not reported converged."""
+    u_grid, rss = projection_starts(model, data, v_grid)
+    n_free = min(opts.n_starts, v_grid.shape[0])
+    finite_rows = jnp.all(jnp.isfinite(v_grid), axis=1)
+    starts = u_grid[jnp.argsort(jnp.where(finite_rows, rss, jnp.inf))[:n_free]]
     ok = data.weight > 0
     sqrt_w = jnp.sqrt(jnp.where(ok, data.weight, 0.0))
 
     def res(u):
         return jnp.where(ok, residuals(model, opts.loss, u, data), 0.0) * sqrt_w
 
-    out = levenberg_marquardt(res, sol.u, max_iter=opts.max_iter)
-    u = jnp.where(jnp.isfinite(out.rss), out.u, sol.u)
+    outs = jax.vmap(lambda u0: levenberg_marquardt(res, u0, max_iter=opts.max_iter))(starts)
+    best = jnp.argmin(jnp.where(jnp.isfinite(outs.rss), outs.rss, jnp.inf))
+    u = outs.u[best]
     value, grad = jax.value_and_grad(partial(objective, model, opts, data=data))(u)
     y = jnp.where(ok, data.y, 1.0)
     if opts.loss == "log":  # size of the terms whose rounding the residuals carry
@@ -318,10 +331,15 @@ def _polish_one(model: Model, opts: FitOptions, data: CurveArrays, sol: Solution
     else:
         size = jnp.abs(y) / jnp.where(ok, data.se, 1.0)
     floor = 1e4 * jnp.finfo(u.dtype).eps * jnp.linalg.norm(size * sqrt_w)
-    resolved = jnp.sqrt(out.rss) > floor
-    iterations = sol.iterations + out.iterations
+    resolved = jnp.sqrt(outs.rss[best]) > floor
+    value = jnp.where(jnp.isfinite(value), value, jnp.inf)
     return Solution(
-        u, value, jnp.linalg.norm(grad), iterations, out.converged & resolved, sol.boundary
+        u,
+        value,
+        jnp.linalg.norm(grad),
+        jnp.sum(outs.iterations),
+        outs.converged[best] & resolved & jnp.isfinite(value),
+        jnp.asarray(int(Boundary.NONE)),
     )
 
 

@@ -178,11 +178,15 @@ def define_law(
         theta.update({p: tr[p][0](v[i]) for i, p in enumerate(nonlin)})
         return theta
 
+    def evaluate(u, x, aux):
+        del aux
+        return jnp.broadcast_to(fn(x, theta_of(u[:q], u[q:])), x.shape).astype(x.dtype)
+
     def basis(v, x, aux):
         del aux
 
         def pred(w):
-            return jnp.broadcast_to(fn(x, theta_of(w, v)), x.shape).astype(x.dtype)
+            return evaluate(jnp.concatenate([w, v]), x, None)
 
         w0 = jnp.zeros((q,), x.dtype)
         offset = pred(w0)
@@ -239,6 +243,7 @@ def define_law(
         space=space,
         predictor=predictor,
         polish=polish,
+        evaluate=evaluate,
     )
 
 

@@ -64,6 +64,9 @@ class Model:
             other name, e.g. ``"x"``, allows any finite reals).
         polish: finish every fit with the Levenberg-Marquardt polish of
             :mod:`tokenscale_sim.fit.polish`, which also decides ``converged`` (laws without n_b).
+        evaluate: optional ``(u (p,), n (m,), aux (m,)) -> (m,)``, the same value as
+            ``offset + X @ w`` computed directly (laws: one call of the law's function instead of
+            building the basis; the basis is still what variable projection uses).
     """
 
     name: str
@@ -79,6 +82,7 @@ class Model:
     space: str = "log"
     predictor: str = "n"
     polish: bool = False
+    evaluate: Callable[[jnp.ndarray, jnp.ndarray, jnp.ndarray], jnp.ndarray] | None = None
 
     @property
     def n_params(self) -> int:
@@ -99,6 +103,8 @@ class Model:
         """``offset(n; v) + X(n; v) @ w``: ``ln y_hat`` or ``y_hat`` by :attr:`space` -> (m,)."""
         n = jnp.asarray(n)
         aux = jnp.ones_like(n) if aux is None else aux
+        if self.evaluate is not None:
+            return self.evaluate(u, n, aux)
         offset, x = self.basis(u[self.q :], n, aux)
         return offset + x @ u[: self.q]
 
