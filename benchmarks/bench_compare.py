@@ -31,7 +31,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from tokenscale_sim.fit import FitOptions, get_model, load_paper_scores
-from tokenscale_sim.fit.compare import available_laws, compare_laws
+from tokenscale_sim.fit.compare import compare_laws
 from tokenscale_sim.fit.curvature import quadratic_resample
 from tokenscale_sim.fit.data import CurveArrays
 from tokenscale_sim.fit.engine import solve_batch
@@ -54,6 +54,39 @@ def _basis(name, v, n):
     raise KeyError(name)
 
 
+# Laws that predict the score itself (``Model.space == "linear"``, :mod:`tokenscale_sim.fit.laws`):
+# NumPy ``f(n, theta)`` with theta in the model's parameter order, and the entries fitted as logs.
+LINEAR_SPACE = {
+    "saturating": (lambda n, t: t[0] - t[1] * n ** (-t[2]), (2,)),
+    "loglinear": (lambda n, t: t[0] + t[1] * np.log(n), ()),
+    "logistic": (
+        lambda n, t: t[0] + (t[1] - t[0]) / (1 + np.exp(-(np.log(n) - np.log(t[2])) / t[3])),
+        (2, 3),
+    ),
+}
+
+
+def _linear_space(model):
+    """NumPy ``(predict(u, n), basis(v, n))`` of a linear-space law: ``u`` unconstrained as the
+    engine's (positive entries as logs); the basis columns are the law's linear parameters."""
+    fn, positive = LINEAR_SPACE[model.name]
+    q = model.q
+
+    def predict(u, n):
+        t = np.array(u, float)
+        t[list(positive)] = np.exp(t[list(positive)])
+        return fn(n, t)
+
+    def basis(name, v, n):
+        del name
+        u0 = np.concatenate([np.zeros(q), v])
+        off = predict(u0, n)
+        cols = [predict(np.concatenate([np.eye(q)[j], v]), n) - off for j in range(q)]
+        return off, np.stack(cols, axis=1)
+
+    return predict, basis
+
+
 def _jax_basis(model):
     """A law without a NumPy form: its JAX basis, jitted (slower per call; said in the table)."""
     fn = jax.jit(lambda v, n: model.basis(v, n, jnp.ones_like(n)))
@@ -66,34 +99,55 @@ def _jax_basis(model):
     return basis
 
 
-def _project(basis, name, v, n, log_y):
+def _project(basis, name, v, n, target):
+    """Linear least squares of ``target`` (ln y, or y for linear-space laws) at ``v``."""
     off, x = basis(name, v, n)
-    w, *_ = np.linalg.lstsq(x, log_y - off, rcond=None)
-    r = log_y - off - x @ w
+    w, *_ = np.linalg.lstsq(x, target - off, rcond=None)
+    r = target - off - x @ w
     rss = float(r @ r)
     return np.concatenate([w, v]), rss if np.all(np.isfinite(w)) else np.inf
 
 
-def scipy_fit(model, basis, n, log_y, grid, n_starts):
-    """Best of: least_squares from the n_starts best grid points, and the n_b limits -> (u, rss)."""
+def _least_squares(resid, u0):
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        res = least_squares(resid, u0, method="lm", xtol=1e-14, ftol=1e-14, gtol=1e-14)
+    r = resid(res.x)
+    return res.x, float(r @ r) if np.all(np.isfinite(r)) else np.inf
+
+
+def scipy_fit(model, basis, n, y, grid, n_starts, predict=None):
+    """The engine's fit in SciPy -> (u, rss of ln y).
+
+    Log-space laws: variable projection of ln y on the grid, ``least_squares`` (LM) from the
+    ``n_starts`` best grid points, and the n_b limits in closed form. Linear-space laws
+    (``predict`` given): the grid is projected on y (the engine's starts), then LM on all
+    parameters minimises the residuals ``ln y - ln f(n; u)`` from the ``n_starts`` best.
+    """
+    log_y = np.log(y)
+    target = log_y if predict is None else y
     q = model.q
-    if model.k == 0:
+    if model.k == 0 and predict is None:
         return _project(basis, model.name, np.zeros(0), n, log_y)
-    cands = [_project(basis, model.name, v, n, log_y) for v in grid]
+    grid = grid if model.k else np.zeros((1, 0))
+    cands = [_project(basis, model.name, v, n, target) for v in grid]
     finite = [c for c, v in zip(cands, grid, strict=True) if np.all(np.isfinite(v))]
     starts = sorted(finite, key=lambda c: c[1])[:n_starts]
-    out = []
+    if predict is None:
 
-    def resid(u):
-        off, x = basis(model.name, u[q:], n)
-        return log_y - off - x @ u[:q]
+        def resid(u):
+            off, x = basis(model.name, u[q:], n)
+            return log_y - off - x @ u[:q]
 
-    for u0, _ in starts:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            res = least_squares(resid, u0, method="lm", xtol=1e-14, ftol=1e-14, gtol=1e-14)
-        r = resid(res.x)
-        out.append((res.x, float(r @ r) if np.all(np.isfinite(r)) else np.inf))
+    else:
+
+        def resid(u):
+            with np.errstate(all="ignore"):
+                f = predict(u, n)
+                # a step into f <= 0 (ln undefined) is refused by a large residual
+                return np.where(f > 0, log_y - np.log(np.where(f > 0, f, 1.0)), 1e3)
+
+    out = [_least_squares(resid, u0) for u0, _ in starts]
     if model.nb_index is not None:  # the exact limits n_b -> 0 and n_b -> inf (grid ends)
         out += [cands[0], cands[-1]]
     return min(out, key=lambda c: c[1])
@@ -118,7 +172,7 @@ def rows_of(curves, star, holdout_last):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--laws", default=",".join(available_laws()))
+    parser.add_argument("--laws", default="powerlaw,alpha_n,saturating,loglinear,logistic")
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--scipy-resamples", type=int, default=None)
     parser.add_argument("--holdout-last", type=int, default=2)
@@ -158,16 +212,21 @@ def main() -> None:
         rows = CurveArrays(*(jnp.asarray(x) for x in (n_all, y_all, ones, w_all, ones)))
         sol = solve_batch(model, opts, rows, jnp.asarray(grid_np))
         u_jax, conv = np.asarray(sol.u), np.asarray(sol.converged)
-        try:
-            _basis(name, np.zeros(model.k), n_valid[:2])
-            basis, how = _basis, "NumPy"
-        except KeyError:
-            basis, how = _jax_basis(model), "jitted JAX basis"
+        predict = None
+        if model.space == "linear":
+            predict, basis = _linear_space(model)
+            how = "NumPy"
+        else:
+            try:
+                _basis(name, np.zeros(model.k), n_valid[:2])
+                basis, how = _basis, "NumPy"
+            except KeyError:
+                basis, how = _jax_basis(model), "jitted JAX basis"
         t0 = time.perf_counter()
         fits = []
         for r in pick:
             ok = w_all[r] > 0
-            fits.append(scipy_fit(model, basis, n_all[r][ok], np.log(y_all[r][ok]), grid_np, 3))
+            fits.append(scipy_fit(model, basis, n_all[r][ok], y_all[r][ok], grid_np, 3, predict))
         t_loop = time.perf_counter() - t0
         n_boot_sp = len(pick) - n_base
         t_base = t_loop * n_base / len(pick)
