@@ -12,9 +12,9 @@ Modules, imports pointing down this list: :mod:`.data` (curves in, input checks)
 status enums), :mod:`.engine` (optax L-BFGS, vmapped), :mod:`.likelihood` (deviance,
 covariance, AIC/BIC, profile thresholds), :mod:`.profile` (profile intervals of every
 parameter), :mod:`.estimate` (:func:`fit_curves`, :class:`FitResult`, :func:`predict`),
-:mod:`.uncertainty` (bootstrap, alpha(n) bands, per-parameter profiles), :mod:`.transition`
-(transition test, tied fits), :mod:`.coverage` (coverage of every interval method on synthetic
-curves).
+:mod:`.uncertainty` (bootstrap, prediction and alpha(n) bands, per-parameter profiles),
+:mod:`.transition` (transition test, tied fits), :mod:`.coverage` (coverage of every interval
+method on synthetic curves).
 """
 
 from tokenscale_sim.fit.data import (
@@ -50,9 +50,11 @@ from tokenscale_sim.fit.uncertainty import (
     KINDS,
     AlphaBand,
     BootstrapResult,
+    PredictionBand,
     ProfileInterval,
     alpha_band,
     bootstrap,
+    prediction_band,
     profile_interval,
 )
 
@@ -72,6 +74,7 @@ __all__ = [
     "IntervalMethod",
     "Model",
     "NbStatus",
+    "PredictionBand",
     "ProfileInterval",
     "TiedResult",
     "TransitionTest",
@@ -90,6 +93,7 @@ __all__ = [
     "load_dataset",
     "load_paper_scores",
     "predict",
+    "prediction_band",
     "profile_interval",
     "read_curves",
     "transition_test",

@@ -1,4 +1,4 @@
-r"""Uncertainty: bootstrap resampling, alpha(n) bands and per-parameter profile intervals.
+r"""Uncertainty: bootstrap resampling, prediction and alpha(n) bands, per-parameter profiles.
 
 Every resampling scheme builds an array of resampled curves of shape (m, G, M) and fits all of
 them in **one** vmapped call of :func:`tokenscale_sim.fit.engine.solve_batch` (the same pipeline
@@ -10,7 +10,9 @@ all curves of a dataset cost one compiled program.
 - ``case``: points drawn with replacement (as integer weights, so duplicate ``n`` are fine);
 - ``parametric``: ``r* ~ N(0, s^2)`` with ``s^2 = RSS / (m - p)`` (known SEs for ``weighted``).
 
-Intervals are percentile intervals of the resampled estimates. Model comparison (transition
+Intervals are percentile intervals of the resampled estimates. :func:`prediction_band` gives
+pointwise delta-method bands of the fitted law (any law, user-defined ones included). Model
+comparison (transition
 test, tied fits) is in :mod:`tokenscale_sim.fit.transition`.
 """
 
@@ -27,6 +29,7 @@ import numpy as np
 from tokenscale_sim.fit.data import CurveArrays, CurveSet
 from tokenscale_sim.fit.engine import residuals, solve_batch, start_grid
 from tokenscale_sim.fit.estimate import FitResult
+from tokenscale_sim.fit.likelihood import delta_method_se, t_quantile
 from tokenscale_sim.fit.models import Model, alpha_curve
 from tokenscale_sim.fit.options import Boundary, FitOptions
 from tokenscale_sim.fit.profile import profile_intervals
@@ -66,6 +69,25 @@ class AlphaBand(NamedTuple):
     estimate: np.ndarray
     low: np.ndarray
     high: np.ndarray
+    level: float
+
+
+class PredictionBand(NamedTuple):
+    """Pointwise bands of the fitted law over ``n`` (K,); ``fit`` and the bands are (G, K) in
+    the units of y.
+
+    ``low``/``high``: confidence band of the law's value; ``pred_low``/``pred_high``: prediction
+    band of one new observation (NaN under the ``weighted`` loss, where the new point's standard
+    error is not known); ``df``: (G,) residual degrees of freedom of the Student-t quantile.
+    """
+
+    n: np.ndarray
+    fit: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    pred_low: np.ndarray
+    pred_high: np.ndarray
+    df: np.ndarray
     level: float
 
 
@@ -221,6 +243,97 @@ def alpha_band(model: str | Model, estimates, samples, converged, n, level: floa
     low = np.nanquantile(curves, q[0], axis=0)
     high = np.nanquantile(curves, q[1], axis=0)
     return AlphaBand(np.asarray(n), est, low, high, level)
+
+
+@partial(jax.jit, static_argnames=("model", "loss"))
+def _band_parts(model: Model, loss: str, u, boundary, data: CurveArrays, n):
+    """Per curve: the law on the loss's scale at ``n`` (K,), its delta-method SE, the residual
+    variance ``s^2``, the residual scale in y units and the degrees of freedom."""
+
+    def one(u, boundary, d):
+        p = model.n_params
+        w = d.weight
+        fixed = jnp.zeros(p, bool)
+        if model.nb_index is not None:
+            fixed = fixed.at[model.nb_index].set(boundary > Boundary.INTERIOR)
+        u_fin = jnp.where(fixed, 0.0, u)
+        aux = jnp.ones_like(n)
+
+        def res(x):
+            return residuals(model, loss, jnp.where(fixed, u, x), d) * jnp.sqrt(w)
+
+        def value(x):  # the law on the scale its residuals are taken
+            x = jnp.where(fixed, u, x)
+            if loss in ("log", "huber"):
+                return model.log_predict(x, n, aux)
+            return model.predict(x, n, aux)
+
+        df = jnp.sum(w) - (p - jnp.sum(fixed))
+        s2 = 1.0 if loss == "weighted" else jnp.sum(res(u_fin) ** 2) / jnp.maximum(df, 1.0)
+        se = delta_method_se(res, value, u_fin, fixed, s2)
+        scale = 1.0
+        if loss == "linear":  # residuals are (y - y_hat) / mean|y|
+            scale = jnp.sum(w * jnp.abs(d.y)) / jnp.sum(w)
+        return value(u_fin), se, s2, scale, df
+
+    return jax.vmap(one)(u, boundary, data)
+
+
+def prediction_band(
+    curves: CurveSet, result: FitResult, n, level: float | None = None
+) -> PredictionBand:
+    r"""Pointwise confidence and prediction bands of every fitted curve at token counts ``n``.
+
+    With ``f(n; u)`` the law on the scale of the fit's residuals (``ln y_hat`` under the ``log``
+    and ``huber`` losses, ``y_hat`` otherwise), the delta method with the Gauss-Newton covariance
+    of the fit (the one behind its standard errors) gives ``se_f(n)^2 = g' s^2 (J'WJ)^-1 g``,
+    ``g = df/du``, and with ``t = t_{(1+level)/2, m-p}``
+
+        confidence: f +- t se_f,        prediction: f +- t sqrt(se_f^2 + s^2 c^2),
+
+    ``c`` the residual scale in the law's units (1, or ``mean|y|`` under the ``linear`` loss).
+    Log-scale bands are mapped to y by ``exp``. Fits at an ``n_b`` limit treat ``n_b`` as fixed.
+
+    Args:
+        curves: the fitted curves (G). result: their fit (any law, user-defined ones included).
+        n: (K,) predictor values. level: default ``result.level``.
+
+    Returns:
+        :class:`PredictionBand` with (G, K) arrays.
+
+    >>> import numpy as np
+    >>> from tokenscale_sim.fit import curves_from_arrays, fit_curves
+    >>> n = np.array([1.0, 2, 4, 8, 16])
+    >>> cs = curves_from_arrays(n, 2 * n**0.3 * np.exp([0.01, -0.02, 0.0, 0.02, -0.01]))
+    >>> band = prediction_band(cs, fit_curves(cs, "powerlaw"), [4.0, 64.0])
+    >>> bool(np.all((band.pred_low < band.low) & (band.low < band.fit) & (band.fit < band.high)))
+    True
+    """
+    level = result.level if level is None else level
+    if not 0 < level < 1:
+        raise ValueError(f"prediction_band: level must lie in (0, 1), got {level!r}")
+    model = result.model
+    data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
+    grid = np.atleast_1d(np.asarray(n, dtype=np.asarray(data.n).dtype))
+    if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)):
+        raise ValueError("prediction_band: n must be a non-empty 1-D array of finite values")
+    if model.predictor == "n" and np.any(grid < 1):
+        raise ValueError(f"prediction_band: token counts n must be >= 1, got min {grid.min()}")
+    parts = _band_parts(
+        model, result.loss_name, jnp.asarray(result.u), jnp.asarray(result.boundary), data,
+        jnp.asarray(grid),
+    )  # fmt: skip
+    f, se, s2, scale, df = (np.asarray(x) for x in parts)
+    t = np.array([t_quantile(0.5 + level / 2, float(v)) for v in df])[:, None]
+    half = t * se
+    spread = np.sqrt(se**2 + (s2 * np.broadcast_to(scale, s2.shape) ** 2)[:, None])
+    pred_half = np.where(result.loss_name == "weighted", np.nan, t * spread)
+    to_y = np.exp if result.loss_name in ("log", "huber") else (lambda x: x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return PredictionBand(
+            grid, to_y(f), to_y(f - half), to_y(f + half), to_y(f - pred_half),
+            to_y(f + pred_half), df, level,
+        )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- profile likelihood
