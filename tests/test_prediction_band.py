@@ -105,3 +105,18 @@ def test_prediction_band_rejects_bad_input():
         prediction_band(cs, res, [0.5])
     with pytest.raises(ValueError, match="prediction_band: n must be a non-empty 1-D"):
         prediction_band(cs, res, [np.nan])
+
+
+def test_a_fit_that_did_not_converge_gets_no_band():
+    """A saturating law on a straight line in ln n has no interior optimum (a -> 0): the fit is
+    reported not converged, and its band is NaN rather than rounding noise."""
+    y = 40 + 6 * np.log(N_DESIGN) + np.array([0.3, -0.2, 0.1, -0.3, 0.2, 0.0, -0.1, 0.2, -0.2, 0.1])
+    cs = curves_from_arrays(N_DESIGN, y)
+    res = fit_curves(cs, CEILING)
+    assert not res.converged[0]
+    band = prediction_band(cs, res, [10.0, 100.0])
+    assert (
+        np.all(np.isfinite(band.fit))
+        and np.all(np.isnan(band.low))
+        and np.all(np.isnan(band.pred_high))
+    )

@@ -9,7 +9,7 @@ side, on built-in defaults, written into one folder a person can open and read t
   *.png                 the figures
 
 ``--size tiny`` (the test size) takes 40-70 s on 2 CPU cores, most of it compiling; the default
-takes about five to seven minutes.
+takes about four minutes.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def register(sub) -> None:
         "--size",
         choices=("default", "tiny"),
         default="default",
-        help="study size: default (~5-7 min on 2 cores) or tiny (tests; still ~1 min, mostly "
+        help="study size: default (~4 min on 2 cores) or tiny (tests; still ~1 min, mostly "
         "compiling)",
     )
     p.add_argument("--seed", type=seed, default=0, help="PRNG seed (default: %(default)s)")

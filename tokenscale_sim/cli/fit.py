@@ -5,7 +5,8 @@ column) or a wide CSV (``n`` plus one column per curve), or a built-in dataset (
 ``paper`` / ``paper_exact`` as FILE: the paper's benchmark scores). Every check runs before
 anything is written. Output: a table per group on stdout and, with ``--out DIR``, ``fits.csv``,
 ``fits.json`` (with run metadata), ``alpha_band.csv`` (with ``--bootstrap``) and figures
-(``--plot``).
+(``--plot``: data, the power law and the fitted law with its 95 % confidence band, from
+:func:`tokenscale_sim.fit.prediction_band`; none where the fit did not converge).
 
 A law of your own instead of ``--model``: ``--law`` takes an arithmetic expression of the
 predictor ``n`` (token counts; ``x`` with ``--x-col``, any reals) and named parameters, parsed
@@ -271,8 +272,11 @@ def _plots(out, cs, res, pl) -> list:
         float(cs.arrays.n[cs.arrays.weight > 0].min()), float(cs.arrays.n.max()), 80
     )
     fits = {} if pl is None else {"power law": estimate.predict(pl, n_grid)}
+    bands = {}
     if res.model.name not in ("powerlaw", "divergence_measured"):
         fits[res.model.name] = estimate.predict(res, n_grid)
+        band = uncertainty.prediction_band(cs, res, n_grid)  # the law's confidence band
+        bands[res.model.name] = (band.low, band.high)
     written = []
     first = [k[0] if len(k) > 1 else "" for k in cs.keys]
     for i, head in enumerate(dict.fromkeys(first)):
@@ -282,7 +286,10 @@ def _plots(out, cs, res, pl) -> list:
             c = cs.curve(g)
             key = cs.keys[g]
             panels.append((" / ".join(key[1:] if len(key) > 1 else key) or "curve", c.n, c.y))
-        fig = fit_grid(panels, n_grid, {k: v[idx] for k, v in fits.items()}, suptitle=head or None)
+        fig = fit_grid(
+            panels, n_grid, {k: v[idx] for k, v in fits.items()},
+            bands={k: (lo[idx], hi[idx]) for k, (lo, hi) in bands.items()}, suptitle=head or None,
+        )  # fmt: skip
         path = out / f"fits_{i:02d}.png"
         written.append(files.save_figure(fig, path, dpi=110))
     return written

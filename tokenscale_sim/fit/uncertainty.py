@@ -292,7 +292,8 @@ def prediction_band(
         confidence: f +- t se_f,        prediction: f +- t sqrt(se_f^2 + s^2 c^2),
 
     ``c`` the residual scale in the law's units (1, or ``mean|y|`` under the ``linear`` loss).
-    Log-scale bands are mapped to y by ``exp``. Fits at an ``n_b`` limit treat ``n_b`` as fixed.
+    Log-scale bands are mapped to y by ``exp``. Fits at an ``n_b`` limit treat ``n_b`` as fixed;
+    fits that did not converge get NaN bands (their covariance means nothing), ``fit`` still.
 
     Args:
         curves: the fitted curves (G). result: their fit (any law, user-defined ones included).
@@ -328,6 +329,8 @@ def prediction_band(
     half = t * se
     spread = np.sqrt(se**2 + (s2 * np.broadcast_to(scale, s2.shape) ** 2)[:, None])
     pred_half = np.where(result.loss_name == "weighted", np.nan, t * spread)
+    unsure = ~np.asarray(result.converged, bool)[:, None]  # no covariance to trust: no band
+    half, pred_half = np.where(unsure, np.nan, half), np.where(unsure, np.nan, pred_half)
     to_y = np.exp if result.loss_name in ("log", "huber") else (lambda x: x)
     with np.errstate(over="ignore", invalid="ignore"):
         return PredictionBand(

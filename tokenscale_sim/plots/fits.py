@@ -1,7 +1,8 @@
-"""Figures of fitted scaling laws: data with power-law and alpha(n) fits, alpha(n) bands.
+"""Figures of fitted scaling laws: data with fitted laws and their bands, alpha(n) bands.
 
 Everything here draws what it is given (computed by :mod:`tokenscale_sim.fit`) and computes
-nothing: the fitted curves come from :func:`tokenscale_sim.fit.estimate.predict` and the bands from
+nothing: the fitted curves come from :func:`tokenscale_sim.fit.estimate.predict`, the bands of a
+law from :func:`tokenscale_sim.fit.uncertainty.prediction_band` and those of alpha(n) from
 :func:`tokenscale_sim.fit.uncertainty.alpha_band`.
 """
 
@@ -25,6 +26,7 @@ def fit_panel(
     n_grid,
     fits: Mapping[str, np.ndarray],
     *,
+    bands: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     title: str | None = None,
     ax: Axes | None = None,
 ) -> Figure:
@@ -33,11 +35,23 @@ def fit_panel(
     Args:
         n, y: (m,) the data. n_grid: (K,) where the fits were evaluated.
         fits: ``{label: (K,) fitted values}``, e.g. power law and alpha(n).
+        bands: ``{label: ((K,) low, (K,) high)}``, shaded in the colour of that fit within the
+            range the data and fits span (non-finite ends, e.g. a law that is not identified,
+            are left out).
     """
     fig, ax = axes(ax, loglog=True)
     ax.plot(np.asarray(n), np.asarray(y), "o", ms=3.5, color="k", label="data", zorder=3)
-    for (label, values), (color, ls) in zip(fits.items(), FIT_STYLES, strict=False):
-        ax.plot(np.asarray(n_grid), np.asarray(values), lw=1.3, label=label, color=color, ls=ls)
+    grid = np.asarray(n_grid)
+    styled = list(zip(fits.items(), FIT_STYLES, strict=False))
+    for (label, values), (color, ls) in styled:
+        ax.plot(grid, np.asarray(values), lw=1.3, label=label, color=color, ls=ls)
+    limits = ax.get_ylim()  # data and fits set the scale; a wide or unbounded band is cut off
+    for (label, _), (color, _) in styled:
+        if bands and label in bands:
+            low, high = (np.asarray(b, float) for b in bands[label])
+            shown = np.isfinite(low) & np.isfinite(high)
+            ax.fill_between(grid, low, high, where=shown, color=color, alpha=0.2, lw=0)
+    ax.set_ylim(limits)
     if title:
         ax.set_title(title, fontsize=8)
     ax.tick_params(labelsize=7)
@@ -60,6 +74,7 @@ def fit_grid(
     n_grid,
     fits: Mapping[str, np.ndarray],
     *,
+    bands: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     ncols: int = 6,
     suptitle: str | None = None,
 ) -> Figure:
@@ -69,11 +84,16 @@ def fit_grid(
         panels: G tuples ``(title, n (m,), y (m,))``.
         n_grid: (K,) evaluation points of the fits.
         fits: ``{label: (G, K) fitted values}``.
+        bands: ``{label: ((G, K) low, (G, K) high)}`` (see :func:`fit_panel`).
         ncols: panels per row.
     """
     fig, flat = _panel_grid(len(panels), ncols)
+    bands = bands or {}
     for i, (title, n, y) in enumerate(panels):
-        fit_panel(n, y, n_grid, {k: v[i] for k, v in fits.items()}, title=title, ax=flat[i])
+        fit_panel(
+            n, y, n_grid, {k: v[i] for k, v in fits.items()},
+            bands={k: (lo[i], hi[i]) for k, (lo, hi) in bands.items()}, title=title, ax=flat[i],
+        )  # fmt: skip
     handles, labels = flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8)
     if suptitle:
