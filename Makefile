@@ -27,13 +27,12 @@ lint: $(VENV)/.test
 	$(VENV)/bin/ruff format --check tokenscale_sim tests benchmarks
 	$(VENV)/bin/pyright
 
-# The suite runs in two processes: one process compiling every JAX program of the whole suite
-# grew until XLA aborted while compiling (seen in a clean-clone CI run); the heavy statistical
-# files (gram, NIST, design, compare) get a process of their own.
-HEAVY = tests/test_gram.py tests/test_nist.py tests/test_design.py tests/test_compare.py
+# The suite runs in two worker processes (pytest-xdist, whole files per worker): the 2 cores of
+# CI both work, and no process compiles every JAX program of the suite (one process doing so
+# grew until XLA aborted while compiling, seen in a clean-clone CI run); tests/conftest.py also
+# drops JAX's compilation caches after each test file.
 test: lint
-	$(PY) -m pytest -q $(addprefix --ignore=,$(HEAVY))
-	$(PY) -m pytest -q $(HEAVY)
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/run_all.py

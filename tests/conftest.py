@@ -1,0 +1,12 @@
+"""Suite-wide fixtures."""
+
+import jax
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _drop_compiled_programs_after_each_file():
+    """Keep a worker's memory flat over the suite: the programs one test file compiled are
+    rarely reused by the next, so JAX's caches are cleared when a file is done."""
+    yield
+    jax.clear_caches()
