@@ -30,7 +30,8 @@ lint: $(VENV)/.test
 # The suite runs in two worker processes (pytest-xdist, whole files per worker): the 2 cores of
 # CI both work, and no process compiles every JAX program of the suite (one process doing so
 # grew until XLA aborted while compiling, seen in a clean-clone CI run); tests/conftest.py also
-# drops JAX's compilation caches after each test file.
+# drops JAX's in-memory compilation caches after each test file, and conftest.py keeps compiled
+# programs on disk (.pytest_cache/jax-compilation) so that a program is compiled once per run.
 test: lint
 	$(PY) -m pytest -q -n 2 --dist loadfile
 

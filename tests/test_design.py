@@ -127,6 +127,16 @@ def test_level_under_a_power_law_truth():
 
 
 @pytest.mark.slow
+def test_nb_quantiles_are_order_statistics_when_fits_run_to_infinity(float32):
+    """In float32 over 10% of the fits under a power-law truth sit at n_b -> inf: the n_b
+    quantiles are order statistics (inf), never the NaN of interpolating inf - inf."""
+    r = _power(jax.random.key(10), dz.Truth("powerlaw", (30.0, -0.1)), dz.Noise())
+    assert r.nb_inf_fraction > 0.1
+    q = np.array([r.nb_q10, r.nb_median, r.nb_q90])
+    assert not np.isnan(q).any() and np.all(np.diff(q) >= 0) and q[2] == np.inf, q
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "params", [(30.0, 1e-3, 16.0), (30.0, 0.2, 1e6)], ids=["beta->0", "n_b beyond design"]
 )

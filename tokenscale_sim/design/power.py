@@ -226,7 +226,8 @@ def simulate_design(
         if interior.any() and np.isfinite(nb_t)
         else float("nan")
     )
-    q = np.quantile(nb, [0.1, 0.5, 0.9]) if nb.size else np.full(3, np.nan)
+    # order statistics, not interpolation: fits at n_b -> inf make inf - inf = NaN otherwise
+    q = np.quantile(nb, [0.1, 0.5, 0.9], method="inverted_cdf") if nb.size else np.full(3, np.nan)
     nan = float("nan")
     nb_width = nb_open = beta_width = nan
     if fits.ci_low is not None and fits.ci_high is not None and fits.ci_open is not None:
