@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -464,3 +465,25 @@ def test_simulate_accumulators_beyond_memory(tmp_path, capsys):
     assert main(argv) == 2
     assert "accumulators" in error_line(capsys, "simulate")
     assert not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------- design: edge truths (issue 26)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ("100,0,16", "binomial noise needs S\\(n\\) < 100"),
+        ("99.99,0,16", "at least one expected right and one wrong answer per point"),
+        ("0.001,0.1,16", "at least one expected right and one wrong answer per point"),
+        ("0,0.1,16", "alpha_n needs c > 0, got 0"),
+        ("30,0.1,-1", "alpha_n needs n_b >= 0, got -1"),
+    ],
+)
+def test_design_truths_outside_the_law_or_the_noise(tmp_path, capsys, params, message):
+    """The runnable edges (beta = 0, n_b = 0, n_b huge) run: tests/test_design_null.py."""
+    out = tmp_path / "d"
+    argv = ["design", "--params", params, "--m", "20", "--top", "1", "--out", str(out)]
+    assert main(argv) == 2
+    assert re.search(message, error_line(capsys, "design"))
+    assert not out.exists()

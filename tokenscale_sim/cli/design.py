@@ -137,6 +137,18 @@ def _truths(args):
     return [dz.Truth(args.law, (*args.params[:j], nb, *args.params[j + 1 :])) for nb in args.n_b]
 
 
+def _criterion(truth, noise, criterion: str, candidates, budget: int) -> str:
+    """``criterion``, or ``d`` (with a note on stderr) where it cannot rank designs at ``truth``."""
+    from tokenscale_sim.design import criterion_problem
+
+    problem = criterion_problem(truth, noise, criterion, candidates, budget)
+    if not problem:
+        return criterion
+    print(f"design: {problem}: searching by D-optimality ('d') instead of {criterion!r}",
+          file=sys.stderr)  # fmt: skip
+    return "d"
+
+
 def _fmt(x) -> str:
     x = float(x)
     return f"{x:.3g}" if np.isfinite(x) else ("inf" if x > 0 else "-" if np.isnan(x) else "-inf")
@@ -165,6 +177,7 @@ def _row(truth, budget, row) -> dict:
         "n_b_at_inf": r.nb_inf_fraction,
         "ln_n_b_width": r.nb_width,
         "ln_n_b_width_screen": float(s.nb_width[0]),
+        "n_b_screen_status": _screen_status(truth, s),
         "n_b_open": r.nb_open_fraction,
         "n_b_coverage": r.nb_coverage,
         "n_b_coverage_se": r.nb_coverage_se,
@@ -179,6 +192,16 @@ def _row(truth, budget, row) -> dict:
     }
 
 
+def _screen_status(truth, screen) -> str:
+    """ "ok", or why the screen gives n_b no width (e.g. "not identifiable at beta = 0")."""
+    from tokenscale_sim.design import identification_note
+
+    j = truth.law.nb_index
+    if j is None:
+        return "no n_b in the law"
+    return identification_note(truth, "n_b", bool(screen.identified[0, j])) or "ok"
+
+
 def _print(rows: list[dict]) -> None:
     cols = ["design", "k", "questions_per_point", "n_b_true", "power", "n_b_median", "n_b_at_0",
             "n_b_at_inf", "ln_n_b_width", "ln_n_b_width_screen", "n_b_coverage", "beta_width",
@@ -187,6 +210,8 @@ def _print(rows: list[dict]) -> None:
     for r in rows:
         cells = [r[c] if isinstance(r[c], str) else _fmt(r[c]) for c in cols]
         cells[4] = f"{_fmt(r['power'])} ± {_fmt(r['power_se'])}"
+        if r["n_b_screen_status"] != "ok":
+            cells[9] = r["n_b_screen_status"]
         print(" | ".join(str(c) for c in cells))
 
 
@@ -227,7 +252,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
             if args.top:
                 found = dz.search_designs(
                     truth, noise, k=args.k, total_questions=total, candidates=candidates,
-                    criterion=criterion, top=args.top,
+                    criterion=_criterion(truth, noise, criterion, candidates, budget), top=args.top,
                     weighted=options.weighting == "inverse_variance",
                 )  # fmt: skip
                 searches.append(
@@ -254,10 +279,11 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
                 rows.append(_row(truth, budget, row))
     if args.k_sweep:
         truth, budget = truths[0], args.questions[0]
+        swept = _criterion(truth, noise, criterion, candidates, budget)
         for i, k in enumerate(args.k_sweep):
             found = dz.search_designs(
                 truth, noise, k=k, total_questions=budget * args.k, candidates=candidates,
-                criterion=criterion, top=1,
+                criterion=swept, top=1,
             )  # fmt: skip
             pair = [found.designs[0], dz.log_spaced(k, 1, 768, budget * args.k)]
             study = dz.design_study(

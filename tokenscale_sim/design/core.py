@@ -52,6 +52,10 @@ class Truth:
             )
         if not all(np.isfinite(self.params)):
             raise ValueError(f"Truth: parameters must be finite, got {self.params}")
+        for name, value, positive in zip(m.params, self.params, m.positive, strict=False):
+            if positive and (value < 0 or (value == 0 and name != "n_b")):
+                bound = ">= 0" if name == "n_b" else "> 0"
+                raise ValueError(f"Truth: {m.name} needs {name} {bound}, got {value:g}")
 
     @property
     def law(self) -> Model:
@@ -135,13 +139,24 @@ def check_setting(truth: Truth, design: Design, noise: Noise) -> np.ndarray:
     """The truth's ``ln S`` at the design points; binomial scores must lie in (0, scale)."""
     log_s = truth.log_score(design.n)
     if not np.all(np.isfinite(log_s)):
-        raise ValueError(f"design: the truth's ln S(n) is not finite at n = {design.n}")
+        bad = ", ".join(f"{x:g}" for x in np.asarray(design.n)[~np.isfinite(log_s)])
+        raise ValueError(f"design: the truth's ln S(n) is not finite at n = {bad}")
     if noise.kind == "binomial":
         p = np.exp(log_s) / noise.scale
         if not np.all(p < 1):
             raise ValueError(
                 f"design: binomial noise needs S(n) < {noise.scale:g} (scale), got max "
                 f"{np.max(p) * noise.scale:.4g} at the design's token counts; lower c or beta"
+            )
+        # fewer than one expected right (or wrong) answer: every draw is the clipped 0 (or N)
+        counts = np.asarray(design.questions) * np.minimum(p, 1 - p)
+        if not np.all(counts >= 1):
+            j = int(np.argmin(counts))
+            raise ValueError(
+                f"design: binomial noise needs at least one expected right and one wrong answer "
+                f"per point, got {counts[j]:.3g} at n = {design.n[j]:g} (S = "
+                f"{p[j] * noise.scale:.6g}, {design.questions[j]} questions)"
+                "; move c or add questions"
             )
     return log_s
 

@@ -14,6 +14,18 @@ squared distance of the truth from the nearest power law in the fit's metric,
 ``1/mean(v)`` unweighted). For the alpha(n) law ``J`` has a closed form
 (:func:`alpha_n_jacobian`); any other law goes through ``jax.jacfwd``
 (:func:`law_jacobian`).
+
+**Truths where a parameter has no effect.** At ``beta = 0`` the curve is flat in ``n_b``
+(``d ln S / d ln n_b = 0``), at ``n_b = 0`` the ``ln n_b`` derivative vanishes, and past
+``n_b ~ 1e16`` it underflows: ``I`` is singular. The screen then reports what it can
+(:func:`identified`): a parameter ``u_j`` is identified when ``e_j`` is orthogonal to the null
+space of the column-scaled ``W^(1/2) J``; identified parameters get their variance from the
+pseudo-inverse (``e_j' I^+ e_j``, the same for every generalised inverse because ``e_j`` lies
+in the row space of ``I``), the others a NaN width and a reason (:func:`identification_note`);
+``ln det I`` becomes the log pseudo-determinant (D-optimality for the identified parameters).
+At ``beta = 0`` the width of ``beta`` is therefore the one at the truth's ``n_b`` (known): for
+``beta`` near 0 the ``n_b`` width grows like ``1 / beta`` and, through its correlation with
+``beta``, widens ``beta``'s too; at 0 that direction is gone.
 """
 
 from __future__ import annotations
@@ -70,35 +82,81 @@ def point_terms(truth: Truth, n, questions, noise: Noise):
 class Screen(NamedTuple):
     """Fisher screen of D designs (arrays (D,)); widths at ``level`` in the fit's units.
 
-    ``nb_width``: expected width of the ln n_b interval (NaN: law without n_b); ``beta_width``:
-    of beta; ``log_det``: ln det I; ``ncp``: LR noncentrality against the nearest power law.
+    ``nb_width``: expected width of the ln n_b interval (NaN: law without n_b, or n_b not
+    identified at the truth); ``beta_width``: of beta; ``log_det``: ln det I (pseudo-determinant
+    over the identified directions); ``ncp``: LR noncentrality against the nearest power law;
+    ``identified`` (D, p): which of the fitter's parameters the design identifies at the truth.
     """
 
     nb_width: np.ndarray
     beta_width: np.ndarray
     log_det: np.ndarray
     ncp: np.ndarray
+    identified: np.ndarray
+
+
+IDENTIFICATION_RTOL = 1e-9
+"""Relative size below which a singular value of the column-scaled Jacobian counts as zero."""
+
+
+def _scaled_eig(jac, w):
+    """Eigen-decomposition of the column-scaled information ``S^-1 J'WJ S^-1`` (S: column norms).
+
+    Returns ``(eigenvalues (D, p), eigenvectors (D, p, p), column norms (D, p), null (D, p))``,
+    ``null`` marking eigenvalues below ``IDENTIFICATION_RTOL^2`` (a zero column is null).
+    """
+    a = jac * np.sqrt(w)[..., None]
+    norms = np.linalg.norm(a, axis=-2)
+    live = norms > IDENTIFICATION_RTOL * norms.max(-1, keepdims=True)
+    a = np.where(live[..., None, :], a / np.where(live, norms, 1.0)[..., None, :], 0.0)
+    eig, vec = np.linalg.eigh(np.einsum("dki,dkj->dij", a, a))
+    return eig, vec, np.where(live, norms, 0.0), eig < IDENTIFICATION_RTOL**2
+
+
+def identified(jac, w) -> np.ndarray:
+    """Which parameters the design identifies: ``jac`` (D, K, p), weights ``w`` (D, K) -> (D, p).
+
+    ``u_j`` is identified when ``e_j`` has no component in the null space of ``W^(1/2) J``.
+
+    >>> jac = np.array([[[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [1.0, 2.0, 0.0], [1.0, 3.0, 0.0]]])
+    >>> identified(jac, np.ones((1, 4)))
+    array([[ True,  True, False]])
+    """
+    _, vec, _, null = _scaled_eig(np.asarray(jac, float), np.asarray(w, float))
+    weight = np.einsum("dij,dj->di", vec**2, null.astype(float))
+    return weight < 1e-6
+
+
+def _pinv_psd(jac, w):
+    """Pseudo-inverse of ``J'WJ`` (D, p, p) and its log pseudo-determinant (D,), scale-free."""
+    eig, vec, norms, null = _scaled_eig(jac, w)
+    inv_eig = np.where(null, 0.0, 1.0 / np.where(null, 1.0, eig))
+    inv_norm = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
+    scaled = np.einsum("dij,dj,dkj->dik", vec, inv_eig, vec)
+    pinv = inv_norm[:, :, None] * scaled * inv_norm[:, None, :]
+    log_pdet = np.where(null, 0.0, np.log(np.where(null, 1.0, eig))).sum(-1)
+    log_norms = np.where(norms > 0, np.log(np.where(norms > 0, norms, 1.0)), 0.0).sum(-1)
+    return pinv, log_pdet + 2 * log_norms  # = ln det I when I is regular
 
 
 def screen_arrays(log_n, log_s, jac, var, index_nb, index_beta, weighted: bool, level=0.95):
     """The screen of a batch of designs: ``log_n``, ``log_s``, ``var`` (D, K), ``jac`` (D, K, p).
 
     ``index_nb`` / ``index_beta``: positions of ``ln n_b`` and ``beta`` in the fitter's parameters
-    (None: the law has none). Returns a :class:`Screen`.
+    (None: the law has none). Returns a :class:`Screen`; parameters the design does not identify
+    at the truth get NaN widths (see the module docstring), never a linear-algebra error.
     """
     log_n, log_s, jac, var = (np.asarray(x, float) for x in (log_n, log_s, jac, var))
     w = 1.0 / var
-    info = np.einsum("dki,dk,dkj->dij", jac, w, jac)
-    with np.errstate(all="ignore"):
-        if weighted:
-            cov = np.linalg.inv(info)
-            wf = w
-        else:
-            a_inv = np.linalg.inv(np.einsum("dki,dkj->dij", jac, jac))
-            cov = a_inv @ np.einsum("dki,dk,dkj->dij", jac, var, jac) @ a_inv
-            wf = np.broadcast_to(1.0 / var.mean(-1, keepdims=True), var.shape)
-        sign, log_det = np.linalg.slogdet(info)
-    log_det = np.where(sign > 0, log_det, -np.inf)
+    ident = identified(jac, w)
+    info_inv, log_det = _pinv_psd(jac, w)
+    if weighted:
+        cov = info_inv
+        wf = w
+    else:
+        a_inv, _ = _pinv_psd(jac, np.ones_like(w))
+        cov = a_inv @ np.einsum("dki,dk,dkj->dij", jac, var, jac) @ a_inv
+        wf = np.broadcast_to(1.0 / var.mean(-1, keepdims=True), var.shape)
     z = float(ndtri(0.5 + level / 2))
 
     def width(i):
@@ -106,9 +164,29 @@ def screen_arrays(log_n, log_s, jac, var, index_nb, index_beta, weighted: bool, 
             return np.full(log_s.shape[0], np.nan)
         v = cov[:, i, i]
         ok = np.isfinite(v) & (v >= 0)
-        return np.where(ok, 2 * z * np.sqrt(np.where(ok, v, 0.0)), np.inf)
+        wide = np.where(ok, 2 * z * np.sqrt(np.where(ok, v, 0.0)), np.inf)
+        return np.where(ident[:, i], wide, np.nan)
 
-    return Screen(width(index_nb), width(index_beta), log_det, noncentrality(log_n, log_s, wf))
+    ncp = noncentrality(log_n, log_s, wf)
+    return Screen(width(index_nb), width(index_beta), log_det, ncp, ident)
+
+
+def identification_note(truth: Truth, name: str, is_identified: bool) -> str:
+    """Why parameter ``name`` of ``truth`` has no screen width: "" when identified.
+
+    >>> identification_note(Truth("alpha_n", (30.0, 0.0, 16.0)), "n_b", False)
+    'not identifiable at beta = 0'
+    """
+    if is_identified:
+        return ""
+    values = dict(zip(truth.law.params, truth.params, strict=True))
+    if name == "n_b" and values.get("beta") == 0:
+        return "not identifiable at beta = 0"
+    if name == "n_b" and values.get("n_b") == 0:
+        return "not identifiable at n_b = 0 (a pure power law)"
+    if name == "n_b":
+        return f"not identifiable at n_b = {values['n_b']:g} (a pure power law on the design)"
+    return "not identifiable at this truth"
 
 
 def noncentrality(log_n, log_s, w):

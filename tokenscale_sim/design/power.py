@@ -223,7 +223,7 @@ def simulate_design(
     interior = (fits.boundary[ok] == 0) & np.isfinite(nb) & (nb > 0)
     bias = (
         float(np.median(np.log(nb[interior] / nb_t)))
-        if interior.any() and np.isfinite(nb_t)
+        if interior.any() and np.isfinite(nb_t) and nb_t > 0
         else float("nan")
     )
     # order statistics, not interpolation: fits at n_b -> inf make inf - inf = NaN otherwise

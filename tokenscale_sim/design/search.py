@@ -26,7 +26,16 @@ from tokenscale_sim.design.core import (
     log_spaced,
     paper_design,
 )
-from tokenscale_sim.design.fisher import CRITERIA, Screen, fisher_screen, point_terms, screen_arrays
+from tokenscale_sim.design.fisher import (
+    CRITERIA,
+    Screen,
+    fisher_screen,
+    identification_note,
+    identified,
+    noncentrality,
+    point_terms,
+    screen_arrays,
+)
 from tokenscale_sim.design.power import DesignResult, StudyOptions, simulate_design
 
 DEFAULT_CANDIDATES = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
@@ -34,12 +43,39 @@ DEFAULT_CANDIDATES = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 
 
 
 def _score(screen: Screen, criterion: str) -> np.ndarray:
-    """Lower is better, for every criterion."""
+    """Lower is better, for every criterion; designs identifying fewer parameters rank last."""
     if criterion == "nb_width":
         return np.where(np.isnan(screen.nb_width), np.inf, screen.nb_width)
     if criterion == "d":
-        return -screen.log_det
+        count = screen.identified.sum(-1)
+        return np.where(count < count.max(), np.inf, -screen.log_det)
     return -screen.ncp
+
+
+def criterion_problem(truth: Truth, noise: Noise, criterion: str, candidates, each: int) -> str:
+    """Why ``criterion`` cannot rank designs at ``truth`` ("" when it can).
+
+    ``nb_width`` needs ``n_b`` identified (not at ``beta = 0``, ``n_b = 0`` or ``n_b`` far beyond
+    the candidates); ``power`` needs a truth that is not a power law on the candidates (the
+    noncentrality is 0 for every design there). ``d`` ranks any truth.
+
+    >>> null = Truth("alpha_n", (30.0, 0.0, 16.0))
+    >>> criterion_problem(null, Noise(), "nb_width", (1, 8, 64, 512), 100)
+    'n_b is not identifiable at beta = 0'
+    """
+    cand = np.unique(np.asarray(candidates, float))
+    check_setting(truth, Design(tuple(cand), (each,) * cand.size), noise)
+    log_s, jac, var = point_terms(truth, cand, np.full(cand.size, each), noise)
+    law = truth.law
+    if criterion == "nb_width" and law.nb_index is not None:
+        ok = bool(identified(jac[None], 1.0 / var[None])[0, law.nb_index])
+        return "" if ok else f"n_b is {identification_note(truth, 'n_b', ok)}"
+    if criterion == "power":
+        w = 1.0 / var
+        ncp = float(noncentrality(np.log(cand)[None], log_s[None], w[None])[0])
+        if ncp <= 1e-20 * w.sum():
+            return "the truth is a power law on the candidates (no transition to detect)"
+    return ""
 
 
 class SearchResult(NamedTuple):
@@ -83,6 +119,11 @@ def search_designs(
         raise ValueError(f"search_designs: total_questions must be >= k, got {total_questions}")
     for ends in (cand[:k], cand[-k:]):  # scores inside (0, scale) at every candidate
         check_setting(truth, Design(tuple(float(x) for x in ends), (each,) * k), noise)
+    problem = criterion_problem(truth, noise, criterion, cand, each)
+    if problem:
+        raise ValueError(
+            f"search_designs: {problem}: criterion {criterion!r} cannot rank designs; use 'd'"
+        )
     log_s, jac, var = point_terms(truth, cand, np.full(cand.size, each), noise)
     law = truth.law
     beta = law.params.index("beta") if "beta" in law.params else None
