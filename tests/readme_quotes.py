@@ -265,9 +265,7 @@ QUOTES: dict[str, Quote] = {
     "paper.alpha_mean_0": Quote(DEMO, lambda s: _variant_alpha(s, 0)),
     "paper.alpha_mean_1": Quote(DEMO, lambda s: _variant_alpha(s, 1)),
     "paper.alpha_mean_2": Quote(DEMO, lambda s: _variant_alpha(s, 2)),
-    "paper.nb_boundary": Quote(
-        DEMO, lambda s: _boundary_count(s, "0") + _boundary_count(s, "inf")
-    ),
+    "paper.nb_boundary": Quote(DEMO, lambda s: _boundary_count(s, "0") + _boundary_count(s, "inf")),
     "paper.nb_at_zero": Quote(DEMO, lambda s: _boundary_count(s, "0")),
     "paper.nb_at_inf": Quote(DEMO, lambda s: _boundary_count(s, "inf")),
     "paper.nb_interior_open": Quote(DEMO, _interior_unbounded),

@@ -211,6 +211,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         lam = f"lambda={s['lambda']:.4f}" if "lambda" in s else "no fit"
         if s.get("lambda_ci") is not None:
             lam += " (pair bootstrap: [{:.4f}, {:.4f}])".format(*s["lambda_ci"])
+            if s["lambda_ci_status"] != "pair bootstrap":  # few pairs: its measured coverage
+                lam += " [" + s["lambda_ci_status"].removeprefix("pair bootstrap; ") + "]"
         print(
             f"layer {key}: {lam}, Delta in [{s['delta_min']:.3g}, {s['delta_max']:.3g}], "
             f"n_b {s['n_b_status']} {s['n_b']:.3g}, mean D/bound at n_max {s['ratio_at_n_max']:.3f}"
