@@ -40,6 +40,8 @@ COVERAGE = "benchmarks/results_coverage.md"
 """Results of ``python benchmarks/coverage.py`` (its markdown table)."""
 FRESH = "benchmarks/results_coverage_fresh.json"
 """Results of ``python benchmarks/coverage_fresh.py`` (fresh truths on the paper's design)."""
+FRESH_T = "benchmarks/results_coverage_fresh_t.json"
+"""The same truths with studentized bootstraps (``--methods boot_residual_t,boot_parametric_t``)."""
 
 MARKER = re.compile(
     r"(?P<low>[−-]?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?)"
@@ -326,8 +328,11 @@ QUOTES: dict[str, Quote] = {
     "fresh.profile_beta_nb": Quote(FRESH, lambda r: _fresh(r, "profile", (1, 2))),
     "fresh.boot_c": Quote(FRESH, lambda r: _fresh(r, "boot", (0,))),
     "fresh.boot_beta": Quote(FRESH, lambda r: _fresh(r, "boot", (1,))),
+    "fresh.boot_t_c": Quote(FRESH_T, lambda r: _fresh(r, "boot", (0,))),
+    "fresh.boot_t_beta": Quote(FRESH_T, lambda r: _fresh(r, "boot", (1,))),
+    "fresh.boot_t_nb": Quote(FRESH_T, lambda r: _fresh(r, "boot", (2,))),
 }
 """Registry: marker key -> :class:`Quote`."""
 
-SOURCES = (DEMO, COVERAGE, FRESH)
+SOURCES = (DEMO, COVERAGE, FRESH, FRESH_T)
 """Every source file a quote may read."""

@@ -6,7 +6,7 @@ column) or a wide CSV (``n`` plus one column per curve), or a built-in dataset (
 anything is written. Output: a table per group on stdout and, with ``--out DIR``, ``fits.csv``,
 ``fits.json`` (with run metadata), ``alpha_band.csv`` (with ``--bootstrap``: percentile
 intervals beside the default profile ones, not instead of them: they under-cover c at ten
-points, see :data:`BOOT_NOTE`) and figures
+points, see :data:`BOOT_NOTES`) and figures
 (``--plot``: data, the power law and the fitted law with its 95 % confidence band, from
 :func:`tokenscale_sim.fit.prediction_band`; none where the fit did not converge).
 
@@ -50,8 +50,14 @@ from tokenscale_sim.fit.models import MODELS, Model, get_model
 from tokenscale_sim.validation import check_memory, key_from_seed
 
 ALPHA_GRID = np.geomspace(1.0, 1024.0, 61)
-BOOT_NOTE = "79-94 % (nominal 95 %; 7 grid and 4 fresh truths)"
-"""Measured coverage of c by percentile bootstrap intervals at ten points (benchmarks/coverage)."""
+BOOT_NOTES = {
+    "percentile": "on ten points they covered c in only 79-94 % (nominal 95 %; 7 grid and 4 "
+    "fresh truths)",
+    "studentized": "on ten points they covered c in 89-96 % but beta in only 71-88 % and n_b in "
+    "73-90 % (nominal 95 %; 4 fresh truths)",
+}
+"""Measured coverage of bootstrap intervals at ten points, per interval kind (benchmarks/README.md:
+``coverage.py``, ``coverage_fresh.py``)."""
 
 
 def register(sub) -> None:
@@ -102,6 +108,12 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--bootstrap-kind", choices=uncertainty.KINDS, default="residual", help="resampling scheme"
+    )
+    p.add_argument(
+        "--bootstrap-interval",
+        choices=uncertainty.INTERVALS,
+        default="percentile",
+        help="bootstrap interval: percentile or studentized (bootstrap-t) (default: percentile)",
     )
     p.add_argument(
         "--transition-test",
@@ -195,9 +207,9 @@ def _print_tables(
         print(f"{100 * res.level:g} % intervals ({methods}); an inf end is open (not bounded)")
         if boot is not None:
             print(
-                f"bootstrap ({boot.kind}, {boot.estimates.shape[0]}) percentile intervals are in "
-                "fits.csv (*_boot_*), not the default: on ten points they covered c in only "
-                f"{BOOT_NOTE} of synthetic alpha(n) curves (benchmarks/README.md)"
+                f"bootstrap ({boot.kind}, {boot.estimates.shape[0]}) {boot.interval} intervals are "
+                f"in fits.csv (*_boot_*), not the default: {BOOT_NOTES[boot.interval]} of "
+                "synthetic alpha(n) curves (benchmarks/README.md)"
             )
         compared = ["alpha_powerlaw"] if pl is not None else []
         r2 = "R2_log" if res.model.space == "log" or res.loss_name == "log" else "R2"
@@ -373,6 +385,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
             kind=args.bootstrap_kind,
             m=args.bootstrap,
             opts=opts,
+            interval=args.bootstrap_interval,
         )
         if model.name in ("powerlaw", "alpha_n"):
             band = uncertainty.alpha_band(

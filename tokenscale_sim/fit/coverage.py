@@ -10,8 +10,9 @@ contains the true value of each parameter, its Monte Carlo standard error
 Methods (:data:`METHODS`): ``wald`` (Student-t, delta method), ``profile`` (profile likelihood,
 small-sample F threshold), ``boot_residual``, ``boot_case``, ``boot_parametric`` (percentile
 intervals of :func:`~tokenscale_sim.fit.uncertainty.bootstrap` with ``boot_m`` resamples; the
-expensive ones: ``reps * boot_m`` fits). Reused by experiment design: any design ``n`` and any
-:class:`~tokenscale_sim.fit.models.Model`.
+expensive ones: ``reps * boot_m`` fits), and the same three with ``_t``: studentized
+(bootstrap-t) intervals from the same resampling. Reused by experiment design: any design ``n``
+and any :class:`~tokenscale_sim.fit.models.Model`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,16 @@ from tokenscale_sim.fit.models import Model, get_model
 from tokenscale_sim.fit.options import Boundary, FitOptions, IntervalMethod
 from tokenscale_sim.fit.uncertainty import bootstrap
 
-METHODS = ("wald", "profile", "boot_residual", "boot_case", "boot_parametric")
+METHODS = (
+    "wald",
+    "profile",
+    "boot_residual",
+    "boot_case",
+    "boot_parametric",
+    "boot_residual_t",
+    "boot_case_t",
+    "boot_parametric_t",
+)
 """Interval methods :func:`coverage` can measure."""
 
 PAPER_N = (1.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 384.0, 512.0, 768.0)
@@ -132,8 +142,11 @@ def coverage(
         elif method == "wald":
             res = fit_curves(curves, model, replace(opts, interval=IntervalMethod.WALD))
         else:
-            kind = method.removeprefix("boot_")
-            b = bootstrap(jax.random.fold_in(key, 1 + i), curves, prof, kind=kind, m=boot_m)
+            kind = method.removeprefix("boot_").removesuffix("_t")
+            interval = "studentized" if method.endswith("_t") else "percentile"
+            b = bootstrap(
+                jax.random.fold_in(key, 1 + i), curves, prof, kind=kind, m=boot_m, interval=interval
+            )
             # intervals of parameters at a limit (n_b = 0 or inf) reach that limit: open
             open_any = ~np.isfinite(b.ci_low) | ~np.isfinite(b.ci_high) | (b.ci_low == 0)
             out.append(_summary(b.ci_low, b.ci_high, open_any, truth))

@@ -10,10 +10,19 @@ all curves of a dataset cost one compiled program.
 - ``case``: points drawn with replacement (as integer weights, so duplicate ``n`` are fine);
 - ``parametric``: ``r* ~ N(0, s^2)`` with ``s^2 = RSS / (m - p)`` (known SEs for ``weighted``).
 
-Intervals are percentile intervals of the resampled estimates. :func:`prediction_band` gives
-pointwise delta-method bands of the fitted law (any law, user-defined ones included). Model
-comparison (transition
-test, tied fits) is in :mod:`tokenscale_sim.fit.transition`.
+Intervals are percentile intervals of the resampled estimates, or (``interval="studentized"``)
+bootstrap-t intervals: with ``phi`` a parameter on its interval scale (``ln theta`` for positive
+parameters), ``s`` its delta-method SE and ``t* = (phi* - phi_hat) / s*`` over the resamples,
+
+    [phi_hat - t*_(1 - a/2) s_hat,  phi_hat - t*_(a/2) s_hat]
+
+(Hall 1992; Davison & Hinkley 1997, sec. 5.2.1). Unlike the percentile, ``t*`` carries the
+uncertainty of the estimated noise level, which matters at ten points (m - p = 7). A resample
+whose ``n_b`` reaches a limit has ``t* = +-inf`` (the interval end opens); parameters whose
+own fit sits at a limit (``s_hat`` infinite) keep the percentile interval.
+:func:`prediction_band` gives pointwise delta-method bands of the fitted law (any law,
+user-defined ones included). Model comparison (transition test, tied fits) is in
+:mod:`tokenscale_sim.fit.transition`.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import numpy as np
 
 from tokenscale_sim.fit.data import CurveArrays, CurveSet
 from tokenscale_sim.fit.engine import residuals, solve_batch, start_grid
-from tokenscale_sim.fit.estimate import FitResult
+from tokenscale_sim.fit.estimate import FitResult, summarize
 from tokenscale_sim.fit.likelihood import delta_method_se, t_quantile
 from tokenscale_sim.fit.models import Model, alpha_curve
 from tokenscale_sim.fit.options import Boundary, FitOptions
@@ -36,6 +45,9 @@ from tokenscale_sim.fit.profile import profile_intervals
 
 KINDS = ("residual", "case", "parametric")
 """Bootstrap schemes of :func:`bootstrap`."""
+
+INTERVALS = ("percentile", "studentized")
+"""Interval constructions of :func:`bootstrap` (see the module docstring)."""
 
 
 class BootstrapResult(NamedTuple):
@@ -48,6 +60,7 @@ class BootstrapResult(NamedTuple):
         se: (G, p) standard deviation over converged resamples with finite estimates.
         ci_low, ci_high: (G, p) percentile intervals over converged resamples.
         boundary_fraction: (G,) share of resamples that landed on an ``n_b`` limit (-1: no n_b).
+        interval: how ``ci_low``/``ci_high`` were built (one of :data:`INTERVALS`).
     """
 
     kind: str
@@ -60,6 +73,7 @@ class BootstrapResult(NamedTuple):
     ci_low: np.ndarray
     ci_high: np.ndarray
     boundary_fraction: np.ndarray
+    interval: str = "percentile"
 
 
 class AlphaBand(NamedTuple):
@@ -179,6 +193,7 @@ def bootstrap(
     m: int = 1000,
     opts: FitOptions | None = None,
     n_starts: int = 1,
+    interval: str = "percentile",
 ) -> BootstrapResult:
     """Bootstrap every curve of ``curves`` around its fit ``result`` with ``m`` resamples.
 
@@ -191,12 +206,15 @@ def bootstrap(
         opts: the :class:`FitOptions` of the fit (its ``loss`` must match ``result.loss_name``).
         n_starts: optimizer starts per resample (the best variable-projection grid points; the
             ``n_b`` limits are always fitted too).
+        interval: one of :data:`INTERVALS`.
 
     Returns:
         :class:`BootstrapResult` with (m, G, p) estimates and (G, p) intervals.
     """
     if kind not in KINDS:
         raise ValueError(f"bootstrap: kind must be one of {KINDS}, got {kind!r}")
+    if interval not in INTERVALS:
+        raise ValueError(f"bootstrap: interval must be one of {INTERVALS}, got {interval!r}")
     if m < 2:
         raise ValueError(f"bootstrap: m must be >= 2, got {m}")
     opts = opts or FitOptions(loss=result.loss_name, level=result.level)
@@ -212,8 +230,64 @@ def bootstrap(
     conv = np.asarray(sol.converged)
     lo, hi, sd = _quantiles(est, conv, opts.level)
     bnd = np.asarray(sol.boundary)
+    if interval == "studentized":
+        flat = CurveArrays(*(jnp.reshape(x, (-1, x.shape[-1])) for x in star))
+        p = model.n_params
+        se_star = summarize(
+            model, opts, jnp.reshape(sol.u, (-1, p)), jnp.reshape(sol.boundary, (-1,)), flat
+        ).se
+        t_lo, t_hi = studentized_interval(
+            model,
+            result.estimates,
+            result.se,
+            est,
+            np.asarray(se_star).reshape(est.shape),
+            conv,
+            opts.level,
+        )
+        keep = np.isfinite(t_lo) | np.isfinite(t_hi)
+        lo, hi = np.where(keep, t_lo, lo), np.where(keep, t_hi, hi)
     frac = np.where(bnd[0] == Boundary.NONE, -1.0, np.mean(bnd > Boundary.INTERIOR, axis=0))
-    return BootstrapResult(kind, model.params, opts.level, est, conv, bnd, sd, lo, hi, frac)
+    return BootstrapResult(
+        kind, model.params, opts.level, est, conv, bnd, sd, lo, hi, frac, interval
+    )
+
+
+def studentized_interval(model: Model, estimates, se, est_star, se_star, converged, level):
+    """Bootstrap-t interval (see the module docstring) -> (low, high), each (G, p).
+
+    ``estimates``, ``se`` (G, p): the fit; ``est_star``, ``se_star`` (m, G, p): the resamples';
+    ``converged`` (m, G). NaN where the fit's own ``se`` is not finite (use the percentile).
+
+    >>> from tokenscale_sim.fit.models import get_model
+    >>> m = get_model("powerlaw")  # t* in {-1, 0, 1}: the 25/75 % points are -1 and 1
+    >>> z = np.array([-1.0, 0.0, 1.0])[:, None, None] * np.array([[[0.0, 1.0]]])
+    >>> lo, hi = studentized_interval(m, [[1.0, 0.5]], [[0.0, 0.1]], 0.5 + 0.1 * z,
+    ...                               np.full((3, 1, 2), 0.1), np.ones((3, 1), bool), 0.5)
+    >>> np.round([lo[0, 1], hi[0, 1]], 3).tolist()
+    [0.4, 0.6]
+    """
+    pos = np.array(model.positive, bool)
+    est, se = np.asarray(estimates, float), np.asarray(se, float)
+    est_star, se_star = np.asarray(est_star, float), np.asarray(se_star, float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        phi = np.where(pos, np.log(est), est)
+        s = np.where(pos, se / est, se)
+        phi_star = np.where(pos, np.log(est_star), est_star)
+        s_star = np.where(pos, se_star / est_star, se_star)
+        step = phi_star - phi
+        t = np.where(np.isfinite(s_star) & (s_star > 0), step / s_star, np.sign(step) * np.inf)
+    t = np.where(converged[..., None] & ~np.isnan(t), t, np.nan)
+    q = (0.5 - level / 2, 0.5 + level / 2)
+    with np.errstate(invalid="ignore"):
+        t_lo = np.nanquantile(t, q[0], axis=0, method="nearest")
+        t_hi = np.nanquantile(t, q[1], axis=0, method="nearest")
+        ok = np.isfinite(phi) & np.isfinite(s) & (s > 0)
+        low_phi = np.where(ok, phi - t_hi * s, np.nan)
+        high_phi = np.where(ok, phi - t_lo * s, np.nan)
+        low = np.where(pos, np.exp(low_phi), low_phi)
+        high = np.where(pos, np.exp(high_phi), high_phi)
+    return low, high
 
 
 def alpha_band(model: str | Model, estimates, samples, converged, n, level: float = 0.95):
