@@ -1,6 +1,7 @@
 """Run every benchmark in one go (``make bench``); each script prints its table and writes its
 results file next to it (``results_*.md``), which ``benchmarks/README.md`` collects. The
-coverage study (``coverage.py``, results_coverage.md) runs last; arguments go to the
+coverage studies (``coverage.py``, results_coverage.md; ``coverage_fresh.py``, percentile then
+studentized bootstraps, results_coverage_fresh[_t].md/.json) run last; arguments go to the
 ``bench_*.py`` scripts only."""
 
 import subprocess
@@ -15,3 +16,9 @@ if __name__ == "__main__":
         subprocess.run([sys.executable, str(script), *sys.argv[1:]], check=True)
     print("== coverage.py", flush=True)
     subprocess.run([sys.executable, str(HERE / "coverage.py")], check=True)
+    fresh = [sys.executable, str(HERE / "coverage_fresh.py")]
+    print("== coverage_fresh.py", flush=True)
+    subprocess.run(fresh, check=True)
+    studentized = ["--methods", "boot_residual_t,boot_parametric_t"]
+    out = ["--out", str(HERE / "results_coverage_fresh_t")]
+    subprocess.run([*fresh, *studentized, *out], check=True)
