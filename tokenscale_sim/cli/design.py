@@ -34,7 +34,7 @@ import numpy as np
 from tokenscale_sim import files
 from tokenscale_sim.cli import UsageError
 from tokenscale_sim.cli._common import add_command, positive_int, seed
-from tokenscale_sim.validation import key_from_seed
+from tokenscale_sim.validation import check_memory, key_from_seed
 
 KIND = "design"
 
@@ -210,6 +210,15 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         m=args.m, level=args.level, intervals=not args.no_intervals, weighting=args.weighting
     )
     candidates = args.candidates or dz.DEFAULT_CANDIDATES
+    from tokenscale_sim.fit.estimate import memory_estimate
+
+    points = max((args.k, *(args.k_sweep or ())))
+    check_memory(  # the alpha(n) fits (and intervals) of every experiment of a design at once
+        KIND,
+        f"{args.m} experiments of {points} points",
+        memory_estimate("alpha_n", args.m, points),
+        "lower --m or --k",
+    )
     criterion = "power" if args.search == "nb_width" and truths[0].law.nb_index is None else (
         args.search)  # fmt: skip
     out = (

@@ -349,8 +349,12 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     if model.name == "divergence_measured" and not args.aux_col:
         raise UsageError("fit: model divergence_measured needs --aux-col (Upsilon per point)")
     resamples = max(args.bootstrap, args.transition_test, 1)
-    check_memory("fit", f"{resamples} resamples of {cs.arrays.y.size} points", 64 * 8 *
-                 resamples * cs.arrays.y.size, "lower --bootstrap/--transition-test")  # fmt: skip
+    g, m = cs.arrays.y.shape
+    need = estimate.memory_estimate(model, g, m, opts) + 64 * 8 * resamples * g * m
+    what = f"a fit of {g} curve{'s' if g > 1 else ''} of up to {m} points"
+    if resamples > 1:
+        what += f" and {resamples} resamples"
+    check_memory("fit", what, need, "fewer points or curves, lower --bootstrap/--transition-test")
     out = (  # a staging folder, swapped in for --out when the fit succeeded
         stack.enter_context(files.output_folder(args.out, "fit", overwrite=args.overwrite)).staging
         if args.out
