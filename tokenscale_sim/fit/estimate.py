@@ -251,8 +251,9 @@ def memory_estimate(
     :func:`~tokenscale_sim.fit.profile.profile_intervals` (log loss, a law of ln y with one
     nonlinear parameter), ``profile_points`` on the general path, 1 without nonlinear
     parameters: about ``8 * MEMORY_ARRAYS * G * K * M`` bytes, linear in the points. Measured
-    peaks (one curve of 200,000 points): 4.6 GB for ``alpha_n`` (5.8 GiB estimated), 0.5 GB for
-    a three-parameter law of x under the linear loss (1.0 GiB estimated).
+    peaks of ``tokenscale fit`` (resident, one curve of 200,000 points): 4.4 GiB for
+    ``alpha_n`` (5.8 GiB estimated), 0.46 GiB for a three-parameter law of x under the linear
+    loss (1.0 GiB estimated).
 
     >>> round(memory_estimate("alpha_n", 1, 200_000) / 2**30, 1)  # GiB
     5.8
