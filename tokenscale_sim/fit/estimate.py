@@ -236,9 +236,9 @@ def fit_arrays(model: str | Model, data: CurveArrays, opts: FitOptions | None = 
 
 
 MEMORY_ARRAYS = 16
-"""Arrays of the widest size (curves x grid values x points, float64) alive at once in a fit:
-10.6 measured (peak memory of one alpha_n curve of 16,000 and 64,000 points) and 14.5 (design:
-2000 experiments of 10 points), rounded up."""
+"""Arrays of the widest size (curves x grid values x points, float64) alive at once in a fit,
+from the growth of peak resident memory: about 11 (one ``alpha_n`` curve, 16,000 to 64,000
+points) and 15 (``tokenscale design``, 200 to 2000 experiments of 10 points), rounded up."""
 
 
 def memory_estimate(
