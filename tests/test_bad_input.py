@@ -666,3 +666,19 @@ def test_out_of_device_memory_is_one_line(capsys, monkeypatch):
     monkeypatch.setattr("tokenscale_sim.cli.theory.run", exhausted)
     assert main(["theory"]) == 2
     assert "out of memory" in error_line(capsys, "theory")
+
+
+def test_patch_grid_wider_than_n_max_is_one_row(tmp_path, capsys):
+    """--width 1e9 once allocated a 1e9 x 1e9 column sum (theory) or 1e9 columns (simulate)."""
+    from tokenscale_sim.kernels import Grid2D
+
+    wide, exact = Grid2D(2.0, 10**9), Grid2D(2.0, 16)
+    np.testing.assert_allclose(wide.prefix_sums(16), exact.prefix_sums(16), rtol=1e-14)
+    np.testing.assert_allclose(wide.prefix_sums(16), [wide.dense(k).sum() for k in range(1, 17)])
+    argv = ["simulate", "--structure", "patch-grid", "--n-max", "16", "--d", "4", "--m", "16",
+            "--quiet"]  # fmt: skip
+    for w in ("16", str(10**9)):
+        assert main([*argv, "--width", w, "--out", str(tmp_path / w)]) == 0
+    assert (tmp_path / "16" / "simulation.csv").read_text() == (
+        tmp_path / str(10**9) / "simulation.csv"
+    ).read_text()

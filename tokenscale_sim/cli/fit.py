@@ -132,9 +132,12 @@ def parse_starts(text: str | None) -> dict[str, list[float]]:
         try:
             if not sep or not name.strip():
                 raise ValueError
-            starts[name.strip()] = [float(v) for v in values.split("/")]
+            values_list = [float(v) for v in values.split("/")]
         except ValueError:
             raise UsageError(f"fit: --start takes NAME=VALUE[/VALUE...], got {item!r}") from None
+        if name.strip() in starts:  # the later value would silently win
+            raise UsageError(f"fit: --start names {name.strip()!r} twice; give a/b for several")
+        starts[name.strip()] = values_list
     return starts
 
 
@@ -341,7 +344,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         raise UsageError("fit: --plot draws log-log axes of token counts; not with --x-col")
     model = user_law(args) if args.law else get_model(args.model)
     opts = options.FitOptions(loss=args.loss, level=args.level)
-    shared = tuple(x.strip() for x in args.shared.split(",") if x.strip()) if args.shared else ()
+    shared = tuple(dict.fromkeys(x.strip() for x in (args.shared or "").split(",") if x.strip()))
     if any(x not in model.params for x in shared):
         raise UsageError(f"fit: --shared must name parameters of {model.params}, got {shared}")
     cs = load(args)
