@@ -682,3 +682,38 @@ def test_patch_grid_wider_than_n_max_is_one_row(tmp_path, capsys):
     assert (tmp_path / "16" / "simulation.csv").read_text() == (
         tmp_path / str(10**9) / "simulation.csv"
     ).read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["design", "--n-b", "0"], "--n-b values must be finite and > 0"),
+        (["design", "--noise", "lognormal", "--sigma", "1e300"], "at most 10"),
+        (["design", "--questions", "3000,1000000000"], "at most 1e+07 questions per point"),
+        (["design", "--questions", "1e400"], "expected comma-separated integers"),
+        (["design", "--k", "3"], "expected >= 4 token counts"),
+        (["fit", "--paper", "--law", "c*n**a", "--start", "a=1,a=2"], "names 'a' twice"),
+    ],
+    ids=["nb-zero", "sigma-huge", "questions-huge", "questions-inf", "k-3", "start-twice"],
+)
+def test_audit_round_3_sizes_and_values(capsys, argv, expected):
+    assert exits_2(argv) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and "Traceback" not in line and expected in line
+
+
+def test_measure_bootstrap_beyond_memory(tmp_path, capsys):
+    path = tmp_path / "h.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(4, 2, 3, 8)))
+    argv = [
+        "measure",
+        "--hidden",
+        str(path),
+        "--bootstrap",
+        str(10**12),
+        "--out",
+        str(tmp_path / "m"),
+    ]
+    assert main(argv) == 2
+    assert "bootstrap replicates of 3 token counts needs about" in error_line(capsys, "measure")
+    assert not (tmp_path / "m").exists()

@@ -183,6 +183,15 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         rows = min(args.chunk, source.pairs) * 2 * source.n * source.d
         check_memory("measure", f"a chunk of {min(args.chunk, source.pairs)} pairs", 4 * 8 * rows,
                      "lower --chunk")  # fmt: skip
+        if options.fit and options.bootstrap:
+            from tokenscale_sim.fit.estimate import memory_estimate
+
+            # per replicate: its pair weights per chunk, three (B, N) sums, one fitted curve
+            boot = options.bootstrap
+            need = 8 * boot * (min(args.chunk, source.pairs) + 4 * source.n)
+            need += memory_estimate("divergence_measured", boot + 1, source.n)
+            check_memory("measure", f"{boot} bootstrap replicates of {source.n} token counts",
+                         need, "lower --bootstrap")  # fmt: skip
         out = _output(args, stack)
         results: dict[int | None, Measurement] = {None: measure(source, options)}
         meta: dict = {"hidden": [str(Path(f).resolve()) for f in args.hidden]}
