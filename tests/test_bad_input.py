@@ -573,7 +573,7 @@ def test_errors_in_a_users_law_name_file_line_and_message(tmp_path, name):
     (tmp_path / name).write_text(text)
     with pytest.raises(ValueError) as info:
         fn = load_law(f"{tmp_path / name}:law")
-        fn(jnp.arange(1.0, 4.0), {"c": jnp.asarray(2.0), "a": jnp.asarray(0.5)})
+        fn(jnp.arange(1.0, 4.0), {"c": jnp.asarray(2.0), "a": jnp.asarray(0.5)})  # pyright: ignore[reportCallIssue]
     message = str(info.value)
     assert expected in message and "\n" not in message and str(tmp_path / name) in message
 

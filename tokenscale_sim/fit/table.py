@@ -5,7 +5,8 @@ and the line, what it cannot read without guessing:
 
 - bytes: UTF-8 with or without a byte-order mark, UTF-16 with one; other 8-bit text (Latin-1,
   Windows-1252) is decoded as Windows-1252 (numbers are ASCII in every one of them, so only
-  labels could differ); NUL bytes without a UTF-16 mark are not text.
+  labels could differ); NUL bytes without a UTF-16 mark, other control characters and
+  undecodable bytes are not text.
 - delimiter: ``,``; a header without a comma but with ``;`` or a tab uses that (European and
   tab-separated exports).
 - shape: a header row, then rows of exactly as many fields (extra *empty* trailing fields are
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import NamedTuple
 
 FIELD_LIMIT = csv.field_size_limit()
@@ -43,17 +45,29 @@ def decode(data: bytes, source: str, fn: str = "read_curves") -> str:
     >>> decode(b"n,caf\\xe9\\n", "f.csv")  # Latin-1
     'n,café\\n'
     """
+    not_text = ValueError(f"{fn}: {source!r} is not a text (CSV) file")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode("utf-16")
+            text = data.decode("utf-16")
         except UnicodeDecodeError:
-            raise ValueError(f"{fn}: {source!r} is not valid UTF-16 text") from None
-    if b"\x00" in data:
-        raise ValueError(f"{fn}: {source!r} is not a text (CSV) file (it holds NUL bytes)")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
+            raise not_text from None
+        if not re.search(r"[0-9A-Za-z]", text):  # binary bytes behind a mark: no CSV at all
+            raise not_text
+    elif b"\x00" in data:
+        raise not_text
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("cp1252", errors="replace")
+    if CONTROL.search(text):
+        raise not_text
+    return text
+
+
+CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f\ufffd]")
+"""Characters no CSV text holds (control characters other than tab and line ends, and the
+replacement character of undecodable bytes)."""
 
 
 def _delimiter(text: str) -> str:
