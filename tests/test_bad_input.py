@@ -487,3 +487,256 @@ def test_design_truths_outside_the_law_or_the_noise(tmp_path, capsys, params, me
     assert main(argv) == 2
     assert re.search(message, error_line(capsys, "design"))
     assert not out.exists()
+
+
+# ------------------------------------------------- issue 22: odd CSVs, user laws, sizes, work
+
+GOOD_ROWS = "curve,n,score\na,1,1.0\na,2,1.1\na,4,1.3\na,8,1.5\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"curve,n,score\na,1,1.0\na,2\na,4,1.3\n", "line 3 has 2 fields, the header has 3"),
+        (b"curve,n,score\na,1,1.0,7\na,2,1.1\n", "line 2 has 4 fields, the header has 3"),
+        (b"curve,n,score\na,1," + b"1" * 5_000_000 + b"\n", "line 2 is not valid CSV: field"),
+        (b"curve,n,score,score\na,1,1.0,2\n", "names column 'score' more than once"),
+        (b"", "is empty"),
+        (b'curve,n,score\n"a,1,1.0\na,2,1.1\n', "is not valid CSV: unexpected end of data"),
+        (bytes(range(256)), "is not a text (CSV) file"),
+    ],
+    ids=[
+        "short-row",
+        "long-row",
+        "megabyte-cell",
+        "repeated-column",
+        "empty",
+        "open-quote",
+        "binary",
+    ],
+)
+def test_csv_shapes_that_cannot_be_read_are_one_line(tmp_path, capsys, body, expected):
+    path = tmp_path / "s.csv"
+    path.write_bytes(body)
+    argv = [
+        "fit",
+        str(path),
+        "--group",
+        "curve",
+        "--model",
+        "powerlaw",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert main(argv) == 2
+    line = error_line(capsys, "fit")
+    assert expected in line and len(line) < 300
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda t: b"\xef\xbb\xbf" + t.encode(),  # UTF-8 with a byte-order mark (spreadsheets)
+        lambda t: t.encode("utf-16"),
+        lambda t: t.replace(",", ";").encode(),
+        lambda t: t.replace(",", "\t").encode(),
+        lambda t: t.replace("\n", "\r\n").encode(),
+        lambda t: t.replace("a,", '"a",').encode(),
+    ],
+    ids=["bom", "utf16", "semicolon", "tab", "crlf", "quoted"],
+)
+def test_csv_from_spreadsheets_reads_as_the_plain_file(tmp_path, encode):
+    plain, odd = tmp_path / "plain.csv", tmp_path / "odd.csv"
+    plain.write_text(GOOD_ROWS)
+    odd.write_bytes(encode(GOOD_ROWS))
+    want, got = (fit.read_curves(p, group=("curve",)) for p in (plain, odd))
+    assert got.keys == want.keys == (("a",),)
+    for a, b in zip(got.arrays, want.arrays, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_csv_labels_and_numbers(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_bytes('curve,n,score\n"caf\u00e9\nnoir",1,1.0\n'.encode("latin-1"))
+    assert fit.read_curves(path, group=("curve",), token_counts=True).keys == (
+        ("caf\u00e9\nnoir",),
+    )
+    # numbers as CSV writers spell them, never Python's extras; the line counts physical lines
+    for cell, message in [("1_0", "must be numeric"), ("\u0661", "must be numeric"),
+                          ("1,5", "decimal comma"), ("nan", "must be finite"),
+                          ("1e400", "must be finite")]:  # fmt: skip
+        path.write_text(f'curve,n,score\n"x\ny",1,1.0\n"x\ny",2,"{cell}"\n')
+        with pytest.raises(ValueError, match=f"({message}.*line 4|line 4.*{message})"):
+            fit.read_curves(path, group=("curve",))
+
+
+LAW_FILES = {
+    "syntax.py": ("def law(x, t)\n    return t['c']\n", "syntax.py line 1: SyntaxError"),
+    "on_import.py": ("import jax\nCONFIG = {}['missing']\n", "on_import.py line 2: KeyError"),
+    "missing.py": ("import no_such_module_here\n", "missing.py line 1: ModuleNotFoundError"),
+    "exits.py": ("import sys\nsys.exit(3)\n", "exits.py line 2: it called sys.exit(3)"),
+    "key.py": ("def law(x, t):\n    return t['c'] * x ** t['b']\n", "key.py line 2: KeyError: 'b'"),
+    "helper.py": (
+        "def helper(x):\n    raise RuntimeError('not finished\\nmore')\n"
+        "def law(x, t):\n    return helper(x) * t['c']\n",
+        "helper.py line 2: RuntimeError: not finished",
+    ),
+    "arity.py": ("def law(x):\n    return x\n", "arity.py line 1 (calling it): TypeError"),
+    "shape.py": ("def law(x, t):\n    return (t['c'] * x)[:, None]\n", "shape (3,)"),
+    "cplx.py": ("def law(x, t):\n    return t['c'] * x + 1j\n", "must return real numbers"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAW_FILES))
+def test_errors_in_a_users_law_name_file_line_and_message(tmp_path, name):
+    from tokenscale_sim.fit.expression import load_law
+
+    text, expected = LAW_FILES[name]
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ValueError) as info:
+        fn = load_law(f"{tmp_path / name}:law")
+        fn(jnp.arange(1.0, 4.0), {"c": jnp.asarray(2.0), "a": jnp.asarray(0.5)})  # pyright: ignore[reportCallIssue]
+    message = str(info.value)
+    assert expected in message and "\n" not in message and str(tmp_path / name) in message
+
+
+def test_users_law_error_from_the_cli_is_one_line(tmp_path, capsys):
+    (tmp_path / "law.py").write_text("def law(x, t):\n    return t['c'] * x ** t['b']\n")
+    write_curves(tmp_path / "s.csv", {"a": [1.0, 1.1, 1.3, 1.4, 1.6, 1.9]})
+    law = f"{tmp_path / 'law.py'}:law"
+    argv = ["fit", str(tmp_path / "s.csv"), "--group", "curve", "--law", law,
+            "--params", "c,a", "--out", str(tmp_path / "o")]  # fmt: skip
+    assert main(argv) == 2
+    assert "law.py line 2: KeyError: 'b'" in error_line(capsys, "fit")
+    assert main([*argv[:-4], "--law", "no_such_module_x:law", "--params", "c"]) == 2
+    assert "no module named 'no_such_module_x'" in error_line(capsys, "fit")
+    assert not (tmp_path / "o").exists()
+
+
+def test_expressions_have_a_size_and_depth_limit(capsys):
+    from tokenscale_sim.fit.expression import parse_law
+
+    long = " + ".join(f"a{i} * n" for i in range(12_000))
+    deep = "c * " + "-" * 500 + "n"
+    for text, expected in [(long, "more than the 2000 allowed"),
+                           (deep, "nests 503 operations deep, more than the 100 allowed"),
+                           ("c * n**1e999", "beyond the float range")]:  # fmt: skip
+        with pytest.raises(ValueError, match=expected):
+            parse_law(text)
+    assert exits_2(["fit", "--paper", "--law", long]) == 2
+    assert "2000 allowed" in error_line(capsys, "fit")
+
+
+def test_design_and_fit_sizes_past_memory_are_refused(tmp_path, capsys, monkeypatch):
+    from tokenscale_sim.fit.estimate import memory_estimate
+
+    assert main(["design", "--m", "1000000000", "--out", str(tmp_path / "d")]) == 2
+    line = error_line(capsys, "design")
+    assert "1000000000 experiments of 10 points needs about" in line and "available" in line
+    assert not (tmp_path / "d").exists()
+    # linear in the points (no n x n matrix), and refused above the memory available
+    assert memory_estimate("alpha_n", 1, 400_000) == 2 * memory_estimate("alpha_n", 1, 200_000)
+    n = np.arange(1, 200_001)
+    (tmp_path / "long.csv").write_text("n,score\n" + "".join(f"{k},{1 + k % 7}\n" for k in n))
+    monkeypatch.setattr(validation, "machine_memory", lambda: 2**30)
+    assert main(["fit", str(tmp_path / "long.csv"), "--out", str(tmp_path / "f")]) == 2
+    line = error_line(capsys, "fit")
+    assert "a fit of 1 curve of up to 200000 points needs about" in line and "1 GiB" in line
+    assert not (tmp_path / "f").exists()
+
+
+def test_jacobian_of_the_standard_errors_is_linear_in_points():
+    """delta_method_se in forward mode: no (points x points) array in its program."""
+    from tokenscale_sim.fit.likelihood import delta_method_se
+
+    big = 50_000
+    x = jnp.linspace(1.0, 2.0, big)
+
+    def se(p):
+        return delta_method_se(lambda q: q[0] * x + q[1], lambda q: q, p, jnp.zeros(2, bool), 1.0)
+
+    text = jax.jit(se).lower(jnp.ones(2)).as_text()
+    assert f"{big}x{big}" not in text
+
+
+def test_measure_one_token_without_fit_prints(tmp_path, capsys):
+    path = tmp_path / "h.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(4, 2, 1, 8)))
+    assert main(["measure", "--hidden", str(path), "--no-fit", "--out", str(tmp_path / "m")]) == 0
+    assert "Delta in [-, -]" in capsys.readouterr().out
+    one = tmp_path / "one.npy"  # one pair: no pair-bootstrap interval (it would have width 0)
+    np.save(one, np.random.default_rng(0).normal(size=(1, 2, 5, 8)))
+    assert main(["measure", "--hidden", str(one), "--out", str(tmp_path / "p")]) == 0
+    assert "pair bootstrap" not in capsys.readouterr().out
+    summary = json.loads((tmp_path / "p" / "measure.json").read_text())["layers"]["all"]
+    assert summary["lambda_ci"] is None
+
+
+def test_simulate_says_its_size_before_it_starts(tmp_path, capsys):
+    argv = [a for a in SIM if a != "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    first = err.strip().splitlines()[0]
+    assert first.startswith("simulate: 16 replicates x 2 x 4 tokens x width 4 (")
+    assert "chunk of 16" in first and "rep/s" in err
+
+
+def test_out_of_device_memory_is_one_line(capsys, monkeypatch):
+    def exhausted(args):
+        raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 48 GB\nmore")
+
+    monkeypatch.setattr("tokenscale_sim.cli.theory.run", exhausted)
+    assert main(["theory"]) == 2
+    assert "out of memory" in error_line(capsys, "theory")
+
+
+def test_patch_grid_wider_than_n_max_is_one_row(tmp_path, capsys):
+    """--width 1e9 once allocated a 1e9 x 1e9 column sum (theory) or 1e9 columns (simulate)."""
+    from tokenscale_sim.kernels import Grid2D
+
+    wide, exact = Grid2D(2.0, 10**9), Grid2D(2.0, 16)
+    np.testing.assert_allclose(wide.prefix_sums(16), exact.prefix_sums(16), rtol=1e-14)
+    np.testing.assert_allclose(wide.prefix_sums(16), [wide.dense(k).sum() for k in range(1, 17)])
+    argv = ["simulate", "--structure", "patch-grid", "--n-max", "16", "--d", "4", "--m", "16",
+            "--quiet"]  # fmt: skip
+    for w in ("16", str(10**9)):
+        assert main([*argv, "--width", w, "--out", str(tmp_path / w)]) == 0
+    assert (tmp_path / "16" / "simulation.csv").read_text() == (
+        tmp_path / str(10**9) / "simulation.csv"
+    ).read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["design", "--n-b", "0"], "--n-b values must be finite and > 0"),
+        (["design", "--noise", "lognormal", "--sigma", "1e300"], "at most 10"),
+        (["design", "--questions", "3000,1000000000"], "at most 1e+07 questions per point"),
+        (["design", "--questions", "1e400"], "expected comma-separated integers"),
+        (["design", "--k", "3"], "expected >= 4 token counts"),
+        (["fit", "--paper", "--law", "c*n**a", "--start", "a=1,a=2"], "names 'a' twice"),
+    ],
+    ids=["nb-zero", "sigma-huge", "questions-huge", "questions-inf", "k-3", "start-twice"],
+)
+def test_audit_round_3_sizes_and_values(capsys, argv, expected):
+    assert exits_2(argv) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and "Traceback" not in line and expected in line
+
+
+def test_measure_bootstrap_beyond_memory(tmp_path, capsys):
+    path = tmp_path / "h.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(4, 2, 3, 8)))
+    argv = [
+        "measure",
+        "--hidden",
+        str(path),
+        "--bootstrap",
+        str(10**12),
+        "--out",
+        str(tmp_path / "m"),
+    ]
+    assert main(argv) == 2
+    assert "bootstrap replicates of 3 token counts needs about" in error_line(capsys, "measure")
+    assert not (tmp_path / "m").exists()

@@ -164,8 +164,9 @@ class Grid2D(Kernel):
         a = math.exp(-1.0 / self.length)
         p = np.arange(n_max)
         row, col = p // w, p % w
-        c = np.arange(w)
-        col_sums = (a ** np.abs(c[:, None] - c[None, :])).sum(axis=1)  # sum_c' a^|c - c'|
+        c = np.arange(min(w, n_max))  # the columns in use; a width past n_max is one row
+        # sum_{c' < w} a^|c - c'| in closed form (no w x w matrix: w may be huge)
+        col_sums = ((1 - a ** (c + 1)) + a * (1 - a ** (w - 1 - c))) / (1 - a)
         earlier_rows = a * (1 - a**row) / (1 - a) * col_sums[col]  # full rows above
         same_row = a * (1 - a**col) / (1 - a)  # positions to the left
         return np.cumsum(1.0 + 2 * (earlier_rows + same_row))

@@ -67,6 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    except jax.errors.JaxRuntimeError as err:  # an allocation past an estimate's reach
+        if "RESOURCE_EXHAUSTED" not in str(err):
+            raise
+        print(
+            f"tokenscale {args.command}: error: out of memory on {jax.default_backend()} "
+            f"({str(err).splitlines()[0][:160]}); lower the sizes",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print(f"tokenscale {args.command}: interrupted", file=sys.stderr)
         return 130

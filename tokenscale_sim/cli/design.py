@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 import time
 from dataclasses import asdict
@@ -34,7 +35,7 @@ import numpy as np
 from tokenscale_sim import files
 from tokenscale_sim.cli import UsageError
 from tokenscale_sim.cli._common import add_command, positive_int, seed
-from tokenscale_sim.validation import key_from_seed
+from tokenscale_sim.validation import check_memory, key_from_seed
 
 KIND = "design"
 
@@ -50,9 +51,39 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def _ints(text: str) -> tuple[int, ...]:
     values = _floats(text)
-    if not values or any(v != int(v) or v < 1 for v in values):
+    if not values or any(not math.isfinite(v) or v != int(v) or v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
     return tuple(int(v) for v in values)
+
+
+QUESTIONS_MAX = 10**7
+"""Most ``--questions`` per point taken: beyond, the n_b interval gets narrower than the
+profile grid resolves (``--m 40``, paper design: n_b coverage 0.9 at 1e7 questions, 0.2 at 1e9,
+0 at 1e12); no benchmark comes near."""
+
+
+def _questions(text: str) -> tuple[int, ...]:
+    values = _ints(text)
+    if max(values) > QUESTIONS_MAX:
+        raise argparse.ArgumentTypeError(
+            f"expected at most {QUESTIONS_MAX:.0e} questions per point (beyond, intervals are "
+            f"narrower than the fit resolves), got {max(values):.3g}"
+        )
+    return values
+
+
+SIGMA_MAX = 10.0
+"""Largest ``--sigma`` (SD of ln S) taken."""
+
+
+def _at_least_4(text: str) -> int:
+    """argparse type: a number of token counts, >= 4 (alpha(n) has 3 parameters)."""
+    value = positive_int(text)
+    if value < 4:
+        raise argparse.ArgumentTypeError(
+            f"expected >= 4 token counts (alpha(n) has 3 parameters), got {value}"
+        )
+    return value
 
 
 def register(sub) -> None:
@@ -80,14 +111,14 @@ def register(sub) -> None:
     )
     g.add_argument(
         "--questions",
-        type=_ints,
+        type=_questions,
         default=(3000,),
         help="benchmark questions per design point; several values: budgets (default: 3000)",
     )
     g.add_argument("--sigma", type=float, default=None, help="log-normal: SD of ln score")
     g.add_argument("--curve", default=None, help="residuals: a paper curve, e.g. 'MME'")
     g = p.add_argument_group("designs")
-    g.add_argument("--k", type=positive_int, default=10, help="token counts per design (10)")
+    g.add_argument("--k", type=_at_least_4, default=10, help="token counts per design (10)")
     g.add_argument("--candidates", type=_floats, default=None, help="token counts to choose from")
     g.add_argument("--search", choices=CRITERIA, default="nb_width", help="screen criterion")
     g.add_argument("--top", type=int, default=2, help="searched designs simulated (default: 2)")
@@ -113,6 +144,11 @@ def _noise(args):
     if args.noise == "lognormal":
         if args.sigma is None:
             raise UsageError("design: --noise lognormal needs --sigma")
+        if args.sigma > SIGMA_MAX:  # squares of larger ones overflow; none is a benchmark's
+            raise UsageError(
+                f"design: --sigma is the SD of ln S, at most {SIGMA_MAX:g} (scores a factor "
+                f"e^{SIGMA_MAX:g} apart at one SD), got {args.sigma:g}"
+            )
         return dz.Noise("lognormal", sigma=args.sigma)
     if not args.curve:
         raise UsageError("design: --noise residuals needs --curve (a paper curve label)")
@@ -134,6 +170,8 @@ def _truths(args):
     j = base.law.nb_index
     if j is None:
         raise UsageError(f"design: --n-b needs a law with n_b, got {args.law}")
+    if not all(0 < nb < math.inf for nb in args.n_b):  # n_b = 0 is the power law: no n_b
+        raise UsageError(f"design: --n-b values must be finite and > 0, got {args.n_b}")
     return [dz.Truth(args.law, (*args.params[:j], nb, *args.params[j + 1 :])) for nb in args.n_b]
 
 
@@ -235,6 +273,15 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         m=args.m, level=args.level, intervals=not args.no_intervals, weighting=args.weighting
     )
     candidates = args.candidates or dz.DEFAULT_CANDIDATES
+    from tokenscale_sim.fit.estimate import memory_estimate
+
+    points = max((args.k, *(args.k_sweep or ())))
+    check_memory(  # the alpha(n) fits (and intervals) of every experiment of a design at once
+        KIND,
+        f"{args.m} experiments of {points} points",
+        memory_estimate("alpha_n", args.m, points),
+        "lower --m or --k",
+    )
     criterion = "power" if args.search == "nb_width" and truths[0].law.nb_index is None else (
         args.search)  # fmt: skip
     out = (

@@ -146,9 +146,12 @@ def parse_starts(text: str | None) -> dict[str, list[float]]:
         try:
             if not sep or not name.strip():
                 raise ValueError
-            starts[name.strip()] = [float(v) for v in values.split("/")]
+            values_list = [float(v) for v in values.split("/")]
         except ValueError:
             raise UsageError(f"fit: --start takes NAME=VALUE[/VALUE...], got {item!r}") from None
+        if name.strip() in starts:  # the later value would silently win
+            raise UsageError(f"fit: --start names {name.strip()!r} twice; give a/b for several")
+        starts[name.strip()] = values_list
     return starts
 
 
@@ -355,7 +358,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         raise UsageError("fit: --plot draws log-log axes of token counts; not with --x-col")
     model = user_law(args) if args.law else get_model(args.model)
     opts = options.FitOptions(loss=args.loss, level=args.level)
-    shared = tuple(x.strip() for x in args.shared.split(",") if x.strip()) if args.shared else ()
+    shared = tuple(dict.fromkeys(x.strip() for x in (args.shared or "").split(",") if x.strip()))
     if any(x not in model.params for x in shared):
         raise UsageError(f"fit: --shared must name parameters of {model.params}, got {shared}")
     cs = load(args)
@@ -363,8 +366,12 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     if model.name == "divergence_measured" and not args.aux_col:
         raise UsageError("fit: model divergence_measured needs --aux-col (Upsilon per point)")
     resamples = max(args.bootstrap, args.transition_test, 1)
-    check_memory("fit", f"{resamples} resamples of {cs.arrays.y.size} points", 64 * 8 *
-                 resamples * cs.arrays.y.size, "lower --bootstrap/--transition-test")  # fmt: skip
+    g, m = cs.arrays.y.shape
+    need = estimate.memory_estimate(model, g, m, opts) + 64 * 8 * resamples * g * m
+    what = f"a fit of {g} curve{'s' if g > 1 else ''} of up to {m} points"
+    if resamples > 1:
+        what += f" and {resamples} resamples"
+    check_memory("fit", what, need, "fewer points or curves, lower --bootstrap/--transition-test")
     out = (  # a staging folder, swapped in for --out when the fit succeeded
         stack.enter_context(files.output_folder(args.out, "fit", overwrite=args.overwrite)).staging
         if args.out

@@ -183,6 +183,15 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         rows = min(args.chunk, source.pairs) * 2 * source.n * source.d
         check_memory("measure", f"a chunk of {min(args.chunk, source.pairs)} pairs", 4 * 8 * rows,
                      "lower --chunk")  # fmt: skip
+        if options.fit and options.bootstrap:
+            from tokenscale_sim.fit.estimate import memory_estimate
+
+            # per replicate: its pair weights per chunk, three (B, N) sums, one fitted curve
+            boot = options.bootstrap
+            need = 8 * boot * (min(args.chunk, source.pairs) + 4 * source.n)
+            need += memory_estimate("divergence_measured", boot + 1, source.n)
+            check_memory("measure", f"{boot} bootstrap replicates of {source.n} token counts",
+                         need, "lower --bootstrap")  # fmt: skip
         out = _output(args, stack)
         results: dict[int | None, Measurement] = {None: measure(source, options)}
         meta: dict = {"hidden": [str(Path(f).resolve()) for f in args.hidden]}
@@ -208,12 +217,18 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         },
     )
     for key, s in layers.items():
-        lam = f"lambda={s['lambda']:.4f}" if "lambda" in s else "no fit"
+        lam = f"lambda={_num(s['lambda'], '.4f')}" if "lambda" in s else "no fit"
         if s.get("lambda_ci") is not None:
-            lam += " (pair bootstrap: [{:.4f}, {:.4f}])".format(*s["lambda_ci"])
+            lam += " (pair bootstrap: [{}, {}])".format(*(_num(x, ".4f") for x in s["lambda_ci"]))
             if s["lambda_ci_status"] != "pair bootstrap":  # few pairs: its measured coverage
                 lam += " [" + s["lambda_ci_status"].removeprefix("pair bootstrap; ") + "]"
         print(
-            f"layer {key}: {lam}, Delta in [{s['delta_min']:.3g}, {s['delta_max']:.3g}], "
-            f"n_b {s['n_b_status']} {s['n_b']:.3g}, mean D/bound at n_max {s['ratio_at_n_max']:.3f}"
+            f"layer {key}: {lam}, Delta in [{_num(s['delta_min'])}, {_num(s['delta_max'])}], "
+            f"n_b {s['n_b_status']} {_num(s['n_b'])}, mean D/bound at n_max "
+            f"{_num(s['ratio_at_n_max'], '.3f')}"
         )
+
+
+def _num(x: float | None, spec: str = ".3g") -> str:
+    """``x`` formatted, ``-`` where it is missing (None: e.g. Delta needs n >= 2)."""
+    return "-" if x is None else format(x, spec)

@@ -190,7 +190,9 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack):
         initialize_distributed()
     # every input error before any file is touched: the structure's plan, method and chunk
     sampling_plan = plan(structure_from_args(args), args.n_max, caller="simulate")
-    run_plan(sampling_plan, config, len(jax.devices()))
+    run = run_plan(sampling_plan, config, len(jax.devices()))
+    if not args.quiet and jax.process_index() == 0:
+        print(work_line(run, config, args), file=sys.stderr)
     key = key_from_seed("simulate", args.seed)
     lead = jax.process_index() == 0
     out, state, failure = Path(args.out), None, None
@@ -264,6 +266,21 @@ def initialize_distributed() -> None:
             "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID, or run under SLURM, "
             "Open MPI, Kubernetes or Cloud TPU)"
         ) from err
+
+
+def work_line(run, config, args: argparse.Namespace) -> str:
+    """The run's size, said before it starts (a run of hours can be stopped at once): the
+    replicates, tokens and width, the method and the chunks (each chunk is one compiled step,
+    so the bar's rate and time left appear after the first)."""
+    chunks = math.ceil(config.m / run.chunk)
+    free = ", cost independent of d" if run.method == "gram" else ""
+    resumed = "; a resumed run skips the replicates done" if args.resume else ""
+    return (
+        f"simulate: {config.m} replicates x 2 x {config.n_max} tokens x width {config.d} "
+        f"({run.method} method{free}) in {chunks} chunk{'s' if chunks > 1 else ''} of "
+        f"{run.chunk}{resumed}; the bar shows the rate and the time left after the first chunk "
+        "(compilation included); Ctrl-C stops, --resume continues"
+    )
 
 
 def write_result(out: Path, result) -> None:

@@ -11,10 +11,9 @@ curve (its header names the curve); empty cells are points the curve does not ha
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tokenscale_sim.fit.models import Model, get_model
+from tokenscale_sim.fit.table import decode, parse_table
+from tokenscale_sim.validation import check_memory
 
 DATASETS = ("paper", "paper_exact")
 """Built-in dataset names: the paper's scores, all variants or only the exactly decoded ones."""
@@ -72,15 +73,21 @@ class CurveSet(NamedTuple):
         return " / ".join(self.keys[g]) or "curve"
 
 
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)",
+                    re.IGNORECASE | re.ASCII)  # fmt: skip
+"""A number as CSV writers spell it: ASCII decimal digits, point, exponent (Python's ``float``
+alone would also take ``1_000`` and non-ASCII digits)."""
+
+
 def _number(value: str, fn: str, column: str, where: str) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{fn}: column {column!r} must be numeric, got {value!r} ({where})"
-        ) from None
+    shown = f"{value[:40]!r}{'...' if len(value) > 40 else ''}" if isinstance(value, str) else value
+    if not isinstance(value, str) or not NUMBER.fullmatch(value.strip()):
+        comma = isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+,\d+\s*", value)
+        hint = "; a decimal comma? write 1.5, not 1,5" if comma else ""
+        raise ValueError(f"{fn}: column {column!r} must be numeric, got {shown} ({where}){hint}")
+    x = float(value)
     if math.isnan(x) or math.isinf(x):
-        raise ValueError(f"{fn}: column {column!r} must be finite, got {value!r} ({where})")
+        raise ValueError(f"{fn}: column {column!r} must be finite, got {shown} ({where})")
     return x
 
 
@@ -172,10 +179,13 @@ def curves_from_rows(
     layout: str = "auto",
     source: str = "rows",
     token_counts: bool = True,
+    lines: Sequence[int] | None = None,
 ) -> CurveSet:
-    """Curves from CSV-like rows (dicts of strings); see :func:`read_curves` for the layouts."""
+    """Curves from CSV-like rows (dicts of strings); see :func:`read_curves` for the layouts.
+    ``lines``: the line each row starts on, for messages (default: 2, 3, ...)."""
     fn = "read_curves"
     columns = list(columns)
+    numbered = list(zip(lines or range(2, 2**62), rows, strict=False))
     if layout not in ("auto", "long", "wide"):
         raise ValueError(f"{fn}: layout must be 'auto', 'long' or 'wide', got {layout!r}")
     if layout == "auto":
@@ -187,7 +197,7 @@ def curves_from_rows(
         curve_cols = [c for c in columns if c != n_col]
         if not curve_cols:
             raise ValueError(f"{fn}: wide layout needs curve columns besides {n_col!r} in {source}")
-        for i, row in enumerate(rows, start=2):
+        for i, row in numbered:
             n = _number(row[n_col], fn, n_col, f"line {i}")
             for c in curve_cols:
                 if (row.get(c) or "").strip():
@@ -201,7 +211,7 @@ def curves_from_rows(
     for c in needed:
         if c not in columns:
             raise ValueError(f"{fn}: column {c!r} missing in {source} (columns: {columns})")
-    for i, row in enumerate(rows, start=2):
+    for i, row in numbered:
         where = f"line {i}"
         key = tuple(row[c] for c in group)
         point = (
@@ -240,23 +250,20 @@ def read_curves(
         raise ValueError(f"read_curves: {str(p)!r} is a folder, not a CSV file")
     if not p.is_file():
         raise FileNotFoundError(f"read_curves: no such file {str(p)!r}")
-    try:
-        text = p.read_text()
-    except UnicodeDecodeError:
-        raise ValueError(f"read_curves: {str(p)!r} is not a text (CSV) file") from None
+    # rows as dicts of strings: a few hundred bytes per row of some 20 characters
+    check_memory("read_curves", f"reading {str(p)!r}", 30 * p.stat().st_size, "split the file")
+    text = decode(p.read_bytes(), str(p))
     return _parse(text, str(p), n_col, y_col, group, se_col, aux_col, layout, token_counts)
 
 
 def _parse(
     text, source, n_col, y_col, group, se_col, aux_col, layout, token_counts=True
 ) -> CurveSet:
-    reader = csv.DictReader(io.StringIO(text))
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    reader.fieldnames = columns
-    rows = list(reader)
+    table = parse_table(text, source)
     return curves_from_rows(
-        rows,
-        columns,
+        table.rows,
+        table.columns,
+        lines=table.lines,
         n_col=n_col,
         y_col=y_col,
         group=group,

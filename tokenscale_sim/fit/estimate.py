@@ -235,6 +235,40 @@ def fit_arrays(model: str | Model, data: CurveArrays, opts: FitOptions | None = 
     )
 
 
+MEMORY_ARRAYS = 16
+"""Arrays of the widest size (curves x grid values x points, float64) alive at once in a fit,
+from the growth of peak resident memory: about 11 (one ``alpha_n`` curve, 16,000 to 64,000
+points) and 15 (``tokenscale design``, 200 to 2000 experiments of 10 points), rounded up."""
+
+
+def memory_estimate(
+    model: str | Model, n_curves: int, n_points: int, opts: FitOptions | None = None
+) -> float:
+    """Bytes a fit of ``n_curves`` curves of ``n_points`` points needs at its widest.
+
+    The interval pass evaluates every curve at ``K`` values of its nonlinear parameter at once:
+    ``K = 4 profile_points + 78`` on the closed-form path of
+    :func:`~tokenscale_sim.fit.profile.profile_intervals` (log loss, a law of ln y with one
+    nonlinear parameter), ``profile_points`` on the general path, 1 without nonlinear
+    parameters: about ``8 * MEMORY_ARRAYS * G * K * M`` bytes, linear in the points. Measured
+    peaks of ``tokenscale fit`` (resident, one curve of 200,000 points): 4.4 GiB for
+    ``alpha_n`` (5.8 GiB estimated), 0.46 GiB for a three-parameter law of x under the linear
+    loss (1.0 GiB estimated).
+
+    >>> round(memory_estimate("alpha_n", 1, 200_000) / 2**30, 1)  # GiB
+    5.8
+    """
+    m = get_model(model)
+    o = opts or FitOptions()
+    if m.k == 0:
+        grid = 1
+    elif o.loss == "log" and m.space == "log" and m.k <= 1:
+        grid = 4 * o.profile_points + 78
+    else:
+        grid = o.profile_points
+    return 8.0 * MEMORY_ARRAYS * n_curves * grid * n_points
+
+
 def fit_curves(curves: CurveSet, model: str | Model, opts: FitOptions | None = None) -> FitResult:
     """Fit every curve of a :class:`~tokenscale_sim.fit.data.CurveSet` with ``model``.
 

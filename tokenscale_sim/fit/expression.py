@@ -17,9 +17,12 @@ tree and solved by variable projection; the model lists them first (``A * n**(-a
 from __future__ import annotations
 
 import ast
+import dataclasses
+import functools
 import importlib
 import importlib.util
 import math
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -45,6 +48,12 @@ FUNCTIONS: dict[str, Callable] = {
 
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
 """Named constants an expression may use."""
+
+MAX_CHARS = 2000
+"""Longest expression :func:`parse_law` takes (a long law is clearer as a Python function)."""
+MAX_DEPTH = 100
+"""Deepest syntax tree :func:`parse_law` takes (every walk of the tree recurses: Python's own
+recursion limit is 1000 frames)."""
 
 _BINOPS = {
     ast.Add: lambda a, b: a + b,
@@ -103,6 +112,15 @@ def _check(text: str, node: ast.AST, predictor: str, names: list[str]) -> None:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _reject(text, node, "constant")
+        try:
+            finite = math.isfinite(float(value))
+        except OverflowError:  # an integer literal beyond float range
+            finite = False
+        if not finite:
+            raise ValueError(
+                f"parse_law: the number at column {node.col_offset + 1} of {text[:80]!r} is "
+                "beyond the float range (about 1.8e308)"
+            )
     elif isinstance(node, ast.Name):
         if node.id in FUNCTIONS:
             raise _reject(text, node, "function name used as a value")
@@ -142,6 +160,17 @@ def _evaluate(node: ast.AST, x, theta: Mapping, predictor: str):
     assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
     args = [_evaluate(a, x, theta, predictor) for a in node.args]
     return FUNCTIONS[node.func.id](*args)
+
+
+def _depth(tree: ast.AST) -> int:
+    """Depth of the syntax tree, counted without recursion (``a + b + c`` is 3 deep: 2 BinOps
+    and a leaf)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _free_of(node: ast.AST, group: set[str]) -> bool:
@@ -212,12 +241,25 @@ def parse_law(
     ...
     ValueError: parse_law: operator '^' at column 14 of 'S_inf - A * n^(-a)' is not allowed (use...
     """
+    if len(text) > MAX_CHARS:
+        raise ValueError(
+            f"parse_law: the expression has {len(text)} characters, more than the {MAX_CHARS} "
+            "allowed; write a long law as a Python function (--law file.py:NAME)"
+        )
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as err:
         raise ValueError(
             f"parse_law: syntax error at column {err.offset} in {text!r}: {err.msg}"
         ) from None
+    except (RecursionError, MemoryError):
+        raise ValueError(f"parse_law: {text[:40]!r}... is nested too deeply to parse") from None
+    depth = _depth(tree)
+    if depth > MAX_DEPTH:
+        raise ValueError(
+            f"parse_law: the expression nests {depth} operations deep, more than the "
+            f"{MAX_DEPTH} allowed; write a long law as a Python function (--law file.py:NAME)"
+        )
     text = text.strip()
     names: list[str] = []
     _check(text, tree, predictor, names)
@@ -249,10 +291,102 @@ def parse_law(
     )
 
 
+def _reason(err: BaseException) -> str:
+    """``"KeyError: 'b'"``: the exception's type and the first line of its message."""
+    if isinstance(err, SystemExit):
+        return f"it called sys.exit({err.code!r})"
+    lines = str(err.msg if isinstance(err, SyntaxError) else err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def _where(err: BaseException, files: Sequence[str], fn: Callable | None = None) -> str:
+    """``"law.py line 7"``: the deepest frame of ``err`` in one of ``files`` (the user's code),
+    else where ``fn`` is defined, else the deepest frame."""
+    if isinstance(err, SyntaxError) and err.filename:
+        return f"{err.filename} line {err.lineno}"
+    frames = traceback.extract_tb(err.__traceback__)
+    wanted = {str(Path(f).resolve()) for f in files}
+    mine = [f for f in frames if str(Path(f.filename).resolve()) in wanted]
+    if mine:
+        return f"{mine[-1].filename} line {mine[-1].lineno}"
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        return f"{code.co_filename} line {code.co_firstlineno} (calling it)"
+    return f"the call {getattr(fn, '__name__', 'fn')}(x, theta)" if fn else "an unknown place"
+
+
+def guard_law(fn: Callable, spec: str, files: Sequence[str], *, law: bool = True) -> Callable:
+    """``fn`` whose errors become one ``ValueError`` naming ``spec``, the file and line that
+    failed and the user's message: ``law 'f.py:g' failed at f.py line 7: KeyError: 'b'``.
+
+    With ``law`` (``fn(x, theta)``), the result must be a real array of the shape of ``x`` or a
+    scalar; a complex, boolean or otherwise shaped result is refused (it would be cast or
+    broadcast into wrong numbers).
+    """
+
+    @functools.wraps(fn)
+    def guarded(*args, **kwargs):
+        try:
+            out = fn(*args, **kwargs)
+            if law:
+                out = jnp.asarray(out)
+        except MemoryError:
+            raise
+        except (Exception, SystemExit) as err:
+            raise ValueError(
+                f"law {spec!r} failed at {_where(err, files, fn)}: {_reason(err)}"
+            ) from None
+        if law:
+            x = args[0]
+            if out.shape not in ((), jnp.shape(x)) or not jnp.issubdtype(out.dtype, jnp.number):
+                raise ValueError(
+                    f"law {spec!r} must return a real array of shape {jnp.shape(x)} (as its "
+                    f"predictor) or a scalar, got dtype {out.dtype} and shape {out.shape}"
+                )
+            if jnp.issubdtype(out.dtype, jnp.complexfloating):
+                raise ValueError(f"law {spec!r} must return real numbers, got {out.dtype}")
+        return out
+
+    return guarded
+
+
+def _import(spec: str, where: str, path: Path | None):
+    """The module of ``spec``; any error (missing, syntax, raising on import) as one line."""
+    try:
+        if path is None:
+            return importlib.import_module(where)
+        mod_spec = importlib.util.spec_from_file_location(path.stem, path)
+        if mod_spec is None or mod_spec.loader is None:
+            raise ValueError(f"load_law: cannot import {where!r}")
+        module = importlib.util.module_from_spec(mod_spec)
+        mod_spec.loader.exec_module(module)
+        return module
+    except ModuleNotFoundError as err:
+        if path is None and err.name and where.startswith(err.name):
+            raise ValueError(
+                f"load_law: no module named {err.name!r} (from {spec!r}; a file needs the "
+                "ending .py)"
+            ) from None
+        raise ValueError(
+            f"load_law: importing {where!r} failed at {_where(err, [str(path or where)])}: "
+            f"{_reason(err)}"
+        ) from None
+    except MemoryError:
+        raise
+    except (Exception, SystemExit) as err:
+        files = [str(path)] if path is not None else []
+        raise ValueError(
+            f"load_law: importing {where!r} failed at {_where(err, files)}: {_reason(err)}"
+        ) from None
+
+
 def load_law(spec: str) -> LawFn | Model:
     """The function ``fn(x, theta)`` (pass it to :func:`~tokenscale_sim.fit.laws.define_law`)
     or the ready :class:`~tokenscale_sim.fit.models.Model` (e.g. made with ``define_law`` in
     the user's file) named by ``"path/to/file.py:name"`` or ``"package.module:name"``.
+
+    Whatever fails in the user's code (importing it, or calling the law later, while fitting)
+    is one ``ValueError`` naming the file, the line and the user's message (:func:`guard_law`).
 
     >>> load_law("math:hypot").__name__
     'hypot'
@@ -262,18 +396,21 @@ def load_law(spec: str) -> LawFn | Model:
         raise ValueError(
             f"load_law: expected 'file.py:function' or 'module:function', got {spec!r}"
         )
+    path = None
     if where.endswith(".py"):
         path = Path(where)
         if not path.is_file():
             raise FileNotFoundError(f"load_law: no such file {where!r}")
-        mod_spec = importlib.util.spec_from_file_location(path.stem, path)
-        if mod_spec is None or mod_spec.loader is None:
-            raise ValueError(f"load_law: cannot import {where!r}")
-        module = importlib.util.module_from_spec(mod_spec)
-        mod_spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(where)
+    module = _import(spec, where, path)
+    files = [str(path)] if path is not None else [getattr(module, "__file__", None) or where]
     fn = getattr(module, attr, None)
-    if not (callable(fn) or isinstance(fn, Model)):
+    if isinstance(fn, Model):
+        parts = {k: getattr(fn, k) for k in _MODEL_CALLABLES}
+        wrapped = {k: guard_law(f, spec, files, law=False) for k, f in parts.items() if f}
+        return dataclasses.replace(fn, **wrapped)
+    if not callable(fn):
         raise ValueError(f"load_law: {where!r} has no function or Model {attr!r}")
-    return fn
+    return guard_law(fn, spec, files)
+
+
+_MODEL_CALLABLES = ("basis", "natural", "unconstrained", "grid", "evaluate")

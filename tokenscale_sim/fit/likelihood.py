@@ -88,7 +88,8 @@ def delta_method_se(resid, natural, x, fixed, point_var):
         (p,) standard errors; inf where not identified (fixed, singular or negative variance).
     """
     size = x.shape[0]
-    jac = jax.jacrev(resid)(x) / jnp.sqrt(point_var)[..., None]
+    # forward mode: P (a few) passes over the N points; reverse mode would build N x N
+    jac = jax.jacfwd(resid)(x) / jnp.sqrt(point_var)[..., None]
     fixed = fixed | jnp.all(jac == 0, axis=0)  # e.g. a clipped ln n_b: no information
     both = fixed[:, None] | fixed[None, :]
     cov = jnp.linalg.inv(jnp.where(both, jnp.eye(size), jac.T @ jac))

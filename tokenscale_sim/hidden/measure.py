@@ -202,7 +202,9 @@ def summarise(acc: Accumulated, options: MeasureOptions, *, pairs: int, d: int) 
     result = boot = None
     if options.fit:
         mean_d = curves["divergence"].mean
-        result, boot = fit_with_bootstrap(n, mean_d, upsilon, acc.boot, options)
+        # resampling one pair only repeats it: a zero-width interval that says nothing
+        sums = acc.boot if np.min(count[0]) >= 2 else None
+        result, boot = fit_with_bootstrap(n, mean_d, upsilon, sums, options)
     lam = float(result.estimates[0, 0]) if result is not None else np.nan
     return Measurement(
         n,

@@ -232,7 +232,10 @@ def kernel_draw(kernel: Any, n_max: int) -> KernelDraw:
     if isinstance(kernel, st.Exponential):
         return _ar1_draw(math.exp(-1.0 / kernel.length))
     if isinstance(kernel, st.Grid2D):
-        return _grid_draw(math.exp(-1.0 / kernel.length), kernel.grid_width(n_max))
+        # a grid at least n_max wide holds the n_max positions in its first row: the same
+        # kernel as a grid exactly n_max wide, whose draw does not allocate the unused columns
+        width = min(kernel.grid_width(n_max), n_max)
+        return _grid_draw(math.exp(-1.0 / kernel.length), width)
     if getattr(kernel, "stationary", False):
         return _circulant_draw(kernel, n_max)
     return cholesky_draw(kernel.dense(n_max))
