@@ -25,13 +25,14 @@ from typing import Any
 import numpy as np
 
 from tokenscale_sim import files
+from tokenscale_sim.cli import SUBCOMMANDS
 from tokenscale_sim.cli._common import add_command, seed
 
 KIND = "demo"
 
 
 def register(sub) -> None:
-    p = add_command(sub, "demo", "the end-to-end study: figures, tables, HTML report", __doc__)
+    p = add_command(sub, "demo", SUBCOMMANDS["demo"], __doc__)
     p.add_argument(
         "--out", default="tokenscale-report", help="output folder (default: %(default)s)"
     )
