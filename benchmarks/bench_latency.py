@@ -34,7 +34,7 @@ N = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LAW = "S_inf - A * n**(-a)"
 START = "S_inf=35,A=15,a=0.5"
 
-SCIPY_SCRIPT = '''
+SCIPY_SCRIPT = """
 import csv, sys
 import numpy as np
 from scipy.optimize import curve_fit
@@ -49,7 +49,7 @@ with open(sys.argv[2], "w") as f:
     f.write("param,estimate,se\\n")
     for name, e, s in zip(("S_inf", "A", "a"), est, se):
         f.write(f"{name},{e!r},{s!r}\\n")
-'''
+"""
 
 
 def write_curve(folder: Path) -> Path:
@@ -110,7 +110,7 @@ def main() -> None:
     }
     med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
            for k, v in rows.items()}  # fmt: skip
-    scipy_wall = med["SciPy script (import, curve_fit, write CSV)"][0]
+    scipy_wall, scipy_cpu = med["SciPy script (import, curve_fit, write CSV)"]
     load = os.getloadavg()
     lines = [
         "# Latency of one small fit (issue 20)",
@@ -121,11 +121,13 @@ def main() -> None:
         f"median of {args.repeats} fresh processes each. Command: "
         "`python benchmarks/bench_latency.py`.",
         "",
-        "| command | wall s | CPU s | wall / SciPy script |",
-        "|---|---|---|---|",
+        "| command | wall s | CPU s | wall / SciPy script | CPU / SciPy script |",
+        "|---|---|---|---|---|",
     ]
     for name, (wall, cpu) in med.items():
-        lines.append(f"| {name} | {wall:.2f} | {cpu:.2f} | {wall / scipy_wall:.2f}x |")
+        lines.append(
+            f"| {name} | {wall:.2f} | {cpu:.2f} | {wall / scipy_wall:.2f}x | {cpu / scipy_cpu:.2f}x |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).write_text(text)
