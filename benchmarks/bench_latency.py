@@ -126,7 +126,8 @@ def main() -> None:
     ]
     for name, (wall, cpu) in med.items():
         lines.append(
-            f"| {name} | {wall:.2f} | {cpu:.2f} | {wall / scipy_wall:.2f}x | {cpu / scipy_cpu:.2f}x |"
+            f"| {name} | {wall:.2f} | {cpu:.2f} | {wall / scipy_wall:.2f}x "
+            f"| {cpu / scipy_cpu:.2f}x |"
         )
     text = "\n".join(lines) + "\n"
     print(text)
