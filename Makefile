@@ -1,12 +1,13 @@
 # Two commands do all the set-up on a machine with only Python 3.11+:
 #   make demo   builds .venv with the package (and its vision extra) and runs the full study
-#   make test   builds .venv with the test extra and runs lint, types and the whole test suite
+#   make test   builds .venv with the test extra and runs lint, types and the fast test tier
+#   (make test-slow runs the slow tier: statistical studies, notebooks, demo runs; CI runs both)
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 OUT    ?= tokenscale-report
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-slow lint bench clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
@@ -32,8 +33,13 @@ lint: $(VENV)/.test
 # grew until XLA aborted while compiling, seen in a clean-clone CI run); tests/conftest.py also
 # drops JAX's in-memory compilation caches after each test file, and conftest.py keeps compiled
 # programs on disk (.pytest_cache/jax-compilation) so that a program is compiled once per run.
+# Two tiers: `make test` runs every test not marked `slow` (each slow statistical test keeps a
+# fast sibling that can still fail); `make test-slow` runs the slow ones. .ci/run runs both.
 test: lint
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"
+
+test-slow: $(VENV)/.test
+	$(PY) -m pytest -q -n 2 --dist loadfile -m slow
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/run_all.py

@@ -5,6 +5,7 @@ Compiled programs are also kept on disk (JAX's persistent compilation cache, in
 two xdist workers and the test files that compile the same program (tests/conftest.py drops the
 in-memory caches after each file) load it instead of compiling it again. The cache is keyed on
 the program, JAX's version and its flags, so it can only save time, never change a result.
+The CLI's own cache (``TOKENSCALE_CACHE_DIR``) points at the same folder during the tests.
 """
 
 import os
@@ -14,13 +15,13 @@ import jax
 import pytest
 
 jax.config.update("jax_enable_x64", True)
-jax.config.update(
-    "jax_compilation_cache_dir",
-    os.environ.get(
-        "TOKENSCALE_TEST_JAX_CACHE",
-        str(Path(__file__).parent / ".pytest_cache" / "jax-compilation"),
-    ),
+TEST_CACHE = os.environ.get(
+    "TOKENSCALE_TEST_JAX_CACHE", str(Path(__file__).parent / ".pytest_cache" / "jax-compilation")
 )
+jax.config.update("jax_compilation_cache_dir", TEST_CACHE)
+# the CLI (run in-process or as a subprocess by the tests) keeps its programs there too, never in
+# the user's own cache folder
+os.environ["TOKENSCALE_CACHE_DIR"] = TEST_CACHE
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 

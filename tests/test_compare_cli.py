@@ -30,6 +30,7 @@ def _strict(text):
     return json.loads(text, parse_constant=refuse)
 
 
+@pytest.mark.slow
 def test_compare_writes_tables_json_and_figures(tmp_path, csv_file, capsys):
     out = tmp_path / "cmp"
     args = ["compare", str(csv_file), "--group", "benchmark", "--laws", "powerlaw,alpha_n"]

@@ -73,3 +73,19 @@ def test_demo_tiny_writes_report(tmp_path, capsys):
         == 0
     )
     assert not (out / "stale.png").exists() and not (out / "vision_0.csv").exists()
+
+
+def test_stage_clock_prints_each_stage_time_and_the_total(capsys):
+    from tokenscale_sim.cli.demo import StageClock
+
+    clock = StageClock()
+    clock("[1/2] first")
+    clock("[2/2] second")
+    clock.finish()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "[1/2] first" and lines[2] == "[2/2] second"
+    for line in (lines[1], lines[3]):
+        assert line.startswith("  ... ") and line.endswith(" s") and float(line[6:-2]) >= 0
+    assert lines[4].startswith("total ") and len(lines) == 5
+    StageClock(quiet=True)("silent")
+    assert capsys.readouterr().err == ""

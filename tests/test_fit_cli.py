@@ -21,6 +21,7 @@ def csv_file(tmp_path):
     return p
 
 
+@pytest.mark.slow
 def test_fit_csv_writes_tables_json_and_figures(tmp_path, csv_file, capsys):
     out = tmp_path / "out"
     code = main(
@@ -63,6 +64,7 @@ def test_fit_paper_powerlaw_prints_every_group(tmp_path, capsys):
     assert (tmp_path / "p" / "fits.csv").read_text().count("\n") == 55
 
 
+@pytest.mark.slow
 def test_fit_transition_test_and_broken(tmp_path, csv_file):
     out = tmp_path / "t"
     args = ["fit", str(csv_file), "--group", "benchmark", "--transition-test", "50", "--out"]

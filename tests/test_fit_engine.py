@@ -205,6 +205,7 @@ def test_float32_smoke(float32):
     np.testing.assert_allclose(res.estimates[0], [2.0, -0.3], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_fit_divergence_measured_psi_and_constant_psi():
     n = np.arange(1.0, 129.0)
     psi_eq = 0.5 - 0.1 / n

@@ -74,6 +74,7 @@ def test_interval_coverage_400_replicates():
     assert 0.92 <= cover_nb <= 0.98, cover_nb
 
 
+@pytest.mark.slow
 def test_alpha_band_and_bootstrap_on_paper(paper):
     res = fit_curves(paper, "alpha_n")
     b = unc.bootstrap(jax.random.key(3), paper, res, m=200)
@@ -101,6 +102,7 @@ def test_profile_interval_for_other_parameters():
         unc.profile_interval(cs, res, "beta")
 
 
+@pytest.mark.slow
 def test_transition_test_detects_a_transition_and_not_a_power_law():
     rng = np.random.default_rng(7)
     n = np.geomspace(1, 4096, 20)
@@ -113,6 +115,7 @@ def test_transition_test_detects_a_transition_and_not_a_power_law():
     assert t.boundary[0] == 0
 
 
+@pytest.mark.slow
 def test_tied_beta_across_curves():
     n = np.geomspace(1, 2000, 25)
     y = np.stack(

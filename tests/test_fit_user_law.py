@@ -103,6 +103,7 @@ def test_bootstrap_and_profile_interval_on_the_users_law(fitted):
         assert np.all((pi.low <= res.estimates[:, j]) & (res.estimates[:, j] <= pi.high))
 
 
+@pytest.mark.slow
 def test_wald_option_and_tied_fit_on_the_users_law(fitted):
     cs, res = fitted
     wald = fit_curves(cs, SATURATING, FitOptions(interval="wald"))

@@ -129,7 +129,7 @@ def test_divergence_only_matches_full_statistics(tokens):
     assert np.abs(z_sq).max() < 5, z_sq
 
 
-@pytest.mark.parametrize("d", [2, 64])
+@pytest.mark.parametrize("d", [2, pytest.param(64, marks=pytest.mark.slow)])  # 2: fast sibling
 def test_unit_tokens_satisfy_the_identity_per_sample(d):
     """Unit tokens: D(n)^2 = 2 Upsilon-hat(n) in every sample (only rounding in between)."""
     x = draw(SERVED["mixed"], 20, d, 16, key=5, tokens="unit")

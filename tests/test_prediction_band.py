@@ -69,6 +69,7 @@ TRUTH = {"top": 80.0, "gap": 50.0, "rate": 0.5}
 N_DESIGN = np.array([1.0, 2, 4, 8, 16, 32, 64, 128, 256, 576])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["log", "linear"])
 def test_bands_of_a_user_law_cover_at_the_nominal_rate(loss):
     """Monte Carlo: 400 noisy curves of a user-defined law; the 95 % confidence band covers the

@@ -333,6 +333,7 @@ def test_gram_method_is_chosen_by_width_and_can_be_forced_or_forbidden():
         SimulationConfig(**SMALL, sampler="fast")
 
 
+@pytest.mark.slow
 def test_gram_runs_are_chunk_invariant_and_resume():
     s = STRUCTURES["sum-with-shared"]
     ref = simulate(jax.random.key(8), s, GRAM_SMALL)

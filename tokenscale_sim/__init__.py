@@ -16,9 +16,16 @@ See ``README.md`` and the module docstrings. The layers, each importing only tho
     study                        the demo study (computes, writes nothing)
     plots                        every figure (matplotlib only here)
     cli                          the ``tokenscale`` command
+
+``enable_compilation_cache()`` keeps compiled programs on disk between runs
+(:mod:`tokenscale_sim.compile_cache`); importing the package loads neither JAX nor matplotlib.
 """
 
 from importlib.metadata import PackageNotFoundError, version
+
+from tokenscale_sim.compile_cache import enable_compilation_cache
+
+__all__ = ["enable_compilation_cache"]
 
 try:
     __version__ = version("tokenscale_sim")

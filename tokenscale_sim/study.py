@@ -213,11 +213,11 @@ def paper_fits(key, config: StudyConfig) -> PaperFits:
 # ----------------------------------------------------------------------------- which law?
 
 
-def paper_compare(key, config: StudyConfig) -> Comparison:
+def paper_compare(key, config: StudyConfig, progress: bool = False) -> Comparison:
     """Every registered score law on the paper's 54 curves: AICc/BIC, leave-one-out and
     extrapolation errors, selection shares and the shape test
     (:func:`tokenscale_sim.fit.compare.paper_comparison`)."""
-    return paper_comparison(key, bootstrap=config.compare_bootstrap)
+    return paper_comparison(key, bootstrap=config.compare_bootstrap, progress=progress)
 
 
 # -----------------------------------------------------------------------------
@@ -293,15 +293,17 @@ def run_study(
         structures={k: s.describe() for k, s in chosen.items()},
     )
     log(f"[6/7] which law? every law on the paper's curves ({config.compare_bootstrap} resamples)")
-    compare = paper_compare(jax.random.fold_in(key, 4000), config)
-    design = design_section(jax.random.fold_in(key, 2000), paper, config, log)
+    compare = paper_compare(jax.random.fold_in(key, 4000), config, progress)
+    design = design_section(jax.random.fold_in(key, 2000), paper, config, log, progress)
     return StudyResult(config, tuple(mc), maps, paper, vision, note, meta, design, wide, compare)
 
 
 # ----------------------------------------------------------------------------- issue 13: design
 
 
-def design_section(key, paper: PaperFits, config: StudyConfig, log=lambda message: None):
+def design_section(
+    key, paper: PaperFits, config: StudyConfig, log=lambda message: None, progress: bool = False
+):
     """Power of the paper's design to see a transition, and the budget that would (issue 13):
     :func:`tokenscale_sim.design.report.transition_power_section` with the paper's fits, as many
     synthetic experiments per simulation as the transition test's resamples."""
@@ -309,5 +311,5 @@ def design_section(key, paper: PaperFits, config: StudyConfig, log=lambda messag
 
     log(f"[7/7] experiment design: power of the transition test ({config.transition_m} runs)")
     return transition_power_section(
-        key, paper.alpha_n, paper.powerlaw, m=max(20, config.transition_m)
+        key, paper.alpha_n, paper.powerlaw, m=max(20, config.transition_m), progress=progress
     )

@@ -2,16 +2,32 @@
 
 Each subcommand lives in its own module exposing ``register(subparsers)``, which adds the parser
 and sets ``func(args) -> int``. Errors users can fix are one line on stderr and exit code 2.
+
+Fast start: only the module of the subcommand being run is imported (the others appear in
+``tokenscale --help`` by their line in :data:`SUBCOMMANDS`), so ``tokenscale --help`` imports
+neither JAX nor matplotlib. Every run keeps its compiled programs on disk
+(:mod:`tokenscale_sim.compile_cache`; ``TOKENSCALE_CACHE=0`` switches that off).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
-SUBCOMMANDS = ("theory", "simulate", "fit", "compare", "measure", "design", "demo")
+SUBCOMMANDS = {
+    "theory": "closed-form curves (Upsilon, bound, E[D], n_b, alpha(n))",
+    "simulate": "Monte Carlo of D(n) and psi(n) (chunked, sharded, resumable)",
+    "fit": "fit power-law / alpha(n) / broken / divergence laws to curves",
+    "compare": "which law? compare scaling laws on every curve",
+    "measure": "psi(n), D(n), divergence-law fit and n_b on real hidden states",
+    "design": "power and n_b precision of token-count designs",
+    "demo": "the end-to-end study: figures, tables, HTML report",
+}
+"""Each subcommand and its line in ``tokenscale --help`` (the modules' ``register`` use it too)."""
 
 
 class UsageError(Exception):
@@ -27,13 +43,25 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_subcommand(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` runs (its first word that is not an option), or None."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in SUBCOMMANDS else None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``tokenscale`` parser. With ``argv``, only the subcommand it runs is built in full
+    (its module imported); the others are listed by name and help line. Without, all are."""
     parser = OneLineParser(
         prog="tokenscale",
         description="Theory, Monte Carlo and fits of vision-token scaling (divergence D(n)).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in SUBCOMMANDS:
+    chosen = chosen_subcommand(argv) if argv is not None else None
+    for name, summary in SUBCOMMANDS.items():
+        if argv is not None and name != chosen:
+            sub.add_parser(name, help=summary, add_help=False)
+            continue
         try:
             module = importlib.import_module(f"tokenscale_sim.cli.{name}")
         except ModuleNotFoundError as err:  # a subcommand not built yet
@@ -46,13 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     import jax
+
+    from tokenscale_sim.compile_cache import cache_trouble_as_one_warning, enable_compilation_cache
 
     jax.config.update("jax_enable_x64", not getattr(args, "float32", False))
     try:
-        return int(args.func(args) or 0)
+        with one_line_warnings(args.command):
+            folder = enable_compilation_cache()
+            with cache_trouble_as_one_warning(folder):
+                return int(args.func(args) or 0)
     except (UsageError, ValueError, FileExistsError, FileNotFoundError) as err:
         print(f"tokenscale {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -79,6 +112,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tokenscale {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def one_line_warnings(command: str) -> Iterator[None]:
+    """Within the block, a :class:`~tokenscale_sim.compile_cache.CacheWarning` prints as one
+    line, ``tokenscale CMD: warning: ...``, on stderr; other warnings are shown as Python would."""
+    from tokenscale_sim.compile_cache import CacheWarning
+
+    saved = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, CacheWarning):
+            print(f"tokenscale {command}: warning: {message}", file=sys.stderr)
+        else:
+            saved(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = saved
 
 
 if __name__ == "__main__":  # pragma: no cover

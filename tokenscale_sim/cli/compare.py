@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from tokenscale_sim import files
-from tokenscale_sim.cli import UsageError
+from tokenscale_sim.cli import SUBCOMMANDS, UsageError
 from tokenscale_sim.cli._common import add_command, positive_int, seed
 from tokenscale_sim.fit import data as fdata
 from tokenscale_sim.fit.compare import CRITERIA, Comparison, available_laws, compare_laws, describe
@@ -37,7 +37,7 @@ from tokenscale_sim.validation import check_memory, key_from_seed
 
 
 def register(sub) -> None:
-    p = add_command(sub, "compare", "which law? compare scaling laws on every curve", __doc__)
+    p = add_command(sub, "compare", SUBCOMMANDS["compare"], __doc__)
     p.add_argument(
         "file", nargs="?", help="CSV file, or a built-in dataset: " + ", ".join(fdata.DATASETS)
     )

@@ -9,7 +9,8 @@ side, on built-in defaults, written into one folder a person can open and read t
   *.png                 the figures
 
 ``--size tiny`` (the test size) takes 40-70 s on 2 CPU cores, most of it compiling; the default
-takes about four minutes.
+takes about four minutes. Each stage prints its time when it ends; the long ones (Monte Carlo,
+which law?, design) show a progress bar.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from typing import Any
 import numpy as np
 
 from tokenscale_sim import files
+from tokenscale_sim.cli import SUBCOMMANDS
 from tokenscale_sim.cli._common import add_command, seed
 
 KIND = "demo"
 
 
 def register(sub) -> None:
-    p = add_command(sub, "demo", "the end-to-end study: figures, tables, HTML report", __doc__)
+    p = add_command(sub, "demo", SUBCOMMANDS["demo"], __doc__)
     p.add_argument(
         "--out", default="tokenscale-report", help="output folder (default: %(default)s)"
     )
@@ -437,6 +439,35 @@ def write_report(study, out: Path, seconds: float) -> Path:
     return out / "index.html"
 
 
+class StageClock:
+    """The demo's ``log``: prints each stage's line on stderr and, when the next stage starts
+    (or :meth:`finish`), the seconds the last one took: ``  ... 12.3 s``. Silent if ``quiet``."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.start = self.last = time.perf_counter()
+        self.open = False
+
+    def _close(self) -> None:
+        now = time.perf_counter()
+        if self.open and not self.quiet:
+            print(f"  ... {now - self.last:.1f} s", file=sys.stderr)
+        self.last = now
+
+    def __call__(self, message: str) -> None:
+        self._close()
+        self.open = True
+        if not self.quiet:
+            print(message, file=sys.stderr)
+
+    def finish(self) -> None:
+        """Close the last stage and print the total."""
+        self._close()
+        self.open = False
+        if not self.quiet:
+            print(f"total {self.last - self.start:.1f} s", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:  # --out is swapped in when this closes, on success
         _run(args, stack)
@@ -459,9 +490,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         **{**config.__dict__, "seed": args.seed, **({"vision_pairs": 0} if args.no_vision else {})}
     )
     start = time.perf_counter()
-    log = (
-        (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
-    )
+    log = StageClock(quiet=args.quiet)
     study = run_study(config, progress=not args.quiet, log=log)
     log("writing figures and the report")
     write_report(study, out, time.perf_counter() - start)
+    log.finish()

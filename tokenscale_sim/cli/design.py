@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from tokenscale_sim import files
-from tokenscale_sim.cli import UsageError
+from tokenscale_sim.cli import SUBCOMMANDS, UsageError
 from tokenscale_sim.cli._common import add_command, positive_int, seed
 from tokenscale_sim.validation import check_memory, key_from_seed
 
@@ -90,7 +90,7 @@ def register(sub) -> None:
     from tokenscale_sim.design import CRITERIA, WEIGHTINGS
     from tokenscale_sim.fit import MODELS
 
-    p = add_command(sub, KIND, "power and n_b precision of token-count designs", __doc__)
+    p = add_command(sub, KIND, SUBCOMMANDS[KIND], __doc__)
     g = p.add_argument_group("truth")
     g.add_argument("--law", choices=sorted(MODELS), default="alpha_n", help="(default: alpha_n)")
     g.add_argument(

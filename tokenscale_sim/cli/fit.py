@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from tokenscale_sim import files
-from tokenscale_sim.cli import UsageError
+from tokenscale_sim.cli import SUBCOMMANDS, UsageError
 from tokenscale_sim.cli._common import add_command, seed
 from tokenscale_sim.fit import data as fdata
 from tokenscale_sim.fit import estimate, options, transition, uncertainty
@@ -61,9 +61,7 @@ BOOT_NOTES = {
 
 
 def register(sub) -> None:
-    p = add_command(
-        sub, "fit", "fit power-law / alpha(n) / broken / divergence laws to curves", __doc__
-    )
+    p = add_command(sub, "fit", SUBCOMMANDS["fit"], __doc__)
     p.add_argument(
         "file", nargs="?", help="CSV file, or a built-in dataset: " + ", ".join(fdata.DATASETS)
     )

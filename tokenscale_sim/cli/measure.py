@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from tokenscale_sim import files
-from tokenscale_sim.cli import UsageError
+from tokenscale_sim.cli import SUBCOMMANDS, UsageError
 from tokenscale_sim.cli._common import add_command, positive_int, seed
 from tokenscale_sim.fit import LOSSES
 from tokenscale_sim.hidden import arrays, vit
@@ -47,9 +47,7 @@ MODELS = ("vit-s",)
 
 
 def register(sub) -> None:
-    p = add_command(
-        sub, "measure", "psi(n), D(n), divergence-law fit and n_b on real hidden states", __doc__
-    )
+    p = add_command(sub, "measure", SUBCOMMANDS["measure"], __doc__)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--hidden", nargs="+", metavar="FILE", help="hidden-state file (or A and B)")
     src.add_argument("--model", choices=MODELS, help="run a pretrained model (vision extra)")

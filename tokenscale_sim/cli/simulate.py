@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from tokenscale_sim import files
-from tokenscale_sim.cli import UsageError
+from tokenscale_sim.cli import SUBCOMMANDS, UsageError
 from tokenscale_sim.cli._common import add_structure_args, positive_int, seed, structure_from_args
 from tokenscale_sim.exact import TOKEN_KINDS, TokenModel
 from tokenscale_sim.montecarlo.sampling import plan
@@ -64,7 +64,7 @@ CHECKPOINT = "checkpoint.npz"
 def register(sub) -> None:
     p = sub.add_parser(
         "simulate",
-        help="Monte Carlo of D(n) and psi(n) (chunked, sharded, resumable)",
+        help=SUBCOMMANDS["simulate"],
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

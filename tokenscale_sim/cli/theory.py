@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 from tokenscale_sim import exact, files, theory
+from tokenscale_sim.cli import SUBCOMMANDS
 from tokenscale_sim.cli._common import (
     add_command,
     add_structure_args,
@@ -33,9 +34,7 @@ COLUMNS = exact.THEORY_COLUMNS
 
 
 def register(sub) -> None:
-    p = add_command(
-        sub, "theory", "closed-form curves (Upsilon, bound, E[D], n_b, alpha(n))", __doc__
-    )
+    p = add_command(sub, "theory", SUBCOMMANDS["theory"], __doc__)
     add_structure_args(p)
     p.add_argument(
         "--n-max",

@@ -9,10 +9,12 @@ of ten token counts (Fisher screen, confirmed by simulation) reach 80 % power.
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import jax
 import numpy as np
+from tqdm import tqdm
 
 from tokenscale_sim.design.core import PAPER_N, Design, Noise, Truth, paper_design
 from tokenscale_sim.design.power import StudyOptions, simulate_design
@@ -59,14 +61,16 @@ def _truth(beta: float, n_b: float) -> Truth:
 
 
 def transition_power_section(
-    key, paper_alpha_n, paper_powerlaw, *, m: int = 500, n_b=REPORT_NB, budgets=BUDGETS
-) -> DesignSection:
+    key, paper_alpha_n, paper_powerlaw, *, m: int = 500, n_b=REPORT_NB, budgets=BUDGETS,
+    progress: bool = False,
+) -> DesignSection:  # fmt: skip
     """Compute the report's design section (see the module docstring).
 
     Args:
         key: ``jax.random`` key. paper_alpha_n, paper_powerlaw: the paper's fits
             (:class:`~tokenscale_sim.fit.FitResult`) for the effect sizes and residual noise.
         m: synthetic experiments per simulation (the null uses as many).
+        progress: show a progress bar over the truths (effect size x n_b; stderr).
     """
     beta_all = np.asarray(paper_alpha_n.estimates)[:, 1]
     beta_all = beta_all[np.isfinite(beta_all) & (beta_all > 0)]
@@ -78,34 +82,37 @@ def transition_power_section(
     options = StudyOptions(m=m, intervals=False)
     rows, needed = [], []
     scatter = Noise("lognormal", sigma=residual_sigma)
-    for i, beta in enumerate(betas):
-        for j, nb in enumerate(n_b):
-            truth = _truth(beta, nb)
-            k = jax.random.fold_in(key, 100_000 + i * 16 + j)
-            r = simulate_design(k, truth, paper_design(len(PAPER_N)), scatter, options)
-            rows.append({"beta": beta, "n_b": nb, "design": "paper, observed scatter",
-                         "n": list(PAPER_N), "questions_per_point": None, "power": r.power,
-                         "power_se": r.power_se})  # fmt: skip
-            best = search_designs(
-                truth, noise, k=len(PAPER_N), total_questions=budgets[0] * len(PAPER_N),
-                criterion="power", top=1,
-            ).designs[0]  # fmt: skip
-            for d_i, base in enumerate((paper_design(budgets[0] * len(PAPER_N)), best)):
-                name = "paper" if d_i == 0 else "power-optimal"
-                reached = None
-                for b_i, budget in enumerate(budgets):
-                    design = Design(base.n, (budget,) * len(base.n), name)
-                    k = jax.random.fold_in(key, ((i * 16 + j) * 4 + d_i) * 32 + b_i)
-                    r = simulate_design(k, truth, design, noise, options)
-                    rows.append({"beta": beta, "n_b": nb, "design": name, "n": list(base.n),
-                                 "questions_per_point": budget, "power": r.power,
-                                 "power_se": r.power_se})  # fmt: skip
-                    if r.power >= 0.8:
-                        reached = budget
-                        break
-                needed.append({"beta": beta, "n_b": nb, "design": name, "n": list(base.n),
-                               "questions_per_point": reached,
-                               "status": "reached" if reached else "not reached"})  # fmt: skip
+    truths = tqdm(
+        list(itertools.product(enumerate(betas), enumerate(n_b))), desc="design", unit="truth",
+        disable=not progress,
+    )  # fmt: skip
+    for (i, beta), (j, nb) in truths:
+        truth = _truth(beta, nb)
+        k = jax.random.fold_in(key, 100_000 + i * 16 + j)
+        r = simulate_design(k, truth, paper_design(len(PAPER_N)), scatter, options)
+        rows.append({"beta": beta, "n_b": nb, "design": "paper, observed scatter",
+                     "n": list(PAPER_N), "questions_per_point": None, "power": r.power,
+                     "power_se": r.power_se})  # fmt: skip
+        best = search_designs(
+            truth, noise, k=len(PAPER_N), total_questions=budgets[0] * len(PAPER_N),
+            criterion="power", top=1,
+        ).designs[0]  # fmt: skip
+        for d_i, base in enumerate((paper_design(budgets[0] * len(PAPER_N)), best)):
+            name = "paper" if d_i == 0 else "power-optimal"
+            reached = None
+            for b_i, budget in enumerate(budgets):
+                design = Design(base.n, (budget,) * len(base.n), name)
+                k = jax.random.fold_in(key, ((i * 16 + j) * 4 + d_i) * 32 + b_i)
+                r = simulate_design(k, truth, design, noise, options)
+                rows.append({"beta": beta, "n_b": nb, "design": name, "n": list(base.n),
+                             "questions_per_point": budget, "power": r.power,
+                             "power_se": r.power_se})  # fmt: skip
+                if r.power >= 0.8:
+                    reached = budget
+                    break
+            needed.append({"beta": beta, "n_b": nb, "design": name, "n": list(base.n),
+                           "questions_per_point": reached,
+                           "status": "reached" if reached else "not reached"})  # fmt: skip
     p = 0.5
     binomial_sigma = float(np.sqrt((1 - p) / (3000 * p)))
     finding = _finding(betas, rows, needed, budgets, residual_sigma, binomial_sigma)

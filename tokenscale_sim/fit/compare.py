@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 from tokenscale_sim.fit.curvature import CurvatureTest, curvature_arrays
 from tokenscale_sim.fit.data import CurveArrays, CurveSet, check_curves, load_paper_scores
@@ -236,6 +237,7 @@ def compare_laws(
     opts: FitOptions | None = None,
     level: float = 0.95,
     direction: str = "theory",
+    progress: bool = False,
 ) -> Comparison:
     """Fit every law to every curve and compare them (see the module docstring).
 
@@ -248,6 +250,7 @@ def compare_laws(
         bootstrap: resamples B (0: no selection shares; the shape test then uses t p-values).
         opts: :class:`FitOptions` of every fit (loss must be ``"log"``).
         level, direction: of the shape test (:func:`tokenscale_sim.fit.curvature.curvature_test`).
+        progress: show a progress bar over the laws (stderr).
 
     Returns:
         :class:`Comparison` with (G, L) arrays.
@@ -286,7 +289,7 @@ def compare_laws(
     log_y = np.log(np.where(valid, a.y, 1.0))
     n_valid = np.asarray(a.n)[valid]
     cols = {k: [] for k in ("rss", "loo", "ext", "abs", "rel", "conv", "est", "boot_rss")}
-    for model in models:
+    for model in tqdm(models, desc="which law?", unit="law", disable=not progress):
         grid = jnp.asarray(model.grid(float(n_valid.min()), float(n_valid.max())), rows.n.dtype)
         sol = solve_batch(model, opts, rows, grid)
         lp = np.asarray(jax.vmap(model.log_predict)(sol.u, rows.n, rows.aux))
@@ -393,9 +396,11 @@ def paper_comparison(
     bootstrap: int = 200,
     holdout_last: int = 2,
     opts: FitOptions | None = None,
+    progress: bool = False,
 ) -> Comparison:
     """The demo report's "which law?" section: :func:`compare_laws` on the paper's 54 curves
     (every model variant, benchmark and metric) with the registered laws by default."""
     return compare_laws(
-        key, load_paper_scores(), laws, holdout_last=holdout_last, bootstrap=bootstrap, opts=opts
-    )
+        key, load_paper_scores(), laws, holdout_last=holdout_last, bootstrap=bootstrap, opts=opts,
+        progress=progress,
+    )  # fmt: skip

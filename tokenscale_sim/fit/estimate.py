@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tokenscale_sim import theory
+from tokenscale_sim.fit.buckets import first_curves, pad_curves_to_bucket
 from tokenscale_sim.fit.data import CurveArrays, CurveSet, check_curves, curves_from_arrays
 from tokenscale_sim.fit.engine import residuals, solve_batch, start_grid
 from tokenscale_sim.fit.likelihood import (
@@ -188,6 +189,8 @@ def fit_arrays(model: str | Model, data: CurveArrays, opts: FitOptions | None = 
     model = get_model(model)
     opts = opts or FitOptions()
     data = _flat(data)
+    g = data.n.shape[0]
+    data = pad_curves_to_bucket(data)  # compiled programs reused by data of a similar size
     sol = solve_batch(model, opts, data, start_grid(model, data))
     summ = Summary(*(np.asarray(x) for x in summarize(model, opts, sol.u, sol.boundary, data)))
     ci_low, ci_high = wald_intervals(
@@ -210,7 +213,7 @@ def fit_arrays(model: str | Model, data: CurveArrays, opts: FitOptions | None = 
         ci_low[:, use], ci_high[:, use] = prof.low[:, use], prof.high[:, use]
         ci_open[:, use, 0], ci_open[:, use, 1] = prof.open_low[:, use], prof.open_high[:, use]
         method = [IntervalMethod.PROFILE if x else IntervalMethod.WALD for x in use]
-    return FitResult(
+    return first_curves(FitResult(
         model=model,
         params=model.params,
         loss_name=opts.loss,
@@ -232,7 +235,7 @@ def fit_arrays(model: str | Model, data: CurveArrays, opts: FitOptions | None = 
         n_points=summ.n_points.astype(int),
         boundary=np.asarray(sol.boundary),
         interval=tuple(method),
-    )
+    ), g)  # fmt: skip
 
 
 MEMORY_ARRAYS = 16

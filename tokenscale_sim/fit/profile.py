@@ -68,8 +68,8 @@ def dependence(model: Model) -> np.ndarray:
     >>> dependence(get_model("alpha_n")).astype(int).tolist()
     [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
     """
-    u = 0.37 + 0.11 * jnp.arange(model.n_params, dtype=float)
-    return np.asarray(jax.jacfwd(model.natural)(u)) != 0
+    u = 0.37 + 0.11 * np.arange(model.n_params)
+    return np.asarray(jax.jit(jax.jacfwd(model.natural))(u)) != 0  # one program, not op by op
 
 
 def nb_grid(opts: FitOptions, data: CurveArrays, v_hat, coarse: int) -> np.ndarray:
