@@ -1,4 +1,4 @@
-"""Command line: ``tokenscale {theory,simulate,fit,compare,measure,design,demo} ...``.
+"""Command line: ``tokenscale COMMAND ...``, COMMAND one of :data:`SUBCOMMANDS`.
 
 Each subcommand lives in its own module exposing ``register(subparsers)``, which adds the parser
 and sets ``func(args) -> int``. Errors users can fix are one line on stderr and exit code 2.
@@ -11,7 +11,17 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("theory", "simulate", "fit", "compare", "measure", "design", "demo")
+SUBCOMMANDS = (
+    "theory",
+    "simulate",
+    "fit",
+    "compare",
+    "measure",
+    "design",
+    "demo",
+    "sweep",
+    "calibrate",
+)
 
 
 class UsageError(Exception):
