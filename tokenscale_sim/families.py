@@ -142,6 +142,34 @@ def exact_psi(theta, n_max: int, kernel: str = "exponential") -> FamilyCurves:
     )
 
 
+def expected_cosine_psi(theta, n_max: int, d: int, kernel: str = "exponential") -> FamilyCurves:
+    """Exact expectations of the *sampled* cosine psi's of Gaussian tokens of width d at
+    ``theta`` (the curves a measurement of such tokens estimates), n = 1..n_max.
+
+    Every block of Sigma is Toeplitz: ``rho_AA(k) = s + g + w K(k) + r [k = 0]``,
+    ``rho_AB(k) = s + w c K(k) + r q [k = 0]``; with ``m(k) = E cos`` at ``rho(k)``
+    (:func:`tokenscale_sim.theory.expected_cosine`), ``psi_eq = m_AB(0)`` and
+    ``psi(n) = (s_m(n) - n m(0)) / (n (n - 1))`` (``s_m`` the prefix sums of :func:`_prefix`).
+    ``v`` is then ``2 Upsilon(n)`` at these psi's (E[D^2] of unit-normalised tokens).
+    Pure ``jax.numpy``; agrees with ``Structure.expected_cosine_psi`` of :func:`to_structure`.
+    """
+    theta = jnp.asarray(theta)
+    s, g, w, length, c, q = (theta[i] for i in range(len(PARAMS)))
+    r = 1 - s - g - w
+    lag = _lags(length, n_max, kernel)
+    first = (jnp.arange(n_max) == 0).astype(lag.dtype)
+    m_aa = theory.expected_cosine(s + g + w * lag + r * first, d)
+    m_ab = theory.expected_cosine(s + w * c * lag + r * q * first, d)
+    n = jnp.arange(1, n_max + 1, dtype=lag.dtype)
+    pairs = jnp.where(n > 1, n * (n - 1), jnp.nan)
+    psi_aa = (_prefix(m_aa) - n * m_aa[0]) / pairs
+    psi_ab = (_prefix(m_ab) - n * m_ab[0]) / pairs
+    psi_eq = jnp.full(n_max, m_ab[0])
+    cross = jnp.where(n > 1, psi_aa - psi_ab, 0.0)
+    v = 2 * (n * (1 - psi_eq) + n * (n - 1) * cross)
+    return FamilyCurves(v=v, psi_eq=psi_eq, psi_aa=psi_aa, psi_ab=psi_ab)
+
+
 def transition_jax(curves: FamilyCurves, n_valid):
     """The transition point of :func:`tokenscale_sim.exact.transition`, traceable.
 
