@@ -380,3 +380,49 @@ def nan_mean(x: np.ndarray, axis: int) -> np.ndarray:
     count = ok.sum(axis=axis)
     total = np.where(ok, x, 0.0).sum(axis=axis)
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+class Prediction(NamedTuple):
+    """Mean D(n) predicted by a calibrated structure next to the measured one.
+
+    Attributes:
+        n: (N,). measured: (N,) measured mean D(n). exact: (N,) exact Gaussian E[D(n)] at width
+            d. bound: (N,) the structure's sqrt(2 Upsilon(n)). monte_carlo: (N,) Monte Carlo
+            mean D(n) of unit-normalised tokens at width d, or None.
+        errors: ``{name: {"max_rel": .., "rms_rel": ..}}`` of each prediction against the
+            measured mean D over n > n_fit.
+    """
+
+    n: np.ndarray
+    measured: np.ndarray
+    exact: np.ndarray
+    bound: np.ndarray
+    monte_carlo: np.ndarray | None
+    errors: dict
+
+
+def predict_divergence(
+    cal: Calibration, measured: np.ndarray, d: int, monte_carlo: np.ndarray | None = None
+) -> Prediction:
+    """Predict mean D(n) for every measured n from the calibrated structure (exact Gaussian
+    E[D] at width d, the bound, and a given Monte Carlo curve) and the relative errors against
+    ``measured`` (N,) beyond the fit range."""
+    from tokenscale_sim import theory
+
+    measured = np.asarray(measured, dtype=float)
+    n_max = len(measured)
+    v = cal.structure.v(n_max)
+    exact = np.asarray(theory.gaussian_mean_divergence(v, d), dtype=float)
+    bound = np.sqrt(np.clip(v, 0, None))
+    beyond = np.arange(1, n_max + 1) > cal.n_fit
+    errors = {}
+    for name, curve in (("exact", exact), ("bound", bound), ("monte_carlo", monte_carlo)):
+        if curve is None or not beyond.any():
+            continue
+        rel = (np.asarray(curve)[beyond] - measured[beyond]) / measured[beyond]
+        errors[name] = {
+            "max_rel": float(np.max(np.abs(rel))),
+            "rms_rel": float(np.sqrt(np.mean(rel**2))),
+            "at_n_max_rel": float(rel[-1]),
+        }
+    return Prediction(np.arange(1, n_max + 1), measured, exact, bound, monte_carlo, errors)

@@ -50,7 +50,7 @@ import numpy as np
 from tokenscale_sim import structures as st
 from tokenscale_sim.kernels import DenseKernel, Exponential, Grid2D, Identity, Ones, PowerLaw
 
-__all__ = ["KERNELS", "load_structure", "structure_from_data"]
+__all__ = ["KERNELS", "load_structure", "structure_from_data", "to_toml"]
 
 _POSITIVE = (0.0, math.inf)
 
@@ -268,3 +268,34 @@ def load_structure(path: str | Path) -> st.Structure:
         kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
         raise ValueError(f"structure file {str(p)!r} is not valid {kind}: {err}") from None
     return structure_from_data(data, source=str(p), base=p.parent)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string is a JSON string
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(float(value)) if isinstance(value, float) else str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"to_toml: cannot write {type(value).__name__}")
+
+
+def to_toml(structure: st.Structure) -> str:
+    """The structure as a TOML structure file (``describe`` form; None values left out).
+
+    >>> s = 0.8 * st.decaying(4.0, 0.3) + st.shared(0.2)
+    >>> again = structure_from_data(tomllib.loads(to_toml(s)))
+    >>> bool(np.allclose(again.sigma(3), s.sigma(3)))
+    True
+    """
+    data = structure.describe()
+    lines = [f"name = {_toml_value(data['name'])}"]
+    for term in data["terms"]:  # type: ignore[union-attr]
+        kernel = ", ".join(
+            f"{k} = {_toml_value(v)}" for k, v in term["kernel"].items() if v is not None
+        )
+        lines += ["", "[[terms]]", f"branch = {_toml_value(term['branch'])}",
+                  f"kernel = {{ {kernel} }}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
