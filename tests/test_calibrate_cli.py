@@ -59,3 +59,27 @@ def test_calibrate_cli(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
         assert not (tmp_path / "x").exists()
+
+
+def test_report_section_from_a_measurement(tmp_path):
+    """The study's calibration stage on a (simulated) measurement and its report section."""
+    from tokenscale_sim.cli.demo import _calibration_section
+    from tokenscale_sim.hidden.measure import MeasureOptions, measure_layers
+    from tokenscale_sim.study import StudyConfig, calibration_study
+
+    jax.config.update("jax_enable_x64", True)
+    hidden = np.load(_hidden(tmp_path / "h.npy", n=24))
+    vision = {"different images": measure_layers(hidden[None], [12], MeasureOptions(fit=False))}
+    config = StudyConfig(calibration_n_fit=12, calibration_m=16)
+    c = calibration_study(jax.random.key(1), vision, config)
+    assert c.label == "different images, layer 12" and c.d == 64
+    assert c.calibration.n_fit == 12 and c.prediction.monte_carlo.shape == (24,)
+    assert set(c.prediction.errors) == {"exact", "bound", "monte_carlo"}
+    assert c.prediction.errors["exact"]["max_rel"] < 0.2  # a Gaussian structure predicts itself
+    summary: dict = {}
+    page = _calibration_section(type("Study", (), {"calibration": c})(), tmp_path, summary)
+    assert "Prediction error of mean D(n)" in page
+    assert (tmp_path / "calibration.png").stat().st_size > 2000
+    assert (tmp_path / "calibrated_structure.toml").is_file()
+    assert summary["calibration"]["prediction_errors"] == c.prediction.errors
+    assert calibration_study(jax.random.key(1), None, config) is None
