@@ -78,7 +78,7 @@ def test_report_section_from_a_measurement(tmp_path):
     assert c.prediction.errors["exact"]["max_rel"] < 0.2  # a Gaussian structure predicts itself
     summary: dict = {}
     page = _calibration_section(type("Study", (), {"calibration": c})(), tmp_path, summary)
-    assert "Prediction error of mean D(n)" in page
+    assert "Relative error of the predicted mean D(n)" in page
     assert (tmp_path / "calibration.png").stat().st_size > 2000
     assert (tmp_path / "calibrated_structure.toml").is_file()
     assert summary["calibration"]["prediction_errors"] == c.prediction.errors

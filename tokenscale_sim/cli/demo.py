@@ -399,40 +399,29 @@ def _calibration_section(study, out: Path, summary: dict) -> str:
     if c is None:
         return "<p>skipped (needs the ViT-S measurement of section 5)</p>"
     from tokenscale_sim import calibrate as cb
-    from tokenscale_sim.plots.structures import calibration_figure
+    from tokenscale_sim.plots.structures import calibration_study_figure
     from tokenscale_sim.structure_files import to_toml
 
-    cal, pred = c.calibration, c.prediction
+    cal, pred, last = c.calibration, c.prediction, int(c.prediction.n[-1])
     summary["calibration"] = {**cb.summary(cal), "measurement": c.label, "d": c.d, "m": c.m,
                               "prediction_errors": pred.errors}  # fmt: skip
     (out / "calibrated_structure.toml").write_text(to_toml(cal.structure), encoding="utf-8")
-    fig = calibration_figure(pred.n, dict(zip(cb.CURVES, c.curves, strict=True)),
-                             dict(zip(cb.CURVES, cal.fitted, strict=True)), cal.n_fit,
-                             (pred.n, pred.measured, {"exact E[D] (calibrated)": pred.exact,
-                              f"Monte Carlo, {c.m} unit pairs": pred.monte_carlo}))  # fmt: skip
-    name = _save(fig, out, "calibration.png")
+    name = _save(calibration_study_figure(c), out, "calibration.png")
     rows = [[k, _fmt(e), f"[{_fmt(lo)}, {_fmt(hi)}]", "boundary" if k in cal.boundary else ""]
-            for k, e, lo, hi in zip(cal.params, cal.estimates, cal.ci_low, cal.ci_high,
-                                    strict=True)]  # fmt: skip
-    errs = [[k, _fmt(v["max_rel"], 3), _fmt(v["rms_rel"], 3), _fmt(v["at_n_max_rel"], 3)]
+            for k, e, lo, hi in zip(*cal[:1], *cal[2:5], strict=True)]  # fmt: skip
+    errs = [[k, *(_fmt(v[x], 3) for x in ("max_rel", "rms_rel", "at_n_max_rel"))]
             for k, v in pred.errors.items()]  # fmt: skip
     return (
-        f"<p>The structure family (shared + image + decaying + local terms) fitted by its exact "
-        f"ψ's to the ViT-S ψ_eq(n), ψ_AABB(n), ψ_AB(n) ({html.escape(c.label)}) for "
-        f"n ≤ {cal.n_fit}, then asked for mean D(n) up to n = {int(pred.n[-1])}. "
-        f"{html.escape(cb.fit_line(cal))}. Intervals: {cal.interval} (Wald, n points treated "
-        "as independent: too narrow).</p>"
+        f"<p>The family shared + image + decaying + local fitted to the ViT-S ψ's "
+        f"({html.escape(c.label)}) for n ≤ {cal.n_fit}; mean D(n) predicted to n = {last}. "
+        f"{html.escape(cb.fit_line(cal))}. Intervals: {cal.interval} (Wald: too narrow).</p>"
         + _table(["parameter", "estimate", f"{cal.level:.0%} interval", ""], rows)
-        + f"<p>Prediction error of mean D(n) for {cal.n_fit} &lt; n ≤ {int(pred.n[-1])} "
-        f"(relative to the measured mean D; Monte Carlo: {c.m} unit-normalised pairs at the "
-        f"model's width d = {c.d}):</p>"
-        + _table(
-            ["prediction", "max |rel. error|", "rms rel. error", f"at n = {int(pred.n[-1])}"], errs
-        )
-        + f'<figure><img src="{name}" alt="calibration"><figcaption>Left: measured ψ(n) '
-        "(points) and the calibrated structure's (lines), the fit range shaded; right: measured "
-        "mean D(n) and its predictions. Structure file: calibrated_structure.toml."
-        "</figcaption></figure>"
+        + f"<p>Relative error of the predicted mean D(n), {cal.n_fit} &lt; n ≤ {last} (Monte "
+        f"Carlo: {c.m} unit-normalised pairs at the model's width d = {c.d}):</p>"
+        + _table(["prediction", "max |rel. error|", "rms", f"at n = {last}"], errs)
+        + f'<figure><img src="{name}" alt="calibration"><figcaption>Measured ψ(n) (points), '
+        "the calibrated structure's (lines); mean D(n) and its predictions. Structure file: "
+        "calibrated_structure.toml.</figcaption></figure>"
     )
 
 

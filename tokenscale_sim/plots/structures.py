@@ -111,3 +111,19 @@ def calibration_figure(n, measured: dict, fitted: dict, n_fit: int, divergence=N
         right.set_ylabel("mean D(n)")
         right.legend(fontsize=7)
     return fig
+
+
+def calibration_study_figure(study):
+    """:func:`calibration_figure` of a :class:`tokenscale_sim.study.CalibrationStudy`."""
+    cal, pred = study.calibration, study.prediction
+    names = ("psi_eq", "psi_aabb", "psi_ab")
+    predictions = {"exact E[D] (calibrated)": pred.exact}
+    if pred.monte_carlo is not None:
+        predictions[f"Monte Carlo, {study.m} unit pairs"] = pred.monte_carlo
+    return calibration_figure(
+        pred.n,
+        dict(zip(names, study.curves, strict=True)),
+        dict(zip(names, cal.fitted, strict=True)),
+        cal.n_fit,
+        (pred.n, pred.measured, predictions),
+    )
