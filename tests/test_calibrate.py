@@ -32,7 +32,7 @@ def _simulated(key, pairs: int, d: int) -> cb.PsiData:
 
 def test_recovers_two_parameters_from_exact_curves():
     """Fast sibling of the tests below: length and coupling free, the rest fixed at the truth."""
-    fixed = dict(zip(families.PARAMS, TRUTH.tolist(), strict=True))
+    fixed: dict[str, float] = dict(zip(families.PARAMS, TRUTH.tolist(), strict=True))
     del fixed["length"], fixed["coupling"]
     cal = cb.calibrate(_exact_data(n=12), n_fit=8, free=("length", "coupling"), fixed=fixed)
     assert cal.converged and cal.interval == "points"

@@ -72,6 +72,7 @@ def test_report_section_from_a_measurement(tmp_path):
     vision = {"different images": measure_layers(hidden[None], [12], MeasureOptions(fit=False))}
     config = StudyConfig(calibration_n_fit=12, calibration_m=16)
     c = calibration_study(jax.random.key(1), vision, config)
+    assert c is not None
     assert c.label == "different images, layer 12" and c.d == 64
     assert c.calibration.n_fit == 12 and c.prediction.monte_carlo.shape == (24,)
     assert set(c.prediction.errors) == {"exact", "bound", "monte_carlo"}

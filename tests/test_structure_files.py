@@ -81,7 +81,9 @@ def test_every_kernel_matches_the_python_structure(toml_file):
     assert s.name == "every kernel"
     np.testing.assert_allclose(s.sigma(N), ref.sigma(N), atol=1e-15)
     np.testing.assert_allclose(s.v(N), ref.v(N), rtol=1e-13)
-    assert s.terms[4].kernel.source == str((toml_file.parent / "block.npy").resolve())
+    dense = s.terms[4].kernel
+    assert isinstance(dense, st.DenseKernel)
+    assert dense.source == str((toml_file.parent / "block.npy").resolve())
 
 
 def test_round_trip_through_describe_and_json(toml_file, tmp_path):
