@@ -62,7 +62,7 @@ def phase_diagram(columns: dict[str, np.ndarray], axes: dict[str, np.ndarray], a
                        colors="k", linewidths=0.7)  # fmt: skip
     right.clabel(cs, fmt=lambda v: f"{v:g}", fontsize=7)
     right.set_title(
-        f"regime at n = {at_label} (blue sublinear, orange transition, green linear)", fontsize=9
+        f"regime at n = {at_label}: blue sublinear, orange transition, green linear", fontsize=8
     )
     for ax in (left, right):
         ax.set_xlabel(b)
