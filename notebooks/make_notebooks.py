@@ -85,6 +85,47 @@ NOTEBOOKS = {
             "    fig = plot_simulation(r)\n"
             "    fig.suptitle(name)"
         ),
+        new_markdown_cell(
+            "## Your own structure, a sweep and a calibration\n\n"
+            "A structure file (TOML) lists terms `weight * C (x) K`; every run writes its "
+            "structure in the same form. `sweep` computes the exact theory of the family "
+            "shared + image + decaying + local over a grid in one vmapped program; `calibrate` "
+            "fits that family to psi(n) curves (here: exact curves of a known point, recovered)."
+        ),
+        new_code_cell(
+            "import tomllib\n"
+            "from tokenscale_sim import calibrate, families, sweep\n"
+            "from tokenscale_sim.structure_files import structure_from_data, to_toml\n"
+            'text = """\n'
+            "[[terms]]\n"
+            "weight = 0.2\n"
+            "branch = [[1.0, 1.0], [1.0, 1.0]]\n"
+            "kernel = { kind = 'ones' }\n"
+            "[[terms]]\n"
+            "weight = 0.8\n"
+            "coupling = 0.3\n"
+            "kernel = { kind = 'exponential', length = 8.0 }\n"
+            '"""\n'
+            "s = structure_from_data(tomllib.loads(text))\n"
+            "print(np.allclose(s.v(n_max), studies['decaying + shared'].v(n_max)))\n"
+            "print(to_toml(s))"
+        ),
+        new_code_cell(
+            "axes = {'length': np.geomspace(1, 100, 20 if SMALL else 100),\n"
+            "        'image': np.linspace(0, 0.3, 20 if SMALL else 100)}\n"
+            "result = sweep.sweep(sweep.make_grid(axes, {'shared': 0.1, 'weight': 0.5}), at=64)\n"
+            "print(f\"{len(result.columns['n_b'])} points in {result.seconds:.2f} s\")\n"
+            "from tokenscale_sim.plots.structures import phase_diagram\n"
+            "phase_diagram(result.columns, axes, '64')"
+        ),
+        new_code_cell(
+            "truth = np.array([0.2, 0.1, 0.4, 6.0, 0.3, 0.5])  # families.PARAMS\n"
+            "c = families.exact_psi(truth, 48)\n"
+            "data = calibrate.PsiData(np.arange(1, 49), np.stack([c.psi_eq, c.psi_aa, c.psi_ab]))\n"
+            "cal = calibrate.calibrate(data, n_fit=32)\n"
+            "print(dict(zip(cal.params, cal.estimates.round(3))))\n"
+            "print(calibrate.fit_line(cal))"
+        ),
     ],
     "03_theory_vs_benchmarks.ipynb": [
         new_markdown_cell(

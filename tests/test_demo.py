@@ -48,6 +48,9 @@ def test_demo_tiny_writes_report(tmp_path, capsys):
     if "layer" in summary["vision"].get("different images", {}):  # the vision extra is installed
         assert {"vision_0.csv", "vision_1.csv", "vision_1_layers.png"} <= names
         assert all(d > 0 for d in summary["vision"]["different images"]["delta_min"])
+        # issue 23: the structure calibrated on n <= 64 predicts D(n) beyond, errors reported
+        assert {"calibration.png", "calibrated_structure.toml"} <= names
+        assert set(summary["calibration"]["prediction_errors"]) == {"exact", "bound", "monte_carlo"}
     assert set(summary["monte_carlo"]) == {"exchangeable", "decaying", "patch-grid"}
     assert len(summary["paper_fits"]) == 54
     assert summary["metadata"]["seed"] == 0

@@ -174,9 +174,14 @@ class Grid2D(Kernel):
 
 @dataclass(frozen=True, eq=False)
 class DenseKernel(Kernel):
-    """A user-given n_max x n_max block (need not be symmetric: cross-branch blocks)."""
+    """A user-given n_max x n_max block (need not be symmetric: cross-branch blocks).
+
+    ``source`` is the .npy file it was read from (absolute), if any: a structure written as plain
+    data (``Structure.describe``) names the file instead of listing the entries.
+    """
 
     matrix: np.ndarray = field(repr=False)
+    source: str | None = None
 
     def __post_init__(self):
         m = np.asarray(self.matrix, dtype=float)

@@ -212,6 +212,11 @@ class Structure:
     def describe(self) -> dict[str, object]:
         """The structure as plain data (for JSON): name, constructor parameters and terms.
 
+        The result is itself a structure file (:func:`tokenscale_sim.structure_files.
+        structure_from_data` reads it back): each term's ``branch`` and ``kernel`` (``kind`` and
+        parameters; a dense kernel by the ``path`` of its .npy file or, built in Python, its
+        ``matrix``).
+
         >>> exchangeable(0.5, 0.3, psi_ab=0.2).describe()["terms"][0]["kernel"]
         {'kind': 'Ones'}
         """
@@ -220,6 +225,10 @@ class Structure:
             kernel: dict[str, object] = {"kind": type(t.kernel).__name__}
             if isinstance(t.kernel, DenseKernel):
                 kernel["size"] = int(np.asarray(t.kernel.matrix).shape[0])
+                if t.kernel.source is not None:
+                    kernel["path"] = t.kernel.source
+                else:  # no file to name: the entries themselves (a readable structure file)
+                    kernel["matrix"] = np.asarray(t.kernel.matrix).tolist()
             else:
                 kernel.update(
                     (k, v) for k, v in vars(t.kernel).items() if isinstance(v, int | float | None)

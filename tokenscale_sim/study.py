@@ -15,7 +15,9 @@ writes):
    its n_b interval, and the parametric-bootstrap test "is there a transition?";
 4. optionally (``vision`` extra installed) psi(n) and D(n) of a real pretrained ViT-S;
 5. the power of the paper's design to see a transition (:mod:`tokenscale_sim.design`);
-6. which law? every registered score law on the paper's curves (:func:`paper_compare`).
+6. which law? every registered score law on the paper's curves (:func:`paper_compare`);
+7. a structure calibrated on the ViT-S psi(n) (n <= 64) predicting its D(n) up to n = 256
+   (:func:`calibration_study`; with the ``vision`` extra).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class StudyConfig:
     wide_d: int = 4096
     wide_m: int = 10_000
     compare_bootstrap: int = 100  # "which law?": resamples of the selection shares, shape test
+    calibration_n_fit: int = 64  # issue 23: calibrate the ViT-S structure on n <= this
+    calibration_m: int = 200  # Monte Carlo pairs of the calibrated structure at the ViT width
 
     @classmethod
     def tiny(cls) -> StudyConfig:
@@ -82,6 +86,7 @@ class StudyConfig:
             wide_d=1024,
             wide_m=256,
             compare_bootstrap=0,
+            calibration_m=16,
         )
 
 
@@ -165,6 +170,7 @@ class StudyResult(NamedTuple):
     design: Any = None  # design.report.DesignSection (issue 13), or None
     wide: Any = None  # RealisticWidth, or None
     compare: Comparison | None = None  # "which law?" (paper_compare)
+    calibration: Any = None  # CalibrationStudy (issue 23), or None without the vision extra
 
 
 def monte_carlo_study(
@@ -271,31 +277,82 @@ def run_study(
     plans = {name: plan(s, config.n_max, caller="run_study") for name, s in chosen.items()}
     mc = []
     for i, (name, s) in enumerate(plans.items()):
-        log(f"[1/7] Monte Carlo: {name} (n <= {config.n_max}, d = {config.d}, m = {config.m})")
+        log(f"[1/8] Monte Carlo: {name} (n <= {config.n_max}, d = {config.d}, m = {config.m})")
         mc.append(monte_carlo_study(jax.random.fold_in(key, i), name, s, config, progress))
     log(
-        f"[2/7] Monte Carlo at a realistic width (n <= {config.wide_n_max}, d = {config.wide_d}, "
+        f"[2/8] Monte Carlo at a realistic width (n <= {config.wide_n_max}, d = {config.wide_d}, "
         f"m = {config.wide_m})"
     )
     wide = realistic_width_study(jax.random.fold_in(key, 3000), config, progress)
-    log("[3/7] theory: alpha(n) family and regime map")
+    log("[3/8] theory: alpha(n) family and regime map")
     maps = theory_maps()
     log(
-        f"[4/7] paper scores: power law, alpha(n) law, transition test ({config.transition_m} "
+        f"[4/8] paper scores: power law, alpha(n) law, transition test ({config.transition_m} "
         "parametric-bootstrap resamples)"
     )
     paper = paper_fits(jax.random.fold_in(key, 1000), config)
-    log(f"[5/7] real ViT-S hidden states ({config.vision_pairs} pairs per kind)")
+    log(f"[5/8] real ViT-S hidden states ({config.vision_pairs} pairs per kind)")
     vision, note = vision_study(config)
     meta = files.run_metadata(
         seed=config.seed,
         config=asdict(config),
         structures={k: s.describe() for k, s in chosen.items()},
     )
-    log(f"[6/7] which law? every law on the paper's curves ({config.compare_bootstrap} resamples)")
+    log(f"[6/8] which law? every law on the paper's curves ({config.compare_bootstrap} resamples)")
     compare = paper_compare(jax.random.fold_in(key, 4000), config, progress)
     design = design_section(jax.random.fold_in(key, 2000), paper, config, log, progress)
-    return StudyResult(config, tuple(mc), maps, paper, vision, note, meta, design, wide, compare)
+    calibration = calibration_study(jax.random.fold_in(key, 5000), vision, config, log)
+    return StudyResult(
+        config, tuple(mc), maps, paper, vision, note, meta, design, wide, compare, calibration
+    )
+
+
+# ----------------------------------------------------------------------------- issue 23
+
+
+class CalibrationStudy(NamedTuple):
+    """The ViT-S structure calibrated on n <= n_fit and its prediction of mean D(n).
+
+    Attributes:
+        label: which measurement (pair kind, layer). calibration: the
+            :class:`tokenscale_sim.calibrate.Calibration`. prediction: the
+            :class:`tokenscale_sim.calibrate.Prediction` (exact and Monte Carlo at width d).
+        d: the model's width. m: Monte Carlo pairs. curves: (3, N) the measured psi_eq,
+            psi_AABB, psi_AB.
+    """
+
+    label: str
+    calibration: Any
+    prediction: Any
+    d: int
+    m: int
+    curves: np.ndarray
+
+
+def calibration_study(key, vision, config: StudyConfig, log=lambda message: None):
+    """Calibrate the structure family on the ViT-S psi(n) (different images, last layer) for
+    n <= ``calibration_n_fit`` and predict mean D(n) for every measured n: exact, and a Monte
+    Carlo of ``calibration_m`` unit-normalised pairs at the model's width (reuses the
+    measurement of :func:`vision_study`; None without it)."""
+    if not vision:
+        return None
+    from tokenscale_sim import calibrate as cb
+    from tokenscale_sim.montecarlo.simulation import SimulationConfig
+
+    kind = next(iter(vision))
+    layer = max(vision[kind])
+    m = vision[kind][layer]
+    n_fit = min(config.calibration_n_fit, len(m.n) - 1)
+    log(f"[8/8] calibrate a structure on the ViT-S psi(n), n <= {n_fit}; predict D(n)")
+    curves = np.stack([m.curves[k].mean for k in cb.CURVES])
+    cal = cb.calibrate(cb.PsiData(np.asarray(m.n), curves), n_fit=n_fit)
+    run = SimulationConfig(n_max=len(m.n), d=m.d, m=config.calibration_m, tokens="unit",
+                           divergence_only=True)  # fmt: skip
+    mc = simulate(key, cal.structure, run, progress=False)
+    pred = cb.predict_divergence(
+        cal, m.curves["divergence"].mean, m.d, np.asarray(mc.divergence.mean)
+    )
+    return CalibrationStudy(f"{kind}, layer {layer}", cal, pred, m.d, config.calibration_m, curves)
 
 
 # ----------------------------------------------------------------------------- issue 13: design
@@ -309,7 +366,7 @@ def design_section(
     synthetic experiments per simulation as the transition test's resamples."""
     from tokenscale_sim.design.report import transition_power_section
 
-    log(f"[7/7] experiment design: power of the transition test ({config.transition_m} runs)")
+    log(f"[7/8] experiment design: power of the transition test ({config.transition_m} runs)")
     return transition_power_section(
         key, paper.alpha_n, paper.powerlaw, m=max(20, config.transition_m), progress=progress
     )

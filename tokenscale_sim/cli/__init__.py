@@ -1,4 +1,4 @@
-"""Command line: ``tokenscale {theory,simulate,fit,compare,measure,design,demo} ...``.
+"""Command line: ``tokenscale COMMAND ...``, COMMAND one of :data:`SUBCOMMANDS`.
 
 Each subcommand lives in its own module exposing ``register(subparsers)``, which adds the parser
 and sets ``func(args) -> int``. Errors users can fix are one line on stderr and exit code 2.
@@ -26,6 +26,8 @@ SUBCOMMANDS = {
     "measure": "psi(n), D(n), divergence-law fit and n_b on real hidden states",
     "design": "power and n_b precision of token-count designs",
     "demo": "the end-to-end study: figures, tables, HTML report",
+    "sweep": "exact theory of a structure family over a parameter grid",
+    "calibrate": "fit a structure to measured psi(n); predict D(n)",
 }
 """Each subcommand and its line in ``tokenscale --help`` (the modules' ``register`` use it too)."""
 

@@ -74,6 +74,13 @@ def add_structure_args(parser: argparse.ArgumentParser, *, default: str = "excha
         help="patch-grid: grid width (default: ceil(sqrt(n-max)))",
     )
     g.add_argument(
+        "--structure-file",
+        metavar="FILE",
+        default=None,
+        help="a structure file (TOML or JSON: terms of branch matrix x kernel, see the README); "
+        "replaces --structure and its parameters",
+    )
+    g.add_argument(
         "--shared",
         type=float,
         default=0.0,
@@ -102,8 +109,15 @@ def exchangeable_psi(args: argparse.Namespace) -> tuple[float, float, float, flo
 
 
 def structure_from_args(args: argparse.Namespace) -> structures.Structure:
-    """Build (not yet validate) the structure the arguments name."""
+    """Build (not yet validate) the structure the arguments name: ``--structure-file`` (read and
+    checked, :func:`tokenscale_sim.structure_files.load_structure`) or ``--structure``."""
     check_shared(args)
+    if getattr(args, "structure_file", None) is not None:
+        if args.shared:
+            raise ValueError("--shared does not combine with --structure-file (add a term)")
+        from tokenscale_sim.structure_files import load_structure
+
+        return load_structure(args.structure_file)
     params: dict[str, object] = {
         "exchangeable": {
             "psi_eq": args.psi_eq,

@@ -395,6 +395,38 @@ def _design_section(study, out: Path, summary: dict) -> str:
     )
 
 
+def _calibration_section(study, out: Path, summary: dict) -> str:
+    """Issue 23: a structure calibrated on the ViT-S psi(n) for small n predicts D(n)."""
+    c = study.calibration
+    if c is None:
+        return "<p>skipped (needs the ViT-S measurement of section 5)</p>"
+    from tokenscale_sim import calibrate as cb
+    from tokenscale_sim.plots.structures import calibration_study_figure
+    from tokenscale_sim.structure_files import to_toml
+
+    cal, pred, last = c.calibration, c.prediction, int(c.prediction.n[-1])
+    summary["calibration"] = {**cb.summary(cal), "measurement": c.label, "d": c.d, "m": c.m,
+                              "prediction_errors": pred.errors}  # fmt: skip
+    (out / "calibrated_structure.toml").write_text(to_toml(cal.structure), encoding="utf-8")
+    name = _save(calibration_study_figure(c), out, "calibration.png")
+    rows = [[k, _fmt(e), f"[{_fmt(lo)}, {_fmt(hi)}]", "boundary" if k in cal.boundary else ""]
+            for k, e, lo, hi in zip(*cal[:1], *cal[2:5], strict=True)]  # fmt: skip
+    errs = [[k, *(_fmt(v[x], 3) for x in ("max_rel", "rms_rel", "at_n_max_rel"))]
+            for k, v in pred.errors.items()]  # fmt: skip
+    return (
+        f"<p>The family shared + image + decaying + local fitted to the ViT-S ψ's "
+        f"({html.escape(c.label)}) for n ≤ {cal.n_fit}; mean D(n) predicted to n = {last}. "
+        f"{html.escape(cb.fit_line(cal))}. Intervals: {cal.interval} (Wald: too narrow).</p>"
+        + _table(["parameter", "estimate", f"{cal.level:.0%} interval", ""], rows)
+        + f"<p>Relative error of the predicted mean D(n), {cal.n_fit} &lt; n ≤ {last} (Monte "
+        f"Carlo: {c.m} unit-normalised pairs at the model's width d = {c.d}):</p>"
+        + _table(["prediction", "max |rel. error|", "rms", f"at n = {last}"], errs)
+        + f'<figure><img src="{name}" alt="calibration"><figcaption>Measured ψ(n) (points), '
+        "the calibrated structure's (lines); mean D(n) and its predictions. Structure file: "
+        "calibrated_structure.toml.</figcaption></figure>"
+    )
+
+
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;
 color:#222}table{border-collapse:collapse;font-size:.85em;margin:1em 0}td,th{border:1px solid #ccc;
 padding:.2em .5em;text-align:right}th{background:#f3f3f3}img{max-width:100%}figure{margin:1.5em 0}
@@ -417,6 +449,7 @@ def write_report(study, out: Path, seconds: float) -> Path:
         ("5. A real vision transformer", _vision_section(study, out, summary)),
         ("6. Which law? The paper's curves through compare", _compare_section(study, out, summary)),
         ("7. Could the paper's design see a transition?", _design_section(study, out, summary)),
+        ("8. A structure calibrated to the ViT-S", _calibration_section(study, out, summary)),
     ]
     cfg = study.config
     intro = (

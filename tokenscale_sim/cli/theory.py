@@ -79,7 +79,8 @@ def table(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], theory.Trans
     the transition point (constant psi's: n_b; otherwise the fixed point of n_b(n))."""
     if not args.beta > 0:
         raise ValueError(f"theory: --beta must be > 0, got {args.beta}")
-    if args.structure == "exchangeable":  # measured psi's need not form a PSD Gaussian structure
+    if args.structure == "exchangeable" and args.structure_file is None:
+        # measured psi's need not form a PSD Gaussian structure
         eq, aa, bb, ab = exchangeable_psi(args)  # with --shared W mixed in
         psi = constant_psi(args.n_max, eq, aa, bb, ab)
         theory.check_upsilon(args.n_max, eq, psi.psi_aabb[-1], ab)
@@ -132,6 +133,15 @@ def check_outputs(args: argparse.Namespace) -> None:
                  "lower --n-max")  # fmt: skip
 
 
+def _structure_entry(args: argparse.Namespace) -> dict[str, object]:
+    """``{"structure": ...}``, the structure as a structure file (``Structure.describe``), for
+    every run but measured constant psi's (``--structure exchangeable``, which need not be a
+    PSD structure)."""
+    if args.structure == "exchangeable" and args.structure_file is None:
+        return {}
+    return {"structure": structure_from_args(args).describe()}
+
+
 def run(args: argparse.Namespace) -> int:
     check_outputs(args)
     cols, tp = table(args)
@@ -153,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
             n_b=np.asarray(n_b),
             valid=cols["upsilon"] > 0,
         )
-        fig = divergence_curves(curves, title=f"{args.structure}: n_b = {n_b:.3g}")
+        label = args.structure if args.structure_file is None else args.structure_file
+        fig = divergence_curves(curves, title=f"{label}: n_b = {n_b:.3g}")
     written = []
     if args.csv:
         written.append(files.write_csv(args.csv, cols))
@@ -164,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
                 args.json,
                 {
                     "parameters": params,
+                    **_structure_entry(args),
                     "n_b": n_b,
                     "n_b_status": status,
                     "table": cols,
