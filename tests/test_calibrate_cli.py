@@ -63,7 +63,7 @@ def test_calibrate_cli(tmp_path, capsys):
 
 def test_report_section_from_a_measurement(tmp_path):
     """The study's calibration stage on a (simulated) measurement and its report section."""
-    from tokenscale_sim.cli.demo import _calibration_section
+    from tokenscale_sim.cli.report import calibration_section
     from tokenscale_sim.hidden.measure import MeasureOptions, measure_layers
     from tokenscale_sim.study import StudyConfig, calibration_study
 
@@ -78,7 +78,7 @@ def test_report_section_from_a_measurement(tmp_path):
     assert set(c.prediction.errors) == {"exact", "bound", "monte_carlo"}
     assert c.prediction.errors["exact"]["max_rel"] < 0.2  # a Gaussian structure predicts itself
     summary: dict = {}
-    page = _calibration_section(type("Study", (), {"calibration": c})(), tmp_path, summary)
+    page = calibration_section(type("Study", (), {"calibration": c})(), tmp_path, summary)
     assert "Relative error of the predicted mean D(n)" in page
     assert (tmp_path / "calibration.png").stat().st_size > 2000
     assert (tmp_path / "calibrated_structure.toml").is_file()

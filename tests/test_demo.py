@@ -79,7 +79,7 @@ def test_demo_tiny_writes_report(tmp_path, capsys):
 
 
 def test_stage_clock_prints_each_stage_time_and_the_total(capsys):
-    from tokenscale_sim.cli.demo import StageClock
+    from tokenscale_sim.cli._common import StageClock
 
     clock = StageClock()
     clock("[1/2] first")

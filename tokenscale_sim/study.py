@@ -1,6 +1,6 @@
 """The end-to-end study behind ``tokenscale demo``: theory, simulation and real data side by side.
 
-``run_study(config)`` computes (it writes nothing; :mod:`tokenscale_sim.cli.demo` draws and
+``run_study(config)`` computes (it writes nothing; :mod:`tokenscale_sim.cli.report` draws and
 writes):
 
 1. Monte Carlo studies of three correlation structures (exchangeable, decaying along the

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
 from tokenscale_sim import structures
 from tokenscale_sim.validation import SEED_MAX
@@ -155,3 +157,32 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
+
+
+class StageClock:
+    """The demo's ``log``: prints each stage's line on stderr and, when the next stage starts
+    (or :meth:`finish`), the seconds the last one took: ``  ... 12.3 s``. Silent if ``quiet``."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.start = self.last = time.perf_counter()
+        self.open = False
+
+    def _close(self) -> None:
+        now = time.perf_counter()
+        if self.open and not self.quiet:
+            print(f"  ... {now - self.last:.1f} s", file=sys.stderr)
+        self.last = now
+
+    def __call__(self, message: str) -> None:
+        self._close()
+        self.open = True
+        if not self.quiet:
+            print(message, file=sys.stderr)
+
+    def finish(self) -> None:
+        """Close the last stage and print the total."""
+        self._close()
+        self.open = False
+        if not self.quiet:
+            print(f"total {self.last - self.start:.1f} s", file=sys.stderr)
