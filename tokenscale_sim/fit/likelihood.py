@@ -74,7 +74,8 @@ def information_criteria(m2ll, k, m):
 def delta_method_se(resid, natural, x, fixed, point_var):
     """Standard errors of ``natural(x)`` from the Gauss-Newton covariance of ``x``.
 
-    ``Cov(x) = (J' V^-1 J)^-1`` with ``J = d resid / dx`` (N, P), ``V = diag(point_var)`` (N,),
+    ``Cov(x) = (J' V^-1 J)^-1`` with ``J = d resid / dx`` (N, P) by forward mode (P tangents:
+    memory O(N P); reverse mode would seed N cotangents, an N x N identity), ``V = diag(point_var)`` (N,),
     restricted to the free entries (``fixed`` (P,) bool entries, and entries the residuals do not
     depend on, have zero variance); then
     ``Var(theta) = diag(J_nat Cov J_nat')`` with ``J_nat = d natural / dx``.
@@ -88,7 +89,7 @@ def delta_method_se(resid, natural, x, fixed, point_var):
         (p,) standard errors; inf where not identified (fixed, singular or negative variance).
     """
     size = x.shape[0]
-    jac = jax.jacrev(resid)(x) / jnp.sqrt(point_var)[..., None]
+    jac = jax.jacfwd(resid)(x) / jnp.sqrt(point_var)[..., None]
     fixed = fixed | jnp.all(jac == 0, axis=0)  # e.g. a clipped ln n_b: no information
     both = fixed[:, None] | fixed[None, :]
     cov = jnp.linalg.inv(jnp.where(both, jnp.eye(size), jac.T @ jac))
