@@ -8,7 +8,7 @@ converged flag, and the time per fit, for
   :mod:`tokenscale_sim.fit.polish`; time of a second, compiled call of ``solve_batch``), and
 - SciPy's MINPACK (``scipy.optimize.least_squares(method="lm")``, analytic-free finite
   differences as SciPy does by default, tolerances 1e-15, 10 000 evaluations at most; standard
-  errors from its final Jacobian, ``s^2 (J'J)^+``),
+  errors from its final Jacobian by SVD, ``s^2 V S^-2 V'``),
 
 plus a batch: the engine vmapped over ``--batch`` noisy copies of each problem's data (one call)
 against a SciPy loop over them. Ratios are measured in one run; the table goes to
@@ -63,8 +63,9 @@ def _scipy(p: NistProblem, y, start):
     )
     dt = time.perf_counter() - t
     m, k = r.jac.shape
-    cov = np.linalg.pinv(r.jac.T @ r.jac) * np.sum(r.fun**2) / (m - k)
-    return r.x, np.sqrt(np.abs(np.diag(cov))), dt
+    _, sv, vt = np.linalg.svd(r.jac, full_matrices=False)  # Cov = s^2 V S^-2 V', no J'J
+    se = np.sqrt(np.sum((vt.T / sv) ** 2, axis=1) * np.sum(r.fun**2) / (m - k))
+    return r.x, se, dt
 
 
 def _data(p: NistProblem, y):
