@@ -23,7 +23,7 @@ from tokenscale_sim.fit.expression import parse_law
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--out", default=str(Path(__file__).with_name("results_long.md")))
     args = parser.parse_args()

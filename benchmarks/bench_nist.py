@@ -120,7 +120,7 @@ def run(problems: list[NistProblem], batch: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("extra", nargs="*", help="further NIST StRD .dat files to check")
     parser.add_argument("--batch", type=int, default=256, help="noisy copies per problem")
     parser.add_argument("--problems", default=",".join(NIST_PROBLEMS), help="shipped subset")

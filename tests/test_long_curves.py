@@ -29,7 +29,9 @@ def test_standard_errors_use_memory_linear_in_points(m):
         return delta_method_se(resid, lambda v: v, u, jnp.zeros(2, bool), 1.0)
 
     compiled = jax.jit(se).lower(jnp.array([2.0, 0.3])).compile()
-    temp = compiled.memory_analysis().temp_size_in_bytes
+    analysis = compiled.memory_analysis()
+    assert analysis is not None
+    temp = analysis.temp_size_in_bytes
     assert temp < 200 * m, temp  # an m x m matrix would be 8 m^2 bytes (20 GB at 50,000)
 
 

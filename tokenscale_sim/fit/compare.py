@@ -256,19 +256,16 @@ def _validate(curves: CurveSet, models: tuple[Model, ...], holdout_last: int, bo
         check_curves(curves, model, "log", counts=False)
 
 
-def _median(x) -> np.ndarray:
-    """Per column of ``x`` (G, L) the median of its non-NaN entries (inf counts as large); NaN
-    for a column without any."""
+def _pool(x, stat=np.median) -> np.ndarray:
+    """Per column of ``x`` (G, L) ``stat`` of its non-NaN entries (inf counts as large); NaN for
+    a column without any."""
     x = np.asarray(x, float)
-    return np.array([np.median(c[~np.isnan(c)]) if (~np.isnan(c)).any() else np.nan for c in x.T])
+    return np.array([stat(c[~np.isnan(c)]) if (~np.isnan(c)).any() else np.nan for c in x.T])
 
 
 def skipped_summary(comparison: Comparison) -> str:
-    """One line saying which laws were skipped on which curves and why ("" when none).
-
-    Counts of (curve, law) pairs with status ``too few points`` per law, with the point counts
-    of those curves and the hold-out setting.
-    """
+    """One line: per law, the curves (and their point counts) skipped with status ``too few
+    points``, and the hold-out setting ("" when nothing was skipped)."""
     c = comparison
     skipped = c.status == "too few points"
     if not skipped.any():
@@ -410,9 +407,7 @@ def compare_laws(
     status = np.where(count[:, None] <= n_par[None, :] + 2, "aicc_undefined", status)
     bad = ~np.isfinite(stack["rss"]) | ~np.isfinite(stack["loo"])
     bad |= ~np.isfinite(stack["ext"]) & (holdout_last > 0)
-    status = np.where(bad, "non_finite", status).astype(object)
-    status[~comparable] = "too few points"
-    status = status.astype(str)
+    status = np.where(comparable, np.where(bad, "non_finite", status), "too few points")
     for k in ("rss", "loo", "ext", "abs", "rel"):
         stack[k] = np.where(comparable, stack[k], np.nan)
     aicc, bic = (np.where(comparable, x, np.nan) for x in (aicc, bic))
@@ -424,16 +419,15 @@ def compare_laws(
     if not common.any():
         pooled_aicc = pooled_bic = np.full(len(models), np.nan)
     nonfinite = comparable & bad
-    boot_pooled = _mean_finite(share)
     pooled = Pooled(
         pooled_aicc,
         pooled_bic,
         akaike_weights(pooled_aicc),
         Winners(*(np.array([np.sum(w == j) for j in range(len(models))]) for w in winner)),
-        _median(stack["loo"]),
-        _median(stack["ext"]),
-        _median(stack["rel"]),
-        boot_pooled,
+        _pool(stack["loo"]),
+        _pool(stack["ext"]),
+        _pool(stack["rel"]),
+        _pool(share, np.mean),
         int(common.sum()),
         comparable.sum(axis=0),
         nonfinite.sum(axis=0),
@@ -445,14 +439,6 @@ def compare_laws(
         n_cut, stack["rss"], aicc, bic, weight, stack["loo"], stack["ext"], stack["abs"],
         stack["rel"], share, stack["conv"], status, winner, pooled, shape,
     )  # fmt: skip
-
-
-def _mean_finite(x, axis: int = 0):
-    """Mean along ``axis`` over the non-NaN entries; NaN where there are none."""
-    x = np.asarray(x, float)
-    have = (~np.isnan(x)).sum(axis=axis)
-    total = np.where(np.isnan(x), 0.0, x).sum(axis=axis)
-    return np.where(have > 0, total / np.maximum(have, 1), np.nan)
 
 
 def describe(comparison: Comparison) -> str:
