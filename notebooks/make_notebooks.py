@@ -175,7 +175,7 @@ NOTEBOOKS = {
             "                    bootstrap=0 if SMALL else 200)\n"
             "print(describe(comp))\n"
             "p = comp.pooled\n"
-            "for law, w, e in zip(comp.laws, p.wins.aicc, p.extrap_rmse_median):\n"
+            "for law, w, e in zip(comp.laws, p.wins.aicc, p.extrap_rmse):\n"
             "    print(f'{law:10s} AICc wins {int(w):3d}, median extrapolation RMSE {e:.3f}')"
         ),
         new_code_cell(

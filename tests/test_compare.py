@@ -8,9 +8,14 @@ import pytest
 from scipy import stats
 
 from tokenscale_sim.fit import FitOptions, curves_from_arrays, get_model
-from tokenscale_sim.fit.compare import akaike_weights, compare_laws, information_criteria
+from tokenscale_sim.fit.compare import (
+    akaike_weights,
+    compare_laws,
+    information_criteria,
+    skipped_summary,
+)
 from tokenscale_sim.fit.curvature import curvature_test, fisher_combination, sign_test
-from tokenscale_sim.fit.data import CurveArrays
+from tokenscale_sim.fit.data import CurveArrays, curves_from_points
 from tokenscale_sim.fit.engine import solve_batch
 
 N = np.array([1.0, 8, 16, 32, 64, 128, 256, 384, 512, 768])  # the paper's token counts
@@ -89,7 +94,7 @@ def test_power_law_data_power_law_wins_and_extrapolates_best():
         assert c.rss[g, pl] == pytest.approx(rss, rel=1e-8)
     assert np.mean(c.winner.aicc == pl) >= 0.75
     assert c.pooled.weight[pl] > 0.99
-    assert np.all(c.pooled.extrap_rmse_median[pl] <= c.pooled.extrap_rmse_median + 1e-12)
+    assert np.all(c.pooled.extrap_rmse[pl] <= c.pooled.extrap_rmse + 1e-12)
     assert c.pooled.boot_share[pl] > 0.5
     assert np.all(c.status != "non_finite")
 
@@ -101,7 +106,7 @@ def test_saturating_data_broken_law_extrapolates_better_than_power_law():
     c = compare_laws(jax.random.key(2), curves_from_arrays(N, y), LAWS, bootstrap=0)
     pl, br = c.laws.index("powerlaw"), c.laws.index("broken")
     assert np.mean(c.extrap_rmse[:, br] < c.extrap_rmse[:, pl]) >= 0.75
-    assert c.pooled.extrap_rmse_median[br] < 0.5 * c.pooled.extrap_rmse_median[pl]
+    assert c.pooled.extrap_rmse[br] < 0.5 * c.pooled.extrap_rmse[pl]
     assert np.mean(c.winner.aicc == br) >= 0.75
     assert c.shape.n_holds == 0  # concave while rising: the theory's sign fails everywhere
 
@@ -153,8 +158,8 @@ def test_fisher_combination_matches_scipy():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"holdout_last": 7}, "holding out 7 of 10 points"),
-        ({"holdout_last": 0}, "holdout_last must be >= 1"),
+        ({"holdout_last": 8}, r"no curve can be compared: curves of \[10\] points"),
+        ({"holdout_last": -1}, "holdout_last must be >= 0"),
         ({"bootstrap": 1}, "bootstrap must be 0 or >= 2"),
         ({"laws": ["powerlaw", "powerlaw"]}, "laws must be distinct"),
         ({"laws": []}, "at least one law"),
@@ -185,3 +190,63 @@ def test_compare_runs_in_float32(float32):
     c = compare_laws(jax.random.key(5), curves_from_arrays(N, y), ("powerlaw",), bootstrap=10)
     assert np.all(np.isfinite(c.aicc)) and np.all(c.winner.aicc == 0)
     assert np.all(c.boot_share == 1.0) and np.all(c.extrap_rmse < 0.1)
+
+
+def _ols_predict(n, y, keep):
+    """The power law is OLS of ln S on ln n: its prediction of ln S at every n from ``keep``."""
+    coef = np.polyfit(np.log(n[keep]), np.log(y[keep]), 1)
+    return np.polyval(coef, np.log(n))
+
+
+def test_replicates_leave_one_distinct_n_out_and_hold_out_the_largest_distinct_n():
+    """Replicates are points: LOO drops one distinct n with all its replicates, the hold-out
+    drops the K largest distinct n; checked against OLS of ln S on ln n (the power law)."""
+    n = np.array([1.0, 1, 8, 8, 8, 32, 64, 128, 128, 512, 512, 768])
+    y = _noisy(3, 2.0 * n**0.25, 0.03)
+    cs = curves_from_arrays(n, y)
+    c = compare_laws(jax.random.key(0), cs, ("powerlaw",), holdout_last=2, bootstrap=0)
+    log_y = np.log(y)
+    loo = np.concatenate([(log_y - _ols_predict(n, y, n != x))[n == x] for x in np.unique(n)])
+    assert c.loo_rmse[0, 0] == pytest.approx(np.sqrt(np.mean(loo**2)), rel=1e-8)
+    held = n >= 512  # the two largest distinct n: 4 points
+    ext = (log_y - _ols_predict(n, y, ~held))[held]
+    assert c.extrap_rmse[0, 0] == pytest.approx(np.sqrt(np.mean(ext**2)), rel=1e-8)
+    assert c.n_cut[0] == 128 and c.n_points[0] == 12 and c.status[0, 0] == "ok"
+    rss = np.sum((log_y - _ols_predict(n, y, n > 0)) ** 2)
+    assert c.rss[0, 0] == pytest.approx(rss, rel=1e-8)
+
+
+def test_mixed_collection_skips_laws_with_too_few_points_per_curve():
+    """Curves of 3, 4, 7 and 10 points: per curve a law that keeps no more points than
+    parameters in some fit is skipped with a status; pooled numbers are medians over the rest."""
+    sizes = {"three": [1, 8, 64], "four": [1, 16, 128, 768], "seven": [1, 4, 16, 64, 128, 256, 768]}
+    sizes["ten"] = N.tolist()
+    points = {}
+    for s, (name, ns) in enumerate(sizes.items()):
+        ns = np.asarray(ns, float)
+        y = _noisy(s, 2.0 * ns**0.2, 0.02)
+        points[(name,)] = [(a, b, 1.0, 1.0) for a, b in zip(ns, y, strict=True)]
+    cs = curves_from_points(points, ("curve",))
+    laws = ("powerlaw", "broken")
+    c = compare_laws(jax.random.key(0), cs, laws, holdout_last=2, bootstrap=0)
+    skipped = c.status == "too few points"
+    # powerlaw (2): 4 - 2 held = 2 points left; broken (5): 7 - 2 = 5 left
+    np.testing.assert_array_equal(
+        skipped, [[True, True], [True, True], [False, True], [False, False]]
+    )
+    assert np.all(np.isnan(c.loo_rmse[skipped])) and np.all(np.isfinite(c.loo_rmse[~skipped]))
+    assert not np.any(c.weight[skipped] > 0) and not c.converged[skipped].any()
+    assert list(c.winner.aicc[:2]) == [-1, -1]
+    np.testing.assert_array_equal(c.pooled.n_compared, [2, 1])
+    assert c.pooled.n_common == 1  # only the 10-point curve has every law
+    assert c.pooled.loo_rmse[0] == pytest.approx(np.median(c.loo_rmse[2:, 0]))
+    assert c.pooled.aicc[1] == pytest.approx(c.aicc[3, 1])
+    line = skipped_summary(c)
+    assert "powerlaw (2 parameters) on 2 curve(s) of 3/4 points" in line
+    assert "broken (5 parameters) on 3 curve(s) of 3/4/7 points" in line
+    # no extrapolation: the 4-point curve now takes the power law (leave-one-out keeps 3)
+    c0 = compare_laws(jax.random.key(0), cs, ("powerlaw",), holdout_last=0, bootstrap=0)
+    np.testing.assert_array_equal(c0.status[:, 0] == "too few points", [True, False, False, False])
+    assert np.all(np.isnan(c0.extrap_rmse)) and np.all(c0.winner.extrapolation == -1)
+    assert np.isfinite(c0.loo_rmse[1:, 0]).all() and "no hold-out" in skipped_summary(c0)
+    assert c.shape.n_curves == 3 and np.isnan(c.shape.curvature[0])  # 3 points: no shape test

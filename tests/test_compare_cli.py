@@ -60,7 +60,7 @@ def test_compare_writes_tables_json_and_figures(tmp_path, csv_file, capsys):
 @pytest.mark.parametrize(
     ("extra", "msg"),
     [
-        (["--holdout-last", "8"], "holding out 8 of 10 points"),
+        (["--holdout-last", "8"], "no curve can be compared"),
         (["--bootstrap", "1"], "--bootstrap takes 0 or an integer >= 2"),
         (["--laws", "powerlaw,nope"], "model must be one of"),
         (["--paper"], "either FILE or --paper"),
@@ -73,3 +73,26 @@ def test_compare_bad_input_is_one_line_and_writes_nothing(tmp_path, csv_file, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and msg in err[0] and err[0].startswith("tokenscale compare: error:")
     assert not out.exists()
+
+
+def test_compare_mixed_collection_with_replicates_says_what_was_skipped(tmp_path, capsys):
+    """3-, 4- and 10-point curves (one with replicates): the run goes on and a closing line
+    says which law was skipped on which curves; --holdout-last 0 is accepted."""
+    rng = np.random.default_rng(1)
+    rows = ["benchmark,n,score"]
+    for b, ns in (("short", [1, 8, 64]), ("four", [1, 16, 128, 768]),
+                  ("reps", [1, 1, 8, 8, 32, 64, 128, 256, 512, 512])):  # fmt: skip
+        rows += [f"{b},{x},{2 * x**0.2 * np.exp(0.02 * rng.standard_normal()):.6f}" for x in ns]
+    src = tmp_path / "mixed.csv"
+    src.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "cmp"
+    args = ["compare", str(src), "--group", "benchmark", "--laws", "powerlaw", "--bootstrap", "0"]
+    assert main([*args, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped (too few points" in printed and "on 2 curve(s) of 3/4 points" in printed
+    payload = _strict((out / "compare.json").read_text())
+    status = {c["key"]["benchmark"]: c["laws"]["powerlaw"]["status"] for c in payload["curves"]}
+    assert status["short"] == status["four"] == "too few points" and status["reps"] == "ok"
+    assert payload["curves"][2]["n_points"] == 10
+    assert main([*args, "--holdout-last", "0"]) == 0
+    assert "on 1 curve(s) of 3 points" in capsys.readouterr().out

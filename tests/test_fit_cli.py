@@ -79,7 +79,7 @@ def test_fit_transition_test_and_broken(tmp_path, csv_file):
     ("content", "extra", "message"),
     [
         ("n,score\n1,2\n2,x\n", [], "must be numeric"),
-        ("n,score\n1,2\n1,3\n2,4\n4,5\n", [], "duplicate n"),
+        ("n,score\n1,2\n1,3\n2,4\n2,5\n", [], "degenerate: 2 distinct n"),
         ("n,score\n1,2\n2,3\n", ["--model", "alpha_n"], "needs at least 4 points"),
         ("n,score\n1,2\n2,-3\n4,5\n8,6\n", [], "needs scores > 0"),
         ("n,score\n1,2\n2,3\n4,5\n8,6\n", ["--group", "benchmark"], "column 'benchmark' missing"),

@@ -55,7 +55,6 @@ def test_paper_scores_loader():
         ("n,score\n1,abc\n", {}, "must be numeric, got 'abc'"),
         ("n,score\n1,nan\n", {}, "must be finite"),
         ("n,score\n1,\n", {}, "must be numeric"),
-        ("n,score\n1,2\n1,3\n", {}, "duplicate n = 1"),
         ("n,score\n0,2\n", {}, "n must be >= 1"),
         ("n,score,se\n1,2,0\n", {"se_col": "se"}, "standard errors must be > 0"),
         ("n,score\n1,2\n", {"group": ("benchmark",)}, "column 'benchmark' missing"),
@@ -88,3 +87,30 @@ def test_check_curves_errors():
         check_curves(cs, "quadratic")
     with pytest.raises(ValueError, match="must be finite"):
         curves_from_arrays([1, 2, 4], [1.0, np.nan, 2.0])
+
+
+def test_replicates_are_points_in_readers_and_fits(tmp_path):
+    """Repeated n are replicates: kept by every reader, fitted as points (the power law is OLS
+    of ln S on ln n over every replicate), and the residual noise of a design counts them."""
+    import jax
+
+    from tokenscale_sim.design import noise_from_residuals
+    from tokenscale_sim.fit import fit_curves
+
+    jax.config.update("jax_enable_x64", True)
+    n = np.array([1.0, 1, 4, 4, 4, 16, 64, 64, 256])
+    y = 2.0 * n**0.3 * np.exp(0.05 * np.sin(7 * np.arange(n.size)))
+    text = "n,score\n" + "".join(f"{a:g},{float(b)!r}\n" for a, b in zip(n, y, strict=True))
+    cs = read_curves(_write(tmp_path, text))
+    np.testing.assert_array_equal(cs.arrays.n[0], n)
+    np.testing.assert_array_equal(np.sort(cs.arrays.y[0][n == 4]), np.sort(y[n == 4]))
+    assert curves_from_arrays(n, y).arrays.n.shape == (1, 9)
+    res = fit_curves(cs, "powerlaw")
+    slope, intercept = np.polyfit(np.log(n), np.log(y), 1)
+    np.testing.assert_allclose(
+        res.estimates[0], [np.exp(intercept), -slope], rtol=1e-8
+    )  # c n^-alpha
+    rss = np.sum((np.log(y) - np.polyval([slope, intercept], np.log(n))) ** 2)
+    assert noise_from_residuals(res).sigma == pytest.approx(np.sqrt(rss / (9 - 2)), rel=1e-8)
+    with pytest.raises(ValueError, match="degenerate: 2 distinct n"):
+        check_curves(curves_from_arrays([1, 1, 1, 8, 8], [1, 1.1, 0.9, 2, 2.1]), "powerlaw")

@@ -251,18 +251,27 @@ def test_adam_warm_up_and_zoom_line_search_options():
         FitOptions(linesearch="wolfe")
 
 
-@pytest.mark.parametrize("p", [1, 2, 3, 4, 7, 12, 14])
-def test_spd_solve_matches_numpy(p):
-    from tokenscale_sim.fit.polish import spd_solve
+@pytest.mark.parametrize("p", [1, 2, 3, 5, 9])
+def test_damped_step_and_trust_region_match_numpy_least_squares(p):
+    """The QR-reduced step equals NumPy's least squares of the augmented system
+    ``[J; sqrt(lam) D] dx = [-r; 0]``, and the trust-region lambda puts ``|D dx|`` on ``delta``."""
+    from tokenscale_sim.fit.polish import damped_step, reduce, trust_region_lambda
 
     rng = np.random.default_rng(p)
-    jac = rng.normal(size=(3 * p, p)) * np.logspace(-3, 3, p)  # badly scaled columns
-    a = jac.T @ jac + 1e-3 * np.eye(p)
-    b = rng.normal(size=p)
-    x, pivot = jax.jit(spd_solve)(jnp.asarray(a), jnp.asarray(b))
-    np.testing.assert_allclose(np.asarray(x), np.linalg.solve(a, b), rtol=1e-8, atol=1e-12)
-    if p <= 12:  # the smallest squared Cholesky pivot bounds the smallest eigenvalue from above
-        assert np.linalg.eigvalsh(a).min() <= float(pivot) * (1 + 1e-9)
-    singular = jnp.zeros((p, p)).at[0, 0].set(1.0)
-    if p > 1 and p <= 12:  # not positive definite: NaN, never a silent number
-        assert not np.all(np.isfinite(np.asarray(spd_solve(singular, jnp.ones(p))[0])))
+    m = 4 * p + 3
+    jac = rng.normal(size=(m, p)) * np.logspace(-3, 3, p)  # badly scaled columns
+    r0 = rng.normal(size=m)
+    red = reduce(lambda u: jnp.asarray(r0) + jnp.asarray(jac) @ u, jnp.zeros(p), jnp.zeros(p))
+    d = np.linalg.norm(jac, axis=0)
+    np.testing.assert_allclose(np.asarray(red.d), d, rtol=1e-12)
+    for lam in (0.0, 1e-3, 0.7):
+        z, _ = damped_step(red, lam)
+        aug = np.vstack([jac, np.sqrt(lam) * np.diag(d)])
+        ref = np.linalg.lstsq(aug, np.r_[-r0, np.zeros(p)], rcond=None)[0]
+        np.testing.assert_allclose(np.asarray(z) / d, ref, rtol=1e-8, atol=1e-14)
+    gn = np.linalg.norm(np.asarray(damped_step(red, 0.0)[0]))
+    delta = 0.3 * gn
+    lam = float(trust_region_lambda(red, jnp.asarray(delta)))
+    assert lam > 0
+    assert np.linalg.norm(np.asarray(damped_step(red, lam)[0])) == pytest.approx(delta, rel=0.1)
+    assert float(trust_region_lambda(red, jnp.asarray(2 * gn))) == 0.0  # Gauss-Newton fits

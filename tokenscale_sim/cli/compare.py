@@ -2,10 +2,17 @@
 
 Per curve and pooled over curves: AICc (small-sample corrected; k counts the noise variance),
 BIC, Akaike weights, leave-one-out RMSE of ln S, extrapolation (fit on all but the
-``--holdout-last`` largest n, score the prediction of those: RMSE of ln S and absolute error),
+``--holdout-last`` largest n, score the prediction of those: RMSE of ln S and absolute error;
+``--holdout-last 0`` turns it off),
 the share of bootstrap resamples each law wins by AICc, and the shape test (is ln S convex in
 ln n, as the theory says?). Every law of one run is fitted on all curves, hold-outs, leave-one-out
 rows and resamples in one vmapped program.
+
+Mixed collections: repeated n in a curve are replicates (leave-one-out leaves out one distinct n
+with all its replicates; the hold-out takes the largest distinct n). A law that would keep no
+more points than parameters in some fit of a curve is skipped there (status ``too few points``)
+and a closing line lists what was skipped; the run fails only when nothing can be compared.
+Pooled errors are medians over the curves compared, with counts of non-finite ones.
 
 Input as for ``tokenscale fit``: a long or wide CSV, or ``--paper`` (``paper`` / ``paper_exact``
 as FILE). Output: a table on stdout and, with ``--out DIR``, ``compare.csv`` (one row per curve
@@ -29,9 +36,16 @@ import numpy as np
 
 from tokenscale_sim import files
 from tokenscale_sim.cli import SUBCOMMANDS, UsageError
-from tokenscale_sim.cli._common import add_command, positive_int, seed
+from tokenscale_sim.cli._common import add_command, nonnegative_int, seed
 from tokenscale_sim.fit import data as fdata
-from tokenscale_sim.fit.compare import CRITERIA, Comparison, available_laws, compare_laws, describe
+from tokenscale_sim.fit.compare import (
+    CRITERIA,
+    Comparison,
+    available_laws,
+    compare_laws,
+    describe,
+    skipped_summary,
+)
 from tokenscale_sim.fit.curvature import DIRECTIONS
 from tokenscale_sim.validation import check_memory, key_from_seed
 
@@ -53,10 +67,11 @@ def register(sub) -> None:
     p.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
     p.add_argument(
         "--holdout-last",
-        type=positive_int,
+        type=nonnegative_int,
         default=2,
         metavar="K",
-        help="largest-n points held out per curve for extrapolation (default: %(default)s)",
+        help="largest distinct n (with their replicates) held out per curve for extrapolation; "
+        "0: no extrapolation (default: %(default)s)",
     )
     p.add_argument(
         "--bootstrap",
@@ -149,17 +164,24 @@ def _print(c: Comparison) -> None:
         print(f"{' / '.join(key) or 'curve':{width}s} | " + " | ".join(cells))
     p = c.pooled
     print(f"\n== pooled over {len(c.keys)} curves ==")
-    print("law | sum AICc | weight | wins AICc/BIC/LOO/extrap | mean LOO | median extrap | share")
+    print(
+        f"law | sum AICc ({p.n_common} common curves) | weight | wins AICc/BIC/LOO/extrap | "
+        "median LOO | median extrap | share | compared | non-finite"
+    )
     for j, law in enumerate(c.laws):
         wins = "/".join(str(int(w[j])) for w in p.wins)
         print(
             f"{law} | {p.aicc[j]:.2f} | {p.weight[j]:.3f} | {wins} | {p.loo_rmse[j]:.3g} | "
-            f"{p.extrap_rmse_median[j]:.3g} | {p.boot_share[j]:.3f}"
+            f"{p.extrap_rmse[j]:.3g} | {p.boot_share[j]:.3f} | {int(p.n_compared[j])} | "
+            f"{int(p.n_nonfinite[j])}"
         )
-    bad = np.count_nonzero(c.status != "ok")
+    bad = np.count_nonzero((c.status != "ok") & (c.status != "too few points"))
     if bad:
         print(f"({bad} curve x law fits with status other than ok: see compare.csv)")
     print("\n" + describe(c))
+    skipped = skipped_summary(c)
+    if skipped:
+        print(skipped)
 
 
 def _payload(c: Comparison, seed_value: int) -> dict:
@@ -192,7 +214,8 @@ def _payload(c: Comparison, seed_value: int) -> dict:
                 "curvature": shape,
             }
         )
-    pooled = {law: {k: np.asarray(v)[j] for k, v in c.pooled._asdict().items() if k != "wins"}
+    per_law = {k: v for k, v in c.pooled._asdict().items() if np.ndim(v) == 1}
+    pooled = {law: {k: np.asarray(v)[j] for k, v in per_law.items()}
               for j, law in enumerate(c.laws)}  # fmt: skip
     for j, law in enumerate(c.laws):
         pooled[law]["wins"] = {k: int(w[j]) for k, w in zip(CRITERIA, c.pooled.wins, strict=True)}
@@ -204,11 +227,14 @@ def _payload(c: Comparison, seed_value: int) -> dict:
         "holdout_last": c.holdout_last,
         "bootstrap": c.bootstrap,
         "finding": describe(c),
+        "skipped": skipped_summary(c),
         "curves": curves,
         "pooled": pooled,
+        "pooled_common_curves": c.pooled.n_common,
         "shape": shape,
         "status_note": "null numbers are non-finite; each law's status says why (ok, "
-        "not_converged, aicc_undefined: m <= k + 1, non_finite: a prediction failed)",
+        "not_converged, aicc_undefined: m <= k + 1, non_finite: a prediction failed, "
+        "too few points: the law was not fitted to that curve)",
         "metadata": files.run_metadata(seed=seed_value),
     }
 

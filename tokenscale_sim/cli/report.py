@@ -303,10 +303,10 @@ def compare_section(study, out: Path, summary: dict) -> str:
     p = c.pooled
     rows = [
         [law, _fmt(p.aicc[j]), _fmt(p.weight[j], 3), *(int(w[j]) for w in p.wins),
-         _fmt(p.loo_rmse[j], 3), _fmt(p.extrap_rmse_median[j], 3), _fmt(p.boot_share[j], 3)]
+         _fmt(p.loo_rmse[j], 3), _fmt(p.extrap_rmse[j], 3), _fmt(p.boot_share[j], 3)]
         for j, law in enumerate(c.laws)
     ]  # fmt: skip
-    header = ["law", "Σ AICc", "weight", "wins AICc", "BIC", "LOO", "extrap.", "mean LOO RMSE",
+    header = ["law", "Σ AICc", "weight", "wins AICc", "BIC", "LOO", "extrap.", "median LOO RMSE",
               f"median extrap. RMSE ({c.holdout_last} largest n)", "bootstrap share"]  # fmt: skip
     return (
         f"<p>{html.escape(finding)}</p>"

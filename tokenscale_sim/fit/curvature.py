@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import betainc
 
-from tokenscale_sim.fit.data import CurveArrays, CurveSet
+from tokenscale_sim.fit.data import CurveArrays, CurveSet, distinct_slots
 from tokenscale_sim.validation import check_key
 
 DIRECTIONS = ("theory", "convex")
@@ -223,7 +223,11 @@ def curvature_arrays(
 ) -> tuple[CurvatureTest, CurveArrays | None]:
     """The shape test on curves as arrays (G, M); also returns the quadratic resamples
     (:func:`quadratic_resample` of ``fold_in(key, 0)``, CurveArrays (m, G, M); None when
-    ``m = 0``) so that callers refitting laws on them share one resampling world."""
+    ``m = 0``) so that callers refitting laws on them share one resampling world.
+
+    Curves with fewer than 4 distinct ``n`` have no residual to test a quadratic with: their
+    per-curve results are NaN (``holds`` False), they are left out of ``n_curves`` and the
+    pooled statistics, and their "resamples" are the curve itself."""
     if direction not in DIRECTIONS:
         raise ValueError(
             f"curvature_test: direction must be one of {DIRECTIONS}, got {direction!r}"
@@ -236,30 +240,41 @@ def curvature_arrays(
     log_y = jnp.log(jnp.where(data.weight > 0, data.y, 1.0))
     q = jax.tree.map(np.asarray, jax.vmap(quadratic_fit)(data.n, log_y, data.weight))
     count = np.asarray(data.weight > 0).sum(axis=-1)
+    _, distinct = distinct_slots(np.asarray(data.n), np.asarray(data.weight))
+    testable = distinct >= 4
+    q = q._replace(
+        **{k: np.where(testable, getattr(q, k), np.nan) for k in ("curvature", "se", "t")}
+    )
     sign = np.where(q.slope < 0, -1.0, 1.0) if direction == "theory" else np.ones_like(q.slope)
     t = sign * q.t
     p_t = _t_upper(t, np.maximum(count - 3, 1))
-    g = count.shape[0]
-    nan = np.full(g, np.nan)
+    g = int(testable.sum())
+    nan = np.full(count.shape[0], np.nan)
     lo = hi = nan
     p, method, pooled_lo, pooled_hi = p_t, "t", float("nan"), float("nan")
     star = None
     if m:
         log_star, b2, t0 = (np.asarray(x) for x in _bootstrap(jax.random.fold_in(key, 0), data, m))
+        log_star = np.where(testable[:, None], log_star, np.asarray(log_y))
         alpha = (1 - level) / 2
-        lo, hi = np.quantile(b2, [alpha, 1 - alpha], axis=0)
+        b2 = np.where(testable, b2, np.nan)
+        lo, hi = (
+            np.where(testable, x, np.nan) for x in np.quantile(b2, [alpha, 1 - alpha], axis=0)
+        )
         t0 = sign * t0
-        p = (1 + np.sum(t0 >= t - 1e-12 * np.abs(t), axis=0)) / (m + 1)
+        p = np.where(testable, (1 + np.sum(t0 >= t - 1e-12 * np.abs(t), axis=0)) / (m + 1), np.nan)
         method = "bootstrap"
-        pooled_star = np.mean(sign * b2, axis=1)
-        pooled_lo, pooled_hi = (float(x) for x in np.quantile(pooled_star, [alpha, 1 - alpha]))
+        if g:
+            pooled_star = np.mean((sign * b2)[:, testable], axis=1)
+            pooled_lo, pooled_hi = (float(x) for x in np.quantile(pooled_star, [alpha, 1 - alpha]))
         star = _as_curves(data, jnp.asarray(log_star))
-    holds = sign * q.curvature > 0
+    holds = np.where(testable, sign * q.curvature, 0.0) > 0
     n_holds = int(holds.sum())
+    pooled = float(np.mean((sign * q.curvature)[testable])) if g else float("nan")
     fx, fp = fisher_combination(p)
     test = CurvatureTest(
         q.curvature, q.se, q.slope, sign.astype(int), holds, lo, hi, p, p_t, n_holds, g,
-        sign_test(n_holds, g), fx, fp, float(np.mean(sign * q.curvature)), pooled_lo, pooled_hi,
+        sign_test(n_holds, g), fx, fp, pooled, pooled_lo, pooled_hi,
         direction, level, m, method,
     )  # fmt: skip
     return test, star

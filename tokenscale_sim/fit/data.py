@@ -103,8 +103,10 @@ def curves_from_points(
     """Pad ``{key: [(n, y, se, aux), ...]}`` into a :class:`CurveSet`, checking each curve.
 
     Checks: ``n >= 1`` (token counts; with ``token_counts=False``, for a law of any real
-    predictor x, any finite value), ``y`` finite, no duplicate ``n`` within a curve, ``se > 0``
-    when given, ``aux > 0``. Points are sorted by ``n``.
+    predictor x, any finite value), ``y`` finite, ``se > 0`` when given, ``aux > 0``. Points are
+    sorted by ``n``. Repeated ``n`` within a curve are replicates (several seeds or runs at one
+    token count) and are kept as separate points: every fit weighs each of them, leave-one-out
+    leaves out one distinct ``n`` with all its replicates (:func:`distinct_groups`).
     """
     if not points:
         raise ValueError(f"{fn}: no curves found in {source}")
@@ -124,9 +126,6 @@ def curves_from_points(
             raise ValueError(
                 f"{fn}: n must be >= 1 (token counts), got {arr[:, 0].min()} in {label}"
             )
-        dup = arr[1:, 0][np.diff(arr[:, 0]) == 0]
-        if dup.size:
-            raise ValueError(f"{fn}: duplicate n = {dup[0]:g} in curve {label}")
         if has_se and np.any(arr[:, 2] <= 0):
             raise ValueError(f"{fn}: standard errors must be > 0, got {arr[:, 2].min()} in {label}")
         if np.any(arr[:, 3] <= 0):
@@ -243,7 +242,7 @@ def read_curves(
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: missing column, non-numeric or NaN value, duplicate ``n`` in a group, ...
+        ValueError: missing column, non-numeric or NaN value, ... (repeated ``n`` are replicates)
     """
     p = Path(path)
     if p.is_dir():
@@ -308,7 +307,40 @@ def load_dataset(name: str) -> CurveSet:
     return load_paper_scores(exact_only=name == "paper_exact")
 
 
-def check_curves(curves: CurveSet, model: str | Model, loss: str = "log") -> None:
+def enough_points(count, distinct, n_params):
+    """Whether a law of ``n_params`` parameters can be fitted to ``count`` points at ``distinct``
+    distinct ``n`` (arrays broadcast): ``count >= p + 1`` (a residual variance exists) and
+    ``distinct >= min(p + 1, 3)`` (replicates at one ``n`` do not pin a curve).
+
+    >>> bool(enough_points(4, 4, 3)), bool(enough_points(6, 2, 2))
+    (True, False)
+    """
+    p = np.asarray(n_params)
+    return (np.asarray(count) >= p + 1) & (np.asarray(distinct) >= np.minimum(p + 1, 3))
+
+
+def distinct_slots(n, weight) -> tuple[np.ndarray, np.ndarray]:
+    """Per point the rank of its ``n`` among the curve's distinct ``n`` (-1 for padding), and
+    the number of distinct ``n`` per curve: ``(slot (G, M), distinct (G,))``.
+
+    >>> slot, d = distinct_slots(np.array([[1.0, 2, 2, 4]]), np.array([[1.0, 1, 1, 0]]))
+    >>> slot.tolist(), d.tolist()
+    ([[0, 1, 1, -1]], [2])
+    """
+    n, w = np.atleast_2d(n), np.atleast_2d(weight)
+    slot = np.full(n.shape, -1)
+    distinct = np.zeros(n.shape[0], int)
+    for g in range(n.shape[0]):
+        ok = w[g] > 0
+        values, inverse = np.unique(n[g][ok], return_inverse=True)
+        slot[g][ok] = inverse
+        distinct[g] = values.size
+    return slot, distinct
+
+
+def check_curves(
+    curves: CurveSet, model: str | Model, loss: str = "log", *, counts: bool = True
+) -> None:
     """Raise ``ValueError`` when ``curves`` cannot be fitted by ``model`` under ``loss``.
 
     Checks: a :class:`CurveSet` with at least one curve, at least ``p + 1`` points per curve
@@ -316,6 +348,8 @@ def check_curves(curves: CurveSet, model: str | Model, loss: str = "log") -> Non
     and Huber losses (and always for ``ln``-based starting values of positive models), standard
     errors present for ``loss="weighted"``; degenerate curves are refused naming the curve: a
     constant one (R^2 undefined, n_b anywhere) or one with fewer than 3 distinct ``n``.
+    ``counts=False`` leaves out the two point-count checks (:func:`enough_points`; compare gives
+    such curves the status ``too few points`` instead).
     """
     m = get_model(model)
     fn = "check_curves"
@@ -327,13 +361,13 @@ def check_curves(curves: CurveSet, model: str | Model, loss: str = "log") -> Non
     a = curves.arrays
     if not curves.keys or a.weight.size == 0:
         raise ValueError(f"{fn}: need at least one curve, got none from {curves.source}")
-    counts = a.weight.sum(axis=1)
+    n_points = (a.weight > 0).sum(axis=1)
     for g, key in enumerate(curves.keys):
         label = " / ".join(key) or "curve"
-        if counts[g] < m.n_params + 1:
+        if counts and n_points[g] < m.n_params + 1:
             raise ValueError(
                 f"{fn}: model {m.name!r} has {m.n_params} parameters and needs at least "
-                f"{m.n_params + 1} points, got {int(counts[g])} in {label}"
+                f"{m.n_params + 1} points, got {int(n_points[g])} in {label}"
             )
         ok = a.weight[g] > 0
         if loss in ("log", "huber") and np.any(a.y[g][ok] <= 0):
@@ -341,7 +375,7 @@ def check_curves(curves: CurveSet, model: str | Model, loss: str = "log") -> Non
                 f"{fn}: the {loss} loss needs scores > 0, got {a.y[g][ok].min():g} in {label}"
             )
         distinct = np.unique(a.n[g][ok]).size
-        if distinct < min(m.n_params + 1, 3):
+        if counts and distinct < min(m.n_params + 1, 3):
             raise ValueError(
                 f"{fn}: curve {label} is degenerate: {distinct} distinct n, need at least "
                 f"{min(m.n_params + 1, 3)}"

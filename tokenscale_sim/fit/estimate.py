@@ -184,14 +184,21 @@ def wald_intervals(model: Model, est, se, df, level: float):
     return low, high
 
 
-def fit_arrays(model: str | Model, data: CurveArrays, opts: FitOptions | None = None) -> FitResult:
-    """Fit each curve of ``data`` (arrays (G, M)) independently; see :func:`fit_curves`."""
+def fit_arrays(
+    model: str | Model, data: CurveArrays, opts: FitOptions | None = None, *, v_grid=None
+) -> FitResult:
+    """Fit each curve of ``data`` (arrays (G, M)) independently; see :func:`fit_curves`.
+
+    ``v_grid`` (K, k): starting values of the nonlinear parameters in place of the model's grid
+    (e.g. one start of a law built with several: the starts then share one compiled program).
+    """
     model = get_model(model)
     opts = opts or FitOptions()
     data = _flat(data)
     g = data.n.shape[0]
     data = pad_curves_to_bucket(data)  # compiled programs reused by data of a similar size
-    sol = solve_batch(model, opts, data, start_grid(model, data))
+    grid = start_grid(model, data) if v_grid is None else jnp.asarray(v_grid, data.n.dtype)
+    sol = solve_batch(model, opts, data, grid)
     summ = Summary(*(np.asarray(x) for x in summarize(model, opts, sol.u, sol.boundary, data)))
     ci_low, ci_high = wald_intervals(
         model, summ.estimates, summ.se, summ.n_points - summ.n_free, opts.level

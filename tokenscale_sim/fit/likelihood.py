@@ -74,9 +74,10 @@ def information_criteria(m2ll, k, m):
 def delta_method_se(resid, natural, x, fixed, point_var):
     """Standard errors of ``natural(x)`` from the Gauss-Newton covariance of ``x``.
 
-    ``Cov(x) = (J' V^-1 J)^-1`` with ``J = d resid / dx`` (N, P), ``V = diag(point_var)`` (N,),
-    restricted to the free entries (``fixed`` (P,) bool entries, and entries the residuals do not
-    depend on, have zero variance); then
+    ``Cov(x) = (J' V^-1 J)^-1`` with ``J = d resid / dx`` (N, P) by forward mode (P tangents:
+    memory O(N P); reverse mode would seed N cotangents, an N x N identity),
+    ``V = diag(point_var)`` (N,), restricted to the free entries (``fixed`` (P,) bool entries,
+    and entries the residuals do not depend on, have zero variance); then
     ``Var(theta) = diag(J_nat Cov J_nat')`` with ``J_nat = d natural / dx``.
 
     Args:

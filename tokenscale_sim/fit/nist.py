@@ -63,17 +63,19 @@ class NistProblem(NamedTuple):
     certified_se: np.ndarray
     certified_rss: float
 
-    def model(self, start: int) -> Model:
-        """The law started from NIST's start ``start`` (1 or 2), all parameters nonlinear."""
-        if start not in (1, 2):
+    def model(self, start: int | None = None) -> Model:
+        """The law started from NIST's start ``start`` (1 or 2; None: both, grid rows 0 and 1),
+        all parameters nonlinear."""
+        if start not in (1, 2, None):
             raise ValueError(f"NistProblem.model: start must be 1 or 2, got {start!r}")
+        rows = self.starts if start is None else self.starts[start - 1 : start]
         return parse_law(
             self.expression,
             predictor="x",
             params=self.params,
             linear=(),
-            starts=self.starts[start - 1 : start],
-            name=f"{self.name}/start{start}",
+            starts=rows,
+            name=self.name if start is None else f"{self.name}/start{start}",
         )
 
 

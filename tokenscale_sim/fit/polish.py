@@ -1,18 +1,32 @@
-r"""Levenberg-Marquardt for least-squares laws, with an honest convergence test.
+r"""Levenberg-Marquardt for least-squares laws (MINPACK's ``lmder`` design), with an honest
+convergence test.
 
 L-BFGS on ``(1/2) sum r^2`` stalls on ill-conditioned problems (NIST StRD MGH09, Thurber, Hahn1,
-Lanczos): the gradient is tiny long before the parameters are right to six digits, so a gradient
-test would call a wrong answer converged. :func:`levenberg_marquardt` (run from every start of a
-law fitted as least squares, ``Model.polish``) iterates Marquardt-scaled damped Gauss-Newton steps
+Lanczos, MGH10, Bennett5): the gradient is tiny long before the parameters are right to six
+digits, so a gradient test would call a wrong answer converged. :func:`levenberg_marquardt` (run
+from every start of a law fitted as least squares, ``Model.polish``) follows More (1978), the
+algorithm of MINPACK's ``lmder``:
 
-    (D^-1 J'J D^-1 + lam I) z = -D^-1 J'r,      dx = D^-1 z,
+- **QR, never the normal equations**: at each point the Jacobian ``J`` (m, p) is factorised
+  ``J = Q R`` (Householder, ``R`` (p, p)); everything after works on ``R`` and ``Q'r`` (p,), so
+  the condition number is that of ``J``, not its square, and the work per step is one pass over
+  the m points (memory linear in m). The small scaled factor ``R D^-1 = U diag(s) V'`` (an SVD of
+  a p x p matrix) then gives the damped step for any ``lambda`` in closed form:
 
-``D`` the running maximum of the column norms of ``J`` (More 1978), ``lam`` updated from the gain
-ratio (Nielsen 1999), solved by an unrolled Cholesky factorisation (:func:`spd_solve`: elementwise
-arithmetic that vectorises across vmapped fits, where batched LAPACK calls on tiny matrices cost
-several times more). The loop stops when the normal-equation form of the test below passes, when
-MINPACK's ``ftol`` rule sees no progress, or after ``max_iter`` steps; plain Gauss-Newton steps on
-the SVD ``J D^-1 = U diag(s) V'`` then refine the point, and the test on the SVD decides.
+      z(lambda) = -V diag(s / (s^2 + lambda)) U'Q'r,      dx = D^-1 z,
+
+  the minimiser of ``|r + J dx|^2 + lambda |D dx|^2``.
+- **Column scaling** ``D``: the running maximum of the column norms of ``J`` (MINPACK's
+  ``mode = 1``), so the method is invariant to the units of the parameters.
+- **Trust region** (More's update): ``lambda`` is the one for which ``|D dx| = Delta`` (0 when the
+  Gauss-Newton step fits inside), found by safeguarded Newton steps on ``1/|z(lambda)| - 1/Delta``
+  (MINPACK's ``lmpar``); ``Delta`` shrinks (by MINPACK's interpolated factor in [0.1, 0.5]) when
+  the gain ratio ``actual / predicted reduction`` is below 1/4 and doubles above 3/4; a step is
+  accepted when the ratio is at least ``1e-4``. The first ``Delta`` is ``100 |D x0|``.
+
+The loop stops when the test below passes at an accepted point, when MINPACK's ``ftol`` rule sees
+no progress, when ``Delta`` falls below ``eps |D x|``, or after ``max_iter`` trial steps; plain
+Gauss-Newton steps then refine the point, and the test decides.
 
 The fit counts as converged when the Jacobian has full rank and the full Gauss-Newton step at the
 final point is negligible: every ``|dx_i| <= xtol |u_i|``, or the relative offset (Bates &
@@ -20,7 +34,8 @@ Watts 1981) ``sqrt(|P_J r|^2 / p) / sqrt(|r|^2 / (m - p)) <= rotol`` (the step i
 fraction of the standard errors; this covers parameters at 0). Near the optimum Gauss-Newton
 converges quadratically, so a negligible step means the point is the optimum to that accuracy.
 
-The function knows nothing about models: it takes a residual function and is jit/vmap friendly.
+The function knows nothing about models: it takes a residual function and is jit/vmap friendly
+(one ``lax.while_loop``: a small program, vmapped over curves, starts and resamples).
 """
 
 from __future__ import annotations
@@ -35,7 +50,7 @@ import jax.numpy as jnp
 class Polished(NamedTuple):
     """Result of :func:`levenberg_marquardt` (arrays; vmappable).
 
-    ``u`` (p,) the point, ``rss`` ``sum r^2`` there, ``iterations`` LM steps taken,
+    ``u`` (p,) the point, ``rss`` ``sum r^2`` there, ``iterations`` trial steps taken,
     ``converged`` the Gauss-Newton step test of the module docstring, ``relative_offset``.
     """
 
@@ -46,88 +61,110 @@ class Polished(NamedTuple):
     relative_offset: Any
 
 
-def _gn_parts(res_fn, u, scale):
-    r = res_fn(u)
-    jac = jax.jacfwd(res_fn)(u)
-    scale = jnp.maximum(scale, jnp.linalg.norm(jac, axis=0))
-    d = jnp.where(scale > 0, scale, 1.0)
-    uu, s, vt = jnp.linalg.svd(jac / d, full_matrices=False)
-    return r, uu, s, vt, d
+class Reduced(NamedTuple):
+    """The least-squares problem at one point, reduced by QR to p x p (module docstring).
+
+    ``r`` (m,) residuals; ``norms`` (p,) column norms of ``J``; ``d`` (p,) the column scale;
+    ``uu``, ``s``, ``vt``: SVD of ``R D^-1``; ``b = U'Q'r`` (p,).
+    """
+
+    r: Any
+    norms: Any
+    d: Any
+    uu: Any
+    s: Any
+    vt: Any
+    b: Any
 
 
-def _step(uu, s, vt, d, r, lam):
-    """Damped step for ``lam`` (0: Gauss-Newton, minimum-norm) and its predicted residual norm^2."""
-    ur = uu.T @ r
+def reduce(res_fn: Callable[[Any], Any], u, scale) -> Reduced:
+    """Residuals and Jacobian at ``u`` (one forward pass, p tangents: memory O(m p)), then the
+    QR of ``J`` and the SVD of the p x p factor ``R D^-1``, ``D = max(scale, column norms)``."""
+    jac, r = jax.jacfwd(lambda x: (res_fn(x), res_fn(x)), has_aux=True)(u)
+    q, rr = jnp.linalg.qr(jac)
+    norms = jnp.linalg.norm(rr, axis=0)  # column norms of J = those of R
+    d = jnp.maximum(scale, norms)
+    d = jnp.where(d > 0, d, 1.0)
+    uu, s, vt = jnp.linalg.svd(rr / d, full_matrices=False)
+    return Reduced(r, norms, d, uu, s, vt, uu.T @ (q.T @ r))
+
+
+def damped_step(red: Reduced, lam):
+    """``(z, |R D^-1 z|^2)`` for damping ``lam`` (0: minimum-norm Gauss-Newton); ``dx = z / d``.
+
+    ``z = -V diag(s / (s^2 + lam)) b`` minimises ``|b + diag(s) V'z|^2 + lam |z|^2``; singular
+    values below ``p eps s_max`` are treated as 0 (no step along them).
+
+    >>> import jax.numpy as jnp
+    >>> red = Reduced(None, None, jnp.ones(2), jnp.eye(2), jnp.array([2.0, 1.0]), jnp.eye(2),
+    ...               jnp.array([4.0, 1.0]))
+    >>> [float(v) for v in damped_step(red, 0.0)[0]]
+    [-2.0, -1.0]
+    """
+    s, b = red.s, red.b
     tiny = jnp.finfo(s.dtype).eps * jnp.max(s) * s.shape[0]
     filt = jnp.where(s > tiny, s / (s * s + lam), 0.0)
-    z = -vt.T @ (filt * ur)
-    # predicted |r + J dx|^2 = |r|^2 - |U'r|^2 + |(1 - s filt) U'r|^2
-    pred = jnp.sum(r * r) - jnp.sum(ur * ur) + jnp.sum(((1 - s * filt) * ur) ** 2)
-    return z / d, pred
+    coef = filt * b
+    return -red.vt.T @ coef, jnp.sum((s * coef) ** 2)
 
 
-def spd_solve(a, b):
-    """Solve ``a x = b`` for symmetric positive definite ``a`` (p, p) -> ``(x, min_pivot)``.
+def trust_region_lambda(red: Reduced, delta, iterations: int = 12):
+    """MINPACK's ``lmpar``: the ``lam >= 0`` with ``|z(lam)| = delta`` within 10%, 0 when the
+    Gauss-Newton step is already inside; safeguarded Newton steps on ``1/|z| - 1/delta``
+    (concave and increasing in ``lam``, so Newton from below converges monotonically)."""
+    s, b = red.s, red.b
+    tiny = jnp.finfo(s.dtype).eps * jnp.max(s) * s.shape[0]
+    live = s > tiny
+    sb2 = jnp.where(live, (s * b) ** 2, 0.0)
 
-    Unrolled Cholesky for ``p <= 12`` (NaN when ``a`` is not positive definite), else LAPACK;
-    ``min_pivot`` is the smallest squared Cholesky pivot (a rank proxy; ``nan`` past 12).
-    """
-    p = b.shape[0]
-    if p > 12:
-        return jnp.linalg.solve(a, b), jnp.asarray(jnp.nan, a.dtype)
-    low: list[list[Any]] = [[None] * p for _ in range(p)]
-    for j in range(p):
-        low[j][j] = jnp.sqrt(a[j, j] - sum((low[j][k] ** 2 for k in range(j)), 0.0))
-        for i in range(j + 1, p):
-            dot = sum((low[i][k] * low[j][k] for k in range(j)), 0.0)
-            low[i][j] = (a[i, j] - dot) / low[j][j]
-    y: list[Any] = []
-    for i in range(p):
-        y.append((b[i] - sum((low[i][k] * y[k] for k in range(i)), 0.0)) / low[i][i])
-    x: list[Any] = [None] * p
-    for i in reversed(range(p)):
-        x[i] = (y[i] - sum((low[k][i] * x[k] for k in range(i + 1, p)), 0.0)) / low[i][i]
-    return jnp.stack(x), jnp.min(jnp.stack([low[i][i] ** 2 for i in range(p)]))
+    def norm_and_slope(lam):
+        den = jnp.where(live, s * s + lam, 1.0)
+        z2 = jnp.sum(sb2 / den**2)
+        dz2 = -2.0 * jnp.sum(sb2 / den**3)  # d |z|^2 / d lam
+        return jnp.sqrt(z2), dz2
 
+    gn_norm, _ = norm_and_slope(0.0)
+    upper = jnp.sqrt(jnp.sum(sb2)) / delta  # |A'b| / delta: |z(upper)| <= delta
 
-def _normal_parts(res_fn, u):
-    """Residuals (m,), Jacobian (m, p) and its column norms at ``u`` in one forward pass."""
-    jac, r = jax.jacfwd(lambda x: (res_fn(x), res_fn(x)), has_aux=True)(u)
-    return r, jac, jnp.linalg.norm(jac, axis=0)
+    def newton(_, lam):
+        z, dz2 = norm_and_slope(lam)
+        f = 1.0 / z - 1.0 / delta
+        fprime = -0.5 * dz2 / z**3
+        step = jnp.where((fprime > 0) & jnp.isfinite(f), f / fprime, 0.0)
+        done = jnp.abs(z - delta) <= 0.1 * delta
+        return jnp.where(done, lam, jnp.clip(lam - step, 0.0, upper))
 
-
-def _scaled(jac, r, d):
-    """``(A, g) = (D^-1 J'J D^-1, D^-1 J'r)`` for the column scale ``d`` (p,)."""
-    js = jac / d
-    return js.T @ js, js.T @ r
+    lam = jax.lax.fori_loop(0, iterations, newton, jnp.zeros_like(delta))
+    return jnp.where(gn_norm <= 1.1 * delta, 0.0, lam)
 
 
 def levenberg_marquardt(
     res_fn: Callable[[Any], Any],
     u0,
     *,
-    max_iter: int = 500,
+    max_iter: int = 2000,
     xtol: float = 1e-8,
     rotol: float = 1e-8,
     rank_tol: float = 1e-10,
     gn_steps: int = 20,
-    ftol: float = 1e-14,
+    ftol: float = 1e-15,
 ) -> Polished:
     """Minimise ``sum res_fn(u)^2`` from ``u0`` (p,) by Levenberg-Marquardt -> :class:`Polished`.
 
     Args:
         res_fn: ``u (p,) -> r (m,)`` residuals (weights already applied), differentiable.
         u0: starting point (p,).
-        max_iter: most LM steps.
+        max_iter: most trial steps (accepted or not).
         xtol: relative Gauss-Newton step that counts as converged (at least ``1e3 eps``).
         rotol: relative offset that counts as converged (at least ``1e3 eps``).
         rank_tol: smallest singular value of the column-normalised Jacobian, relative to the
             largest, for a converged fit (below: a flat direction, not converged).
         ftol: stop when an accepted step reduces ``sum r^2`` by at most this fraction, and so
             was predicted to (MINPACK's ``ftol``; the test above still decides ``converged``).
-        gn_steps: plain Gauss-Newton steps after LM stops (linear convergence with large
-            residuals, e.g. ENSO, needs a dozen), taken while the step is below
-            1e-4 relative (they refine the point below the resolution of the RSS).
+        gn_steps: most plain Gauss-Newton steps after LM stops (linear convergence with large
+            residuals, e.g. ENSO, needs a dozen), taken while the step is below 1e-4 relative
+            and above the rounding of ``u`` (they refine the point below the resolution of the
+            RSS).
 
     >>> import jax.numpy as jnp
     >>> x = jnp.array([1.0, 2.0, 3.0, 4.0]); y = 2.0 * jnp.exp(-0.5 * x)
@@ -137,82 +174,87 @@ def levenberg_marquardt(
     """
     u0 = jnp.asarray(u0)
     p = u0.shape[0]
-    eps = float(jnp.finfo(u0.dtype).eps)  # float32: tolerances no finer than the arithmetic
+    dtype = u0.dtype
+    eps = float(jnp.finfo(dtype).eps)  # float32: tolerances no finer than the arithmetic
     xtol, rotol = max(xtol, 1e3 * eps), max(rotol, 1e3 * eps)
 
-    def test(u):
-        # Gauss-Newton step scaled by the *current* column norms: a running scale would hide a
-        # direction gone flat (a parameter drifting to infinity) behind the SVD cut-off
-        r, uu, s, vt, d = _gn_parts(res_fn, u, jnp.zeros_like(u))
-        dx, _ = _step(uu, s, vt, d, r, 0.0)
-        rss = jnp.sum(r * r)
-        explained = jnp.sum((uu.T @ r) ** 2)
-        m = r.shape[0]
+    def test(u, red: Reduced):
+        """The convergence test of the module docstring, scaled by the *current* column norms
+        (a running scale would hide a direction gone flat behind the SVD cut-off)."""
+        fresh = red._replace(d=jnp.where(red.norms > 0, red.norms, 1.0))
+        fresh = _rescale(fresh, red.d)
+        z, explained = damped_step(fresh, 0.0)
+        rss = jnp.sum(red.r**2)
+        m = red.r.shape[0]
         ro = jnp.sqrt(explained / p) / jnp.sqrt(jnp.maximum(rss, 1e-300) / max(m - p, 1))
-        small = jnp.all(jnp.abs(dx) <= xtol * jnp.abs(u))
-        full_rank = jnp.min(s) > rank_tol * jnp.max(s)
-        finite = jnp.isfinite(rss) & jnp.all(jnp.isfinite(u))
+        small = jnp.all(jnp.abs(z / fresh.d) <= xtol * jnp.abs(u))
+        full_rank = jnp.min(fresh.s) > rank_tol * jnp.max(fresh.s)
+        finite = jnp.isfinite(rss) & jnp.all(jnp.isfinite(u)) & jnp.all(jnp.isfinite(z))
         return finite & full_rank & (small | (ro <= rotol) | (rss == 0)), ro
 
-    def quick_test(u, r, jac, norms):
-        # the test below on the normal equations (the loop's stopping rule; the SVD decides)
-        d = jnp.where(norms > 0, norms, 1.0)
-        a, g = _scaled(jac, r, d)
-        z, pivot = spd_solve(a + p * eps * jnp.eye(p, dtype=a.dtype), -g)
-        rss = jnp.sum(r * r)
-        explained = -jnp.dot(g, z)  # |P_J r|^2
-        m = r.shape[0]
-        ro = jnp.sqrt(jnp.maximum(explained, 0.0) / p) / jnp.sqrt(
-            jnp.maximum(rss, 1e-300) / max(m - p, 1)
-        )
-        small = jnp.all(jnp.abs(z / d) <= xtol * jnp.abs(u))
-        full_rank = pivot > rank_tol**2
-        finite = jnp.isfinite(rss) & jnp.all(jnp.isfinite(z))
-        return finite & full_rank & (small | (ro <= rotol) | (rss == 0))
-
     def body(carry):
-        u, r, jac, norms, scale, lam, nu, k, _ = carry
-        scale = jnp.maximum(scale, norms)
-        d = jnp.where(scale > 0, scale, 1.0)
-        a, g = _scaled(jac, r, d)
-        z, _ = spd_solve(a + lam * jnp.eye(p, dtype=a.dtype), -g)
-        pred_decrease = lam * jnp.dot(z, z) - jnp.dot(z, g)  # |r|^2 - |r + J dx|^2
-        u_new = u + z / d
-        r_new, jac_new, norms_new = _normal_parts(res_fn, u_new)
-        rss, rss_new = jnp.sum(r * r), jnp.sum(r_new * r_new)
-        gain = (rss - rss_new) / jnp.maximum(pred_decrease, jnp.finfo(rss.dtype).tiny)
-        accept = jnp.isfinite(rss_new) & jnp.all(jnp.isfinite(jac_new)) & (rss_new < rss)
-        lam = jnp.where(accept, lam * jnp.maximum(1 / 3, 1 - (2 * gain - 1) ** 3), lam * nu)
-        nu = jnp.where(accept, 2.0, 2 * nu)
-        u, r, jac, norms = (
-            jnp.where(accept, new, old)
-            for new, old in ((u_new, u), (r_new, r), (jac_new, jac), (norms_new, norms))
+        u, red, delta, k, _ = carry
+        lam = trust_region_lambda(red, delta)
+        z, pred_fit = damped_step(red, lam)
+        znorm = jnp.linalg.norm(z)
+        delta = jnp.where(k == 0, jnp.minimum(delta, znorm), delta)  # MINPACK's first step
+        u_new = u + z / red.d
+        new = reduce(res_fn, u_new, red.d)
+        rss, rss_new = jnp.sum(red.r**2), jnp.sum(new.r**2)
+        ok = jnp.isfinite(rss_new) & jnp.all(jnp.isfinite(new.s)) & jnp.all(jnp.isfinite(new.b))
+        rss_new = jnp.where(ok, rss_new, jnp.inf)
+        # relative reductions as in lmder: predicted from the linear model plus the damping
+        pred = (pred_fit + 2.0 * lam * znorm**2) / jnp.maximum(rss, jnp.finfo(dtype).tiny)
+        actual = jnp.where(rss_new < 100.0 * rss, 1.0 - rss_new / rss, -1.0)
+        ratio = jnp.where(pred > 0, actual / pred, 0.0)
+        dirder = -(pred_fit + lam * znorm**2) / jnp.maximum(rss, jnp.finfo(dtype).tiny)
+        shrink = jnp.where(actual >= 0, 0.5, 0.5 * dirder / (dirder + 0.5 * actual))
+        shrink = jnp.where((rss_new >= 100.0 * rss) | (shrink < 0.1), 0.1, shrink)
+        delta = jnp.where(
+            ratio <= 0.25,
+            shrink * jnp.minimum(delta, znorm / 0.1),
+            jnp.where((lam == 0) | (ratio >= 0.75), 2.0 * znorm, delta),
         )
-        stuck = (lam > 1e30) | ~jnp.isfinite(lam)
-        # MINPACK's ftol rule: actual and predicted relative reductions both below ftol (a fit
-        # crawling along a valley towards a limit at infinity stops here, unconverged)
-        stall = accept & (rss - rss_new <= ftol * rss) & (pred_decrease <= ftol * rss)
-        done = (accept & quick_test(u, r, jac, norms)) | stuck | stall
-        return u, r, jac, norms, d, lam, nu, k + 1, done
+        accept = ok & (ratio >= 1e-4)
+        u = jnp.where(accept, u_new, u)
+        red = jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, red)
+        xnorm = jnp.linalg.norm(red.d * u)
+        stall = accept & (jnp.abs(actual) <= ftol) & (pred <= ftol)
+        tiny_region = delta <= 10 * eps * jnp.maximum(xnorm, 1e-300)
+        done = (accept & test(u, red)[0]) | stall | tiny_region | ~jnp.isfinite(delta)
+        return u, red, delta, k + 1, done
 
-    r0, jac0, norms0 = _normal_parts(res_fn, u0)
-    d0 = jnp.where(norms0 > 0, norms0, 1.0)
-    a0, _ = _scaled(jac0, r0, d0)
-    lam0 = 1e-3 * jnp.max(jnp.diagonal(a0))
-    done0 = quick_test(u0, r0, jac0, norms0)
-    init = (u0, r0, jac0, norms0, d0, lam0, jnp.asarray(2.0, u0.dtype), jnp.asarray(0), done0)
-    u, *_, k, _ = jax.lax.while_loop(
-        lambda c: (c[7] < max_iter) & ~c[8] & jnp.all(jnp.isfinite(c[0])), body, init
+    red0 = reduce(res_fn, u0, jnp.zeros_like(u0))
+    xnorm0 = jnp.linalg.norm(red0.d * u0)
+    delta0 = jnp.where(xnorm0 > 0, 100.0 * xnorm0, 100.0)
+    done0 = test(u0, red0)[0]
+    init = (u0, red0, delta0, jnp.asarray(0), done0)
+    u, red, _, k, _ = jax.lax.while_loop(
+        lambda c: (c[3] < max_iter) & ~c[4] & jnp.all(jnp.isfinite(c[0])), body, init
     )
 
-    def gauss_newton(_, u):
+    def gauss_newton(carry):
         # plain Gauss-Newton steps close to the optimum: they solve J'r = 0 beyond the point where
-        # RSS stops resolving differences (LM's acceptance test sees only the RSS)
-        r, uu, s, vt, d = _gn_parts(res_fn, u, jnp.zeros_like(u))
-        dx, _ = _step(uu, s, vt, d, r, 0.0)
+        # RSS stops resolving differences (LM's acceptance test sees only the RSS); they stop
+        # when a step is not small (not near the optimum) or below the arithmetic's resolution
+        u, red, j, _ = carry
+        z, _ = damped_step(red, 0.0)
+        dx = z / red.d
         near = jnp.all(jnp.abs(dx) <= 1e-4 * jnp.abs(u)) & jnp.all(jnp.isfinite(dx))
-        return jnp.where(near, u + dx, u)
+        u_next = jnp.where(near, u + dx, u)
+        moving = near & jnp.any(jnp.abs(dx) > 4 * eps * jnp.abs(u))
+        return u_next, reduce(res_fn, u_next, jnp.zeros_like(u)), j + 1, moving
 
-    u = jax.lax.fori_loop(0, gn_steps, gauss_newton, u)
-    ok, ro = test(u)
-    return Polished(u, jnp.sum(res_fn(u) ** 2), k, ok, ro)
+    red = reduce(res_fn, u, jnp.zeros_like(u))
+    u, red, _, _ = jax.lax.while_loop(
+        lambda c: (c[2] < gn_steps) & c[3], gauss_newton, (u, red, 0, jnp.asarray(True))
+    )
+    ok, ro = test(u, red)
+    return Polished(u, jnp.sum(red.r**2), k, ok, ro)
+
+
+def _rescale(red: Reduced, old_d) -> Reduced:
+    """``red`` with the SVD of ``R D^-1`` redone for the new scale ``red.d`` (was ``old_d``)."""
+    rd = (red.uu * red.s) @ red.vt  # R D_old^-1
+    uu, s, vt = jnp.linalg.svd(rd * old_d / red.d, full_matrices=False)
+    return red._replace(uu=uu, s=s, vt=vt, b=uu.T @ (red.uu @ red.b))
