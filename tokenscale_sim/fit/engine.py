@@ -319,10 +319,11 @@ def _fit_least_squares(model: Model, opts: FitOptions, data: CurveArrays, v_grid
     def res(u):
         return jnp.where(ok, residuals(model, opts.loss, u, data), 0.0) * sqrt_w
 
-    # trial steps: MGH10 and Bennett5 from NIST's far starts take hundreds (MINPACK: 100 (p+1)
-    # function evaluations by default); a while_loop pays only for the steps taken
-    lm_steps = 5 * opts.max_iter
-    outs = jax.vmap(lambda u0: levenberg_marquardt(res, u0, max_iter=lm_steps))(starts)
+    # trial steps: opts.max_iter, MINPACK's budget (100 (p + 1) function evaluations by default).
+    # Under vmap a while_loop runs until its slowest lane stops, so a larger default made every
+    # batch with one run-away fit (saturating laws on straight curves) pay for all its steps;
+    # far starts (NIST's MGH10 from start 1) ask for more with FitOptions(max_iter=...).
+    outs = jax.vmap(lambda u0: levenberg_marquardt(res, u0, max_iter=opts.max_iter))(starts)
     best = jnp.argmin(jnp.where(jnp.isfinite(outs.rss), outs.rss, jnp.inf))
     u = outs.u[best]
     value, grad = jax.value_and_grad(partial(objective, model, opts, data=data))(u)
