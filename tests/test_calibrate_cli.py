@@ -6,6 +6,7 @@ import json
 
 import jax
 import numpy as np
+import pytest
 
 from tokenscale_sim import families
 from tokenscale_sim.cli import main
@@ -61,6 +62,7 @@ def test_calibrate_cli(tmp_path, capsys):
         assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow  # 40 s: the fast tier keeps test_calibrate_cli end to end
 def test_report_section_from_a_measurement(tmp_path):
     """The study's calibration stage on a (simulated) measurement and its report section."""
     from tokenscale_sim.cli.report import calibration_section
