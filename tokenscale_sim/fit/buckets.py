@@ -47,7 +47,10 @@ def pad_curves_to_bucket(data: CurveArrays) -> CurveArrays:
     """
     g = np.shape(data.n)[0]
     extra = bucket_size(g) - g
-    return CurveArrays(*(jnp.pad(jnp.asarray(x), ((0, extra), (0, 0)), mode="edge") for x in data))
+    # NumPy, not jnp.pad: padding must not itself compile a program per shape
+    return CurveArrays(
+        *(jnp.asarray(np.pad(np.asarray(x), ((0, extra), (0, 0)), mode="edge")) for x in data)
+    )
 
 
 def first_curves(result: Any, g: int) -> Any:

@@ -157,7 +157,9 @@ def summarize(model: Model, opts: FitOptions, u, boundary, data: CurveArrays) ->
 
 
 def _flat(data: CurveArrays) -> CurveArrays:
-    return CurveArrays(*(jnp.reshape(jnp.asarray(x), (-1, jnp.shape(x)[-1])) for x in data))
+    """Curves (..., M) as NumPy (G, M): they reach JAX only once padded to their bucket (every
+    JAX operation on a new shape, even ``jnp.asarray``, compiles a small program)."""
+    return CurveArrays(*(np.reshape(np.asarray(x), (-1, np.shape(x)[-1])) for x in data))
 
 
 def wald_intervals(model: Model, est, se, df, level: float):

@@ -20,6 +20,7 @@ closed form, vmapped over curves and grid points. For a linear model it is the S
 
 from __future__ import annotations
 
+import functools
 from functools import partial
 from typing import NamedTuple
 
@@ -59,6 +60,7 @@ class Intervals(NamedTuple):
     available: np.ndarray
 
 
+@functools.lru_cache(maxsize=256)  # per law: jit of a new jacfwd closure compiles on every call
 def dependence(model: Model) -> np.ndarray:
     """(p, P) bool: which unconstrained entries each natural parameter depends on.
 
@@ -69,7 +71,9 @@ def dependence(model: Model) -> np.ndarray:
     [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
     """
     u = 0.37 + 0.11 * np.arange(model.n_params)
-    return np.asarray(jax.jit(jax.jacfwd(model.natural))(u)) != 0  # one program, not op by op
+    dep = np.asarray(jax.jit(jax.jacfwd(model.natural))(u)) != 0  # one program, not op by op
+    dep.setflags(write=False)  # shared by every call for this law
+    return dep
 
 
 def nb_grid(opts: FitOptions, data: CurveArrays, v_hat, coarse: int) -> np.ndarray:
