@@ -8,15 +8,11 @@ import pytest
 from scipy import stats
 
 from tokenscale_sim.fit import FitOptions, curves_from_arrays, get_model
-from tokenscale_sim.fit.compare import (
-    akaike_weights,
-    compare_laws,
-    information_criteria,
-    skipped_summary,
-)
+from tokenscale_sim.fit.compare import compare_laws, information_criteria, skipped_summary
 from tokenscale_sim.fit.curvature import curvature_test, fisher_combination, sign_test
 from tokenscale_sim.fit.data import CurveArrays, curves_from_points
 from tokenscale_sim.fit.engine import solve_batch
+from tokenscale_sim.fit.likelihood import akaike_weights
 
 N = np.array([1.0, 8, 16, 32, 64, 128, 256, 384, 512, 768])  # the paper's token counts
 LAWS = ("powerlaw", "alpha_n", "broken")

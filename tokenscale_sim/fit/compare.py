@@ -58,6 +58,7 @@ from tokenscale_sim.fit.data import (
     load_paper_scores,
 )
 from tokenscale_sim.fit.engine import solve_batch
+from tokenscale_sim.fit.likelihood import akaike_weights
 from tokenscale_sim.fit.models import MODELS, Model, get_model
 from tokenscale_sim.fit.options import FitOptions
 from tokenscale_sim.validation import check_key
@@ -183,21 +184,6 @@ def information_criteria(rss, m, p):
         )
         bic = m2ll + k * np.log(m)
     return aicc, bic
-
-
-def akaike_weights(criterion, axis: int = -1):
-    """``exp(-Delta/2)`` normalised along ``axis`` (Delta from the minimum); inf gets weight 0,
-    a slice with no finite value gets NaN.
-
-    >>> np.round(akaike_weights(np.array([0.0, 2.0, np.inf])), 4).tolist()
-    [0.7311, 0.2689, 0.0]
-    """
-    c = np.asarray(criterion, float)
-    finite = np.isfinite(c)
-    best = np.min(np.where(finite, c, np.inf), axis=axis, keepdims=True)
-    with np.errstate(invalid="ignore"):
-        e = np.where(finite, np.exp(-(c - best) / 2), 0.0)
-        return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def _argmin(x, axis: int = -1):

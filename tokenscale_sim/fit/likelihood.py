@@ -71,6 +71,21 @@ def information_criteria(m2ll, k, m):
     return m2ll + 2 * k, m2ll + k * jnp.log(m)
 
 
+def akaike_weights(criterion, axis: int = -1):
+    """``exp(-Delta/2)`` normalised along ``axis`` (Delta from the minimum); inf gets weight 0,
+    a slice with no finite value gets NaN.
+
+    >>> np.round(akaike_weights(np.array([0.0, 2.0, np.inf])), 4).tolist()
+    [0.7311, 0.2689, 0.0]
+    """
+    c = np.asarray(criterion, float)
+    finite = np.isfinite(c)
+    best = np.min(np.where(finite, c, np.inf), axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        e = np.where(finite, np.exp(-(c - best) / 2), 0.0)
+        return e / np.sum(e, axis=axis, keepdims=True)
+
+
 def delta_method_se(resid, natural, x, fixed, point_var):
     """Standard errors of ``natural(x)`` from the Gauss-Newton covariance of ``x``.
 
