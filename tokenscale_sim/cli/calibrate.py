@@ -37,6 +37,7 @@ import numpy as np
 
 from tokenscale_sim import calibrate as cb
 from tokenscale_sim import files
+from tokenscale_sim.cli import SUBCOMMANDS
 from tokenscale_sim.cli._common import add_command, positive_int, seed
 from tokenscale_sim.families import KERNEL_KINDS, PARAMS
 
@@ -44,7 +45,7 @@ KIND = "calibrate"
 
 
 def register(sub) -> None:
-    p = add_command(sub, "calibrate", "fit a structure to measured psi(n); predict D(n)", __doc__)
+    p = add_command(sub, "calibrate", SUBCOMMANDS["calibrate"], __doc__)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--measure", metavar="DIR", help="a tokenscale measure output folder")
     src.add_argument("--hidden", nargs="+", metavar="FILE", help="hidden-state file (or A, B)")

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from tokenscale_sim import files, sweep
+from tokenscale_sim.cli import SUBCOMMANDS
 from tokenscale_sim.cli._common import add_command, positive_int, seed
 from tokenscale_sim.families import KERNEL_KINDS
 
@@ -37,9 +38,7 @@ KIND = "sweep"
 
 
 def register(sub) -> None:
-    p = add_command(
-        sub, "sweep", "exact theory of a structure family over a parameter grid", __doc__
-    )
+    p = add_command(sub, "sweep", SUBCOMMANDS["sweep"], __doc__)
     p.add_argument("--grid", action="append", default=[], metavar="NAME=SPEC", help="a grid axis")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="fix a parameter off the grid")  # fmt: skip

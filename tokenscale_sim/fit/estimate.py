@@ -41,7 +41,7 @@ from tokenscale_sim.fit.likelihood import (
 )
 from tokenscale_sim.fit.models import Model, get_model
 from tokenscale_sim.fit.options import Boundary, FitOptions, IntervalMethod
-from tokenscale_sim.fit.profile import profile_intervals
+from tokenscale_sim.fit.profile import closed_form, profile_intervals
 
 
 class FitResult(NamedTuple):
@@ -211,7 +211,7 @@ def fit_arrays(
     )
     method = [IntervalMethod.WALD] * model.n_params
     use = np.zeros(model.n_params, bool)
-    exact = opts.loss == "log" and model.space == "log" and model.k <= 1  # closed-form profiles
+    exact = closed_form(model, opts)  # profiles in closed form: cheap, so the default
     if opts.interval == IntervalMethod.PROFILE or (opts.interval == IntervalMethod.AUTO and exact):
         use[:] = True
     if model.nb_index is not None:
@@ -274,7 +274,7 @@ def memory_estimate(
     o = opts or FitOptions()
     if m.k == 0:
         grid = 1
-    elif o.loss == "log" and m.space == "log" and m.k <= 1:
+    elif closed_form(m, o):
         grid = 4 * o.profile_points + 78
     else:
         grid = o.profile_points

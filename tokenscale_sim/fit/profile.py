@@ -243,6 +243,12 @@ def _general(
     return Intervals(low, high, open_low, open_high, available)
 
 
+def closed_form(model: Model, opts: FitOptions) -> bool:
+    """Whether :func:`profile_intervals` takes the closed-form path (module docstring): the log
+    loss, a law of ln y and at most one nonlinear parameter."""
+    return opts.loss == "log" and model.space == "log" and model.k <= 1
+
+
 def profile_intervals(
     model: Model,
     opts: FitOptions,
@@ -265,6 +271,6 @@ def profile_intervals(
     """
     level = opts.level if level is None else level
     u_hat = np.asarray(u_hat, float)
-    if opts.loss == "log" and model.space == "log" and model.k <= 1:
+    if closed_form(model, opts):
         return _exact(model, opts, data, u_hat, level)
     return _general(model, opts, data, u_hat, level, width)
