@@ -213,7 +213,7 @@ def test_fit_divergence_measured_psi_and_constant_psi():
     ups = np.asarray(theory.upsilon(n, psi_eq, psi_aabb, 0.25))
     d = 0.8 * np.sqrt(ups)
     res = fit_divergence(n, d, psi_eq, psi_aabb, 0.25)
-    assert res.params == ("lambda",) and res.loss_name == "linear"
+    assert res.param_names == ("lambda",) and res.loss_name == "linear"
     np.testing.assert_allclose(res.estimates[0], [0.8], rtol=1e-8)
     # the authors' linear least squares has a closed form for lambda: <D, s> / <s, s>
     rng = np.random.default_rng(2)

@@ -107,7 +107,7 @@ def test_per_sample_identity_and_missing_pairwise_psi():
 
 def test_fit_returns_lambda_with_an_interval():
     m = hm.measure(arrays.from_arrays(_hidden(pairs=6, n=20)))
-    assert m.fit is not None and m.fit.params == ("lambda",)
+    assert m.fit is not None and m.fit.param_names == ("lambda",)
     lam, low, high = m.fit.estimates[0, 0], m.fit.ci_low[0, 0], m.fit.ci_high[0, 0]
     assert low < lam < high and 0 < lam <= np.sqrt(2) + 1e-9
     np.testing.assert_allclose(m.law, lam * np.sqrt(m.curves["upsilon"].mean))

@@ -286,10 +286,14 @@ def _plots(out, cs, res, pl) -> list:
     n_grid = np.geomspace(
         float(cs.arrays.n[cs.arrays.weight > 0].min()), float(cs.arrays.n.max()), 80
     )
-    fits = {} if pl is None else {"power law": estimate.predict(pl, n_grid)}
+
+    def curves_at(r):  # (G, K) also for one curve (predict drops the curve axis then)
+        return np.reshape(estimate.predict(r, n_grid), (-1, n_grid.size))
+
+    fits = {} if pl is None else {"power law": curves_at(pl)}
     bands = {}
     if res.model.name not in ("powerlaw", "divergence_measured"):
-        fits[res.model.name] = estimate.predict(res, n_grid)
+        fits[res.model.name] = curves_at(res)
         band = uncertainty.prediction_band(cs, res, n_grid)  # the law's confidence band
         bands[res.model.name] = (band.low, band.high)
     written = []

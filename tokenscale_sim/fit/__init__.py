@@ -11,7 +11,8 @@ Modules, imports pointing down this list: :mod:`.data` (curves in, input checks)
 :mod:`.models` (the laws; users build their own :class:`Model`), :mod:`.options` (options and
 status enums), :mod:`.engine` (optax L-BFGS, vmapped), :mod:`.likelihood` (deviance,
 covariance, AIC/BIC, profile thresholds), :mod:`.profile` (profile intervals of every
-parameter), :mod:`.estimate` (:func:`fit_curves`, :class:`FitResult`, :func:`predict`),
+parameter), :mod:`.results` (:class:`FitResult`: parameters by name, report, table; checks of
+what evaluates a fit), :mod:`.estimate` (:func:`fit_curves`, :func:`predict`),
 :mod:`.uncertainty` (bootstrap, prediction and alpha(n) bands, per-parameter profiles),
 :mod:`.transition` (transition test, tied fits), :mod:`.coverage` (coverage of every interval
 method on synthetic curves).
@@ -45,6 +46,7 @@ from tokenscale_sim.fit.options import (
     IntervalMethod,
     NbStatus,
 )
+from tokenscale_sim.fit.results import Parameter, Parameters, fit_report
 from tokenscale_sim.fit.transition import TiedResult, TransitionTest, fit_tied, transition_test
 from tokenscale_sim.fit.uncertainty import (
     KINDS,
@@ -74,6 +76,8 @@ __all__ = [
     "IntervalMethod",
     "Model",
     "NbStatus",
+    "Parameter",
+    "Parameters",
     "PredictionBand",
     "ProfileInterval",
     "TiedResult",
@@ -88,6 +92,7 @@ __all__ = [
     "fit_curves",
     "fit_divergence",
     "fit_record",
+    "fit_report",
     "fit_tied",
     "get_model",
     "load_dataset",

@@ -58,7 +58,7 @@ from tokenscale_sim.fit.data import (
     load_paper_scores,
 )
 from tokenscale_sim.fit.engine import solve_batch
-from tokenscale_sim.fit.likelihood import akaike_weights
+from tokenscale_sim.fit.likelihood import akaike_weights, corrected_aic
 from tokenscale_sim.fit.models import MODELS, Model, get_model
 from tokenscale_sim.fit.options import FitOptions
 from tokenscale_sim.validation import check_key
@@ -178,10 +178,7 @@ def information_criteria(rss, m, p):
     k = np.asarray(p, float) + 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
         m2ll = m * np.log(rss / m) + m * (np.log(2 * np.pi) + 1)
-        room = m - k - 1
-        aicc = np.where(
-            room > 0, m2ll + 2 * k + 2 * k * (k + 1) / np.where(room > 0, room, 1), np.inf
-        )
+        aicc = corrected_aic(m2ll + 2 * k, k, m)
         bic = m2ll + k * np.log(m)
     return aicc, bic
 

@@ -42,52 +42,7 @@ from tokenscale_sim.fit.likelihood import (
 from tokenscale_sim.fit.models import Model, get_model
 from tokenscale_sim.fit.options import Boundary, FitOptions, IntervalMethod
 from tokenscale_sim.fit.profile import closed_form, profile_intervals
-
-
-class FitResult(NamedTuple):
-    """Fits of G curves (NumPy arrays with leading axis G; ``p`` natural parameters).
-
-    Attributes:
-        model: the :class:`~tokenscale_sim.fit.models.Model` fitted (``model.name`` its name);
-            ``params``: parameter names (p,); ``loss_name``: the loss; ``level``: interval level.
-        estimates, se: (G, p) natural-unit estimates and standard errors (inf: not identified).
-        ci_low, ci_high: (G, p) confidence bounds at ``level``; ``ci_open`` (G, p, 2) marks
-            ends the data cannot pin (the end is then the parameter's limit: 0 or inf for
-            ``n_b``, +-inf otherwise).
-        u: (G, p) unconstrained estimates. loss: (G,) final objective.
-        r2_log, r2_linear: (G,) coefficients of determination of ln y and of y.
-        aic, bic: (G,) from the Gaussian likelihood of the loss's residuals (log-space fits are
-            comparable only with log-space fits).
-        converged: (G,) bool; iterations: (G,) L-BFGS iterations of the chosen start.
-        grad_norm: (G,); n_points: (G,) data points; boundary: (G,) :class:`Boundary` codes.
-        interval: (p,) :class:`IntervalMethod` of each parameter's interval.
-    """
-
-    model: Model
-    params: tuple[str, ...]
-    loss_name: str
-    level: float
-    estimates: np.ndarray
-    se: np.ndarray
-    ci_low: np.ndarray
-    ci_high: np.ndarray
-    ci_open: np.ndarray
-    u: np.ndarray
-    loss: np.ndarray
-    r2_log: np.ndarray
-    r2_linear: np.ndarray
-    aic: np.ndarray
-    bic: np.ndarray
-    converged: np.ndarray
-    iterations: np.ndarray
-    grad_norm: np.ndarray
-    n_points: np.ndarray
-    boundary: np.ndarray
-    interval: tuple[IntervalMethod, ...] = ()
-
-    def status(self, g: int) -> Boundary:
-        """The :class:`Boundary` of curve ``g``."""
-        return Boundary(int(self.boundary[g]))
+from tokenscale_sim.fit.results import FitResult, check_domain, with_curves
 
 
 class Summary(NamedTuple):
@@ -224,7 +179,6 @@ def fit_arrays(
         method = [IntervalMethod.PROFILE if x else IntervalMethod.WALD for x in use]
     return first_curves(FitResult(
         model=model,
-        params=model.params,
         loss_name=opts.loss,
         level=opts.level,
         estimates=summ.estimates,
@@ -304,25 +258,43 @@ def fit_curves(curves: CurveSet, model: str | Model, opts: FitOptions | None = N
     model = get_model(model)
     opts = opts or FitOptions()
     check_curves(curves, model, opts.loss)
-    return fit_arrays(model, curves.arrays, opts)
+    return with_curves(fit_arrays(model, curves.arrays, opts), curves)
 
 
-def predict(result: FitResult, n, aux=None) -> np.ndarray:
-    """Fitted curves ``y_hat`` at token counts ``n`` (K,) for every curve -> (G, K).
+def predict(result: FitResult, n, aux=None) -> Any:
+    """Fitted curves ``y_hat`` at predictor values ``n`` (any shape, a scalar included).
 
-    Uses the unconstrained estimates (exact limits included at a boundary). ``aux`` (G, K) is
-    needed only for ``divergence_measured``.
+    Shapes (:mod:`tokenscale_sim.fit.results`): a one-curve result gives ``n``'s shape (a
+    scalar for a scalar ``n``), a result of G > 1 curves ``(G, *n.shape)``. ``n`` must lie in the
+    law's domain (:func:`~tokenscale_sim.fit.results.check_domain`: ``n >= 1`` for laws of token
+    counts), as for :func:`~tokenscale_sim.fit.uncertainty.prediction_band`. Uses the
+    unconstrained estimates (exact limits included at a boundary). ``aux``, broadcastable to
+    ``(G, *n.shape)``, is needed only for ``divergence_measured``.
 
     >>> from tokenscale_sim.fit import curves_from_arrays
     >>> res = fit_curves(curves_from_arrays([1, 2, 4, 8], [3.0, 6.0, 12.0, 24.0]), "powerlaw")
-    >>> [round(float(x), 6) for x in predict(res, [16.0])[0]]
-    [48.0]
+    >>> round(float(predict(res, 16.0)), 6), predict(res, [16.0, 32.0]).shape
+    (48.0, (2,))
     """
     model = result.model
+    x = check_domain(model, n, "predict")
     u = jnp.asarray(result.u)
-    n = jnp.asarray(n, dtype=u.dtype)
-    aux = jnp.ones((u.shape[0], n.shape[0]), u.dtype) if aux is None else jnp.asarray(aux)
-    return np.asarray(jax.vmap(lambda uu, a: model.predict(uu, n, a))(u, aux))
+    g = u.shape[0]
+    shape = (g, *x.shape)
+    if aux is None:
+        aux = np.ones(shape)
+    else:
+        try:
+            aux = np.broadcast_to(np.asarray(aux, float), shape)
+        except ValueError:
+            raise ValueError(
+                f"predict: aux must broadcast to (curves, *n.shape) = {shape}, got {np.shape(aux)}"
+            ) from None
+    flat_n = jnp.asarray(x.reshape(-1), u.dtype)
+    flat_aux = jnp.asarray(aux.reshape(g, -1), u.dtype)
+    y = np.asarray(jax.vmap(lambda uu, a: model.predict(uu, flat_n, a))(u, flat_aux))
+    y = y.reshape(shape)
+    return y[0][()] if g == 1 else y
 
 
 def fit_divergence(
@@ -409,7 +381,7 @@ def fit_record(result: FitResult, keys=None) -> dict[str, Any]:
                 "interval": str(result.interval[i]) if result.interval else None,
             }
         entry["n_b_status"] = result.status(g).status.value
-        for name in ("r2_log", "r2_linear", "aic", "bic", "loss", "grad_norm"):
+        for name in ("r2_log", "r2_linear", "aic", "aicc", "bic", "loss", "grad_norm"):
             entry[name] = _num(getattr(result, name)[g])
         entry["converged"] = bool(result.converged[g])
         entry["iterations"] = int(result.iterations[g])

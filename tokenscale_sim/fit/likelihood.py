@@ -71,6 +71,21 @@ def information_criteria(m2ll, k, m):
     return m2ll + 2 * k, m2ll + k * jnp.log(m)
 
 
+def corrected_aic(aic, k, m):
+    """Small-sample AIC (Hurvich & Tsai): ``AICc = AIC + 2 k (k + 1) / (m - k - 1)``.
+
+    ``k`` parameters (the noise variance included where estimated), ``m`` points; inf where
+    ``m - k - 1 <= 0`` (undefined: the correction's pole). Broadcasts (NumPy).
+
+    >>> corrected_aic(np.array([10.0, 10.0]), 2, np.array([6, 3])).tolist()
+    [14.0, inf]
+    """
+    aic, k, m = (np.asarray(x, float) for x in (aic, k, m))
+    room = m - k - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(room > 0, aic + 2 * k * (k + 1) / np.where(room > 0, room, 1), np.inf)
+
+
 def akaike_weights(criterion, axis: int = -1):
     """``exp(-Delta/2)`` normalised along ``axis`` (Delta from the minimum); inf gets weight 0,
     a slice with no finite value gets NaN.

@@ -42,6 +42,7 @@ from tokenscale_sim.fit.likelihood import delta_method_se, t_quantile
 from tokenscale_sim.fit.models import Model, alpha_curve
 from tokenscale_sim.fit.options import Boundary, FitOptions
 from tokenscale_sim.fit.profile import profile_intervals
+from tokenscale_sim.fit.results import check_domain, check_fitted_on
 
 KINDS = ("residual", "case", "parametric")
 """Bootstrap schemes of :func:`bootstrap`."""
@@ -370,8 +371,11 @@ def prediction_band(
     fits that did not converge get NaN bands (their covariance means nothing), ``fit`` still.
 
     Args:
-        curves: the fitted curves (G). result: their fit (any law, user-defined ones included).
-        n: (K,) predictor values. level: default ``result.level``.
+        curves: the fitted curves (G; other curves are refused:
+            :func:`~tokenscale_sim.fit.results.check_fitted_on`). result: their fit (any law,
+            user-defined ones included). n: (K,) predictor values in the law's domain
+            (:func:`~tokenscale_sim.fit.results.check_domain`, as for ``predict``).
+            level: default ``result.level``.
 
     Returns:
         :class:`PredictionBand` with (G, K) arrays.
@@ -388,12 +392,12 @@ def prediction_band(
     if not 0 < level < 1:
         raise ValueError(f"prediction_band: level must lie in (0, 1), got {level!r}")
     model = result.model
+    check_fitted_on(curves, result, "prediction_band")
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     grid = np.atleast_1d(np.asarray(n, dtype=np.asarray(data.n).dtype))
     if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)):
         raise ValueError("prediction_band: n must be a non-empty 1-D array of finite values")
-    if model.predictor == "n" and np.any(grid < 1):
-        raise ValueError(f"prediction_band: token counts n must be >= 1, got min {grid.min()}")
+    check_domain(model, grid, "prediction_band")
     parts = _band_parts(
         model, result.loss_name, jnp.asarray(result.u), jnp.asarray(result.boundary), data,
         jnp.asarray(grid),

@@ -343,9 +343,7 @@ def fit_with_bootstrap(
             rep_u = np.where(keep.reshape(-1, 1), boot.upsilon / boot.weight, upsilon)
         rows_d, rows_u = np.concatenate([rows_d, rep_d]), np.concatenate([rows_u, rep_u])
     res = fit_law(n, rows_d, rows_u, options)
-    first = res._replace(
-        **{k: v[:1] for k, v in res._asdict().items() if isinstance(v, np.ndarray)}
-    )
+    first = res.curve(0)
     if keep.sum() < 2:
         return first, None
     lambdas = res.estimates[1:, 0][keep]
