@@ -2,6 +2,7 @@
 AICc, one-curve results as scalars, predict's shapes and domain, prediction_band's curve check."""
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -272,3 +273,42 @@ def test_prediction_band_refuses_curves_it_was_not_fitted_on(one, three):
     short = curves_from_arrays(N[:6], np.stack([_curve()[:6]] * 3))
     with pytest.raises(ValueError, match="the number of points of curve 0"):
         prediction_band(short, bare, [10.0])
+
+
+# ----------------------------------------------------------------------------- README
+
+
+def _readme_section(title: str) -> str:
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    return text[text.index(title) :]
+
+
+def _readme_snippet():
+    """The code and the quoted report of the README's "From Python" section."""
+    section = _readme_section("### From Python: reading a fit")
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    quoted = section.split("```text\n", 1)[1].split("```", 1)[0]
+    return code, quoted
+
+
+def _without_iterations(text):  # the iteration count is the engine's business, not the report's
+    return "\n".join(x for x in text.splitlines() if not x.strip().startswith("iterations"))
+
+
+def test_readme_one_curve_snippet_runs_and_its_report_is_quoted(capsys, at_limit):
+    """Fast: the one-curve part (8 points, as ``at_limit``: its compiled programs are reused)."""
+    del at_limit
+    code, quoted = _readme_snippet()
+    exec(compile(code.split("paper =")[0], "README.md", "exec"), {})
+    assert _without_iterations(quoted) in _without_iterations(capsys.readouterr().out)
+
+
+@pytest.mark.slow
+def test_readme_from_python_snippet_runs_whole(capsys):
+    """The whole snippet, the 54 paper curves included (~4 s of CPU with warm programs)."""
+    code, quoted = _readme_snippet()
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert _without_iterations(quoted) in _without_iterations(out)
+    assert "FitResult(law='powerlaw', loss='log', 54 curves, 54 converged)" in out
+    assert "(54,) " in out
