@@ -18,6 +18,7 @@ from tokenscale_sim.fit import (
     fit_report,
     predict,
     prediction_band,
+    profile_interval,
 )
 
 N = np.array([1.0, 2, 4, 8, 16, 32, 64, 128])
@@ -268,6 +269,8 @@ def test_prediction_band_refuses_curves_it_was_not_fitted_on(one, three):
     other = curves_from_arrays(N, 1.01 * _curve())  # same key, other data
     with pytest.raises(ValueError, match=r"the data of curve 0 \('curve 0'\) differ"):
         prediction_band(other, r1, [10.0])
+    with pytest.raises(ValueError, match=r"profile_interval: curves must be the 3 curve\(s\)"):
+        profile_interval(cs1, r3, "alpha")
     bare = fit_arrays("powerlaw", cs3.arrays)  # no keys, no fingerprints: points are checked
     assert prediction_band(cs3, bare, [10.0]).fit.shape == (3, 1)
     short = curves_from_arrays(N[:6], np.stack([_curve()[:6]] * 3))

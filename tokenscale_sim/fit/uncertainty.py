@@ -444,6 +444,7 @@ def profile_interval(
     if param not in model.params:
         raise ValueError(f"profile_interval: param must be one of {model.params}, got {param!r}")
     j = model.params.index(param)
+    check_fitted_on(curves, result, "profile_interval")
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     prof = profile_intervals(model, opts, data, result.u, opts.level, width)
     if not prof.available[j]:
