@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tokenscale_sim.fit import (
+    FitOptions,
     IntervalMethod,
     Parameter,
     curves_from_arrays,
@@ -129,6 +130,22 @@ def test_aicc_counts_n_b_fixed_at_a_limit(at_limit):
     m2ll = N.size * np.log(rss / N.size) + N.size * (np.log(2 * np.pi) + 1)
     np.testing.assert_allclose(m2ll_plus_2k - m2ll, 2 * k, rtol=1e-6)
     np.testing.assert_allclose(res.aicc[0], res.aic[0] + 2 * k * (k + 1) / (N.size - k - 1))
+
+
+def test_weighted_loss_counts_no_noise_variance_and_reports_chi_square():
+    se = 0.02 * _curve()
+    cs = curves_from_arrays(N, _curve(), se=se)
+    res = fit_curves(cs, "powerlaw", FitOptions(loss="weighted"))
+    c, alpha = res.estimates[0]
+    chi2 = float(np.sum(((_curve() - c * N**-alpha) / se) ** 2))
+    m2ll = chi2 + float(np.sum(np.log(2 * np.pi * se**2)))  # known sigma: no variance fitted
+    k = 2
+    np.testing.assert_allclose(res.aic[0], m2ll + 2 * k, rtol=1e-9)
+    np.testing.assert_allclose(res.aicc[0], m2ll + 2 * k + 2 * k * (k + 1) / (N.size - k - 1))
+    text = res.report()
+    assert "parameters k  = 2 (2 free + 0 noise variance)" in text
+    line = next(x for x in text.splitlines() if x.strip().startswith("chi-square"))
+    assert float(line.split("=")[1]) == pytest.approx(chi2, rel=1e-5)
 
 
 def test_aicc_undefined_is_inf_and_the_report_says_why():

@@ -10,13 +10,14 @@ The reading layer follows one rule, lmfit's and ``curve_fit``'s for one curve:
   ``n`` an array of ``n``'s shape;
 - **several curves** (G > 1): the same attributes are arrays over the curves, (G,) for a
   parameter's value, (G, *n.shape) for a prediction; ``res.curve(g)`` is curve ``g`` alone, a
-  one-curve result (so ``res.curve(g).params["beta"].value`` is a float).
+  one-curve result (so ``res.curve(g).params["beta"].value`` is a float). ``res[i]`` stays
+  what it is for every NamedTuple (the i-th field), so curves are taken by ``res.curve(g)``.
 
 ``res.params`` is a read-only mapping from name to :class:`Parameter` (``.value``, ``.stderr``,
 ``.interval`` (low, high), ``.name``, ``.method``, ``.interval_open``, ``.level``). It iterates
 its names in the law's order, like the tuple of names it replaces, so ``zip(res.params, ...)``,
 ``len(res.params)`` and ``name in res.params`` read as before; the names as a tuple are
-``res.param_names``.
+``res.param_names`` (a mapping never equals a tuple: compare ``res.param_names``).
 
 Criteria: ``aic`` and ``bic`` are computed with the fit
 (:func:`~tokenscale_sim.fit.likelihood.information_criteria`), ``aicc`` from them by
