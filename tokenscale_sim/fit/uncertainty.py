@@ -42,6 +42,7 @@ from tokenscale_sim.fit.likelihood import delta_method_se, t_quantile
 from tokenscale_sim.fit.models import Model, alpha_curve
 from tokenscale_sim.fit.options import Boundary, FitOptions
 from tokenscale_sim.fit.profile import profile_intervals
+from tokenscale_sim.validation import as_key
 
 KINDS = ("residual", "case", "parametric")
 """Bootstrap schemes of :func:`bootstrap`."""
@@ -211,6 +212,7 @@ def bootstrap(
     Returns:
         :class:`BootstrapResult` with (m, G, p) estimates and (G, p) intervals.
     """
+    key = as_key("bootstrap", key)
     if kind not in KINDS:
         raise ValueError(f"bootstrap: kind must be one of {KINDS}, got {kind!r}")
     if interval not in INTERVALS:

@@ -96,7 +96,7 @@ from tokenscale_sim.montecarlo.config import (
 )
 from tokenscale_sim.montecarlo.moments import Moments, RunningMoments, summarize
 from tokenscale_sim.montecarlo.steps import ALL_STATS
-from tokenscale_sim.validation import check_key
+from tokenscale_sim.validation import as_key
 
 __all__ = [
     "ALL_STATS",
@@ -290,7 +290,7 @@ def simulate(
         >>> bool(abs(r.divergence.mean[-1] - r.exact.gaussian_mean[-1]) < 5 * r.divergence.se[-1])
         True
     """
-    check_key("simulate", key)
+    key = as_key("simulate", key)
     devs = _devices(devices)
     run = run_plan(structure, config, len(devs))
     plan, chunk = run.sampling, run.chunk
