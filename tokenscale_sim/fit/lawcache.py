@@ -120,18 +120,18 @@ def source_token(obj: Any, depth: int = 0) -> Hashable:
     return _Same(obj)
 
 
-def cached_law(key: Hashable, build: Callable[[], Any]) -> Any:
-    """The model cached under ``key`` (a :func:`source_token`), else ``build()`` cached there.
+def cached_law(source: Hashable, build: Callable[[], Any]) -> Any:
+    """The model cached under ``source`` (a :func:`source_token`), else ``build()`` cached there.
     A build that raises caches nothing."""
     try:
-        found = _CACHE.get(key)
+        found = _CACHE.get(source)
     except TypeError:  # an unhashable part slipped through: no caching
         return build()
     if found is not None:
-        _CACHE.move_to_end(key)
+        _CACHE.move_to_end(source)
         return found
     model = build()
-    _CACHE[key] = model
+    _CACHE[source] = model
     while len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)
     return model

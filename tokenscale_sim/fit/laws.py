@@ -271,7 +271,7 @@ def define_law(
         )
     law_fn: Callable = fn
     arguments = (name, params, transforms, linear, starts, grid, predictor, space, polish)
-    key = source_token(("define_law", law_fn, *arguments))
+    source = source_token(("define_law", law_fn, *arguments))
 
     def build() -> Model:
         call, names, pred = law_call(name, law_fn, params, predictor)
@@ -292,7 +292,7 @@ def define_law(
         trial_evaluate(name, law_fn, call, names, hint if theta_style else "")
         return model
 
-    return cached_law(key, build)
+    return cached_law(source, build)
 
 
 def build_law(
