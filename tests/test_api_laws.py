@@ -342,3 +342,14 @@ def test_bootstrap_takes_an_int_seed_as_its_key():
     by_seed = fit.bootstrap(0, curves, res, m=16)
     by_key = fit.bootstrap(jax.random.key(0), curves, res, m=16)
     np.testing.assert_array_equal(by_seed.estimates, by_key.estimates)
+
+
+@pytest.mark.slow
+def test_the_readme_law_snippet_runs_and_prints_what_it_says(capsys):
+    """The README's law-writing snippet, run as written; it prints what its comment shows.
+    (Fast siblings: the fit names it uses resolve; the curve_fit-style fit above.)"""
+    block = next(b for b in _python_blocks(_readme_text()) if "def saturating(n, S_inf" in b)
+    exec(compile(block, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.strip()
+    shown = next(line for line in block.splitlines() if line.startswith("print("))
+    assert printed == shown.split("#", 1)[1].strip()
