@@ -288,7 +288,8 @@ def compare_laws(
     """Fit every law to every curve and compare them (see the module docstring).
 
     Args:
-        key: ``jax.random`` key (the resamples of the shape test and of the selection shares).
+        key: ``jax.random`` key or int seed (the resamples of the shape test and of the
+            selection shares).
         curves: G curves (scores > 0; a law with too few points on a curve is skipped there with
             the status ``too few points``; replicates at one n are separate points).
         laws: law names or :class:`~tokenscale_sim.fit.models.Model` objects (default:

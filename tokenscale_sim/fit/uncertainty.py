@@ -199,7 +199,7 @@ def bootstrap(
     """Bootstrap every curve of ``curves`` around its fit ``result`` with ``m`` resamples.
 
     Args:
-        key: ``jax.random`` key.
+        key: ``jax.random`` key or an int seed (:func:`~tokenscale_sim.validation.as_key`).
         curves: the fitted curves (G).
         result: their :class:`~tokenscale_sim.fit.estimate.FitResult`.
         kind: one of :data:`KINDS`.
