@@ -7,9 +7,12 @@ function, what was expected and what was got, before anything is allocated or tr
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import jax
 
 SEED_MAX = 2**63 - 1
 """Largest seed: JAX turns a seed into a key through a 64-bit integer."""
@@ -43,7 +46,7 @@ def check_key(fn: str, key: Any, *, seed_ok: bool = False) -> None:
     raise TypeError(f"{fn}: key must be {what}, got {got}; pass jax.random.key(seed)")
 
 
-def as_key(fn: str, key: Any):
+def as_key(fn: str, key: Any) -> jax.Array:
     """The one rule of every public function that takes a key: an integer seed becomes
     ``jax.random.key(seed)`` (:func:`key_from_seed`, the same with and without float64), a JAX
     PRNG key is used as it is, anything else is a ``TypeError`` (:func:`check_key`).
@@ -60,7 +63,7 @@ def as_key(fn: str, key: Any):
     if isinstance(key, int | np.integer) and not isinstance(key, bool):
         return key_from_seed(fn, key)
     check_key(fn, key, seed_ok=True)
-    return key
+    return cast("jax.Array", key)
 
 
 def check_seed(fn: str, seed: Any) -> int:

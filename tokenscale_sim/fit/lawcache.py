@@ -101,8 +101,11 @@ def source_token(obj: Any, depth: int = 0) -> Hashable:
         return (type(obj).__name__, tuple(source_token(v, depth) for v in obj))
     if isinstance(obj, Mapping):
         return ("mapping", tuple((source_token(k), source_token(v, depth)) for k, v in obj.items()))
-    if isinstance(obj, jax.Array) and not isinstance(obj, jax.core.Tracer):
-        obj = np.asarray(obj)
+    if isinstance(obj, jax.Array):
+        try:
+            obj = np.asarray(obj)
+        except Exception:  # a tracer or a key array: by identity
+            return _Same(obj)
     if isinstance(obj, np.ndarray | np.generic) and obj.dtype != object:
         arr = np.asarray(obj)
         return ("array", arr.dtype.str, arr.shape, arr.tobytes())

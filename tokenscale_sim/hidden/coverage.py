@@ -55,7 +55,7 @@ def lambda_truth(structure: st.Structure, n_max: int, d: int) -> float:
 
 
 def lambda_coverage(
-    key: jax.Array,
+    key: jax.Array | int,
     structure: st.Structure,
     *,
     n_max: int,

@@ -321,7 +321,7 @@ def difference_sampler(structure: st.Structure, n_max: int, d: int) -> Sampler:
 
 
 def sample_tokens(
-    key: jax.Array,
+    key: jax.Array | int,
     structure: st.Structure,
     n_max: int,
     d: int,

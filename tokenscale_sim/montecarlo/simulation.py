@@ -242,7 +242,7 @@ def _run_chunks(
 
 
 def simulate(
-    key: jax.Array,
+    key: jax.Array | int,
     structure: st.Structure | sampling.SamplingPlan,
     config: SimulationConfig,
     *,
