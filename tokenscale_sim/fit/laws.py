@@ -1,8 +1,10 @@
 r"""User-defined laws and the built-in laws made with them.
 
-:func:`define_law` turns a JAX function of the predictor and named parameters into a
-:class:`~tokenscale_sim.fit.models.Model` that the engine fits unchanged (multistart, vmap over
-curves and resamples, standard errors, intervals, AIC/BIC). The law predicts ``y`` itself
+:func:`define_law` turns a JAX function of the predictor and named parameters (curve_fit's
+``f(x, a, b)`` or ``f(x, theta)``) into a :class:`~tokenscale_sim.fit.models.Model` that the
+engine fits unchanged (multistart, vmap over curves and resamples, standard errors, intervals,
+AIC/BIC); the law is checked by a trial evaluation (:mod:`~tokenscale_sim.fit.lawcheck`) and the
+same law defined again is the same model (:mod:`~tokenscale_sim.fit.lawcache`). The law predicts ``y`` itself
 (``space="linear"``, the default; residuals under the default ``"log"`` loss are then
 ``ln y - ln y_hat``) or ``ln y`` (``space="log"``). Parameters declared ``linear`` must enter the
 prediction linearly: variable projection then solves them exactly for every start of the others.
@@ -37,13 +39,15 @@ from tokenscale_sim.fit.lawcheck import trial_evaluate
 from tokenscale_sim.fit.models import MODELS, Model
 
 Transform = str | tuple[float, float]
-"""A parameter transform: ``"free"``, ``"positive"`` or a bounded interval ``(a, b)``."""
+"""A parameter transform: ``"free"``, ``"positive"`` or bounds ``(a, b)``, either end possibly
+infinite (``(0, inf)``, ``(-inf, b)``)."""
 
 LawFn = Callable[[Any, Mapping[str, Any]], Any]
 """A law ``fn(x, theta) -> y_hat``: ``x`` (m,) predictor, ``theta`` a dict name -> scalar."""
 
-Starts = Mapping[str, Any] | np.ndarray
-"""Starting values: a dict name -> value or values, or an array (K, p) of starting points."""
+Starts = Mapping[str, Any] | np.ndarray | Sequence[float] | Sequence[Sequence[float]]
+"""Starting values: a dict name -> value or values, or an array (K, p) of starting points (one
+point of p values, as curve_fit's ``p0``, is K = 1)."""
 
 
 def _bounds(spec, name: str) -> tuple[float, float]:
