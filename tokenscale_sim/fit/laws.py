@@ -4,10 +4,11 @@ r"""User-defined laws and the built-in laws made with them.
 ``f(x, a, b)`` or ``f(x, theta)``) into a :class:`~tokenscale_sim.fit.models.Model` that the
 engine fits unchanged (multistart, vmap over curves and resamples, standard errors, intervals,
 AIC/BIC); the law is checked by a trial evaluation (:mod:`~tokenscale_sim.fit.lawcheck`) and the
-same law defined again is the same model (:mod:`~tokenscale_sim.fit.lawcache`). The law predicts ``y`` itself
-(``space="linear"``, the default; residuals under the default ``"log"`` loss are then
-``ln y - ln y_hat``) or ``ln y`` (``space="log"``). Parameters declared ``linear`` must enter the
-prediction linearly: variable projection then solves them exactly for every start of the others.
+same law defined again is the same model (:mod:`~tokenscale_sim.fit.lawcache`). The law
+predicts ``y`` itself (``space="linear"``, the default; residuals under the default ``"log"``
+loss are then ``ln y - ln y_hat``) or ``ln y`` (``space="log"``). Parameters declared
+``linear`` must enter the prediction linearly: variable projection then solves them exactly for
+every start of the others.
 
 Built-in laws (registered in :data:`~tokenscale_sim.fit.models.MODELS` on import):
 
