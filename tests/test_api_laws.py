@@ -126,6 +126,16 @@ def test_signature_styles():
         np.testing.assert_allclose(np.asarray(law.predict(u, x)), [3.0, 7.0])
     assert theta.predictor == "n" and star.predictor == "x"
     assert define_law(lambda n, a: a * n).predictor == "n"
+    with_default = define_law("eps", lambda x, t, eps=0.0: t["a"] * x + eps, ["a"])
+    np.testing.assert_allclose(np.asarray(with_default.predict(u[:1], x)), [1.0, 3.0])
+
+
+def test_params_that_are_not_the_signature_are_refused():
+    def f(x, a, b):
+        return a + b * x
+
+    with pytest.raises(ValueError, match=r"params \['a'\] must name the parameters \['a', 'b'\]"):
+        define_law(f, params=["a"])
 
 
 @pytest.mark.parametrize(

@@ -140,17 +140,18 @@ def _start_table(
     return arr[:, [params.index(p) for p in nonlin]]
 
 
-def _signature_names(fn: Callable) -> tuple[list[str], bool] | None:
-    """Names of ``fn``'s positional parameters and whether it takes ``*args``; None when its
-    signature cannot be read (a builtin)."""
+def _signature_names(fn: Callable) -> tuple[list[str], bool, int] | None:
+    """Names of ``fn``'s positional parameters, whether it takes ``*args`` and how many of them
+    have no default; None when its signature cannot be read (a builtin)."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return None
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    names = [p.name for p in sig.parameters.values() if p.kind in kinds]
+    positional = [p for p in sig.parameters.values() if p.kind in kinds]
     star = any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in sig.parameters.values())
-    return names, star
+    required = sum(p.default is inspect.Parameter.empty for p in positional)
+    return [p.name for p in positional], star, required
 
 
 def law_call(
@@ -166,7 +167,7 @@ def law_call(
       value; the predictor is ``"n"`` unless given.
     """
     found = _signature_names(fn)
-    names, star = found if found is not None else ([], False)  # unreadable: f(x, theta)
+    names, star, required = found if found is not None else ([], False, 2)  # f(x, theta)
     after = names[1:]
     if params is None:
         if (star and not after) or found is None:
@@ -189,6 +190,10 @@ def law_call(
             return fn(x, *[theta[p] for p in order])
 
         return call, params, predictor or (names[0] if names else "x")
+    if required > 2 and not star:  # f(x, a, b) cannot be called as f(x, theta)
+        raise ValueError(
+            f"define_law: params {list(params)} must name the parameters {after} of law {name!r}"
+        )
     return fn, params, predictor or "n"
 
 
