@@ -280,23 +280,19 @@ def define_law(
             f"{type(fn).__name__}"
         )
     law_fn: Callable = fn
-    arguments = (name, params, transforms, linear, starts, grid, predictor, space, polish)
-    source = source_token(("define_law", law_fn, *arguments))
+    options: dict[str, Any] = {
+        "transforms": transforms,
+        "linear": linear,
+        "starts": starts,
+        "grid": grid,
+        "space": space,
+        "polish": polish,
+    }
+    source = source_token(("define_law", law_fn, name, params, predictor, options))
 
     def build() -> Model:
         call, names, pred = law_call(name, law_fn, params, predictor)
-        model = build_law(
-            name,
-            call,
-            names,
-            transforms=transforms,
-            linear=linear,
-            starts=starts,
-            grid=grid,
-            predictor=pred,
-            space=space,
-            polish=polish,
-        )
+        model = build_law(name, call, names, predictor=pred, **options)
         theta_style = call is law_fn
         hint = f" (a law f(x, theta) reads theta[name] for params {list(names)})"
         trial_evaluate(name, law_fn, call, names, hint if theta_style else "")
