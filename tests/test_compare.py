@@ -171,8 +171,8 @@ def test_compare_laws_refuses_bad_input(kwargs, match):
 
 def test_bad_keys_and_curves_are_refused():
     cs = curves_from_arrays(N, 2 * N**0.2)
-    with pytest.raises(TypeError, match="compare_laws: key must be a JAX PRNG key"):
-        compare_laws(0, cs)
+    with pytest.raises(TypeError, match="compare_laws: key must be a JAX PRNG key or an int"):
+        compare_laws("0", cs)  # pyright: ignore[reportArgumentType]
     with pytest.raises(TypeError, match="curves must be a CurveSet"):
         curvature_test(jax.random.key(0), [N, N])  # pyright: ignore[reportArgumentType]
     with pytest.raises(ValueError, match="at least 4 distinct n"):

@@ -134,7 +134,6 @@ def _decay(x, t):
         ({"predictor": "c"}, "also a parameter"),
         ({"space": "sqrt"}, "space must be"),
         ({"starts": {"s": 1.0}, "grid": lambda a, b: {"s": 1.0}}, "starts or grid"),
-        ({"starts": {"c": 1.0}}, "starts needed for the nonlinear parameters ['s']"),
         ({"starts": {"s": 1.0, "zz": 2.0}}, "starts for unknown parameters"),
         ({"starts": np.ones((2, 2))}, "needs 3 columns"),
         ({"starts": {"s": -1.0}, "transforms": {"s": "positive"}}, "inside their transforms"),

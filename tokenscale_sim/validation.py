@@ -7,18 +7,22 @@ function, what was expected and what was got, before anything is allocated or tr
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import jax
 
 SEED_MAX = 2**63 - 1
 """Largest seed: JAX turns a seed into a key through a 64-bit integer."""
 
 
-def check_key(fn: str, key: Any) -> None:
+def check_key(fn: str, key: Any, *, seed_ok: bool = False) -> None:
     """Raise ``TypeError`` unless ``key`` is a JAX PRNG key (new-style or a raw uint32 key).
 
-    An integer seed is the common mistake: the message says to pass ``jax.random.key(seed)``.
+    Public functions call :func:`as_key`, which takes an integer seed too (``seed_ok``: the
+    message says so).
 
     >>> import jax
     >>> check_key("simulate", jax.random.key(0))
@@ -38,7 +42,28 @@ def check_key(fn: str, key: Any) -> None:
         got = f"an array of dtype {key.dtype} and shape {key.shape}"
     else:
         got = f"{type(key).__name__} {key!r}" if np.isscalar(key) else type(key).__name__
-    raise TypeError(f"{fn}: key must be a JAX PRNG key, got {got}; pass jax.random.key(seed)")
+    what = "a JAX PRNG key or an int seed" if seed_ok else "a JAX PRNG key"
+    raise TypeError(f"{fn}: key must be {what}, got {got}; pass jax.random.key(seed)")
+
+
+def as_key(fn: str, key: Any) -> jax.Array:
+    """The one rule of every public function that takes a key: an integer seed becomes
+    ``jax.random.key(seed)`` (:func:`key_from_seed`, the same with and without float64), a JAX
+    PRNG key is used as it is, anything else is a ``TypeError`` (:func:`check_key`).
+
+    >>> import jax
+    >>> bool(jax.random.key_data(as_key("bootstrap", 3)).tolist()
+    ...      == jax.random.key_data(jax.random.key(3)).tolist())
+    True
+    >>> as_key("bootstrap", "3")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: bootstrap: key must be a JAX PRNG key or an int seed, got str '3'; pass ...
+    """
+    if isinstance(key, int | np.integer) and not isinstance(key, bool):
+        return key_from_seed(fn, key)
+    check_key(fn, key, seed_ok=True)
+    return cast("jax.Array", key)
 
 
 def check_seed(fn: str, seed: Any) -> int:

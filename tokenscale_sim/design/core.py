@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tokenscale_sim.fit import Model, get_model
+from tokenscale_sim.validation import as_key
 
 NOISE_KINDS = ("binomial", "lognormal")
 """Noise models of :class:`Noise`."""
@@ -179,6 +180,7 @@ def simulate_scores(key, log_s, questions, noise: Noise, m: int):
 
     Binomial draws are continuity-corrected (``k in [1/2, N - 1/2]``, see the module docstring).
     """
+    key = as_key("simulate_scores", key)
     log_s = jnp.asarray(log_s)
     if noise.kind == "lognormal":
         z = jax.random.normal(key, (m, log_s.shape[0]), dtype=log_s.dtype)

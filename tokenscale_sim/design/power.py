@@ -47,6 +47,7 @@ from tokenscale_sim.design.fitting import (
     fit_weights,
     power_law_projection,
 )
+from tokenscale_sim.validation import as_key
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ def null_truth(truth: Truth, design: Design, noise: Noise, weighting: str) -> Tr
 
 def simulate_experiments(key, truth: Truth, design: Design, noise: Noise, options, m: int):
     """Draw ``m`` experiments of ``design`` from ``truth`` and fit them -> ``ExperimentFits``."""
+    key = as_key("simulate_experiments", key)
     log_s = check_setting(truth, design, noise)
     scores = simulate_scores(key, log_s, design.questions, noise, m)
     weights = fit_weights(scores, design.questions, noise, options.weighting)
@@ -206,6 +208,7 @@ def simulate_design(
     Returns:
         :class:`DesignResult`.
     """
+    key = as_key("simulate_design", key)
     options = options or StudyOptions()
     k_exp, k_null = jax.random.split(key)
     fits = simulate_experiments(k_exp, truth, design, noise, options, options.m)

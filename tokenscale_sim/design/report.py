@@ -19,6 +19,7 @@ from tqdm import tqdm
 from tokenscale_sim.design.core import PAPER_N, Design, Noise, Truth, paper_design
 from tokenscale_sim.design.power import StudyOptions, simulate_design
 from tokenscale_sim.design.search import search_designs
+from tokenscale_sim.validation import as_key
 
 REPORT_NB = (4.0, 16.0, 64.0, 256.0)
 """Transition points of the report's question."""
@@ -72,6 +73,7 @@ def transition_power_section(
         m: synthetic experiments per simulation (the null uses as many).
         progress: show a progress bar over the truths (effect size x n_b; stderr).
     """
+    key = as_key("transition_power_section", key)
     beta_all = np.asarray(paper_alpha_n.estimates)[:, 1]
     beta_all = beta_all[np.isfinite(beta_all) & (beta_all > 0)]
     betas = tuple(float(np.round(x, 3)) for x in np.quantile(beta_all, [0.5, 0.75]))

@@ -37,6 +37,7 @@ from tokenscale_sim.design.fisher import (
     screen_arrays,
 )
 from tokenscale_sim.design.power import DesignResult, StudyOptions, simulate_design
+from tokenscale_sim.validation import as_key
 
 DEFAULT_CANDIDATES = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 """Token counts the search chooses from by default (the paper's, powers of two, to 1024)."""
@@ -203,6 +204,7 @@ def design_study(
     options: StudyOptions | None = None,
 ) -> tuple[StudyRow, ...]:
     """Screen and simulate every design (``fold_in(key, i)`` for design ``i``)."""
+    key = as_key("design_study", key)
     options = options or StudyOptions()
     weighted = options.weighting == "inverse_variance"
     rows = []

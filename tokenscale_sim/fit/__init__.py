@@ -15,9 +15,13 @@ parameter), :mod:`.results` (:class:`FitResult`: parameters by name, report, tab
 what evaluates a fit), :mod:`.estimate` (:func:`fit_curves`, :func:`predict`),
 :mod:`.uncertainty` (bootstrap, prediction and alpha(n) bands, per-parameter profiles),
 :mod:`.transition` (transition test, tied fits), :mod:`.coverage` (coverage of every interval
-method on synthetic curves).
+method on synthetic curves). Laws of your own: :func:`define_law` (a JAX function, curve_fit's
+``f(x, a, b)`` or ``f(x, theta)``) and :func:`parse_law` (an expression); :mod:`.compare`
+(which law?) and :mod:`.curvature` (the shape test) are attributes too.
 """
 
+from tokenscale_sim.fit import buckets, compare, curvature, expression, laws, models, table
+from tokenscale_sim.fit.compare import compare_laws
 from tokenscale_sim.fit.data import (
     DATASETS,
     CurveArrays,
@@ -36,6 +40,7 @@ from tokenscale_sim.fit.estimate import (
     fit_record,
     predict,
 )
+from tokenscale_sim.fit.expression import load_law, parse_law
 from tokenscale_sim.fit.laws import define_law
 from tokenscale_sim.fit.models import MODELS, Model, alpha_curve, get_model
 from tokenscale_sim.fit.options import (
@@ -85,9 +90,14 @@ __all__ = [
     "alpha_band",
     "alpha_curve",
     "bootstrap",
+    "buckets",
     "check_curves",
+    "compare",
+    "compare_laws",
+    "curvature",
     "curves_from_arrays",
     "define_law",
+    "expression",
     "fit_arrays",
     "fit_curves",
     "fit_divergence",
@@ -95,11 +105,16 @@ __all__ = [
     "fit_report",
     "fit_tied",
     "get_model",
+    "laws",
     "load_dataset",
+    "load_law",
     "load_paper_scores",
+    "models",
+    "parse_law",
     "predict",
     "prediction_band",
     "profile_interval",
     "read_curves",
+    "table",
     "transition_test",
 ]

@@ -61,7 +61,7 @@ from tokenscale_sim.fit.engine import solve_batch
 from tokenscale_sim.fit.likelihood import akaike_weights, corrected_aic
 from tokenscale_sim.fit.models import MODELS, Model, get_model
 from tokenscale_sim.fit.options import FitOptions
-from tokenscale_sim.validation import check_key
+from tokenscale_sim.validation import as_key
 
 DEFAULT_LAWS = ("powerlaw", "alpha_n", "broken", "saturating", "loglinear", "logistic")
 """Laws compared by default: those of this list that are registered in ``MODELS``."""
@@ -285,7 +285,8 @@ def compare_laws(
     """Fit every law to every curve and compare them (see the module docstring).
 
     Args:
-        key: ``jax.random`` key (the resamples of the shape test and of the selection shares).
+        key: ``jax.random`` key or int seed (the resamples of the shape test and of the
+            selection shares).
         curves: G curves (scores > 0; a law with too few points on a curve is skipped there with
             the status ``too few points``; replicates at one n are separate points).
         laws: law names or :class:`~tokenscale_sim.fit.models.Model` objects (default:
@@ -311,7 +312,7 @@ def compare_laws(
     >>> c.laws[int(c.winner.aicc[0])], bool(c.extrap_rmse[0, 0] < 0.05)
     ('powerlaw', True)
     """
-    check_key("compare_laws", key)
+    key = as_key("compare_laws", key)
     models = tuple(get_model(x) for x in (laws if laws is not None else available_laws()))
     opts = opts or FitOptions()
     if opts.loss != "log":
@@ -480,6 +481,7 @@ def paper_comparison(
 ) -> Comparison:
     """The demo report's "which law?" section: :func:`compare_laws` on the paper's 54 curves
     (every model variant, benchmark and metric) with the registered laws by default."""
+    key = as_key("paper_comparison", key)
     return compare_laws(
         key, load_paper_scores(), laws, holdout_last=holdout_last, bootstrap=bootstrap, opts=opts,
         progress=progress,

@@ -29,6 +29,7 @@ from tokenscale_sim.fit.estimate import fit_curves
 from tokenscale_sim.fit.models import Model, get_model
 from tokenscale_sim.fit.options import Boundary, FitOptions, IntervalMethod
 from tokenscale_sim.fit.uncertainty import bootstrap
+from tokenscale_sim.validation import as_key
 
 METHODS = (
     "wald",
@@ -77,6 +78,7 @@ def synthetic_curves(key, model: str | Model, theta, n, sigma: float, reps: int)
     >>> cs.arrays.y.shape, round(float(cs.arrays.y[0, 3]), 4)
     ((3, 4), 3.7321)
     """
+    key = as_key("synthetic_curves", key)
     model = get_model(model)
     n = jnp.asarray(n, dtype=float)
     u = model.unconstrained(jnp.asarray(theta, dtype=n.dtype))
@@ -125,6 +127,7 @@ def coverage(
     >>> bool(abs(r.cover[0, 1] - 0.95) < 5 * r.cover_se[0, 1])
     True
     """
+    key = as_key("coverage", key)
     model = get_model(model)
     opts = opts or FitOptions()
     bad = [m for m in methods if m not in METHODS]

@@ -38,7 +38,7 @@ import numpy as np
 from jax.scipy.special import betainc
 
 from tokenscale_sim.fit.data import CurveArrays, CurveSet, distinct_slots
-from tokenscale_sim.validation import check_key
+from tokenscale_sim.validation import as_key
 
 DIRECTIONS = ("theory", "convex")
 """Expected sign of the curvature: the slope's sign (``theory``) or always positive."""
@@ -167,6 +167,7 @@ def quadratic_resample(key, data: CurveArrays, m: int) -> CurveArrays:
     :func:`curvature_arrays` and of the model-selection bootstrap of
     :func:`tokenscale_sim.fit.compare.compare_laws`.
     """
+    key = as_key("quadratic_resample", key)
     star, _, _ = _bootstrap(key, data, m)
     return _as_curves(data, star)
 
@@ -228,6 +229,7 @@ def curvature_arrays(
     Curves with fewer than 4 distinct ``n`` have no residual to test a quadratic with: their
     per-curve results are NaN (``holds`` False), they are left out of ``n_curves`` and the
     pooled statistics, and their "resamples" are the curve itself."""
+    key = as_key("curvature_arrays", key)
     if direction not in DIRECTIONS:
         raise ValueError(
             f"curvature_test: direction must be one of {DIRECTIONS}, got {direction!r}"
@@ -306,7 +308,7 @@ def curvature_test(
     >>> r.n_holds, r.n_curves, bool(r.p_value[0] < 0.05)
     (1, 1, True)
     """
-    check_key("curvature_test", key)
+    key = as_key("curvature_test", key)
     if not isinstance(curves, CurveSet):
         raise TypeError(f"curvature_test: curves must be a CurveSet, got {type(curves).__name__}")
     a = curves.arrays

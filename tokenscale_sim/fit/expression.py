@@ -22,13 +22,14 @@ import functools
 import importlib
 import importlib.util
 import math
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import jax.numpy as jnp
 
-from tokenscale_sim.fit.laws import LawFn, Starts, Transform, define_law
+from tokenscale_sim.fit.lawcache import cached_law, source_token
+from tokenscale_sim.fit.lawcheck import check_output, error_place, error_reason, explain_failure
+from tokenscale_sim.fit.laws import LawFn, Starts, Transform, build_law
 from tokenscale_sim.fit.models import Model
 
 FUNCTIONS: dict[str, Callable] = {
@@ -241,6 +242,15 @@ def parse_law(
     ...
     ValueError: parse_law: operator '^' at column 14 of 'S_inf - A * n^(-a)' is not allowed (use...
     """
+    arguments = (text, predictor, starts, transforms, linear, name, space, params)
+    return cached_law(
+        source_token(("parse_law", *arguments)),
+        lambda: _parse_law(text, predictor, starts, transforms, linear, name, space, params),
+    )
+
+
+def _parse_law(text, predictor, starts, transforms, linear, name, space, params) -> Model:
+    """:func:`parse_law` itself (uncached)."""
     if len(text) > MAX_CHARS:
         raise ValueError(
             f"parse_law: the expression has {len(text)} characters, more than the {MAX_CHARS} "
@@ -279,7 +289,7 @@ def parse_law(
     def fn(x, theta):
         return _evaluate(tree, x, theta, predictor)
 
-    return define_law(
+    return build_law(
         name or text,
         fn,
         names,
@@ -289,30 +299,6 @@ def parse_law(
         predictor=predictor,
         space=space,
     )
-
-
-def _reason(err: BaseException) -> str:
-    """``"KeyError: 'b'"``: the exception's type and the first line of its message."""
-    if isinstance(err, SystemExit):
-        return f"it called sys.exit({err.code!r})"
-    lines = str(err.msg if isinstance(err, SyntaxError) else err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
-
-
-def _where(err: BaseException, files: Sequence[str], fn: Callable | None = None) -> str:
-    """``"law.py line 7"``: the deepest frame of ``err`` in one of ``files`` (the user's code),
-    else where ``fn`` is defined, else the deepest frame."""
-    if isinstance(err, SyntaxError) and err.filename:
-        return f"{err.filename} line {err.lineno}"
-    frames = traceback.extract_tb(err.__traceback__)
-    wanted = {str(Path(f).resolve()) for f in files}
-    mine = [f for f in frames if str(Path(f.filename).resolve()) in wanted]
-    if mine:
-        return f"{mine[-1].filename} line {mine[-1].lineno}"
-    code = getattr(fn, "__code__", None)
-    if code is not None:
-        return f"{code.co_filename} line {code.co_firstlineno} (calling it)"
-    return f"the call {getattr(fn, '__name__', 'fn')}(x, theta)" if fn else "an unknown place"
 
 
 def guard_law(fn: Callable, spec: str, files: Sequence[str], *, law: bool = True) -> Callable:
@@ -333,18 +319,9 @@ def guard_law(fn: Callable, spec: str, files: Sequence[str], *, law: bool = True
         except MemoryError:
             raise
         except (Exception, SystemExit) as err:
-            raise ValueError(
-                f"law {spec!r} failed at {_where(err, files, fn)}: {_reason(err)}"
-            ) from None
+            raise ValueError(explain_failure(spec, err, fn, files)) from None
         if law:
-            x = args[0]
-            if out.shape not in ((), jnp.shape(x)) or not jnp.issubdtype(out.dtype, jnp.number):
-                raise ValueError(
-                    f"law {spec!r} must return a real array of shape {jnp.shape(x)} (as its "
-                    f"predictor) or a scalar, got dtype {out.dtype} and shape {out.shape}"
-                )
-            if jnp.issubdtype(out.dtype, jnp.complexfloating):
-                raise ValueError(f"law {spec!r} must return real numbers, got {out.dtype}")
+            check_output(spec, jnp.shape(args[0]), out)
         return out
 
     return guarded
@@ -368,15 +345,16 @@ def _import(spec: str, where: str, path: Path | None):
                 "ending .py)"
             ) from None
         raise ValueError(
-            f"load_law: importing {where!r} failed at {_where(err, [str(path or where)])}: "
-            f"{_reason(err)}"
+            f"load_law: importing {where!r} failed at {error_place(err, [str(path or where)])}: "
+            f"{error_reason(err)}"
         ) from None
     except MemoryError:
         raise
     except (Exception, SystemExit) as err:
         files = [str(path)] if path is not None else []
         raise ValueError(
-            f"load_law: importing {where!r} failed at {_where(err, files)}: {_reason(err)}"
+            f"load_law: importing {where!r} failed at {error_place(err, files)}: "
+            f"{error_reason(err)}"
         ) from None
 
 

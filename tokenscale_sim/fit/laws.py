@@ -1,11 +1,14 @@
 r"""User-defined laws and the built-in laws made with them.
 
-:func:`define_law` turns a JAX function of the predictor and named parameters into a
-:class:`~tokenscale_sim.fit.models.Model` that the engine fits unchanged (multistart, vmap over
-curves and resamples, standard errors, intervals, AIC/BIC). The law predicts ``y`` itself
-(``space="linear"``, the default; residuals under the default ``"log"`` loss are then
-``ln y - ln y_hat``) or ``ln y`` (``space="log"``). Parameters declared ``linear`` must enter the
-prediction linearly: variable projection then solves them exactly for every start of the others.
+:func:`define_law` turns a JAX function of the predictor and named parameters (curve_fit's
+``f(x, a, b)`` or ``f(x, theta)``) into a :class:`~tokenscale_sim.fit.models.Model` that the
+engine fits unchanged (multistart, vmap over curves and resamples, standard errors, intervals,
+AIC/BIC); the law is checked by a trial evaluation (:mod:`~tokenscale_sim.fit.lawcheck`) and the
+same law defined again is the same model (:mod:`~tokenscale_sim.fit.lawcache`). The law
+predicts ``y`` itself (``space="linear"``, the default; residuals under the default ``"log"``
+loss are then ``ln y - ln y_hat``) or ``ln y`` (``space="log"``). Parameters declared
+``linear`` must enter the prediction linearly: variable projection then solves them exactly for
+every start of the others.
 
 Built-in laws (registered in :data:`~tokenscale_sim.fit.models.MODELS` on import):
 
@@ -23,6 +26,7 @@ Built-in laws (registered in :data:`~tokenscale_sim.fit.models.MODELS` on import
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -31,62 +35,101 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tokenscale_sim.fit.lawcache import cached_law, source_token
+from tokenscale_sim.fit.lawcheck import trial_evaluate
 from tokenscale_sim.fit.models import MODELS, Model
 
 Transform = str | tuple[float, float]
-"""A parameter transform: ``"free"``, ``"positive"`` or a bounded interval ``(a, b)``."""
+"""A parameter transform: ``"free"``, ``"positive"`` or bounds ``(a, b)``, either end possibly
+infinite (``(0, inf)``, ``(-inf, b)``)."""
 
 LawFn = Callable[[Any, Mapping[str, Any]], Any]
 """A law ``fn(x, theta) -> y_hat``: ``x`` (m,) predictor, ``theta`` a dict name -> scalar."""
 
-Starts = Mapping[str, Any] | np.ndarray
-"""Starting values: a dict name -> value or values, or an array (K, p) of starting points."""
+Starts = Mapping[str, Any] | np.ndarray | Sequence[float] | Sequence[Sequence[float]]
+"""Starting values: a dict name -> value or values, or an array (K, p) of starting points (one
+point of p values, as curve_fit's ``p0``, is K = 1)."""
+
+
+def _bounds(spec, name: str) -> tuple[float, float]:
+    """``(lo, hi)`` of a bounds transform, either end possibly infinite; else ``ValueError``."""
+    lo, hi = (float(x) for x in spec)
+    if np.isnan(lo) or np.isnan(hi) or not lo < hi or lo == np.inf or hi == -np.inf:
+        raise ValueError(
+            f"define_law: bounds of {name!r} must be (lo, hi) with lo < hi (either may be "
+            f"infinite: (0, inf) is one-sided), got {spec!r}"
+        )
+    return lo, hi
 
 
 def _transform(spec: Transform, name: str):
     """(to_natural, to_unconstrained, positive, to_unconstrained in NumPy) of one parameter's
     transform; the NumPy inverse turns starting values into ``v`` without touching a JAX
-    backend (laws are built at import time, before ``jax.distributed.initialize``)."""
+    backend (laws are built at import time, before ``jax.distributed.initialize``).
+
+    Bounds ``(a, b)``: both finite, the scaled logistic ``a + (b - a) sigmoid(u)``; one-sided,
+    ``a + exp(u)`` on ``(a, inf)`` and ``b - exp(u)`` on ``(-inf, b)``; ``(-inf, inf)`` is free.
+    """
+    if isinstance(spec, tuple | list) and len(spec) == 2:
+        a, b = _bounds(spec, name)
+        if np.isfinite(a) and np.isfinite(b):
+            return (
+                lambda u: a + (b - a) * jax.nn.sigmoid(u),
+                lambda t: jnp.log(t - a) - jnp.log(b - t),
+                a >= 0,
+                lambda t: np.log(t - a) - np.log(b - t),
+            )
+        if np.isfinite(a):
+            return (
+                (lambda u: a + jnp.exp(u)),
+                (lambda t: jnp.log(t - a)),
+                a >= 0,
+                (lambda t: np.log(np.asarray(t, float) - a)),
+            )
+        if np.isfinite(b):
+            return (
+                (lambda u: b - jnp.exp(u)),
+                (lambda t: jnp.log(b - t)),
+                False,
+                (lambda t: np.log(b - np.asarray(t, float))),
+            )
+        spec = "free"
     if spec == "free":
         return (lambda u: u), (lambda t: t), False, (lambda t: np.asarray(t, float))
     if spec == "positive":
         return jnp.exp, jnp.log, True, np.log
-    if isinstance(spec, tuple) and len(spec) == 2:
-        a, b = (float(x) for x in spec)
-        if not (np.isfinite(a) and np.isfinite(b) and a < b):
-            raise ValueError(
-                f"define_law: bounds of {name!r} must be finite with a < b, got {spec!r}"
-            )
-        return (
-            lambda u: a + (b - a) * jax.nn.sigmoid(u),
-            lambda t: jnp.log(t - a) - jnp.log(b - t),
-            a >= 0,
-            lambda t: np.log(t - a) - np.log(b - t),
-        )
     raise ValueError(
-        f"define_law: transform of {name!r} must be 'free', 'positive' or (a, b), got {spec!r}"
+        f"define_law: transform of {name!r} must be 'free', 'positive' or bounds (lo, hi), "
+        f"got {spec!r}"
     )
 
 
 def _default_values(spec: Transform) -> list[float]:
+    """Three starting values of a parameter by its transform (when none is given for it)."""
     if spec == "positive":
         return [0.1, 1.0, 10.0]
-    if isinstance(spec, tuple):
-        a, b = spec
-        return [a + (b - a) * t for t in (0.2, 0.5, 0.8)]
+    if isinstance(spec, tuple | list):
+        a, b = (float(x) for x in spec)
+        if np.isfinite(a) and np.isfinite(b):
+            return [a + (b - a) * t for t in (0.2, 0.5, 0.8)]
+        if np.isfinite(a):
+            return [a + t for t in (0.1, 1.0, 10.0)]
+        if np.isfinite(b):
+            return [b - t for t in (0.1, 1.0, 10.0)]
     return [-1.0, 0.5, 2.0]
 
 
-def _start_table(starts: Starts, params: tuple[str, ...], nonlin: list[str]) -> np.ndarray:
-    """Natural starting values of the nonlinear parameters (K, k) from a dict or (K, p) array."""
+def _start_table(
+    starts: Starts, params: tuple[str, ...], nonlin: list[str], specs: Mapping[str, Transform]
+) -> np.ndarray:
+    """Natural starting values of the nonlinear parameters (K, k) from a dict or (K, p) array;
+    a parameter the dict does not name gets the defaults of its transform."""
     if isinstance(starts, Mapping):
         unknown = sorted(set(starts) - set(params))
         if unknown:
             raise ValueError(f"define_law: starts for unknown parameters {unknown}")
-        missing = [p for p in nonlin if p not in starts]
-        if missing:
-            raise ValueError(f"define_law: starts needed for the nonlinear parameters {missing}")
-        values = [np.atleast_1d(np.asarray(starts[p], float)) for p in nonlin]
+        given = {p: starts[p] if p in starts else _default_values(specs[p]) for p in nonlin}
+        values = [np.atleast_1d(np.asarray(given[p], float)) for p in nonlin]
         rows = list(itertools.product(*values))
         return np.array(rows, float).reshape(len(rows), len(nonlin))
     arr = np.atleast_2d(np.asarray(starts, float))
@@ -97,38 +140,110 @@ def _start_table(starts: Starts, params: tuple[str, ...], nonlin: list[str]) -> 
     return arr[:, [params.index(p) for p in nonlin]]
 
 
+def _signature_names(fn: Callable) -> tuple[list[str], bool, int] | None:
+    """Names of ``fn``'s positional parameters, whether it takes ``*args`` and how many of them
+    have no default; None when its signature cannot be read (a builtin)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p for p in sig.parameters.values() if p.kind in kinds]
+    star = any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in sig.parameters.values())
+    required = sum(p.default is inspect.Parameter.empty for p in positional)
+    return [p.name for p in positional], star, required
+
+
+def law_call(
+    name: str, fn: Callable, params: Sequence[str] | None, predictor: str | None
+) -> tuple[LawFn, tuple[str, ...], str]:
+    """``(call, params, predictor)``: the law as ``call(x, theta)`` whatever style ``fn`` has.
+
+    - curve_fit style ``fn(x, a, b)``: its parameter names after the predictor are the law's
+      parameters (``params``, if given, must name the same ones; they set the order), and
+      ``fn(x, *p)`` takes ``params`` in that order. The predictor is named as ``fn``'s first
+      argument.
+    - ``fn(x, theta)`` with ``params`` naming other parameters: ``theta`` is a dict name ->
+      value; the predictor is ``"n"`` unless given.
+    """
+    found = _signature_names(fn)
+    names, star, required = found if found is not None else ([], False, 2)  # f(x, theta)
+    after = names[1:]
+    if params is None:
+        if (star and not after) or found is None:
+            raise TypeError(
+                f"define_law: name the parameters of law {name!r} with params=[...] (it takes "
+                "*args or its signature cannot be read)"
+            )
+        if not after:
+            raise TypeError(
+                f"define_law: law {name!r} must take the predictor and its parameters, "
+                "f(x, a, b, ...) (or f(x, theta) with params=[...])"
+            )
+        params = after
+    params = tuple(params)
+    prefix = star and list(params[: len(after)]) == after
+    if (after and sorted(after) == sorted(params)) or prefix:
+        order = after + [p for p in params if p not in after]  # *args take the rest in order
+
+        def call(x, theta):
+            return fn(x, *[theta[p] for p in order])
+
+        return call, params, predictor or (names[0] if names else "x")
+    if required > 2 and not star:  # f(x, a, b) cannot be called as f(x, theta)
+        raise ValueError(
+            f"define_law: params {list(params)} must name the parameters {after} of law {name!r}"
+        )
+    return fn, params, predictor or "n"
+
+
 def define_law(
-    name: str,
-    fn: LawFn,
-    params: Sequence[str],
+    name: str | Callable,
+    fn: Callable | None = None,
+    params: Sequence[str] | None = None,
     *,
     transforms: Mapping[str, Transform] | None = None,
     linear: Sequence[str] = (),
     starts: Starts | None = None,
     grid: Callable[[float, float], Starts] | None = None,
-    predictor: str = "n",
+    predictor: str | None = None,
     space: str = "linear",
     polish: bool = True,
 ) -> Model:
-    """Turn ``fn(x, theta)`` into a :class:`~tokenscale_sim.fit.models.Model`.
+    """Turn a law into a :class:`~tokenscale_sim.fit.models.Model`: ``define_law(f)``,
+    ``define_law(f, params=[...])``, ``define_law("name", f)`` or ``define_law("name", f, params)``.
+
+    The law is a JAX function (``jax.numpy``, not NumPy: it is traced, and a law that calls
+    ``np.exp`` is one ``ValueError`` saying so) in one of two styles (:func:`law_call`):
+    curve_fit's ``f(x, a, b)``, its parameters read from its signature, or ``f(x, theta)`` with
+    ``theta`` a dict name -> value and ``params`` naming them. It is evaluated once abstractly
+    here (:func:`~tokenscale_sim.fit.lawcheck.trial_evaluate`): what would fail inside the fit
+    fails now, in one line naming the law. Defining the same law again (same code, closure and
+    globals it reads, same arguments) returns the same model (:mod:`~tokenscale_sim.fit.lawcache`),
+    so the fits compiled for it are reused.
 
     Args:
-        name: the law's name (results and tables show it).
-        fn: ``fn(x, theta) -> y_hat`` with ``x`` (m,) the predictor and ``theta`` a dict from
-            parameter name to a scalar; JAX-traceable (``jnp`` functions), returning (m,) or a
+        name: the law's name (results and tables show it), or the law itself (its name is then
+            the function's).
+        fn: ``f(x, a, b, ...)`` or ``f(x, theta)``, ``x`` (m,) the predictor, returning (m,) or a
             scalar. With ``space="log"`` it returns ``ln y_hat`` instead.
-        params: parameter names. Estimates and standard errors come in this order with the
-            ``linear`` ones moved first (the model's ``params``), as the engine's ``u = (w, v)``.
+        params: parameter names (read from ``f(x, a, b)``'s signature when not given; needed for
+            ``f(x, theta)`` and ``f(x, *p)``). Estimates and standard errors come in this order
+            with the ``linear`` ones moved first (the model's ``params``), as the engine's
+            ``u = (w, v)``.
         transforms: per parameter ``"free"`` (default), ``"positive"`` (fitted as its log) or
-            ``(a, b)`` (fitted through a scaled logistic).
+            bounds ``(lo, hi)``: both finite, fitted through a scaled logistic; one-sided
+            ``(lo, inf)`` / ``(-inf, hi)``, through ``lo + exp(u)`` / ``hi - exp(u)``.
         linear: parameters that ``fn`` is linear in (``"free"`` only); each start of the others
             then gets their exact least-squares values (variable projection), and the values
             given for them in ``starts`` are not used.
         starts: starting values of the other parameters: a dict name -> value or list of
-            values (all combinations are tried), or an array (K, p) of whole starting points.
+            values (all combinations are tried; a parameter left out gets the defaults of its
+            transform), or an array (K, p) of whole starting points (curve_fit's ``p0`` is one).
         grid: instead of ``starts``, ``(x_min, x_max) -> starts`` built from the data's range.
             Neither: three values per parameter by transform (e.g. 0.1, 1, 10 if positive).
         predictor: the predictor's name; ``"n"`` (token counts, n >= 1) or any other (any x).
+            Default: the first argument's name for ``f(x, a, b)``, ``"n"`` for ``f(x, theta)``.
         space: ``"linear"`` (``fn`` predicts y) or ``"log"`` (``fn`` predicts ln y).
         polish: finish with Levenberg-Marquardt (:mod:`tokenscale_sim.fit.polish`), whose step
             test decides ``converged``; a fit exact to the rounding of y (noise-free data) is
@@ -148,7 +263,59 @@ def define_law(
     >>> res = fit_arrays(law, curves_from_arrays(x, y).arrays)
     >>> [round(float(v), 2) for v in res.estimates[0]], bool(res.converged[0])
     ([2.0, 3.0, 4.0], True)
+    >>> def decay(x, c, A, s):  # curve_fit style
+    ...     return c + A * jnp.exp(-x / s)
+    >>> define_law(decay, starts={"s": 5.0}).params
+    ('c', 'A', 's')
     """
+    if callable(name):
+        if fn is not None:
+            raise TypeError("define_law: give the law once: define_law(f) or define_law('name', f)")
+        fn, name = name, getattr(name, "__name__", "law").replace("<lambda>", "lambda")
+    if not isinstance(name, str):
+        raise TypeError(f"define_law: name must be a string, got {type(name).__name__}")
+    if fn is None or not callable(fn):
+        raise TypeError(
+            "define_law: the law must be a function f(x, a, b, ...) or f(x, theta), got "
+            f"{type(fn).__name__}"
+        )
+    law_fn: Callable = fn
+    options: dict[str, Any] = {
+        "transforms": transforms,
+        "linear": linear,
+        "starts": starts,
+        "grid": grid,
+        "space": space,
+        "polish": polish,
+    }
+    source = source_token(("define_law", law_fn, name, params, predictor, options))
+
+    def build() -> Model:
+        call, names, pred = law_call(name, law_fn, params, predictor)
+        model = build_law(name, call, names, predictor=pred, **options)
+        theta_style = call is law_fn
+        hint = f" (a law f(x, theta) reads theta[name] for params {list(names)})"
+        trial_evaluate(name, law_fn, call, names, hint if theta_style else "")
+        return model
+
+    return cached_law(source, build)
+
+
+def build_law(
+    name: str,
+    fn: LawFn,
+    params: Sequence[str],
+    *,
+    transforms: Mapping[str, Transform] | None = None,
+    linear: Sequence[str] = (),
+    starts: Starts | None = None,
+    grid: Callable[[float, float], Starts] | None = None,
+    predictor: str = "n",
+    space: str = "linear",
+    polish: bool = True,
+) -> Model:
+    """The model of ``fn(x, theta)`` (the arguments as in :func:`define_law`), unchecked and
+    uncached: the built-in laws below are made with it at import, without tracing anything."""
     params = tuple(params)
     transforms = dict(transforms or {})
     fn_name = "define_law"
@@ -211,7 +378,7 @@ def define_law(
         return v
 
     if starts is not None:
-        fixed = to_v(_start_table(starts, params, nonlin))
+        fixed = to_v(_start_table(starts, params, nonlin, specs))
 
         def v_grid(x_min: float, x_max: float) -> np.ndarray:
             del x_min, x_max
@@ -221,10 +388,10 @@ def define_law(
         grid_fn = grid
 
         def v_grid(x_min: float, x_max: float) -> np.ndarray:
-            return to_v(_start_table(grid_fn(x_min, x_max), params, nonlin))
+            return to_v(_start_table(grid_fn(x_min, x_max), params, nonlin, specs))
 
     else:
-        default = to_v(_start_table({p: _default_values(specs[p]) for p in nonlin}, params, nonlin))
+        default = to_v(_start_table({}, params, nonlin, specs))
 
         def v_grid(x_min: float, x_max: float) -> np.ndarray:
             del x_min, x_max
@@ -272,7 +439,7 @@ def _log_span(n_min: float, n_max: float, size: int) -> np.ndarray:
     return np.geomspace(max(n_min, 1.0), max(n_max, 2.0), size + 2)[1:-1]
 
 
-SATURATING = define_law(
+SATURATING = build_law(
     "saturating",
     _saturating,
     ("S_inf", "A", "a"),
@@ -282,10 +449,10 @@ SATURATING = define_law(
 )
 """Saturating power law ``S = S_inf - A n^(-a)`` (a > 0): the irreducible-loss form of LLM
 scaling laws (Hestness et al. 2017, arXiv 1712.00409; Hoffmann et al. 2022, arXiv 2203.15556)."""
-LOGLINEAR = define_law("loglinear", _loglinear, ("a", "b"), linear=("a", "b"))
+LOGLINEAR = build_law("loglinear", _loglinear, ("a", "b"), linear=("a", "b"))
 """Log-linear law ``S = a + b ln n`` (ordinary least squares): the first-order expansion of the
 power law ``c n^b`` in ``b ln n``, the usual baseline of scores against log scale."""
-LOGISTIC = define_law(
+LOGISTIC = build_law(
     "logistic",
     _logistic,
     ("floor", "ceiling", "n_mid", "width"),
@@ -295,7 +462,7 @@ LOGISTIC = define_law(
 )
 """Logistic in ln n, ``S = floor + (ceiling - floor) / (1 + exp(-(ln n - ln n_mid) / width))``:
 accuracy between a floor and a ceiling (Ruan, Maddison & Hashimoto 2024, arXiv 2405.10938)."""
-BNSL = define_law(
+BNSL = build_law(
     "bnsl",
     _bnsl,
     ("a", "b", "c0", "c1", "d1", "f1"),

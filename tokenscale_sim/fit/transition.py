@@ -38,6 +38,7 @@ from tokenscale_sim.fit.likelihood import (
 from tokenscale_sim.fit.models import Model, get_model
 from tokenscale_sim.fit.options import Boundary, FitOptions
 from tokenscale_sim.fit.uncertainty import resample
+from tokenscale_sim.validation import as_key
 
 
 class TransitionTest(NamedTuple):
@@ -98,6 +99,7 @@ def transition_test(
     Returns:
         :class:`TransitionTest` with (G,) arrays.
     """
+    key = as_key("transition_test", key)
     given = powerlaw_fit or alpha_fit
     if opts is None:
         opts = FitOptions(loss=given.loss_name, level=given.level) if given else FitOptions()

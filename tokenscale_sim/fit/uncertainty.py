@@ -43,6 +43,7 @@ from tokenscale_sim.fit.models import Model, alpha_curve
 from tokenscale_sim.fit.options import Boundary, FitOptions
 from tokenscale_sim.fit.profile import profile_intervals
 from tokenscale_sim.fit.results import check_domain, check_fitted_on
+from tokenscale_sim.validation import as_key
 
 KINDS = ("residual", "case", "parametric")
 """Bootstrap schemes of :func:`bootstrap`."""
@@ -199,7 +200,7 @@ def bootstrap(
     """Bootstrap every curve of ``curves`` around its fit ``result`` with ``m`` resamples.
 
     Args:
-        key: ``jax.random`` key.
+        key: ``jax.random`` key or an int seed (:func:`~tokenscale_sim.validation.as_key`).
         curves: the fitted curves (G).
         result: their :class:`~tokenscale_sim.fit.estimate.FitResult`.
         kind: one of :data:`KINDS`.
@@ -212,6 +213,7 @@ def bootstrap(
     Returns:
         :class:`BootstrapResult` with (m, G, p) estimates and (G, p) intervals.
     """
+    key = as_key("bootstrap", key)
     if kind not in KINDS:
         raise ValueError(f"bootstrap: kind must be one of {KINDS}, got {kind!r}")
     if interval not in INTERVALS:

@@ -25,6 +25,7 @@ from tokenscale_sim.exact import exact_curves
 from tokenscale_sim.hidden.arrays import from_arrays
 from tokenscale_sim.hidden.measure import MeasureOptions, measure
 from tokenscale_sim.montecarlo.sampling import token_sampler
+from tokenscale_sim.validation import as_key
 
 
 class LambdaCoverage(NamedTuple):
@@ -54,7 +55,7 @@ def lambda_truth(structure: st.Structure, n_max: int, d: int) -> float:
 
 
 def lambda_coverage(
-    key: jax.Array,
+    key: jax.Array | int,
     structure: st.Structure,
     *,
     n_max: int,
@@ -73,6 +74,7 @@ def lambda_coverage(
     >>> c.reps, 0 <= c.pair_bootstrap <= 1
     (3, True)
     """
+    key = as_key("lambda_coverage", key)
     truth = lambda_truth(structure, n_max, d)
     sample = jax.jit(jax.vmap(token_sampler(structure, n_max, d)))
     hits = np.zeros((reps, 2), bool)

@@ -80,6 +80,7 @@ from tokenscale_sim.montecarlo.kernel_draws import (
     float_dtypes,
     kernel_draw,
 )
+from tokenscale_sim.validation import as_key
 
 __all__ = [
     "TOKEN_KINDS",
@@ -320,7 +321,7 @@ def difference_sampler(structure: st.Structure, n_max: int, d: int) -> Sampler:
 
 
 def sample_tokens(
-    key: jax.Array,
+    key: jax.Array | int,
     structure: st.Structure,
     n_max: int,
     d: int,
@@ -336,4 +337,5 @@ def sample_tokens(
     >>> h.shape
     (2, 4, 8)
     """
+    key = as_key("sample_tokens", key)
     return token_sampler(structure, n_max, d, tokens)(key)

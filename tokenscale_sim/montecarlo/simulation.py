@@ -96,7 +96,7 @@ from tokenscale_sim.montecarlo.config import (
 )
 from tokenscale_sim.montecarlo.moments import Moments, RunningMoments, summarize
 from tokenscale_sim.montecarlo.steps import ALL_STATS
-from tokenscale_sim.validation import check_key
+from tokenscale_sim.validation import as_key
 
 __all__ = [
     "ALL_STATS",
@@ -242,7 +242,7 @@ def _run_chunks(
 
 
 def simulate(
-    key: jax.Array,
+    key: jax.Array | int,
     structure: st.Structure | sampling.SamplingPlan,
     config: SimulationConfig,
     *,
@@ -256,7 +256,8 @@ def simulate(
     """Monte Carlo of D(n) and psi(n), n = 1..n_max, over ``config.m`` replicate branch pairs.
 
     Args:
-        key: a JAX PRNG key (``jax.random.key(seed)``); replicate i uses ``fold_in(key, i)``.
+        key: a JAX PRNG key or an int seed (:func:`~tokenscale_sim.validation.as_key`);
+            replicate i uses ``fold_in(key, i)``.
         structure: the token correlation structure (validated once, by its sampling plan), or
             its :class:`~tokenscale_sim.montecarlo.sampling.SamplingPlan` for ``config.n_max``
             (built by a caller that validated it before, e.g. the CLI).
@@ -275,7 +276,7 @@ def simulate(
         :class:`SimulationResult`.
 
     Raises:
-        TypeError: a key that is not a JAX PRNG key (e.g. an int seed).
+        TypeError: a key that is neither a JAX PRNG key nor an int seed.
         ValueError: a structure that fails validation, a chunk beyond ``max_chunk_bytes``, a
             ``state`` of another run (another key, structure, size, token model or precision),
             or processes of a multi-process run that disagree on the arguments.
@@ -290,7 +291,7 @@ def simulate(
         >>> bool(abs(r.divergence.mean[-1] - r.exact.gaussian_mean[-1]) < 5 * r.divergence.se[-1])
         True
     """
-    check_key("simulate", key)
+    key = as_key("simulate", key)
     devs = _devices(devices)
     run = run_plan(structure, config, len(devs))
     plan, chunk = run.sampling, run.chunk
