@@ -378,7 +378,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
 
     import jax
 
-    key = key_from_seed("fit", args.seed)
+    # the key only where resampling uses it (making one compiles a small program)
+    key = key_from_seed("fit", args.seed) if args.bootstrap or args.transition_test else None
     res = estimate.fit_curves(cs, model, opts)
     pl = res if model.name == "powerlaw" else _powerlaw(cs, model, opts)
     boot = band = test = None
