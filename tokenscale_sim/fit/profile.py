@@ -76,13 +76,17 @@ def dependence(model: Model) -> np.ndarray:
     return dep
 
 
+_data_spans = jax.jit(jax.vmap(data_span))
+"""``data_span`` of every curve (G, M) -> (lo (G,), hi (G,)), one program."""
+
+
 def nb_grid(opts: FitOptions, data: CurveArrays, v_hat, coarse: int) -> np.ndarray:
     """Per-curve ``ln n_b`` grids (G, 2 + coarse + FINE_STEPS), ascending.
 
     ``coarse`` points over each curve's ``ln n`` range widened by ``opts.boundary_span``, a fine
     grid (step 0.05) around the estimate ``v_hat`` (G,), and the limits ``-inf`` / ``+inf``.
     """
-    lo, hi = (np.asarray(x) for x in jax.vmap(data_span)(data))
+    lo, hi = (np.asarray(x) for x in _data_spans(data))
     lo, hi = lo - opts.boundary_span, hi + opts.boundary_span
     t = np.linspace(0.0, 1.0, coarse)[None, :]
     grid = lo[:, None] + t * (hi - lo)[:, None]
