@@ -30,7 +30,10 @@ class _CompileLog(logging.Handler):
             self.names.append(text.split(" ")[1])
 
 
-@pytest.mark.parametrize("law", ["powerlaw", "alpha_n"])
+@pytest.mark.parametrize(
+    "law",
+    ["powerlaw", pytest.param("alpha_n", marks=pytest.mark.slow)],  # alpha_n: ~4 s busy
+)
 def test_profile_intervals_compile_a_few_programs(law):
     # 13 points: a shape no other fit of the suite uses, so every program compiles here
     n = np.geomspace(1.0, 4096.0, 13)
