@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import sys
 import warnings
@@ -76,11 +77,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input)."""
+    whole_process = argv is None  # the console script, not a call from Python
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
     import jax
 
     from tokenscale_sim.compile_cache import cache_trouble_as_one_warning, enable_compilation_cache
+
+    if whole_process:  # the imported modules live as long as the process: the collector
+        gc.freeze()  # stops scanning them, which tracing JAX programs made it do again and again
 
     jax.config.update("jax_enable_x64", not getattr(args, "float32", False))
     try:

@@ -382,13 +382,15 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
 
     import jax
 
-    key = key_from_seed("fit", args.seed)
+    def key(stream: int):  # made only where resampling uses it (it compiles a small program)
+        return jax.random.fold_in(key_from_seed("fit", args.seed), stream)
+
     res = estimate.fit_curves(cs, model, opts)
     pl = res if model.name == "powerlaw" else _powerlaw(cs, model, opts)
     boot = band = test = None
     if args.bootstrap:
         boot = uncertainty.bootstrap(
-            jax.random.fold_in(key, 0),
+            key(0),
             cs,
             res,
             kind=args.bootstrap_kind,
@@ -402,7 +404,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
             )
     if args.transition_test:
         test = transition.transition_test(
-            jax.random.fold_in(key, 1),
+            key(1),
             cs,
             m=args.transition_test,
             opts=opts,

@@ -76,13 +76,17 @@ def dependence(model: Model) -> np.ndarray:
     return dep
 
 
+_data_spans = jax.jit(jax.vmap(data_span))
+"""``data_span`` of every curve (G, M) -> (lo (G,), hi (G,)), one program."""
+
+
 def nb_grid(opts: FitOptions, data: CurveArrays, v_hat, coarse: int) -> np.ndarray:
     """Per-curve ``ln n_b`` grids (G, 2 + coarse + FINE_STEPS), ascending.
 
     ``coarse`` points over each curve's ``ln n`` range widened by ``opts.boundary_span``, a fine
     grid (step 0.05) around the estimate ``v_hat`` (G,), and the limits ``-inf`` / ``+inf``.
     """
-    lo, hi = (np.asarray(x) for x in jax.vmap(data_span)(data))
+    lo, hi = (np.asarray(x) for x in _data_spans(data))
     lo, hi = lo - opts.boundary_span, hi + opts.boundary_span
     t = np.linspace(0.0, 1.0, coarse)[None, :]
     grid = lo[:, None] + t * (hi - lo)[:, None]
@@ -136,6 +140,21 @@ def _ellipsoid_extremes(model: Model, data: CurveArrays, v_grid, r_star):
     return jax.vmap(per_curve)(data, v_grid, r_star)
 
 
+@partial(jax.jit, static_argnames=("model", "opts"))
+def _at_estimate(model: Model, opts: FitOptions, u_hat, data: CurveArrays):
+    """Deviance (G,) and natural parameters (G, p) at the estimates ``u_hat`` (G, p): one
+    program (op by op, each operation on the host compiled a small program of its own)."""
+    dev = jax.vmap(partial(deviance, model, opts))(u_hat, data)
+    return dev, jax.vmap(model.natural)(u_hat)
+
+
+@partial(jax.jit, static_argnames=("model",))
+def _natural_batch(model: Model, u):
+    """``model.natural`` of every row of ``u`` (..., p) in one program."""
+    flat = jnp.reshape(u, (-1, u.shape[-1]))
+    return jnp.reshape(jax.vmap(model.natural)(flat), (*u.shape[:-1], -1))
+
+
 def _map_ends(model: Model, u_hat, i: int, lo, hi, open_low, open_high, j: int):
     """Natural parameter ``j`` at ``u_hat`` with ``u[i]`` at each interval end (G,) -> (low, high).
 
@@ -144,7 +163,7 @@ def _map_ends(model: Model, u_hat, i: int, lo, hi, open_low, open_high, j: int):
     ends = np.stack([u_hat, u_hat], axis=1)  # (G, 2, p)
     ends[:, 0, i] = np.where(open_low, -np.inf, lo)
     ends[:, 1, i] = np.where(open_high, np.inf, hi)
-    nat = np.asarray(jax.vmap(jax.vmap(model.natural))(jnp.asarray(ends)))[..., j]
+    nat = np.asarray(_natural_batch(model, ends))[..., j]
     nat = np.where(np.isnan(nat), np.array([-np.inf, np.inf]), nat)
     return nat.min(axis=1), nat.max(axis=1)
 
@@ -163,11 +182,14 @@ def _exact(model: Model, opts: FitOptions, data: CurveArrays, u_hat, level: floa
         se_v = np.where(np.isfinite(se_v) & (se_v > 0), se_v, 1.0)
         t = np.linspace(-8.0, 8.0, 4 * opts.profile_points + 77)
         v_grid = (u_hat[:, q, None] + se_v[:, None] * t[None, :])[..., None]
-    dev_hat = np.asarray(jax.vmap(partial(deviance, model, opts))(jnp.asarray(u_hat), data))
+    dev_hat, theta_hat = (np.asarray(x) for x in _at_estimate(model, opts, u_hat, data))
     thr = np.array([lr_threshold("log", level, float(mi), p) for mi in m])
     rss_hat = m * np.exp(dev_hat / m)
     v_grid_j = jnp.asarray(v_grid, data.n.dtype)
-    rss, _ = _ellipsoid_extremes(model, data, v_grid_j, jnp.full(g, jnp.inf))
+    # both calls share one program: R* of the same dtype (inf: the RSS pass)
+    rss, _ = _ellipsoid_extremes(
+        model, data, v_grid_j, jnp.asarray(np.full(g, np.inf), v_grid_j.dtype)
+    )
     rss = np.asarray(rss)
     rss_min = np.minimum(rss_hat, np.nanmin(np.where(np.isfinite(rss), rss, np.inf), axis=1))
     # rounding slack: exact data (RSS = 0) give the point interval, not an empty set
@@ -178,7 +200,6 @@ def _exact(model: Model, opts: FitOptions, data: CurveArrays, u_hat, level: floa
     _, theta = _ellipsoid_extremes(model, data, v_grid_j, jnp.asarray(r_star, data.n.dtype))
     theta = np.asarray(theta)  # (G, K, q, 2, p)
     dep = dependence(model)
-    theta_hat = np.asarray(jax.vmap(model.natural)(jnp.asarray(u_hat)))
     low, high = np.full((g, p), np.nan), np.full((g, p), np.nan)
     open_low, open_high = np.zeros((g, p), bool), np.zeros((g, p), bool)
     available = np.ones(p, bool)
@@ -214,7 +235,7 @@ def _general(
     m = np.asarray(data.weight).sum(axis=-1)
     dep = dependence(model)
     se_u = np.asarray(se_unconstrained(model, opts, jnp.asarray(u_hat), data))
-    dev_hat = np.asarray(jax.vmap(partial(deviance, model, opts))(jnp.asarray(u_hat), data))
+    dev_hat = np.asarray(_at_estimate(model, opts, u_hat, data)[0])
     low, high = np.full((g, p), np.nan), np.full((g, p), np.nan)
     open_low, open_high = np.zeros((g, p), bool), np.zeros((g, p), bool)
     available = dep.sum(axis=1) == 1
