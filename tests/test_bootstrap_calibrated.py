@@ -7,6 +7,7 @@ interval with a threshold ``thr`` must be the textbook interval ``slope +- t_thr
 ``t_thr^2 = (m - p)(exp(thr / m) - 1)``.
 """
 
+import json
 from dataclasses import replace
 
 import jax
@@ -16,6 +17,7 @@ import pytest
 from scipy import stats
 
 from tokenscale_sim import fit
+from tokenscale_sim.cli import main
 from tokenscale_sim.fit.calibrated import lr_statistics
 from tokenscale_sim.fit.coverage import PAPER_N, coverage
 from tokenscale_sim.fit.data import CurveArrays
@@ -100,6 +102,7 @@ def _dense_reference(log_y, log_c, beta, n_b):
     return N.size * np.log(np.array([held_c.min(), held_beta.min(), held_nb]) / full.min())
 
 
+@pytest.mark.slow
 def test_closed_form_statistics_match_a_dense_numpy_reference():
     """alpha(n) law, 8 residual resamples: the closed-form statistics (grid over ln n_b, polished
     by golden section) equal brute-force least squares on a 40001-point ln n_b grid."""
@@ -118,6 +121,7 @@ def test_closed_form_statistics_match_a_dense_numpy_reference():
     np.testing.assert_allclose(closed[:, 0], ref, atol=5e-4)
 
 
+@pytest.mark.slow
 def test_refit_path_matches_the_closed_form_on_a_linear_law(linear_case):
     """Other losses take L-BFGS profile refits: a Huber loss whose width no residual reaches is
     the log loss, so on the power law (one optimum) both paths give the same statistics."""
@@ -147,3 +151,21 @@ def test_calibrated_coverage_on_the_paper_design():
     r = coverage(jax.random.key(12), "alpha_n", [25.0, 0.4, 50.0], PAPER_N, 0.08, reps=300,
                  methods=("boot_residual_cal",), boot_m=200)  # fmt: skip
     assert np.all(np.abs(r.cover - 0.95) < 4 * np.sqrt(0.95 * 0.05 / 300)), r.cover
+
+
+def test_fit_cli_prints_calibrated_intervals_with_their_coverage(tmp_path, capsys):
+    """The CLI path (the power law: the alpha(n) law costs 7 s here and is checked by the slow
+    tests above); thresholds finite and near the F one."""
+    rng = np.random.default_rng(1)
+    y = 30.0 * N**0.2 * np.exp(0.03 * rng.standard_normal(N.size))
+    src = tmp_path / "s.csv"
+    src.write_text("n,score\n" + "".join(f"{n:g},{s:.6f}\n" for n, s in zip(N, y, strict=True)))
+    out = tmp_path / "o"
+    argv = ["fit", str(src), "--model", "powerlaw", "--bootstrap", "50", "--out", str(out)]
+    assert main([*argv, "--bootstrap-interval", "calibrated"]) == 0
+    printed = capsys.readouterr().out
+    assert "calibrated intervals are in fits.csv (*_boot_*), not the default: on ten" in printed
+    boot = json.loads((out / "fits.json").read_text())["bootstrap"]
+    assert boot["interval"] == "calibrated" and len(boot["threshold"][0]) == 2
+    f_thr = fit.likelihood.lr_threshold("log", 0.95, N.size, 2)
+    assert all(0.3 * f_thr < t < 3 * f_thr for t in boot["threshold"][0]), boot["threshold"]
