@@ -21,6 +21,8 @@ from tokenscale_sim.cli import main
 from tokenscale_sim.fit.calibrated import lr_statistics
 from tokenscale_sim.fit.coverage import PAPER_N, coverage
 from tokenscale_sim.fit.data import CurveArrays
+from tokenscale_sim.fit.engine import solve_batch, start_grid
+from tokenscale_sim.fit.likelihood import lr_threshold
 from tokenscale_sim.fit.options import FitOptions
 from tokenscale_sim.fit.uncertainty import resample
 
@@ -76,10 +78,11 @@ def test_linear_law_interval_is_the_textbook_one_at_its_threshold(linear_case):
     """The profile machinery with the calibrated threshold gives slope +- t_thr se (1e-8)."""
     curves, res = linear_case
     b = fit.bootstrap(jax.random.key(3), curves, res, kind="residual", m=200, interval="calibrated")
+    assert b.threshold is not None
     low, high = _slope_interval(curves, b.threshold[0, 1])
     np.testing.assert_allclose([b.ci_low[0, 1], b.ci_high[0, 1]], [low, high], rtol=1e-8)
     # and the threshold is near the exact F one (Monte Carlo error at m = 200, residual scheme)
-    f_thr = fit.likelihood.lr_threshold("log", 0.95, N.size, 2)
+    f_thr = lr_threshold("log", 0.95, N.size, 2)
     assert 0.6 * f_thr < b.threshold[0, 1] < 1.6 * f_thr
 
 
@@ -112,7 +115,7 @@ def test_closed_form_statistics_match_a_dense_numpy_reference():
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     opts = FitOptions()
     star = resample(jax.random.key(2), res.model, opts, data, jnp.asarray(res.u), "residual", 8)
-    sol = fit.engine.solve_batch(res.model, opts, star, fit.engine.start_grid(res.model, data))
+    sol = solve_batch(res.model, opts, star, start_grid(res.model, data))
     closed = lr_statistics(res.model, opts, data, res.u, star, sol.u)
     c, beta, n_b = res.estimates[0]
     ref = [_dense_reference(np.log(np.asarray(star.y[s, 0])), np.log(c), beta, n_b)
@@ -129,7 +132,7 @@ def test_refit_path_matches_the_closed_form_on_a_linear_law(linear_case):
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     opts = FitOptions()
     star = resample(jax.random.key(4), res.model, opts, data, jnp.asarray(res.u), "residual", 6)
-    sol = fit.engine.solve_batch(res.model, opts, star, fit.engine.start_grid(res.model, data))
+    sol = solve_batch(res.model, opts, star, start_grid(res.model, data))
     closed = lr_statistics(res.model, opts, data, res.u, star, sol.u)
     wide = replace(opts, loss="huber", huber_delta=1e3)
     refit = lr_statistics(res.model, wide, data, res.u, star, sol.u)
@@ -167,5 +170,5 @@ def test_fit_cli_prints_calibrated_intervals_with_their_coverage(tmp_path, capsy
     assert "calibrated intervals are in fits.csv (*_boot_*), not the default: on ten" in printed
     boot = json.loads((out / "fits.json").read_text())["bootstrap"]
     assert boot["interval"] == "calibrated" and len(boot["threshold"][0]) == 2
-    f_thr = fit.likelihood.lr_threshold("log", 0.95, N.size, 2)
+    f_thr = lr_threshold("log", 0.95, N.size, 2)
     assert all(0.3 * f_thr < t < 3 * f_thr for t in boot["threshold"][0]), boot["threshold"]
