@@ -4,9 +4,9 @@ Truths drawn at random across the plausible range, never tuned on: ``c`` log-uni
 [5, 80], ``beta`` log-uniform in [0.05, 1], ``n_b`` log-uniform in [1, 1000], and the log-noise
 SD drawn from the residual SDs of the paper's 54 power-law fits (noise like the paper's
 residuals). For each truth ``fit.coverage.coverage`` measures the profile intervals (the
-default) and the percentile bootstraps of ``tokenscale fit --bootstrap`` on the paper's ten
-token counts. Writes ``results_coverage_fresh.md`` and ``.json`` (read by
-``tests/readme_quotes.py``).
+default) and the bootstraps of ``tokenscale fit --bootstrap`` (``--methods``: percentile,
+studentized ``_t``, calibrated ``_cal``) on the paper's ten token counts. Writes
+``results_coverage_fresh.md`` and ``.json`` (read by ``tests/readme_quotes.py``).
 
     python benchmarks/coverage_fresh.py --truths 4 --reps 200 --boot-m 200 --seed 26
 """

@@ -42,6 +42,9 @@ FRESH = "benchmarks/results_coverage_fresh.json"
 """Results of ``python benchmarks/coverage_fresh.py`` (fresh truths on the paper's design)."""
 FRESH_T = "benchmarks/results_coverage_fresh_t.json"
 """The same truths with studentized bootstraps (``--methods boot_residual_t,boot_parametric_t``)."""
+FRESH_CAL = "benchmarks/results_coverage_fresh_cal.json"
+"""New truths (``--seed 2026``) with bootstrap-calibrated profile intervals (``--methods
+profile,boot_residual_cal,boot_parametric_cal,boot_case_cal``)."""
 
 MARKER = re.compile(
     r"(?P<low>[−-]?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?)"
@@ -331,8 +334,18 @@ QUOTES: dict[str, Quote] = {
     "fresh.boot_t_c": Quote(FRESH_T, lambda r: _fresh(r, "boot", (0,))),
     "fresh.boot_t_beta": Quote(FRESH_T, lambda r: _fresh(r, "boot", (1,))),
     "fresh.boot_t_nb": Quote(FRESH_T, lambda r: _fresh(r, "boot", (2,))),
+    **{
+        f"fresh.cal_{kind}_{name}": Quote(
+            FRESH_CAL, lambda r, kind=kind, j=j: _fresh(r, f"boot_{kind}_cal", (j,))
+        )
+        for kind in ("residual", "parametric")
+        for j, name in enumerate(("c", "beta", "nb"))
+    },
+    "fresh.cal_case_c": Quote(FRESH_CAL, lambda r: _fresh(r, "boot_case_cal", (0,))),
+    "fresh.cal_profile_c": Quote(FRESH_CAL, lambda r: _fresh(r, "profile", (0,))),
+    "fresh.cal_profile_beta_nb": Quote(FRESH_CAL, lambda r: _fresh(r, "profile", (1, 2))),
 }
 """Registry: marker key -> :class:`Quote`."""
 
-SOURCES = (DEMO, COVERAGE, FRESH, FRESH_T)
+SOURCES = (DEMO, COVERAGE, FRESH, FRESH_T, FRESH_CAL)
 """Every source file a quote may read."""

@@ -11,8 +11,9 @@ Methods (:data:`METHODS`): ``wald`` (Student-t, delta method), ``profile`` (prof
 small-sample F threshold), ``boot_residual``, ``boot_case``, ``boot_parametric`` (percentile
 intervals of :func:`~tokenscale_sim.fit.uncertainty.bootstrap` with ``boot_m`` resamples; the
 expensive ones: ``reps * boot_m`` fits), and the same three with ``_t``: studentized
-(bootstrap-t) intervals from the same resampling. Reused by experiment design: any design ``n``
-and any :class:`~tokenscale_sim.fit.models.Model`.
+(bootstrap-t) intervals from the same resampling, or with ``_cal``: bootstrap-calibrated
+profile-likelihood intervals (:mod:`~tokenscale_sim.fit.calibrated`). Reused by experiment
+design: any design ``n`` and any :class:`~tokenscale_sim.fit.models.Model`.
 """
 
 from __future__ import annotations
@@ -40,8 +41,14 @@ METHODS = (
     "boot_residual_t",
     "boot_case_t",
     "boot_parametric_t",
+    "boot_residual_cal",
+    "boot_case_cal",
+    "boot_parametric_cal",
 )
 """Interval methods :func:`coverage` can measure."""
+
+INTERVAL_SUFFIXES = {"": "percentile", "t": "studentized", "cal": "calibrated"}
+"""Method-name suffix -> ``interval`` of :func:`~tokenscale_sim.fit.uncertainty.bootstrap`."""
 
 PAPER_N = (1.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 384.0, 512.0, 768.0)
 """The paper's design: ten token counts."""
@@ -145,8 +152,8 @@ def coverage(
         elif method == "wald":
             res = fit_curves(curves, model, replace(opts, interval=IntervalMethod.WALD))
         else:
-            kind = method.removeprefix("boot_").removesuffix("_t")
-            interval = "studentized" if method.endswith("_t") else "percentile"
+            kind, _, suffix = method.removeprefix("boot_").partition("_")
+            interval = INTERVAL_SUFFIXES[suffix]
             b = bootstrap(
                 jax.random.fold_in(key, 1 + i), curves, prof, kind=kind, m=boot_m, interval=interval
             )

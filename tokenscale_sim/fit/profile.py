@@ -168,22 +168,44 @@ def _map_ends(model: Model, u_hat, i: int, lo, hi, open_low, open_high, j: int):
     return nat.min(axis=1), nat.max(axis=1)
 
 
-def _exact(model: Model, opts: FitOptions, data: CurveArrays, u_hat, level: float) -> Intervals:
+def exact_grid(model: Model, opts: FitOptions, data: CurveArrays, u_hat) -> np.ndarray:
+    """The ``v`` grid (G, K, k) of the closed-form path for curves (G, M) fitted at ``u_hat``.
+
+    ``k = 0``: one empty row; ``n_b``: :func:`nb_grid` plus the estimate; another nonlinear
+    parameter: the estimate +- 8 of its standard errors.
+    """
+    g, q = u_hat.shape[0], model.q
+    if model.k == 0:
+        return np.zeros((g, 1, 0))
+    if model.nb_index is not None:
+        v_grid = nb_grid(opts, data, u_hat[:, q], 4 * opts.profile_points + 77)
+        return np.sort(np.concatenate([v_grid, u_hat[:, q, None]], axis=1), axis=1)[..., None]
+    se_v = np.asarray(se_unconstrained(model, opts, jnp.asarray(u_hat), data))[:, q]
+    se_v = np.where(np.isfinite(se_v) & (se_v > 0), se_v, 1.0)
+    t = np.linspace(-8.0, 8.0, 4 * opts.profile_points + 77)
+    return (u_hat[:, q, None] + se_v[:, None] * t[None, :])[..., None]
+
+
+def _thresholds(opts: FitOptions, data: CurveArrays, p: int, level: float, threshold):
+    """Deviance thresholds (G, p): ``threshold`` where given (not NaN), else
+    :func:`~.likelihood.lr_threshold`."""
+    m = np.asarray(data.weight).sum(axis=-1)
+    default = np.array([lr_threshold(opts.loss, level, float(mi), p) for mi in m])[:, None]
+    if threshold is None:
+        return np.broadcast_to(default, (m.size, p))
+    threshold = np.broadcast_to(np.asarray(threshold, float), (m.size, p))
+    return np.where(np.isnan(threshold), default, threshold)
+
+
+def _exact(
+    model: Model, opts: FitOptions, data: CurveArrays, u_hat, level: float, threshold=None
+) -> Intervals:
     """The closed-form path of the module docstring (log loss, a law of ln y, ``k <= 1``)."""
     g, p, q = u_hat.shape[0], model.n_params, model.q
     m = np.asarray(data.weight).sum(axis=-1)
-    if model.k == 0:
-        v_grid = np.zeros((g, 1, 0))
-    elif model.nb_index is not None:
-        v_grid = nb_grid(opts, data, u_hat[:, q], 4 * opts.profile_points + 77)
-        v_grid = np.sort(np.concatenate([v_grid, u_hat[:, q, None]], axis=1), axis=1)[..., None]
-    else:
-        se_v = np.asarray(se_unconstrained(model, opts, jnp.asarray(u_hat), data))[:, q]
-        se_v = np.where(np.isfinite(se_v) & (se_v > 0), se_v, 1.0)
-        t = np.linspace(-8.0, 8.0, 4 * opts.profile_points + 77)
-        v_grid = (u_hat[:, q, None] + se_v[:, None] * t[None, :])[..., None]
+    v_grid = exact_grid(model, opts, data, u_hat)
     dev_hat, theta_hat = (np.asarray(x) for x in _at_estimate(model, opts, u_hat, data))
-    thr = np.array([lr_threshold("log", level, float(mi), p) for mi in m])
+    thr = _thresholds(opts, data, p, level, threshold)
     rss_hat = m * np.exp(dev_hat / m)
     v_grid_j = jnp.asarray(v_grid, data.n.dtype)
     # both calls share one program: R* of the same dtype (inf: the RSS pass)
@@ -196,9 +218,16 @@ def _exact(model: Model, opts: FitOptions, data: CurveArrays, u_hat, level: floa
     eps = float(jnp.finfo(data.n.dtype).eps)
     log_y = np.log(np.where(np.asarray(data.weight) > 0, np.asarray(data.y), 1.0))
     tol = m * (16 * eps * (1 + np.abs(log_y).max(axis=1))) ** 2
-    r_star = rss_min * np.exp(thr / m) + tol
-    _, theta = _ellipsoid_extremes(model, data, v_grid_j, jnp.asarray(r_star, data.n.dtype))
-    theta = np.asarray(theta)  # (G, K, q, 2, p)
+    r_stars = rss_min[:, None] * np.exp(thr / m[:, None]) + tol[:, None]  # (G, p)
+    extremes: dict[bytes, np.ndarray] = {}  # one ellipsoid pass per distinct threshold column
+
+    def ellipsoid(r_star):
+        key = r_star.tobytes()
+        if key not in extremes:
+            r = jnp.asarray(r_star, data.n.dtype)
+            extremes[key] = np.asarray(_ellipsoid_extremes(model, data, v_grid_j, r)[1])
+        return extremes[key]  # (G, K, q, 2, p)
+
     dep = dependence(model)
     low, high = np.full((g, p), np.nan), np.full((g, p), np.nan)
     open_low, open_high = np.zeros((g, p), bool), np.zeros((g, p), bool)
@@ -208,8 +237,9 @@ def _exact(model: Model, opts: FitOptions, data: CurveArrays, u_hat, level: floa
         if len(lin) > 1:
             available[j] = False
             continue
+        r_star = np.ascontiguousarray(r_stars[:, j])
         if len(lin) == 1:
-            vals = theta[:, :, lin[0], :, j].reshape(g, -1)
+            vals = ellipsoid(r_star)[:, :, lin[0], :, j].reshape(g, -1)
             vals = np.concatenate([vals, theta_hat[:, j, None]], axis=1)  # never empty
             low[:, j], high[:, j] = np.nanmin(vals, axis=1), np.nanmax(vals, axis=1)
             continue
@@ -228,11 +258,17 @@ def _exact(model: Model, opts: FitOptions, data: CurveArrays, u_hat, level: floa
 
 
 def _general(
-    model: Model, opts: FitOptions, data: CurveArrays, u_hat, level: float, width: float
+    model: Model,
+    opts: FitOptions,
+    data: CurveArrays,
+    u_hat,
+    level: float,
+    width: float,
+    threshold=None,
 ) -> Intervals:
     """L-BFGS profiles (any loss, any ``k``) for parameters that depend on one entry of ``u``."""
     g, p = u_hat.shape
-    m = np.asarray(data.weight).sum(axis=-1)
+    thr = _thresholds(opts, data, p, level, threshold)
     dep = dependence(model)
     se_u = np.asarray(se_unconstrained(model, opts, jnp.asarray(u_hat), data))
     dev_hat = np.asarray(_at_estimate(model, opts, u_hat, data)[0])
@@ -254,9 +290,8 @@ def _general(
         )
         out = []
         for c in range(g):
-            thr = lr_threshold(opts.loss, level, float(m[c]), p)
             dmin = min(dev_hat[c], np.nanmin(dev[c]))
-            out.append(interval_from_profile(grids[c], dev[c], dmin, level, thr, hull=True))
+            out.append(interval_from_profile(grids[c], dev[c], dmin, level, thr[c, j], hull=True))
         lo, hi, open_low[:, j], open_high[:, j] = (np.array(x) for x in zip(*out, strict=True))
         low[:, j], high[:, j] = _map_ends(
             model, u_hat, i, lo, hi, open_low[:, j], open_high[:, j], j
@@ -277,6 +312,7 @@ def profile_intervals(
     u_hat,
     level: float | None = None,
     width: float = 8.0,
+    threshold=None,
 ) -> Intervals:
     """Profile-likelihood intervals of every natural parameter for curves (G, M).
 
@@ -286,6 +322,9 @@ def profile_intervals(
         level: interval level (default ``opts.level``).
         width: general path only: half-width of the grid of a parameter other than ``n_b``, in
             standard errors (an end reaching it is reported open).
+        threshold: optional (G, p) deviance thresholds replacing
+            :func:`~.likelihood.lr_threshold` (NaN entries keep it), e.g. bootstrap-calibrated
+            ones (:mod:`tokenscale_sim.fit.calibrated`).
 
     Returns:
         :class:`Intervals` with (G, p) arrays in natural units.
@@ -293,5 +332,5 @@ def profile_intervals(
     level = opts.level if level is None else level
     u_hat = np.asarray(u_hat, float)
     if closed_form(model, opts):
-        return _exact(model, opts, data, u_hat, level)
-    return _general(model, opts, data, u_hat, level, width)
+        return _exact(model, opts, data, u_hat, level, threshold)
+    return _general(model, opts, data, u_hat, level, width, threshold)

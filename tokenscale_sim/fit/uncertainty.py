@@ -19,7 +19,10 @@ parameters), ``s`` its delta-method SE and ``t* = (phi* - phi_hat) / s*`` over t
 (Hall 1992; Davison & Hinkley 1997, sec. 5.2.1). Unlike the percentile, ``t*`` carries the
 uncertainty of the estimated noise level, which matters at ten points (m - p = 7). A resample
 whose ``n_b`` reaches a limit has ``t* = +-inf`` (the interval end opens); parameters whose
-own fit sits at a limit (``s_hat`` infinite) keep the percentile interval.
+own fit sits at a limit (``s_hat`` infinite) keep the percentile interval. Or
+(``interval="calibrated"``) the profile-likelihood interval whose threshold is the bootstrap
+quantile of the LR statistic of the estimate under each resample's fit
+(:mod:`tokenscale_sim.fit.calibrated`).
 :func:`prediction_band` gives pointwise delta-method bands of the fitted law (any law,
 user-defined ones included). Model comparison (transition test, tied fits) is in
 :mod:`tokenscale_sim.fit.transition`.
@@ -35,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tokenscale_sim.fit.calibrated import calibrated_intervals
 from tokenscale_sim.fit.data import CurveArrays, CurveSet
 from tokenscale_sim.fit.engine import residuals, solve_batch, start_grid
 from tokenscale_sim.fit.estimate import FitResult, summarize
@@ -48,7 +52,7 @@ from tokenscale_sim.validation import as_key
 KINDS = ("residual", "case", "parametric")
 """Bootstrap schemes of :func:`bootstrap`."""
 
-INTERVALS = ("percentile", "studentized")
+INTERVALS = ("percentile", "studentized", "calibrated")
 """Interval constructions of :func:`bootstrap` (see the module docstring)."""
 
 
@@ -60,9 +64,11 @@ class BootstrapResult(NamedTuple):
         estimates: (m, G, p) natural estimates per resample (n_b may be 0 or inf at a boundary).
         converged: (m, G) bool; boundary: (m, G) codes of :class:`~.options.Boundary`.
         se: (G, p) standard deviation over converged resamples with finite estimates.
-        ci_low, ci_high: (G, p) percentile intervals over converged resamples.
+        ci_low, ci_high: (G, p) intervals over converged resamples (see ``interval``).
         boundary_fraction: (G,) share of resamples that landed on an ``n_b`` limit (-1: no n_b).
         interval: how ``ci_low``/``ci_high`` were built (one of :data:`INTERVALS`).
+        threshold: (G, p) calibrated deviance thresholds (``interval="calibrated"``; compare
+            :func:`~tokenscale_sim.fit.likelihood.lr_threshold`), else None.
     """
 
     kind: str
@@ -76,6 +82,7 @@ class BootstrapResult(NamedTuple):
     ci_high: np.ndarray
     boundary_fraction: np.ndarray
     interval: str = "percentile"
+    threshold: np.ndarray | None = None
 
 
 class AlphaBand(NamedTuple):
@@ -250,9 +257,15 @@ def bootstrap(
         )
         keep = np.isfinite(t_lo) | np.isfinite(t_hi)
         lo, hi = np.where(keep, t_lo, lo), np.where(keep, t_hi, hi)
+    thr = None
+    if interval == "calibrated":
+        prof, thr = calibrated_intervals(
+            model, opts, data, np.asarray(result.u), star, sol.u, conv, opts.level
+        )
+        lo, hi = np.where(prof.available, prof.low, lo), np.where(prof.available, prof.high, hi)
     frac = np.where(bnd[0] == Boundary.NONE, -1.0, np.mean(bnd > Boundary.INTERIOR, axis=0))
     return BootstrapResult(
-        kind, model.params, opts.level, est, conv, bnd, sd, lo, hi, frac, interval
+        kind, model.params, opts.level, est, conv, bnd, sd, lo, hi, frac, interval, thr
     )
 
 
