@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 OUT    ?= tokenscale-report
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow lint bench notebooks clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
@@ -43,6 +43,12 @@ test-slow: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/run_all.py
+
+# Regenerate notebooks/*.ipynb from notebooks/make_notebooks.py and run each at full size with
+# nbclient, outputs stored in place (seeded: the same results every run). The compile cache is off
+# so that the run time each notebook states is a first run's (a few minutes in all).
+notebooks: $(VENV)/.test
+	TOKENSCALE_CACHE=0 $(PY) notebooks/make_notebooks.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache
