@@ -7,7 +7,9 @@ Typical use::
     res = fit.fit_curves(curves, "alpha_n")          # FitResult, one row per curve
     boot = fit.bootstrap(key, curves, res, m=1000)   # vmapped resamples
 
-Modules, imports pointing down this list: :mod:`.data` (curves in, input checks),
+Modules, imports pointing down this list: :mod:`.data` (curves in, input checks;
+:mod:`.frames`: DataFrames, dicts, pairs; :mod:`.checks`; :mod:`.precision`: fits in float64
+whatever ``jax_enable_x64`` says),
 :mod:`.models` (the laws; users build their own :class:`Model`), :mod:`.options` (options and
 status enums), :mod:`.engine` (optax L-BFGS, vmapped), :mod:`.likelihood` (deviance,
 covariance, AIC/BIC, profile thresholds), :mod:`.profile` (profile intervals of every
@@ -35,6 +37,7 @@ from tokenscale_sim.fit.estimate import (
     fit_record,
     predict,
 )
+from tokenscale_sim.fit.frames import as_curves, curves_from_frame, curves_from_pairs
 from tokenscale_sim.fit.laws import define_law
 from tokenscale_sim.fit.models import MODELS, Model, alpha_curve, get_model
 from tokenscale_sim.fit.options import (
@@ -45,6 +48,7 @@ from tokenscale_sim.fit.options import (
     IntervalMethod,
     NbStatus,
 )
+from tokenscale_sim.fit.precision import fit_precision
 from tokenscale_sim.fit.transition import TiedResult, TransitionTest, fit_tied, transition_test
 from tokenscale_sim.fit.uncertainty import (
     KINDS,
@@ -80,13 +84,17 @@ __all__ = [
     "TransitionTest",
     "alpha_band",
     "alpha_curve",
+    "as_curves",
     "bootstrap",
     "check_curves",
     "curves_from_arrays",
+    "curves_from_frame",
+    "curves_from_pairs",
     "define_law",
     "fit_arrays",
     "fit_curves",
     "fit_divergence",
+    "fit_precision",
     "fit_record",
     "fit_tied",
     "get_model",

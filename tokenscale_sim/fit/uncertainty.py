@@ -35,12 +35,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tokenscale_sim.fit.data import CurveArrays, CurveSet
+from tokenscale_sim.fit.checks import check_arrays
+from tokenscale_sim.fit.data import CurveArrays, CurveSet, key_label
 from tokenscale_sim.fit.engine import residuals, solve_batch, start_grid
 from tokenscale_sim.fit.estimate import FitResult, summarize
+from tokenscale_sim.fit.frames import as_curves
 from tokenscale_sim.fit.likelihood import delta_method_se, t_quantile
 from tokenscale_sim.fit.models import Model, alpha_curve
 from tokenscale_sim.fit.options import Boundary, FitOptions
+from tokenscale_sim.fit.precision import in_fit_precision
 from tokenscale_sim.fit.profile import profile_intervals
 
 KINDS = ("residual", "case", "parametric")
@@ -120,6 +123,19 @@ class ProfileInterval(NamedTuple):
     level: float
 
 
+def fitted_curves(curves, result: FitResult, fn: str) -> CurveSet:
+    """``curves`` (any form :func:`~tokenscale_sim.fit.frames.as_curves` takes) as the checked
+    :class:`CurveSet` of the fit ``result``: as many curves as the fit, arrays as
+    :func:`~tokenscale_sim.fit.checks.check_arrays` wants them under the fit's law and loss."""
+    curves = as_curves(curves, fn=fn)
+    fitted = np.atleast_2d(np.asarray(result.u)).shape[0]
+    if len(curves.keys) != fitted:
+        raise ValueError(f"{fn}: the fit has {fitted} curves, curves holds {len(curves.keys)}")
+    labels = [key_label(k) for k in curves.keys]
+    check_arrays(curves.arrays, result.model, result.loss_name, fn=fn, labels=labels)
+    return curves
+
+
 # ----------------------------------------------------------------------------- resampling
 
 
@@ -159,9 +175,9 @@ def resample(key, model: Model, opts: FitOptions, data: CurveArrays, u, kind: st
             rstar = s * jax.random.normal(k2, (m, d.n.shape[0]), dtype=d.n.dtype)
         if opts.loss in ("log", "huber"):
             ystar = y_hat * jnp.exp(rstar)
-        elif opts.loss == "linear":  # the engine's scale of linear residuals: mean |y|
+        elif opts.loss == "linear":  # the engine's scale of linear residuals: mean |y| se
             scale = jnp.sum(d.weight * jnp.abs(d.y)) / count
-            ystar = y_hat + scale * rstar
+            ystar = y_hat + scale * d.se * rstar
         else:
             ystar = y_hat + d.se * rstar
         ystar = jnp.where(ok, ystar, 1.0)
@@ -184,6 +200,7 @@ def _quantiles(x, mask, level):
     return lo, hi, sd
 
 
+@in_fit_precision
 def bootstrap(
     key,
     curves: CurveSet,
@@ -223,6 +240,7 @@ def bootstrap(
             f"bootstrap: opts.loss {opts.loss!r} differs from the fit's {result.loss_name!r}"
         )
     model = result.model
+    curves = fitted_curves(curves, result, "bootstrap")
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     star = resample(key, model, opts, data, jnp.asarray(result.u), kind, m)
     sol = solve_batch(model, replace(opts, n_starts=n_starts), star, start_grid(model, data))
@@ -290,6 +308,7 @@ def studentized_interval(model: Model, estimates, se, est_star, se_star, converg
     return low, high
 
 
+@in_fit_precision
 def alpha_band(model: str | Model, estimates, samples, converged, n, level: float = 0.95):
     """Pointwise percentile band of alpha(n) from bootstrap samples.
 
@@ -353,6 +372,7 @@ def _band_parts(model: Model, loss: str, u, boundary, data: CurveArrays, n):
     return jax.vmap(one)(u, boundary, data)
 
 
+@in_fit_precision
 def prediction_band(
     curves: CurveSet, result: FitResult, n, level: float | None = None
 ) -> PredictionBand:
@@ -388,6 +408,7 @@ def prediction_band(
     if not 0 < level < 1:
         raise ValueError(f"prediction_band: level must lie in (0, 1), got {level!r}")
     model = result.model
+    curves = fitted_curves(curves, result, "prediction_band")
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     grid = np.atleast_1d(np.asarray(n, dtype=np.asarray(data.n).dtype))
     if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)):
@@ -402,7 +423,9 @@ def prediction_band(
     t = np.array([t_quantile(0.5 + level / 2, float(v)) for v in df])[:, None]
     half = t * se
     spread = np.sqrt(se**2 + (s2 * np.broadcast_to(scale, s2.shape) ** 2)[:, None])
-    pred_half = np.where(result.loss_name == "weighted", np.nan, t * spread)
+    # a new point's sigma is unknown: no prediction band for weighted fits
+    weighted = result.loss_name == "weighted" or (curves.has_se and result.loss_name == "linear")
+    pred_half = np.where(weighted, np.nan, t * spread)
     unsure = ~np.asarray(result.converged, bool)[:, None]  # no covariance to trust: no band
     half, pred_half = np.where(unsure, np.nan, half), np.where(unsure, np.nan, pred_half)
     to_y = np.exp if result.loss_name in ("log", "huber") else (lambda x: x)
@@ -416,6 +439,7 @@ def prediction_band(
 # ----------------------------------------------------------------------------- profile likelihood
 
 
+@in_fit_precision
 def profile_interval(
     curves: CurveSet, result: FitResult, param: str, opts: FitOptions | None = None, width=8.0
 ) -> ProfileInterval:
@@ -440,6 +464,7 @@ def profile_interval(
     if param not in model.params:
         raise ValueError(f"profile_interval: param must be one of {model.params}, got {param!r}")
     j = model.params.index(param)
+    curves = fitted_curves(curves, result, "profile_interval")
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     prof = profile_intervals(model, opts, data, result.u, opts.level, width)
     if not prof.available[j]:
