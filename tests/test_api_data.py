@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import jax
@@ -92,9 +94,7 @@ def test_fits_are_float64_with_x64_switched_off(float32):
 
 
 def test_float32_on_request_and_precision_checked():
-    res = fit.fit_curves(
-        fit.curves_from_arrays(N, Y), "powerlaw", FitOptions(precision="float32")
-    )
+    res = fit.fit_curves(fit.curves_from_arrays(N, Y), "powerlaw", FitOptions(precision="float32"))
     assert res.estimates.dtype == np.float32
     np.testing.assert_allclose(res.estimates[0], _ols(N, Y), rtol=1e-4)
     assert jax.config.read("jax_enable_x64")  # restored
@@ -196,7 +196,7 @@ def test_pairs_of_different_lengths_fit_as_single_curves():
     assert named.keys == (("short",), ("long",)) and named.label(1) == "long"
     with pytest.raises(ValueError, match=r"every entry must be \(n, y\) or every one"):
         fit.curves_from_pairs([short, (N, Y, np.ones(8), 1)])
-    with pytest.raises(ValueError, match="curve 0: n, y .and sigma. must be 1-D of one length"):
+    with pytest.raises(ValueError, match=r"curve 0: n, y \(and sigma\) must be 1-D of one length"):
         fit.curves_from_pairs([(N[:4], Y)])
 
 
@@ -253,7 +253,7 @@ def test_as_curves_forms_and_refusal():
     one = fit.as_curves({"n": N, "y": Y})
     assert one.keys == ((),) and one.arrays.n.shape == (1, 8)
     assert fit.as_curves({"a": (N, Y), "b": (N[:4], Y[:4])}).keys == (("a",), ("b",))
-    with pytest.raises(TypeError, match="fit_curves: curves must be a CurveSet .* got int"):
+    with pytest.raises(TypeError, match=r"fit_curves: curves must be a CurveSet .* got int"):
         fit.fit_curves(3, "powerlaw")  # pyright: ignore[reportArgumentType]
 
 
@@ -307,3 +307,25 @@ def test_sigma_is_never_silently_ignored():
     res = fit.fit_curves(cs, "powerlaw", FitOptions(loss="linear"))
     band = fit.prediction_band(cs, res, [50.0])
     assert np.isfinite(band.high).all() and np.isnan(band.pred_high).all()
+
+
+def test_cli_se_col_is_used_by_linear_and_warned_about_in_one_line_by_log(tmp_path, capsys):
+    from tokenscale_sim.cli import main
+
+    n, y, sigma = _noisy_with_sigma()
+    path = tmp_path / "s.csv"
+    rows = zip(n.tolist(), y.tolist(), sigma.tolist(), strict=True)
+    path.write_text("n,score,se\n" + "".join(f"{a!r},{b!r},{c!r}\n" for a, b, c in rows))
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # as outside pytest: shown, not raised
+        assert main(["fit", str(path), "--se-col", "se", "--model", "powerlaw"]) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "carry sigma" in ln]
+    assert len(lines) == 1 and lines[0].startswith("tokenscale fit: warning: ")
+    out = tmp_path / "lin"
+    args = ["--se-col", "se", "--loss", "linear", "--model", "powerlaw", "--out", str(out)]
+    assert main(["fit", str(path), *args]) == 0
+    record = json.loads((out / "fits.json").read_text())["fit"]
+    p, _ = curve_fit(lambda x, c, a: c * x ** (-a), n, y, p0=[2, -0.25], sigma=sigma)
+    got = [record["curves"][0][k]["estimate"] for k in record["params"]]
+    np.testing.assert_allclose(got, p, rtol=1e-6)

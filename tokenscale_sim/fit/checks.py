@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tokenscale_sim.fit.models import Model
+from tokenscale_sim.validation import SigmaWarning
 
 FIELDS = ("n", "y", "se", "weight", "aux")
 """The fields of :class:`~tokenscale_sim.fit.data.CurveArrays`, in order."""
@@ -80,13 +81,14 @@ def check_arrays(
 
 
 def warn_unused_sigma(has_sigma: bool, loss: str, fn: str) -> None:
-    """Warn (once per call site, Python's default) when curves carry sigma that ``loss`` does
-    not use: the ``log`` and ``huber`` losses fit ``ln y`` unweighted."""
+    """Warn (once per process and loss under Python's default filter) when curves carry sigma
+    that ``loss`` does not use: the ``log`` and ``huber`` losses fit ``ln y`` unweighted."""
     if has_sigma and loss in ("log", "huber"):
         warnings.warn(
             f"{fn}: the curves carry sigma (standard errors of y), which the {loss!r} loss "
-            "(least squares of ln y) does not use; pass FitOptions(loss='linear') to weight by "
-            "1/sigma^2 as scipy's curve_fit does (absolute_sigma=True for known sigma)",
-            UserWarning,
-            stacklevel=3,
+            "(a fit of ln y, unweighted) does not use; pass FitOptions(loss='linear') (CLI: "
+            "--loss linear) to weight by 1/sigma^2 as scipy's curve_fit does "
+            "(absolute_sigma=True, --loss weighted: for known sigma)",
+            SigmaWarning,
+            stacklevel=1,  # one place: Python's default filter shows it once per process
         )
