@@ -33,7 +33,7 @@ from tokenscale_sim.fit.buckets import first_curves, pad_curves_to_bucket
 from tokenscale_sim.fit.checks import check_arrays
 from tokenscale_sim.fit.data import CurveArrays, CurveSet, check_curves, curves_from_arrays
 from tokenscale_sim.fit.engine import residuals, solve_batch, start_grid
-from tokenscale_sim.fit.frames import as_curves
+from tokenscale_sim.fit.frames import CurvesLike, as_curves
 from tokenscale_sim.fit.likelihood import (
     delta_method_se,
     information_criteria,
@@ -302,7 +302,9 @@ def memory_estimate(
 
 
 @in_fit_precision
-def fit_curves(curves: CurveSet, model: str | Model, opts: FitOptions | None = None) -> FitResult:
+def fit_curves(
+    curves: CurveSet | CurvesLike, model: str | Model, opts: FitOptions | None = None
+) -> FitResult:
     """Fit every curve of a :class:`~tokenscale_sim.fit.data.CurveSet` with ``model``.
 
     Checks the input first (:func:`~tokenscale_sim.fit.data.check_curves`), then runs the

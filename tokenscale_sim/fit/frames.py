@@ -25,6 +25,10 @@ import numpy as np
 
 from tokenscale_sim.fit.data import CurveSet, curves_from_points, numeric
 
+CurvesLike = CurveSet | Mapping[Any, Any] | Sequence[Any] | Any
+"""What :func:`as_curves` takes: a CurveSet, a DataFrame, a dict of columns or of named curves,
+a list of ``(n, y)`` pairs (a DataFrame is typed ``Any``: pandas is optional)."""
+
 Y_COLUMNS = ("y", "score")
 """Default response columns of :func:`curves_from_frame`, the first present is used."""
 
@@ -77,7 +81,8 @@ def curves_from_frame(
             f"{fn}: frame must be a pandas DataFrame or a dict of columns, got "
             f"{type(frame).__name__}"
         )
-    columns = [str(c) for c in (frame.columns if _is_frame(frame) else frame.keys())]
+    names = getattr(frame, "columns", None)  # a DataFrame's Index has no truth value
+    columns = [str(c) for c in (frame.keys() if names is None else names)]
     if y is None:
         y = next((c for c in Y_COLUMNS if c in columns), None)
         if y is None:
@@ -156,7 +161,7 @@ def curves_from_pairs(
     )
 
 
-def as_curves(data, *, fn: str = "as_curves") -> CurveSet:
+def as_curves(data: CurvesLike, *, fn: str = "as_curves") -> CurveSet:
     """``data`` as a :class:`~tokenscale_sim.fit.data.CurveSet`, whatever form it came in.
 
     A CurveSet is returned as it is; a DataFrame or a dict with an ``"n"`` column goes to
