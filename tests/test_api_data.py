@@ -27,8 +27,7 @@ from scipy.optimize import curve_fit
 
 from tokenscale_sim import fit
 from tokenscale_sim.fit import CurveArrays, FitOptions
-from tokenscale_sim.fit.engine import Solution
-from tokenscale_sim.fit.estimate import finite_fit
+from tokenscale_sim.fit.checks import finite_fit
 from tokenscale_sim.fit.options import Boundary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,14 +147,15 @@ def test_no_non_finite_fit_is_converged():
     limit (Boundary.INF)."""
     an = fit.get_model("alpha_n")
     est = np.array([[1.0, 0.3, 5.0], [1.0, np.nan, 5.0], [1.0, 0.3, np.inf], [1.0, 0.3, np.inf]])
-    sol = Solution(
-        u=None, loss=np.array([0.1, 0.1, 0.1, np.nan]), grad_norm=None, iterations=None,
-        converged=None, boundary=np.array([0, 0, Boundary.INF, Boundary.INF]),
-    )  # fmt: skip
-    assert finite_fit(an, est, sol).tolist() == [True, False, True, False]
-    est[2, 2] = np.inf
-    sol = sol._replace(boundary=np.array([0, 0, Boundary.INTERIOR, 0]))
-    assert finite_fit(an, est, sol).tolist() == [True, False, False, False]
+    loss = np.array([0.1, 0.1, 0.1, np.nan])
+    at_inf = np.array([0, 0, Boundary.INF, Boundary.INF])
+    assert finite_fit(an, est, at_inf, loss).tolist() == [True, False, True, False]
+    interior = np.array([0, 0, Boundary.INTERIOR, 0])
+    assert finite_fit(an, est, interior, loss).tolist() == [True, False, False, False]
+    # the guard is in the result: a law that returns NaN at its optimum is not converged
+    law = fit.define_law("nan_law", lambda n, t: t["a"] * n * jnp.nan, ("a",), linear=("a",))
+    res = fit.fit_curves(fit.curves_from_arrays(N, Y), law, FitOptions(loss="linear"))
+    assert not res.converged[0]
 
 
 def test_curves_from_arrays_shape_errors_name_the_argument():

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tokenscale_sim.fit.models import Model
+from tokenscale_sim.fit.options import Boundary
 from tokenscale_sim.validation import SigmaWarning
 
 FIELDS = ("n", "y", "se", "weight", "aux")
@@ -92,3 +93,19 @@ def warn_unused_sigma(has_sigma: bool, loss: str, fn: str) -> None:
             SigmaWarning,
             stacklevel=1,  # one place: Python's default filter shows it once per process
         )
+
+
+def finite_fit(model: Model, estimates, boundary, loss) -> np.ndarray:
+    """(G,) whether each fit has a finite ``loss`` and finite ``estimates`` (G, p), ``n_b = inf``
+    at its limit (``boundary`` :attr:`~tokenscale_sim.fit.options.Boundary.INF`) excepted: a fit
+    failing this is never reported as converged.
+
+    >>> from tokenscale_sim.fit.models import get_model
+    >>> est = np.array([[1.0, 0.3, np.inf], [1.0, np.nan, 5.0]])
+    >>> finite_fit(get_model("alpha_n"), est, np.array([2, 0]), np.array([0.1, 0.1])).tolist()
+    [True, False]
+    """
+    finite = np.isfinite(np.asarray(estimates))
+    if model.nb_index is not None:  # the natural n_b sits at the index of ln n_b in u
+        finite[:, model.nb_index] |= np.asarray(boundary) == Boundary.INF
+    return finite.all(axis=1) & np.isfinite(np.asarray(loss))

@@ -30,7 +30,7 @@ import numpy as np
 
 from tokenscale_sim import theory
 from tokenscale_sim.fit.buckets import first_curves, pad_curves_to_bucket
-from tokenscale_sim.fit.checks import check_arrays
+from tokenscale_sim.fit.checks import check_arrays, finite_fit
 from tokenscale_sim.fit.data import CurveArrays, CurveSet, check_curves, curves_from_arrays
 from tokenscale_sim.fit.engine import residuals, solve_batch, start_grid
 from tokenscale_sim.fit.frames import CurvesLike, as_curves
@@ -233,6 +233,7 @@ def fit_arrays(
         ci_low[:, use], ci_high[:, use] = prof.low[:, use], prof.high[:, use]
         ci_open[:, use, 0], ci_open[:, use, 1] = prof.open_low[:, use], prof.open_high[:, use]
         method = [IntervalMethod.PROFILE if x else IntervalMethod.WALD for x in use]
+    finite = finite_fit(model, summ.estimates, sol.boundary, sol.loss)  # never a NaN converged
     return first_curves(FitResult(
         model=model,
         params=model.params,
@@ -249,22 +250,13 @@ def fit_arrays(
         r2_linear=summ.r2_linear,
         aic=summ.aic,
         bic=summ.bic,
-        converged=np.asarray(sol.converged) & finite_fit(model, summ.estimates, sol),
+        converged=np.asarray(sol.converged) & finite,
         iterations=np.asarray(sol.iterations),
         grad_norm=np.asarray(sol.grad_norm),
         n_points=summ.n_points.astype(int),
         boundary=np.asarray(sol.boundary),
         interval=tuple(method),
     ), g)  # fmt: skip
-
-
-def finite_fit(model: Model, estimates, sol) -> np.ndarray:
-    """(G,) whether each fit has a finite loss and finite estimates, ``n_b = inf`` at its limit
-    (:attr:`Boundary.INF`) excepted: a fit failing this is never reported as converged."""
-    finite = np.isfinite(np.asarray(estimates))
-    if model.nb_index is not None:  # the natural n_b sits at the index of ln n_b in u
-        finite[:, model.nb_index] |= np.asarray(sol.boundary) == Boundary.INF
-    return finite.all(axis=1) & np.isfinite(np.asarray(sol.loss))
 
 
 MEMORY_ARRAYS = 16
