@@ -70,7 +70,7 @@ def residuals(model: Model, loss: str, u, data: CurveArrays):
     y_hat = model.predict(u, data.n, data.aux)
     if loss == "linear":
         scale = jnp.sum(data.weight * jnp.abs(data.y)) / jnp.sum(data.weight)
-        return (data.y - y_hat) / (scale * data.se)
+        return (data.y - y_hat) / scale / data.se  # se = 1: exactly the unweighted residuals
     return (data.y - y_hat) / data.se
 
 
@@ -333,7 +333,7 @@ def _fit_least_squares(model: Model, opts: FitOptions, data: CurveArrays, v_grid
         size = jnp.abs(jnp.log(y)) + 1.0
     elif opts.loss == "linear":
         scale = jnp.sum(data.weight * jnp.abs(data.y)) / jnp.sum(data.weight)
-        size = jnp.abs(y) / (scale * jnp.where(ok, data.se, 1.0))
+        size = jnp.abs(y) / scale / jnp.where(ok, data.se, 1.0)
     else:
         size = jnp.abs(y) / jnp.where(ok, data.se, 1.0)
     floor = 1e4 * jnp.finfo(u.dtype).eps * jnp.linalg.norm(size * sqrt_w)
