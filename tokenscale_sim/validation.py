@@ -134,3 +134,8 @@ def check_memory(fn: str, what: str, nbytes: float, hint: str, limit: float | No
             f"{fn}: {what} needs about {gib(nbytes)}, more than the {gib(available)} available; "
             f"{hint}"
         )
+
+
+class SigmaWarning(UserWarning):
+    """Curves carry sigma (standard errors) that the fit's loss does not use
+    (:func:`tokenscale_sim.fit.checks.warn_unused_sigma`); the CLI prints it as one line."""

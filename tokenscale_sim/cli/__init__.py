@@ -124,13 +124,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 @contextlib.contextmanager
 def one_line_warnings(command: str) -> Iterator[None]:
     """Within the block, a :class:`~tokenscale_sim.compile_cache.CacheWarning` prints as one
-    line, ``tokenscale CMD: warning: ...``, on stderr; other warnings are shown as Python would."""
+    line, ``tokenscale CMD: warning: ...``, on stderr (so does a
+    :class:`~tokenscale_sim.validation.SigmaWarning`); other warnings are shown as Python would."""
     from tokenscale_sim.compile_cache import CacheWarning
+    from tokenscale_sim.validation import SigmaWarning
 
     saved = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, CacheWarning):
+        if issubclass(category, CacheWarning | SigmaWarning):
             print(f"tokenscale {command}: warning: {message}", file=sys.stderr)
         else:
             saved(message, category, filename, lineno, file, line)

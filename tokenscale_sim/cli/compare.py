@@ -47,6 +47,7 @@ from tokenscale_sim.fit.compare import (
     skipped_summary,
 )
 from tokenscale_sim.fit.curvature import DIRECTIONS
+from tokenscale_sim.fit.options import FitOptions
 from tokenscale_sim.validation import check_memory, key_from_seed
 
 
@@ -276,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
             bootstrap=args.bootstrap,
             level=args.level,
             direction=args.direction,
+            opts=FitOptions(precision="float32" if args.float32 else "float64"),
         )
         _print(c)
         labels = [cs.label(g) for g in range(len(cs.keys))]

@@ -99,7 +99,11 @@ def register(sub) -> None:
         help="predictor column of any reals for --law (the expression's variable is then x)",
     )
     p.add_argument("--y-col", default="score", help="value column (default: %(default)s)")
-    p.add_argument("--se-col", default=None, help="standard-error column (for --loss weighted)")
+    p.add_argument(
+        "--se-col",
+        default=None,
+        help="standard-error column (sigma: relative under --loss linear, absolute under weighted)",
+    )
     p.add_argument("--aux-col", default=None, help="Upsilon column (divergence_measured)")
     p.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
     p.add_argument("--loss", choices=options.LOSSES, default="log", help="(default: %(default)s)")
@@ -363,7 +367,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     if args.x_col and args.plot:
         raise UsageError("fit: --plot draws log-log axes of token counts; not with --x-col")
     model = user_law(args) if args.law else get_model(args.model)
-    opts = options.FitOptions(loss=args.loss, level=args.level)
+    precision = "float32" if args.float32 else "float64"  # fits ignore jax_enable_x64 otherwise
+    opts = options.FitOptions(loss=args.loss, level=args.level, precision=precision)
     shared = tuple(dict.fromkeys(x.strip() for x in (args.shared or "").split(",") if x.strip()))
     if any(x not in model.params for x in shared):
         raise UsageError(f"fit: --shared must name parameters of {model.params}, got {shared}")

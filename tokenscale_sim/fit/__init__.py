@@ -7,7 +7,9 @@ Typical use::
     res = fit.fit_curves(curves, "alpha_n")          # FitResult, one row per curve
     boot = fit.bootstrap(key, curves, res, m=1000)   # vmapped resamples
 
-Modules, imports pointing down this list: :mod:`.data` (curves in, input checks),
+Modules, imports pointing down this list: :mod:`.data` (curves in, input checks;
+:mod:`.frames`: DataFrames, dicts, pairs; :mod:`.checks`; :mod:`.precision`: fits in float64
+whatever ``jax_enable_x64`` says),
 :mod:`.models` (the laws; users build their own :class:`Model`), :mod:`.options` (options and
 status enums), :mod:`.engine` (optax L-BFGS, vmapped), :mod:`.likelihood` (deviance,
 covariance, AIC/BIC, profile thresholds), :mod:`.profile` (profile intervals of every
@@ -41,6 +43,7 @@ from tokenscale_sim.fit.estimate import (
     predict,
 )
 from tokenscale_sim.fit.expression import load_law, parse_law
+from tokenscale_sim.fit.frames import as_curves, curves_from_frame, curves_from_pairs
 from tokenscale_sim.fit.laws import define_law
 from tokenscale_sim.fit.models import MODELS, Model, alpha_curve, get_model
 from tokenscale_sim.fit.options import (
@@ -51,6 +54,7 @@ from tokenscale_sim.fit.options import (
     IntervalMethod,
     NbStatus,
 )
+from tokenscale_sim.fit.precision import fit_precision
 from tokenscale_sim.fit.results import Parameter, Parameters, fit_report
 from tokenscale_sim.fit.transition import TiedResult, TransitionTest, fit_tied, transition_test
 from tokenscale_sim.fit.uncertainty import (
@@ -89,6 +93,7 @@ __all__ = [
     "TransitionTest",
     "alpha_band",
     "alpha_curve",
+    "as_curves",
     "bootstrap",
     "buckets",
     "check_curves",
@@ -96,11 +101,14 @@ __all__ = [
     "compare_laws",
     "curvature",
     "curves_from_arrays",
+    "curves_from_frame",
+    "curves_from_pairs",
     "define_law",
     "expression",
     "fit_arrays",
     "fit_curves",
     "fit_divergence",
+    "fit_precision",
     "fit_record",
     "fit_report",
     "fit_tied",

@@ -61,6 +61,7 @@ from tokenscale_sim.fit.engine import solve_batch
 from tokenscale_sim.fit.likelihood import akaike_weights, corrected_aic
 from tokenscale_sim.fit.models import MODELS, Model, get_model
 from tokenscale_sim.fit.options import FitOptions
+from tokenscale_sim.fit.precision import in_fit_precision
 from tokenscale_sim.validation import as_key
 
 DEFAULT_LAWS = ("powerlaw", "alpha_n", "broken", "saturating", "loglinear", "logistic")
@@ -270,6 +271,7 @@ def skipped_summary(comparison: Comparison) -> str:
     )
 
 
+@in_fit_precision
 def compare_laws(
     key,
     curves: CurveSet,

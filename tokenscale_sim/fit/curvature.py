@@ -38,6 +38,7 @@ import numpy as np
 from jax.scipy.special import betainc
 
 from tokenscale_sim.fit.data import CurveArrays, CurveSet, distinct_slots
+from tokenscale_sim.fit.precision import in_fit_precision
 from tokenscale_sim.validation import as_key
 
 DIRECTIONS = ("theory", "convex")
@@ -282,6 +283,7 @@ def curvature_arrays(
     return test, star
 
 
+@in_fit_precision
 def curvature_test(
     key,
     curves: CurveSet,

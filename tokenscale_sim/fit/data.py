@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tokenscale_sim.fit.checks import check_arrays, warn_unused_sigma
 from tokenscale_sim.fit.models import Model, get_model
 from tokenscale_sim.fit.table import decode, parse_table
 from tokenscale_sim.validation import check_memory
@@ -50,14 +51,15 @@ class CurveSet(NamedTuple):
     """G curves padded to a common length M.
 
     Attributes:
-        keys: (G,) tuples of group values, one per curve.
+        keys: (G,) tuples of group values, one per curve (strings from files; from a
+            DataFrame the column's values as Python scalars, e.g. ints).
         group: names of the grouping columns (the key entries).
         arrays: :class:`CurveArrays` of NumPy float64 (G, M).
         has_se: whether standard errors were given.
         source: where the curves came from (file name or dataset name).
     """
 
-    keys: tuple[tuple[str, ...], ...]
+    keys: tuple[tuple[Any, ...], ...]
     group: tuple[str, ...]
     arrays: CurveArrays
     has_se: bool
@@ -70,7 +72,16 @@ class CurveSet(NamedTuple):
 
     def label(self, g: int) -> str:
         """``"value1 / value2"`` label of curve ``g`` (``"curve"`` if ungrouped)."""
-        return " / ".join(self.keys[g]) or "curve"
+        return key_label(self.keys[g])
+
+
+def key_label(key: Sequence[Any]) -> str:
+    """``"value1 / value2"`` for a curve's key of any values (``"curve"`` for the empty key).
+
+    >>> key_label(("llava", 7)), key_label(())
+    ('llava / 7', 'curve')
+    """
+    return " / ".join(str(v) for v in key) or "curve"
 
 
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)",
@@ -92,7 +103,7 @@ def _number(value: str, fn: str, column: str, where: str) -> float:
 
 
 def curves_from_points(
-    points: Mapping[tuple[str, ...], Sequence[tuple[float, float, float, float]]],
+    points: Mapping[tuple[Any, ...], Sequence[tuple[float, float, float, float]]],
     group: Sequence[str] = (),
     *,
     has_se: bool = False,
@@ -102,11 +113,12 @@ def curves_from_points(
 ) -> CurveSet:
     """Pad ``{key: [(n, y, se, aux), ...]}`` into a :class:`CurveSet`, checking each curve.
 
-    Checks: ``n >= 1`` (token counts; with ``token_counts=False``, for a law of any real
-    predictor x, any finite value), ``y`` finite, ``se > 0`` when given, ``aux > 0``. Points are
-    sorted by ``n``. Repeated ``n`` within a curve are replicates (several seeds or runs at one
-    token count) and are kept as separate points: every fit weighs each of them, leave-one-out
-    leaves out one distinct ``n`` with all its replicates (:func:`distinct_groups`).
+    Checks: every value finite; ``n >= 1`` (token counts; with ``token_counts=False``, for a
+    law of any real predictor x, any finite value: the fit checks the range its law admits),
+    ``se > 0`` when given, ``aux > 0``. Points are sorted by ``n``. Repeated ``n`` within a
+    curve are replicates (several seeds or runs at one token count) and are kept as separate
+    points: every fit weighs each of them, leave-one-out leaves out one distinct ``n`` with all
+    its replicates (:func:`distinct_slots`).
     """
     if not points:
         raise ValueError(f"{fn}: no curves found in {source}")
@@ -118,10 +130,17 @@ def curves_from_points(
     aux = np.ones(shape)
     weight = np.zeros(shape)
     for g, (key, pts) in enumerate(points.items()):
-        label = " / ".join(key) or "curve"
+        label = key_label(key)
         arr = np.array(sorted(pts), dtype=float).reshape(-1, 4)
         if not len(arr):
             raise ValueError(f"{fn}: curve {label} has no points")
+        for j, name in enumerate(("n", "y", "sigma" if has_se else "se", "aux")):
+            bad = ~np.isfinite(arr[:, j])
+            if bad.any():
+                raise ValueError(
+                    f"{fn}: {name} must be finite, got {arr[bad, j][0]} in {label} "
+                    f"({int(bad.sum())} of {len(arr)} points)"
+                )
         if token_counts and np.any(arr[:, 0] < 1):
             raise ValueError(
                 f"{fn}: n must be >= 1 (token counts), got {arr[:, 0].min()} in {label}"
@@ -136,33 +155,101 @@ def curves_from_points(
     return CurveSet(tuple(points), tuple(group), CurveArrays(n, y, se, weight, aux), has_se, source)
 
 
-def curves_from_arrays(n, y, se=None, aux=None, keys: Sequence[str] | None = None) -> CurveSet:
-    """Curves from arrays: ``n``, ``y`` (and optional ``se``, ``aux``) of shape (m,) or (G, m).
+def numeric(values, name: str, fn: str) -> np.ndarray:
+    """``values`` as a float64 array, or a one-line ``ValueError`` naming ``name``.
+
+    >>> numeric([1, 2], "n", "f").dtype
+    dtype('float64')
+    """
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"{fn}: {name} must be numbers of one shape, got {type(values).__name__} "
+            f"({str(err).splitlines()[0][:80]}); curves of different lengths: pass a list of "
+            "(n, y) pairs (curves_from_pairs)"
+        ) from None
+
+
+def _per_curve(values, name: str, shape: tuple[int, int], fn: str) -> np.ndarray | None:
+    """``values`` given as a scalar, one curve's (m,) or every curve's (G, m) -> (G, m)."""
+    if values is None:
+        return None
+    a = numeric(values, name, fn)
+    if (
+        a.ndim > 2
+        or (a.ndim >= 1 and a.shape[-1] != shape[1])
+        or (a.ndim == 2 and a.shape[0] not in (1, shape[0]))
+    ):
+        raise ValueError(
+            f"{fn}: {name} must be a scalar, (m,) or (G, m) with y of shape {shape}, got shape "
+            f"{a.shape}"
+        )
+    return np.broadcast_to(a, shape)
+
+
+def curves_from_arrays(
+    n,
+    y,
+    se=None,
+    aux=None,
+    keys: Sequence[Any] | None = None,
+    *,
+    sigma=None,
+    token_counts: bool = False,
+) -> CurveSet:
+    """Curves from arrays: ``n``, ``y`` of shape (m,) (one curve) or (G, m) (G curves of m
+    points; ``n`` may be (m,) for all). Repeated ``n`` are replicates
+    (``curves_from_arrays(np.repeat(n, 3), y)``). Curves of different lengths:
+    :func:`~tokenscale_sim.fit.frames.curves_from_pairs`.
+
+    Args:
+        sigma: standard errors of ``y`` (scalar, (m,) or (G, m)), with scipy's ``curve_fit``
+            meaning under the ``linear`` loss (see ``FitOptions.absolute_sigma``); ``se`` is the
+            older name of the same argument.
+        aux: per-point model input (Upsilon(n) for ``divergence_measured``).
+        keys: (G,) names of the curves (default ``"0"``, ``"1"``, ...).
+        token_counts: refuse ``n < 1`` here; by default every finite ``n`` is kept and the fit
+            checks the range its law admits (token counts ``n >= 1`` for laws of ``n``).
 
     >>> cs = curves_from_arrays([1, 2, 4], [1.0, 1.5, 2.2])
     >>> cs.arrays.n.shape
     (1, 3)
     """
     fn = "curves_from_arrays"
-    y2 = np.atleast_2d(np.asarray(y, dtype=float))
+    if se is not None and sigma is not None:
+        raise ValueError(f"{fn}: give sigma or se (the same standard errors), not both")
+    sigma = se if sigma is None else sigma
+    y2 = numeric(y, "y", fn)
+    y2 = y2[None] if y2.ndim == 1 else y2
     if y2.ndim != 2 or y2.size == 0:
         raise ValueError(
             f"{fn}: y must hold at least one curve of points, shape (m,) or (G, m), got shape "
             f"{np.shape(y)}"
         )
-    n2 = np.broadcast_to(np.atleast_2d(np.asarray(n, dtype=float)), y2.shape)
-    se2 = None if se is None else np.broadcast_to(np.asarray(se, float), y2.shape)
-    aux2 = np.ones_like(y2) if aux is None else np.broadcast_to(np.asarray(aux, float), y2.shape)
-    for name, arr in (("n", n2), ("y", y2), ("se", se2), ("aux", aux2)):
-        if arr is not None and not np.all(np.isfinite(arr)):
-            raise ValueError(f"{fn}: {name} must be finite, got NaN or inf")
-    keys = keys or [str(g) for g in range(y2.shape[0])] if y2.shape[0] > 1 else [""]
-    points = {}
-    for g, key in enumerate(keys):
-        s = np.ones(y2.shape[1]) if se2 is None else se2[g]
-        points[(key,) if key else ()] = list(zip(n2[g], y2[g], s, aux2[g], strict=True))
+    n2, se2, aux2 = (_per_curve(v, name, y2.shape, fn) for v, name in
+                     ((n, "n"), (sigma, "sigma"), (aux, "aux")))  # fmt: skip
+    assert n2 is not None
+    g = y2.shape[0]
+    keys = list(keys) if keys is not None else [str(i) for i in range(g)] if g > 1 else [""]
+    if len(keys) != g:
+        raise ValueError(f"{fn}: keys must name the {g} curves, got {len(keys)} keys")
+    if len(set(keys)) != g:
+        raise ValueError(f"{fn}: keys must be distinct, got {keys}")
+    ones = np.ones(y2.shape[1])
+    points = {
+        (key,) if g > 1 or key != "" else (): list(zip(
+            n2[i], y2[i], ones if se2 is None else se2[i], ones if aux2 is None else aux2[i],
+            strict=True,
+        ))
+        for i, key in enumerate(keys)
+    }  # fmt: skip
     return curves_from_points(
-        points, ("curve",) if y2.shape[0] > 1 else (), has_se=se is not None, fn=fn
+        points,
+        ("curve",) if g > 1 or keys != [""] else (),
+        has_se=sigma is not None,
+        fn=fn,
+        token_counts=token_counts,
     )
 
 
@@ -343,9 +430,11 @@ def check_curves(
 ) -> None:
     """Raise ``ValueError`` when ``curves`` cannot be fitted by ``model`` under ``loss``.
 
-    Checks: a :class:`CurveSet` with at least one curve, at least ``p + 1`` points per curve
-    (``p`` parameters; ``p + 1`` so that a residual variance exists), positive ``y`` under the log
-    and Huber losses (and always for ``ln``-based starting values of positive models), standard
+    Checks: a :class:`CurveSet` with at least one curve, its arrays as
+    :func:`~tokenscale_sim.fit.checks.check_arrays` wants them (finite, ``n >= 1`` for laws of
+    token counts, positive ``y`` under the log and Huber losses, ...; sigma the loss does not
+    use is warned about), at least ``p + 1`` points per curve (``p`` parameters; ``p + 1`` so
+    that a residual variance exists), standard
     errors present for ``loss="weighted"``; degenerate curves are refused naming the curve: a
     constant one (R^2 undefined, n_b anywhere) or one with fewer than 3 distinct ``n``.
     ``counts=False`` leaves out the two point-count checks (:func:`enough_points`; compare gives
@@ -355,25 +444,23 @@ def check_curves(
     fn = "check_curves"
     if not isinstance(curves, CurveSet):
         raise TypeError(
-            f"{fn}: curves must be a CurveSet (from curves_from_arrays, read_curves or "
-            f"load_paper_scores), got {type(curves).__name__}"
+            f"{fn}: curves must be a CurveSet (from curves_from_arrays, curves_from_pairs, "
+            f"curves_from_frame, read_curves or load_paper_scores), got {type(curves).__name__}"
         )
     a = curves.arrays
     if not curves.keys or a.weight.size == 0:
         raise ValueError(f"{fn}: need at least one curve, got none from {curves.source}")
+    labels = [key_label(k) for k in curves.keys]
+    check_arrays(a, m, loss, fn=fn, labels=labels)
+    warn_unused_sigma(curves.has_se, loss, fn)
     n_points = (a.weight > 0).sum(axis=1)
-    for g, key in enumerate(curves.keys):
-        label = " / ".join(key) or "curve"
+    for g, label in enumerate(labels):
         if counts and n_points[g] < m.n_params + 1:
             raise ValueError(
                 f"{fn}: model {m.name!r} has {m.n_params} parameters and needs at least "
                 f"{m.n_params + 1} points, got {int(n_points[g])} in {label}"
             )
         ok = a.weight[g] > 0
-        if loss in ("log", "huber") and np.any(a.y[g][ok] <= 0):
-            raise ValueError(
-                f"{fn}: the {loss} loss needs scores > 0, got {a.y[g][ok].min():g} in {label}"
-            )
         distinct = np.unique(a.n[g][ok]).size
         if counts and distinct < min(m.n_params + 1, 3):
             raise ValueError(
@@ -386,4 +473,7 @@ def check_curves(
                 "n, so it has no scaling to fit (no exponent, no transition)"
             )
     if loss == "weighted" and not curves.has_se:
-        raise ValueError(f"{fn}: loss 'weighted' needs a standard-error column (--se-col)")
+        raise ValueError(
+            f"{fn}: loss 'weighted' (absolute_sigma=True) needs a standard-error column: sigma= "
+            "in curves_from_arrays or curves_from_frame, se_col= in read_curves (--se-col)"
+        )

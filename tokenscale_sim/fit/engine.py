@@ -16,7 +16,8 @@ The loss is ``(1/2) sum_i w_i rho(r_i) / sum_i w_i`` with residuals
 
 - ``"log"`` (default, the paper's): ``r = ln y - ln y_hat`` and ``rho = r^2``; for the power law
   this *is* ordinary least squares of ln S on ln n;
-- ``"linear"``: ``r = (y - y_hat) / mean|y|`` (the scale only conditions the optimizer);
+- ``"linear"``: ``r = (y - y_hat) / (mean|y| se)`` (the scale only conditions the optimizer;
+  ``se`` is 1 unless the curves carry sigma: then this is curve_fit's relative sigma);
 - ``"weighted"``: ``r = (y - y_hat) / se`` (known standard errors, chi-square);
 - ``"huber"``: log residuals with the Huber function of width ``huber_delta``.
 
@@ -69,7 +70,7 @@ def residuals(model: Model, loss: str, u, data: CurveArrays):
     y_hat = model.predict(u, data.n, data.aux)
     if loss == "linear":
         scale = jnp.sum(data.weight * jnp.abs(data.y)) / jnp.sum(data.weight)
-        return (data.y - y_hat) / scale
+        return (data.y - y_hat) / scale / data.se  # se = 1: exactly the unweighted residuals
     return (data.y - y_hat) / data.se
 
 
@@ -331,7 +332,8 @@ def _fit_least_squares(model: Model, opts: FitOptions, data: CurveArrays, v_grid
     if opts.loss == "log":  # size of the terms whose rounding the residuals carry
         size = jnp.abs(jnp.log(y)) + 1.0
     elif opts.loss == "linear":
-        size = jnp.abs(y) / (jnp.sum(data.weight * jnp.abs(data.y)) / jnp.sum(data.weight))
+        scale = jnp.sum(data.weight * jnp.abs(data.y)) / jnp.sum(data.weight)
+        size = jnp.abs(y) / scale / jnp.where(ok, data.se, 1.0)
     else:
         size = jnp.abs(y) / jnp.where(ok, data.se, 1.0)
     floor = 1e4 * jnp.finfo(u.dtype).eps * jnp.linalg.norm(size * sqrt_w)

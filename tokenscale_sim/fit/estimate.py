@@ -30,8 +30,10 @@ import numpy as np
 
 from tokenscale_sim import theory
 from tokenscale_sim.fit.buckets import first_curves, pad_curves_to_bucket
+from tokenscale_sim.fit.checks import check_arrays, finite_fit
 from tokenscale_sim.fit.data import CurveArrays, CurveSet, check_curves, curves_from_arrays
 from tokenscale_sim.fit.engine import residuals, solve_batch, start_grid
+from tokenscale_sim.fit.frames import CurvesLike, as_curves
 from tokenscale_sim.fit.likelihood import (
     delta_method_se,
     information_criteria,
@@ -41,6 +43,7 @@ from tokenscale_sim.fit.likelihood import (
 )
 from tokenscale_sim.fit.models import Model, get_model
 from tokenscale_sim.fit.options import Boundary, FitOptions, IntervalMethod
+from tokenscale_sim.fit.precision import in_fit_precision
 from tokenscale_sim.fit.profile import closed_form, profile_intervals
 from tokenscale_sim.fit.results import FitResult, check_domain, with_curves
 
@@ -141,16 +144,24 @@ def wald_intervals(model: Model, est, se, df, level: float):
     return low, high
 
 
+@in_fit_precision
 def fit_arrays(
     model: str | Model, data: CurveArrays, opts: FitOptions | None = None, *, v_grid=None
 ) -> FitResult:
     """Fit each curve of ``data`` (arrays (G, M)) independently; see :func:`fit_curves`.
 
+    The arrays are checked first (:func:`~tokenscale_sim.fit.checks.check_arrays`: finite,
+    ``y > 0`` under the log loss, ``n >= 1`` for laws of token counts, ...); unlike
+    :func:`fit_curves` short or constant curves are fitted (studies of simulated experiments)
+    and reported as they come out. A fit with a non-finite estimate (other than ``n_b = inf``
+    at its limit) or loss is never ``converged``. Computed in ``opts.precision`` (float64 by
+    default, whatever ``jax_enable_x64`` says; :mod:`tokenscale_sim.fit.precision`).
     ``v_grid`` (K, k): starting values of the nonlinear parameters in place of the model's grid
     (e.g. one start of a law built with several: the starts then share one compiled program).
     """
     model = get_model(model)
     opts = opts or FitOptions()
+    check_arrays(data, model, opts.loss, fn="fit_arrays")
     data = _flat(data)
     g = data.n.shape[0]
     data = pad_curves_to_bucket(data)  # compiled programs reused by data of a similar size
@@ -177,6 +188,7 @@ def fit_arrays(
         ci_low[:, use], ci_high[:, use] = prof.low[:, use], prof.high[:, use]
         ci_open[:, use, 0], ci_open[:, use, 1] = prof.open_low[:, use], prof.open_high[:, use]
         method = [IntervalMethod.PROFILE if x else IntervalMethod.WALD for x in use]
+    finite = finite_fit(model, summ.estimates, sol.boundary, sol.loss)  # never a NaN converged
     return first_curves(FitResult(
         model=model,
         loss_name=opts.loss,
@@ -192,7 +204,7 @@ def fit_arrays(
         r2_linear=summ.r2_linear,
         aic=summ.aic,
         bic=summ.bic,
-        converged=np.asarray(sol.converged),
+        converged=np.asarray(sol.converged) & finite,
         iterations=np.asarray(sol.iterations),
         grad_norm=np.asarray(sol.grad_norm),
         n_points=summ.n_points.astype(int),
@@ -235,14 +247,22 @@ def memory_estimate(
     return 8.0 * MEMORY_ARRAYS * n_curves * grid * n_points
 
 
-def fit_curves(curves: CurveSet, model: str | Model, opts: FitOptions | None = None) -> FitResult:
+@in_fit_precision
+def fit_curves(
+    curves: CurveSet | CurvesLike, model: str | Model, opts: FitOptions | None = None
+) -> FitResult:
     """Fit every curve of a :class:`~tokenscale_sim.fit.data.CurveSet` with ``model``.
 
     Checks the input first (:func:`~tokenscale_sim.fit.data.check_curves`), then runs the
-    vmapped pipeline of this module over all curves at once.
+    vmapped pipeline of this module over all curves at once, in ``opts.precision`` (float64 by
+    default, with or without ``jax_enable_x64``). Curves carrying sigma are weighted by
+    ``1/sigma^2`` under the ``linear`` loss (scipy's ``curve_fit``; ``absolute_sigma`` of
+    :class:`FitOptions`); the ``log`` loss does not use them and warns.
 
     Args:
-        curves: the curves (G of them, padded to M points).
+        curves: the curves (G of them, padded to M points), or any form
+            :func:`~tokenscale_sim.fit.frames.as_curves` takes (a DataFrame or dict with columns
+            ``n``, ``y``; named ``(n, y)`` curves; a list of ``(n, y)`` pairs).
         model: a :class:`~tokenscale_sim.fit.models.Model` or its name.
         opts: :class:`FitOptions` (loss, level, iterations...).
 
@@ -257,6 +277,7 @@ def fit_curves(curves: CurveSet, model: str | Model, opts: FitOptions | None = N
     """
     model = get_model(model)
     opts = opts or FitOptions()
+    curves = as_curves(curves, fn="fit_curves")
     check_curves(curves, model, opts.loss)
     return with_curves(fit_arrays(model, curves.arrays, opts), curves)
 
@@ -297,6 +318,7 @@ def predict(result: FitResult, n, aux=None) -> Any:
     return y[0][()] if g == 1 else y
 
 
+@in_fit_precision
 def fit_divergence(
     n,
     d,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
+from tokenscale_sim.fit.precision import PRECISIONS
+
 LOSSES = ("log", "linear", "weighted", "huber")
 """Loss names accepted by :class:`FitOptions`."""
 
@@ -107,6 +109,16 @@ class FitOptions:
         chunk: curves per vmapped chunk in :func:`solve_batch` (chunks run one after another).
         interval: an :class:`IntervalMethod` value: ``"auto"`` (default), ``"profile"``
             or ``"wald"``.
+        absolute_sigma: scipy's ``curve_fit`` meaning, for curves that carry ``sigma`` (standard
+            errors of y). The ``linear`` loss then minimises ``sum ((y - y_hat) / sigma)^2``;
+            ``False`` (default): sigma is relative, the covariance is scaled by the reduced
+            chi-square ``RSS / (m - p)``; ``True``: sigma is absolute, the covariance is
+            ``(J'J)^-1`` unscaled, which is the ``weighted`` loss (``loss`` becomes
+            ``"weighted"``, and ``loss="weighted"`` sets ``absolute_sigma=True``). The ``log``
+            and ``huber`` losses fit ``ln y`` unweighted and take no ``absolute_sigma=True``.
+        precision: ``"float64"`` (default): every fit computes in float64 whether or not the
+            user switched ``jax_enable_x64`` on (:mod:`tokenscale_sim.fit.precision`);
+            ``"float32"``: in float32 (accelerators; fewer fits converge).
     """
 
     loss: str = "log"
@@ -123,10 +135,31 @@ class FitOptions:
     linesearch: str = "backtracking"
     chunk: int = 256
     interval: str = IntervalMethod.AUTO
+    absolute_sigma: bool = False
+    precision: str = "float64"
 
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"FitOptions: loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"FitOptions: precision must be one of {PRECISIONS}, got {self.precision!r}"
+            )
+        if not isinstance(self.absolute_sigma, bool):
+            raise TypeError(
+                f"FitOptions: absolute_sigma must be True or False, got {self.absolute_sigma!r}"
+            )
+        if self.absolute_sigma and self.loss in ("log", "huber"):
+            raise ValueError(
+                f"FitOptions: absolute_sigma=True is least squares of y weighted by 1/sigma^2 "
+                f"(scipy's curve_fit), which loss {self.loss!r} (of ln y) is not; pass "
+                "loss='linear' (or loss='weighted')"
+            )
+        # one representation: known sigma is the weighted loss (frozen: set through object)
+        if self.absolute_sigma and self.loss == "linear":
+            object.__setattr__(self, "loss", "weighted")
+        if self.loss == "weighted":
+            object.__setattr__(self, "absolute_sigma", True)
         if self.linesearch not in ("backtracking", "zoom"):
             raise ValueError(
                 f"FitOptions: linesearch must be 'backtracking' or 'zoom', got {self.linesearch!r}"

@@ -37,6 +37,7 @@ from tokenscale_sim.fit.likelihood import (
 )
 from tokenscale_sim.fit.models import Model, get_model
 from tokenscale_sim.fit.options import Boundary, FitOptions
+from tokenscale_sim.fit.precision import in_fit_precision
 from tokenscale_sim.fit.uncertainty import resample
 from tokenscale_sim.validation import as_key
 
@@ -72,6 +73,7 @@ def _given_or_fit(name: str, fit: FitResult | None, default: str, data, opts: Fi
     return fit
 
 
+@in_fit_precision
 def transition_test(
     key,
     curves: CurveSet,
@@ -152,6 +154,7 @@ class TiedResult(NamedTuple):
     boundary: np.ndarray
 
 
+@in_fit_precision
 def fit_tied(
     curves: CurveSet,
     model: str | Model,

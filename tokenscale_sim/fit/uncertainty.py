@@ -39,12 +39,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from tokenscale_sim.fit.calibrated import calibrated_intervals
-from tokenscale_sim.fit.data import CurveArrays, CurveSet
+from tokenscale_sim.fit.checks import check_arrays
+from tokenscale_sim.fit.data import CurveArrays, CurveSet, key_label
 from tokenscale_sim.fit.engine import residuals, solve_batch, start_grid
 from tokenscale_sim.fit.estimate import FitResult, summarize
+from tokenscale_sim.fit.frames import as_curves
 from tokenscale_sim.fit.likelihood import delta_method_se, t_quantile
 from tokenscale_sim.fit.models import Model, alpha_curve
 from tokenscale_sim.fit.options import Boundary, FitOptions
+from tokenscale_sim.fit.precision import in_fit_precision
 from tokenscale_sim.fit.profile import profile_intervals
 from tokenscale_sim.fit.results import check_domain, check_fitted_on
 from tokenscale_sim.validation import as_key
@@ -129,6 +132,19 @@ class ProfileInterval(NamedTuple):
     level: float
 
 
+def fitted_curves(curves, result: FitResult, fn: str) -> CurveSet:
+    """``curves`` (any form :func:`~tokenscale_sim.fit.frames.as_curves` takes) as the checked
+    :class:`CurveSet` of the fit ``result``: as many curves as the fit, arrays as
+    :func:`~tokenscale_sim.fit.checks.check_arrays` wants them under the fit's law and loss;
+    curves other than the fitted ones are refused
+    (:func:`~tokenscale_sim.fit.results.check_fitted_on`)."""
+    curves = as_curves(curves, fn=fn)
+    check_fitted_on(curves, result, fn)
+    labels = [key_label(k) for k in curves.keys]
+    check_arrays(curves.arrays, result.model, result.loss_name, fn=fn, labels=labels)
+    return curves
+
+
 # ----------------------------------------------------------------------------- resampling
 
 
@@ -168,9 +184,9 @@ def resample(key, model: Model, opts: FitOptions, data: CurveArrays, u, kind: st
             rstar = s * jax.random.normal(k2, (m, d.n.shape[0]), dtype=d.n.dtype)
         if opts.loss in ("log", "huber"):
             ystar = y_hat * jnp.exp(rstar)
-        elif opts.loss == "linear":  # the engine's scale of linear residuals: mean |y|
+        elif opts.loss == "linear":  # the engine's scale of linear residuals: mean |y| se
             scale = jnp.sum(d.weight * jnp.abs(d.y)) / count
-            ystar = y_hat + scale * rstar
+            ystar = y_hat + scale * d.se * rstar
         else:
             ystar = y_hat + d.se * rstar
         ystar = jnp.where(ok, ystar, 1.0)
@@ -193,6 +209,7 @@ def _quantiles(x, mask, level):
     return lo, hi, sd
 
 
+@in_fit_precision
 def bootstrap(
     key,
     curves: CurveSet,
@@ -233,6 +250,7 @@ def bootstrap(
             f"bootstrap: opts.loss {opts.loss!r} differs from the fit's {result.loss_name!r}"
         )
     model = result.model
+    curves = fitted_curves(curves, result, "bootstrap")
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     star = resample(key, model, opts, data, jnp.asarray(result.u), kind, m)
     sol = solve_batch(model, replace(opts, n_starts=n_starts), star, start_grid(model, data))
@@ -306,6 +324,7 @@ def studentized_interval(model: Model, estimates, se, est_star, se_star, converg
     return low, high
 
 
+@in_fit_precision
 def alpha_band(model: str | Model, estimates, samples, converged, n, level: float = 0.95):
     """Pointwise percentile band of alpha(n) from bootstrap samples.
 
@@ -369,6 +388,7 @@ def _band_parts(model: Model, loss: str, u, boundary, data: CurveArrays, n):
     return jax.vmap(one)(u, boundary, data)
 
 
+@in_fit_precision
 def prediction_band(
     curves: CurveSet, result: FitResult, n, level: float | None = None
 ) -> PredictionBand:
@@ -407,7 +427,7 @@ def prediction_band(
     if not 0 < level < 1:
         raise ValueError(f"prediction_band: level must lie in (0, 1), got {level!r}")
     model = result.model
-    check_fitted_on(curves, result, "prediction_band")
+    curves = fitted_curves(curves, result, "prediction_band")
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     grid = np.atleast_1d(np.asarray(n, dtype=np.asarray(data.n).dtype))
     if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)):
@@ -421,7 +441,9 @@ def prediction_band(
     t = np.array([t_quantile(0.5 + level / 2, float(v)) for v in df])[:, None]
     half = t * se
     spread = np.sqrt(se**2 + (s2 * np.broadcast_to(scale, s2.shape) ** 2)[:, None])
-    pred_half = np.where(result.loss_name == "weighted", np.nan, t * spread)
+    # a new point's sigma is unknown: no prediction band for weighted fits
+    weighted = result.loss_name == "weighted" or (curves.has_se and result.loss_name == "linear")
+    pred_half = np.where(weighted, np.nan, t * spread)
     unsure = ~np.asarray(result.converged, bool)[:, None]  # no covariance to trust: no band
     half, pred_half = np.where(unsure, np.nan, half), np.where(unsure, np.nan, pred_half)
     to_y = np.exp if result.loss_name in ("log", "huber") else (lambda x: x)
@@ -435,6 +457,7 @@ def prediction_band(
 # ----------------------------------------------------------------------------- profile likelihood
 
 
+@in_fit_precision
 def profile_interval(
     curves: CurveSet, result: FitResult, param: str, opts: FitOptions | None = None, width=8.0
 ) -> ProfileInterval:
@@ -459,7 +482,7 @@ def profile_interval(
     if param not in model.params:
         raise ValueError(f"profile_interval: param must be one of {model.params}, got {param!r}")
     j = model.params.index(param)
-    check_fitted_on(curves, result, "profile_interval")
+    curves = fitted_curves(curves, result, "profile_interval")
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     prof = profile_intervals(model, opts, data, result.u, opts.level, width)
     if not prof.available[j]:
