@@ -282,6 +282,7 @@ def fit_curves(
     return with_curves(fit_arrays(model, curves.arrays, opts), curves)
 
 
+@in_fit_precision
 def predict(result: FitResult, n, aux=None) -> Any:
     """Fitted curves ``y_hat`` at predictor values ``n`` (any shape, a scalar included).
 
