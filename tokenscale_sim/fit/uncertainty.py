@@ -139,9 +139,9 @@ def fitted_curves(curves, result: FitResult, fn: str) -> CurveSet:
     curves other than the fitted ones are refused
     (:func:`~tokenscale_sim.fit.results.check_fitted_on`)."""
     curves = as_curves(curves, fn=fn)
-    check_fitted_on(curves, result, fn)
     labels = [key_label(k) for k in curves.keys]
     check_arrays(curves.arrays, result.model, result.loss_name, fn=fn, labels=labels)
+    check_fitted_on(curves, result, fn)
     return curves
 
 
