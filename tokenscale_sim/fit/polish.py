@@ -25,8 +25,10 @@ algorithm of MINPACK's ``lmder``:
   accepted when the ratio is at least ``1e-4``. The first ``Delta`` is ``100 |D x0|``.
 
 The loop stops when the test below passes at an accepted point, when MINPACK's ``ftol`` rule sees
-no progress, when ``Delta`` falls below ``eps |D x|``, or after ``max_iter`` trial steps; plain
-Gauss-Newton steps then refine the point, and the test decides.
+no progress, when ``Delta`` falls below ``eps |D x|``, when the fit runs away (over a window of
+20 trial steps ``|u|`` grew 1.2-fold while ``sum r^2`` fell by at most 1e-3 of itself: a crawl
+towards a limit at infinity, which the test then reports not converged), or after ``max_iter``
+trial steps; plain Gauss-Newton steps then refine the point, and the test decides.
 
 The fit counts as converged when the Jacobian has full rank and the full Gauss-Newton step at the
 final point is negligible: every ``|dx_i| <= xtol |u_i|``, or the relative offset (Bates &
@@ -152,6 +154,9 @@ class LMSettings(NamedTuple):
     rank_tol: float = 1e-10
     gn_steps: int = 20
     ftol: float = 1e-15
+    runaway_window: int = 20
+    runaway_rtol: float = 1e-3
+    runaway_growth: float = 1.2
 
 
 class LMState(NamedTuple):
@@ -159,7 +164,8 @@ class LMState(NamedTuple):
 
     ``phase`` (START ... DONE), ``u`` (p,) the point, ``red`` the :class:`Reduced` problem at
     ``u``, ``delta`` the trust radius, ``k`` trial steps taken, ``j`` Gauss-Newton steps taken,
-    ``converged`` and ``relative_offset`` (the test at ``u``; final once DONE).
+    ``converged`` and ``relative_offset`` (the test at ``u``; final once DONE); ``mark``:
+    ``(sum r^2, |u|)`` at the start of the current window of trial steps (the run-away rule).
     """
 
     phase: Any
@@ -170,6 +176,7 @@ class LMState(NamedTuple):
     j: Any
     converged: Any
     relative_offset: Any
+    mark: Any
 
 
 def lm_start(u0, m: int) -> LMState:
@@ -182,7 +189,7 @@ def lm_start(u0, m: int) -> LMState:
         jnp.ones_like(u0), jnp.eye(p, dtype=u0.dtype), jnp.zeros_like(u0),
     )  # fmt: skip
     return LMState(jnp.asarray(START), u0, red, zero, jnp.asarray(0), jnp.asarray(0),
-                   jnp.asarray(False), zero)  # fmt: skip
+                   jnp.asarray(False), zero, jnp.zeros(2, u0.dtype))  # fmt: skip
 
 
 def lm_step(res_fn: Callable[[Any], Any], state: LMState, cfg: LMSettings) -> LMState:
@@ -251,8 +258,21 @@ def lm_step(res_fn: Callable[[Any], Any], state: LMState, cfg: LMSettings) -> LM
     delta0 = jnp.where(xnorm > 0, 100.0 * xnorm, 100.0)
     stall = accept & (jnp.abs(actual) <= cfg.ftol) & (pred <= cfg.ftol)
     tiny_region = delta <= 10 * eps * jnp.maximum(xnorm, 1e-300)
-    lm_done = (accept & passed) | stall | tiny_region | ~jnp.isfinite(delta)
     k_next = s.k + in_lm
+    # run-away: over the last runaway_window trial steps |u| grew by runaway_growth while
+    # sum r^2 fell by at most runaway_rtol of itself: the fit is crawling along a valley
+    # towards a limit at infinity (a saturating law on a straight curve: S_inf, A -> inf,
+    # a -> 0), where every further step buys less; the test below then reports it not converged
+    rss_next = jnp.sum(red_next.r**2)
+    unorm = jnp.linalg.norm(u_next)
+    window_end = in_lm & (k_next % cfg.runaway_window == 0)
+    runaway = (
+        window_end
+        & (s.mark[0] - rss_next <= cfg.runaway_rtol * rss_next)
+        & (unorm >= cfg.runaway_growth * s.mark[1])
+    )
+    mark = jnp.where(start | window_end, jnp.stack([rss_next, unorm]), s.mark)
+    lm_done = (accept & passed) | stall | tiny_region | ~jnp.isfinite(delta) | runaway
     j_next = s.j + in_gn
     finite = jnp.all(jnp.isfinite(u_next))
     more_lm = (k_next < cfg.max_iter) & finite
@@ -278,6 +298,7 @@ def lm_step(res_fn: Callable[[Any], Any], state: LMState, cfg: LMSettings) -> LM
         j_next,
         jnp.where(finished, passed, s.converged),
         jnp.where(finished, ro, s.relative_offset),
+        mark,
     )
 
 
