@@ -42,9 +42,10 @@ import optax
 import optax.tree_utils as otu
 
 from tokenscale_sim.fit.data import CurveArrays
+from tokenscale_sim.fit.lanes import drain
 from tokenscale_sim.fit.models import Model
 from tokenscale_sim.fit.options import Boundary, FitOptions
-from tokenscale_sim.fit.polish import levenberg_marquardt
+from tokenscale_sim.fit.polish import DONE, LMSettings, Polished, lm_result, lm_start, lm_step
 
 
 class Solution(NamedTuple):
@@ -265,8 +266,6 @@ def _candidates(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
 
 def _fit_one(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
     """The full single-curve pipeline (starts, optimizer, limits, boundary choice) -> Solution."""
-    if _levenberg_marquardt_law(model, opts):
-        return _fit_least_squares(model, opts, data, v_grid)
     (us, values, gnorms, ks), n_free = _candidates(model, opts, data, v_grid)
     values = jnp.where(jnp.isfinite(values), values, jnp.inf)
     best_free = jnp.argmin(values[:n_free])
@@ -304,27 +303,32 @@ def _levenberg_marquardt_law(model: Model, opts: FitOptions) -> bool:
     return model.polish and model.nb_index is None and opts.loss != "huber"
 
 
-def _fit_least_squares(model: Model, opts: FitOptions, data: CurveArrays, v_grid) -> Solution:
-    """laws (``model.polish``): Levenberg-Marquardt (:mod:`tokenscale_sim.fit.polish`) from the
-    ``n_starts`` best variable-projection starts, the lowest RSS kept. Its Gauss-Newton step
-    test decides ``converged``, and so does resolution: residuals within ``1e4 eps`` of the
-    rounding of y (an exact fit) leave the standard errors as rounding noise, so such a fit is
-    not reported converged."""
+def _least_squares_starts(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
+    """The ``n_starts`` best variable-projection starts of one curve (S, p), best first."""
     u_grid, rss = projection_starts(model, data, v_grid)
     n_free = min(opts.n_starts, v_grid.shape[0])
     finite_rows = jnp.all(jnp.isfinite(v_grid), axis=1)
-    starts = u_grid[jnp.argsort(jnp.where(finite_rows, rss, jnp.inf))[:n_free]]
+    return u_grid[jnp.argsort(jnp.where(finite_rows, rss, jnp.inf))[:n_free]]
+
+
+def _least_squares_residuals(model: Model, opts: FitOptions, data: CurveArrays):
+    """``u -> sqrt(w) r(u)`` of one curve (M,), 0 at padded points."""
     ok = data.weight > 0
     sqrt_w = jnp.sqrt(jnp.where(ok, data.weight, 0.0))
 
     def res(u):
         return jnp.where(ok, residuals(model, opts.loss, u, data), 0.0) * sqrt_w
 
-    # trial steps: opts.max_iter, MINPACK's budget (100 (p + 1) function evaluations by default).
-    # Under vmap a while_loop runs until its slowest lane stops, so a larger default made every
-    # batch with one run-away fit (saturating laws on straight curves) pay for all its steps;
-    # far starts (NIST's MGH10 from start 1) ask for more with FitOptions(max_iter=...).
-    outs = jax.vmap(lambda u0: levenberg_marquardt(res, u0, max_iter=opts.max_iter))(starts)
+    return res
+
+
+def _least_squares_choice(model: Model, opts: FitOptions, data: CurveArrays, outs: Polished):
+    """One curve's :class:`Solution` from its Levenberg-Marquardt runs ``outs`` (S starts): the
+    lowest RSS. Its Gauss-Newton step test decides ``converged``, and so does resolution:
+    residuals within ``1e4 eps`` of the rounding of y (an exact fit) leave the standard errors
+    as rounding noise, so such a fit is not reported converged."""
+    ok = data.weight > 0
+    sqrt_w = jnp.sqrt(jnp.where(ok, data.weight, 0.0))
     best = jnp.argmin(jnp.where(jnp.isfinite(outs.rss), outs.rss, jnp.inf))
     u = outs.u[best]
     value, grad = jax.value_and_grad(partial(objective, model, opts, data=data))(u)
@@ -347,6 +351,38 @@ def _fit_least_squares(model: Model, opts: FitOptions, data: CurveArrays, v_grid
         outs.converged[best] & resolved & jnp.isfinite(value),
         jnp.asarray(int(Boundary.NONE)),
     )
+
+
+def _solve_least_squares(model: Model, opts: FitOptions, flat: CurveArrays, v_grid) -> Solution:
+    """laws (``model.polish``), curves (G, M): Levenberg-Marquardt
+    (:mod:`tokenscale_sim.fit.polish`) from the ``n_starts`` best variable-projection starts of
+    every curve, the lowest RSS kept (:func:`_least_squares_choice`).
+
+    All G x S runs share ``opts.chunk`` lanes (:func:`tokenscale_sim.fit.lanes.drain`): a run
+    that crawls for its whole budget (a saturating law on a straight curve, heading for a limit
+    at infinity) costs its own lane only, not a whole batch. Trial steps: ``opts.max_iter``,
+    MINPACK's budget (100 (p + 1) function evaluations by default); far starts (NIST's MGH10
+    from start 1) ask for more with ``FitOptions(max_iter=...)``.
+    """
+    starts = jax.vmap(partial(_least_squares_starts, model, opts, v_grid=v_grid))(flat)
+    g, s, p = starts.shape
+    m = flat.n.shape[-1]
+    rows = CurveArrays(*(jnp.repeat(x, s, axis=0) for x in flat))
+    cfg = LMSettings(max_iter=opts.max_iter)
+
+    def step(state, problem):
+        return lm_step(_least_squares_residuals(model, opts, problem[0]), state, cfg)
+
+    outs = drain(
+        lambda problem: lm_start(problem[1], m),
+        step,
+        lambda state: state.phase == DONE,
+        lm_result,
+        (rows, jnp.reshape(starts, (g * s, p))),
+        opts.chunk,
+    )
+    outs = Polished(*(jnp.reshape(x, (g, s, *x.shape[1:])) for x in outs))
+    return jax.vmap(partial(_least_squares_choice, model, opts))(flat, outs)
 
 
 def data_span(data: CurveArrays):
@@ -377,6 +413,9 @@ def solve_batch(model: Model, opts: FitOptions, data: CurveArrays, v_grid) -> So
     batch = data.n.shape[:-1]
     size = int(np.prod(batch))
     flat = CurveArrays(*(jnp.reshape(x, (size, x.shape[-1])) for x in data))
+    if _levenberg_marquardt_law(model, opts):
+        sol = _solve_least_squares(model, opts, flat, v_grid)
+        return Solution(*(jnp.reshape(x, batch + x.shape[1:]) for x in sol))
     fn = jax.vmap(partial(_fit_one, model, opts, v_grid=v_grid))
     chunk = opts.chunk
     if size > chunk:  # sequential chunks of vmapped fits: cache-friendly, lanes finish together

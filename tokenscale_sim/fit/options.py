@@ -106,7 +106,9 @@ class FitOptions:
         adam_steps: optional Adam warm-up steps before L-BFGS (0: none).
         linesearch: ``"backtracking"`` (Armijo, cheap under vmap: the default) or ``"zoom"``
             (strong Wolfe, optax's default for L-BFGS).
-        chunk: curves per vmapped chunk in :func:`solve_batch` (chunks run one after another).
+        chunk: curves per vmapped chunk in :func:`solve_batch` (chunks run one after another);
+            for least-squares laws the number of lanes that Levenberg-Marquardt runs share
+            (:func:`tokenscale_sim.fit.lanes.drain`).
         interval: an :class:`IntervalMethod` value: ``"auto"`` (default), ``"profile"``
             or ``"wald"``.
         absolute_sigma: scipy's ``curve_fit`` meaning, for curves that carry ``sigma`` (standard

@@ -25,8 +25,10 @@ algorithm of MINPACK's ``lmder``:
   accepted when the ratio is at least ``1e-4``. The first ``Delta`` is ``100 |D x0|``.
 
 The loop stops when the test below passes at an accepted point, when MINPACK's ``ftol`` rule sees
-no progress, when ``Delta`` falls below ``eps |D x|``, or after ``max_iter`` trial steps; plain
-Gauss-Newton steps then refine the point, and the test decides.
+no progress, when ``Delta`` falls below ``eps |D x|``, when the fit runs away (over a window of
+20 trial steps ``|u|`` grew 1.2-fold while ``sum r^2`` fell by at most 1e-3 of itself: a crawl
+towards a limit at infinity, which the test then reports not converged), or after ``max_iter``
+trial steps; plain Gauss-Newton steps then refine the point, and the test decides.
 
 The fit counts as converged when the Jacobian has full rank and the full Gauss-Newton step at the
 final point is negligible: every ``|dx_i| <= xtol |u_i|``, or the relative offset (Bates &
@@ -138,6 +140,175 @@ def trust_region_lambda(red: Reduced, delta, iterations: int = 12):
     return jnp.where(gn_norm <= 1.1 * delta, 0.0, lam)
 
 
+START, LM, POST, GAUSS_NEWTON, DONE = range(5)
+"""Phases of :class:`LMState`: evaluate the start, Levenberg-Marquardt trial steps, evaluate the
+end point afresh (running scale dropped), Gauss-Newton refinement, finished."""
+
+
+class LMSettings(NamedTuple):
+    """Static settings of :func:`levenberg_marquardt` (Python numbers; see its arguments)."""
+
+    max_iter: int = 2000
+    xtol: float = 1e-8
+    rotol: float = 1e-8
+    rank_tol: float = 1e-10
+    gn_steps: int = 20
+    ftol: float = 1e-15
+    runaway_window: int = 20
+    runaway_rtol: float = 1e-3
+    runaway_growth: float = 1.2
+
+
+class LMState(NamedTuple):
+    """One Levenberg-Marquardt problem in flight (arrays; vmappable), see :func:`lm_step`.
+
+    ``phase`` (START ... DONE), ``u`` (p,) the point, ``red`` the :class:`Reduced` problem at
+    ``u``, ``delta`` the trust radius, ``k`` trial steps taken, ``j`` Gauss-Newton steps taken,
+    ``converged`` and ``relative_offset`` (the test at ``u``; final once DONE); ``mark``:
+    ``(sum r^2, |u|)`` at the start of the current window of trial steps (the run-away rule).
+    """
+
+    phase: Any
+    u: Any
+    red: Reduced
+    delta: Any
+    k: Any
+    j: Any
+    converged: Any
+    relative_offset: Any
+    mark: Any
+
+
+def lm_start(u0, m: int) -> LMState:
+    """The state of a problem not yet evaluated: ``u0`` (p,), ``m`` residuals."""
+    u0 = jnp.asarray(u0)
+    p = u0.shape[0]
+    zero = jnp.zeros((), u0.dtype)
+    red = Reduced(
+        jnp.zeros(m, u0.dtype), jnp.ones_like(u0), jnp.ones_like(u0), jnp.eye(p, dtype=u0.dtype),
+        jnp.ones_like(u0), jnp.eye(p, dtype=u0.dtype), jnp.zeros_like(u0),
+    )  # fmt: skip
+    return LMState(jnp.asarray(START), u0, red, zero, jnp.asarray(0), jnp.asarray(0),
+                   jnp.asarray(False), zero, jnp.zeros(2, u0.dtype))  # fmt: skip
+
+
+def lm_step(res_fn: Callable[[Any], Any], state: LMState, cfg: LMSettings) -> LMState:
+    """One evaluation of ``res_fn`` (one :func:`reduce`) for a problem in any phase.
+
+    Every phase costs the same (one residual-and-Jacobian evaluation at one point), so many
+    problems can share a vmapped loop and a finished problem can hand its lane to the next one
+    (:func:`tokenscale_sim.fit.lanes.drain`). The sequence of points and decisions is that of
+    the module docstring: evaluate ``u0``; trial steps (accepted or not) until the test passes,
+    MINPACK's ``ftol`` rule sees no progress, ``Delta`` falls below ``eps |D x|`` or
+    ``max_iter`` trial steps; a fresh evaluation of the end point; Gauss-Newton steps while
+    they are small; the test at the final point. A DONE state is returned unchanged.
+    """
+    s = state
+    u, red = s.u, s.red
+    p = u.shape[0]
+    dtype = u.dtype
+    eps = float(jnp.finfo(dtype).eps)  # float32: tolerances no finer than the arithmetic
+    xtol, rotol = max(cfg.xtol, 1e3 * eps), max(cfg.rotol, 1e3 * eps)
+    phase = s.phase
+    in_lm = phase == LM
+    in_gn = phase == GAUSS_NEWTON
+
+    # the point to evaluate: a trial step (LM), a Gauss-Newton step, or u itself
+    lam = trust_region_lambda(red, s.delta)
+    z, pred_fit = damped_step(red, lam)
+    znorm = jnp.linalg.norm(z)
+    delta = jnp.where(s.k == 0, jnp.minimum(s.delta, znorm), s.delta)  # MINPACK's first step
+    u_trial = u + z / red.d
+    z_gn, _ = damped_step(red, 0.0)
+    dx = z_gn / red.d
+    near = jnp.all(jnp.abs(dx) <= 1e-4 * jnp.abs(u)) & jnp.all(jnp.isfinite(dx))
+    u_gn = jnp.where(near, u + dx, u)
+    point = jnp.where(in_lm, u_trial, jnp.where(in_gn, u_gn, u))
+    new = reduce(res_fn, point, jnp.where(in_lm, red.d, jnp.zeros_like(u)))
+
+    # LM: MINPACK's acceptance and trust-region update
+    rss, rss_new = jnp.sum(red.r**2), jnp.sum(new.r**2)
+    ok = jnp.isfinite(rss_new) & jnp.all(jnp.isfinite(new.s)) & jnp.all(jnp.isfinite(new.b))
+    rss_new = jnp.where(ok, rss_new, jnp.inf)
+    # relative reductions as in lmder: predicted from the linear model plus the damping
+    pred = (pred_fit + 2.0 * lam * znorm**2) / jnp.maximum(rss, jnp.finfo(dtype).tiny)
+    actual = jnp.where(rss_new < 100.0 * rss, 1.0 - rss_new / rss, -1.0)
+    ratio = jnp.where(pred > 0, actual / pred, 0.0)
+    dirder = -(pred_fit + lam * znorm**2) / jnp.maximum(rss, jnp.finfo(dtype).tiny)
+    shrink = jnp.where(actual >= 0, 0.5, 0.5 * dirder / (dirder + 0.5 * actual))
+    shrink = jnp.where((rss_new >= 100.0 * rss) | (shrink < 0.1), 0.1, shrink)
+    delta = jnp.where(
+        ratio <= 0.25,
+        shrink * jnp.minimum(delta, znorm / 0.1),
+        jnp.where((lam == 0) | (ratio >= 0.75), 2.0 * znorm, delta),
+    )
+    accept = ok & (ratio >= 1e-4)
+    u_lm = jnp.where(accept, u_trial, u)
+    red_lm = jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, red)
+
+    # the next state of each phase, then the test there
+    start = phase == START
+    keep = (~in_lm) & (~in_gn) & (~start) & (phase != POST)  # DONE: unchanged
+    u_next = jnp.where(in_lm, u_lm, jnp.where(in_gn, u_gn, u))
+    red_next = jax.tree.map(
+        lambda a, b, c: jnp.where(keep, c, jnp.where(in_lm, a, b)), red_lm, new, red
+    )
+    passed, ro = _test(u_next, red_next, p, xtol, rotol, cfg.rank_tol)
+    xnorm = jnp.linalg.norm(red_next.d * u_next)
+    delta0 = jnp.where(xnorm > 0, 100.0 * xnorm, 100.0)
+    stall = accept & (jnp.abs(actual) <= cfg.ftol) & (pred <= cfg.ftol)
+    tiny_region = delta <= 10 * eps * jnp.maximum(xnorm, 1e-300)
+    k_next = s.k + in_lm
+    # run-away: over the last runaway_window trial steps |u| grew by runaway_growth while
+    # sum r^2 fell by at most runaway_rtol of itself: the fit is crawling along a valley
+    # towards a limit at infinity (a saturating law on a straight curve: S_inf, A -> inf,
+    # a -> 0), where every further step buys less; the test below then reports it not converged
+    rss_next = jnp.sum(red_next.r**2)
+    unorm = jnp.linalg.norm(u_next)
+    window_end = in_lm & (k_next % cfg.runaway_window == 0)
+    runaway = (
+        window_end
+        & (s.mark[0] - rss_next <= cfg.runaway_rtol * rss_next)
+        & (unorm >= cfg.runaway_growth * s.mark[1])
+    )
+    mark = jnp.where(start | window_end, jnp.stack([rss_next, unorm]), s.mark)
+    lm_done = (accept & passed) | stall | tiny_region | ~jnp.isfinite(delta) | runaway
+    j_next = s.j + in_gn
+    finite = jnp.all(jnp.isfinite(u_next))
+    more_lm = (k_next < cfg.max_iter) & finite
+    moving = near & jnp.any(jnp.abs(dx) > 4 * eps * jnp.abs(u))
+    after_post = GAUSS_NEWTON if cfg.gn_steps > 0 else DONE
+    phase_next = jnp.select(
+        [start, in_lm, phase == POST, in_gn],
+        [
+            jnp.where(more_lm & ~passed, LM, POST),
+            jnp.where(more_lm & ~lm_done, LM, POST),
+            after_post,
+            jnp.where((j_next < cfg.gn_steps) & moving, GAUSS_NEWTON, DONE),
+        ],
+        DONE,
+    ).astype(phase.dtype)
+    finished = (phase_next == DONE) & ~keep
+    return LMState(
+        phase_next,
+        u_next,
+        red_next,
+        jnp.where(start, delta0, jnp.where(in_lm, delta, s.delta)),
+        k_next,
+        j_next,
+        jnp.where(finished, passed, s.converged),
+        jnp.where(finished, ro, s.relative_offset),
+        mark,
+    )
+
+
+def lm_result(state: LMState) -> Polished:
+    """The :class:`Polished` result of a DONE state."""
+    return Polished(
+        state.u, jnp.sum(state.red.r**2), state.k, state.converged, state.relative_offset
+    )
+
+
 def levenberg_marquardt(
     res_fn: Callable[[Any], Any],
     u0,
@@ -166,91 +337,38 @@ def levenberg_marquardt(
             and above the rounding of ``u`` (they refine the point below the resolution of the
             RSS).
 
+    One ``lax.while_loop`` of :func:`lm_step` (one residual-and-Jacobian evaluation per pass:
+    a small program); many problems at once: :func:`tokenscale_sim.fit.lanes.drain`.
+
     >>> import jax.numpy as jnp
     >>> x = jnp.array([1.0, 2.0, 3.0, 4.0]); y = 2.0 * jnp.exp(-0.5 * x)
     >>> out = levenberg_marquardt(lambda u: y - u[0] * jnp.exp(-u[1] * x), jnp.array([1.0, 1.0]))
     >>> [round(float(v), 8) for v in out.u], bool(out.converged)
     ([2.0, 0.5], True)
     """
+    cfg = LMSettings(max_iter, xtol, rotol, rank_tol, gn_steps, ftol)
     u0 = jnp.asarray(u0)
-    p = u0.shape[0]
-    dtype = u0.dtype
-    eps = float(jnp.finfo(dtype).eps)  # float32: tolerances no finer than the arithmetic
-    xtol, rotol = max(xtol, 1e3 * eps), max(rotol, 1e3 * eps)
-
-    def test(u, red: Reduced):
-        """The convergence test of the module docstring, scaled by the *current* column norms
-        (a running scale would hide a direction gone flat behind the SVD cut-off)."""
-        fresh = red._replace(d=jnp.where(red.norms > 0, red.norms, 1.0))
-        fresh = _rescale(fresh, red.d)
-        z, explained = damped_step(fresh, 0.0)
-        rss = jnp.sum(red.r**2)
-        m = red.r.shape[0]
-        ro = jnp.sqrt(explained / p) / jnp.sqrt(jnp.maximum(rss, 1e-300) / max(m - p, 1))
-        small = jnp.all(jnp.abs(z / fresh.d) <= xtol * jnp.abs(u))
-        full_rank = jnp.min(fresh.s) > rank_tol * jnp.max(fresh.s)
-        finite = jnp.isfinite(rss) & jnp.all(jnp.isfinite(u)) & jnp.all(jnp.isfinite(z))
-        return finite & full_rank & (small | (ro <= rotol) | (rss == 0)), ro
-
-    def body(carry):
-        u, red, delta, k, _ = carry
-        lam = trust_region_lambda(red, delta)
-        z, pred_fit = damped_step(red, lam)
-        znorm = jnp.linalg.norm(z)
-        delta = jnp.where(k == 0, jnp.minimum(delta, znorm), delta)  # MINPACK's first step
-        u_new = u + z / red.d
-        new = reduce(res_fn, u_new, red.d)
-        rss, rss_new = jnp.sum(red.r**2), jnp.sum(new.r**2)
-        ok = jnp.isfinite(rss_new) & jnp.all(jnp.isfinite(new.s)) & jnp.all(jnp.isfinite(new.b))
-        rss_new = jnp.where(ok, rss_new, jnp.inf)
-        # relative reductions as in lmder: predicted from the linear model plus the damping
-        pred = (pred_fit + 2.0 * lam * znorm**2) / jnp.maximum(rss, jnp.finfo(dtype).tiny)
-        actual = jnp.where(rss_new < 100.0 * rss, 1.0 - rss_new / rss, -1.0)
-        ratio = jnp.where(pred > 0, actual / pred, 0.0)
-        dirder = -(pred_fit + lam * znorm**2) / jnp.maximum(rss, jnp.finfo(dtype).tiny)
-        shrink = jnp.where(actual >= 0, 0.5, 0.5 * dirder / (dirder + 0.5 * actual))
-        shrink = jnp.where((rss_new >= 100.0 * rss) | (shrink < 0.1), 0.1, shrink)
-        delta = jnp.where(
-            ratio <= 0.25,
-            shrink * jnp.minimum(delta, znorm / 0.1),
-            jnp.where((lam == 0) | (ratio >= 0.75), 2.0 * znorm, delta),
-        )
-        accept = ok & (ratio >= 1e-4)
-        u = jnp.where(accept, u_new, u)
-        red = jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, red)
-        xnorm = jnp.linalg.norm(red.d * u)
-        stall = accept & (jnp.abs(actual) <= ftol) & (pred <= ftol)
-        tiny_region = delta <= 10 * eps * jnp.maximum(xnorm, 1e-300)
-        done = (accept & test(u, red)[0]) | stall | tiny_region | ~jnp.isfinite(delta)
-        return u, red, delta, k + 1, done
-
-    red0 = reduce(res_fn, u0, jnp.zeros_like(u0))
-    xnorm0 = jnp.linalg.norm(red0.d * u0)
-    delta0 = jnp.where(xnorm0 > 0, 100.0 * xnorm0, 100.0)
-    done0 = test(u0, red0)[0]
-    init = (u0, red0, delta0, jnp.asarray(0), done0)
-    u, red, _, k, _ = jax.lax.while_loop(
-        lambda c: (c[3] < max_iter) & ~c[4] & jnp.all(jnp.isfinite(c[0])), body, init
+    m = jax.eval_shape(res_fn, u0).shape[0]
+    state = jax.lax.while_loop(
+        lambda s: s.phase != DONE, lambda s: lm_step(res_fn, s, cfg), lm_start(u0, m)
     )
+    return lm_result(state)
 
-    def gauss_newton(carry):
-        # plain Gauss-Newton steps close to the optimum: they solve J'r = 0 beyond the point where
-        # RSS stops resolving differences (LM's acceptance test sees only the RSS); they stop
-        # when a step is not small (not near the optimum) or below the arithmetic's resolution
-        u, red, j, _ = carry
-        z, _ = damped_step(red, 0.0)
-        dx = z / red.d
-        near = jnp.all(jnp.abs(dx) <= 1e-4 * jnp.abs(u)) & jnp.all(jnp.isfinite(dx))
-        u_next = jnp.where(near, u + dx, u)
-        moving = near & jnp.any(jnp.abs(dx) > 4 * eps * jnp.abs(u))
-        return u_next, reduce(res_fn, u_next, jnp.zeros_like(u)), j + 1, moving
 
-    red = reduce(res_fn, u, jnp.zeros_like(u))
-    u, red, _, _ = jax.lax.while_loop(
-        lambda c: (c[2] < gn_steps) & c[3], gauss_newton, (u, red, 0, jnp.asarray(True))
-    )
-    ok, ro = test(u, red)
-    return Polished(u, jnp.sum(red.r**2), k, ok, ro)
+def _test(u, red: Reduced, p: int, xtol: float, rotol: float, rank_tol: float):
+    """The convergence test of the module docstring -> (passed, relative offset), scaled by the
+    *current* column norms (a running scale would hide a direction gone flat behind the SVD
+    cut-off)."""
+    fresh = red._replace(d=jnp.where(red.norms > 0, red.norms, 1.0))
+    fresh = _rescale(fresh, red.d)
+    z, explained = damped_step(fresh, 0.0)
+    rss = jnp.sum(red.r**2)
+    m = red.r.shape[0]
+    ro = jnp.sqrt(explained / p) / jnp.sqrt(jnp.maximum(rss, 1e-300) / max(m - p, 1))
+    small = jnp.all(jnp.abs(z / fresh.d) <= xtol * jnp.abs(u))
+    full_rank = jnp.min(fresh.s) > rank_tol * jnp.max(fresh.s)
+    finite = jnp.isfinite(rss) & jnp.all(jnp.isfinite(u)) & jnp.all(jnp.isfinite(z))
+    return finite & full_rank & (small | (ro <= rotol) | (rss == 0)), ro
 
 
 def _rescale(red: Reduced, old_d) -> Reduced:

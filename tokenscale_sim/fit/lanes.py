@@ -1,0 +1,82 @@
+r"""Many iterative problems in a fixed pool of vmapped lanes: a finished problem hands its lane
+to the next one.
+
+A ``lax.while_loop`` under ``vmap`` runs until its slowest lane stops: fitting N problems in
+chunks of L lanes costs ``sum over chunks of (L x the chunk's longest run)``, so one run-away fit
+(a law crawling towards a limit at infinity for its whole step budget) makes its chunk pay that
+budget for every lane. :func:`drain` keeps L lanes busy instead: every pass of one loop steps
+every lane once, and a lane whose problem is finished writes its result and loads the next
+problem of the queue. The cost is about ``sum of all runs / L`` passes plus the longest single
+run (the tail), whatever the mix of short and long problems.
+
+The step must cost the same in every state (e.g. one residual-and-Jacobian evaluation:
+:func:`tokenscale_sim.fit.polish.lm_step`), so that no pass is spent on bookkeeping. Each
+problem's sequence of states is exactly what a loop over that problem alone computes, so the
+results do not depend on the pool size or on which lane ran a problem (up to XLA's rounding of
+batched operations, ~1e-16 relative).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+
+def drain(
+    start: Callable[[Any], Any],
+    step: Callable[[Any, Any], Any],
+    finished: Callable[[Any], Any],
+    result: Callable[[Any], Any],
+    problems: Any,
+    lanes: int,
+) -> Any:
+    """Run every problem of ``problems`` to the end in ``lanes`` vmapped lanes -> results (N, ...).
+
+    Args:
+        start: ``problem -> state`` (cheap: no evaluation; the first ``step`` does that).
+        step: ``(state, problem) -> state``, one pass; must leave a finished state finished.
+        finished: ``state -> bool`` scalar.
+        result: ``state -> pytree`` of one problem's outputs.
+        problems: a pytree of arrays with a leading axis of N problems.
+        lanes: pool size L (at most N lanes are used).
+
+    >>> import jax.numpy as jnp
+    >>> halve = drain(lambda x: x, lambda s, x: jnp.where(s > 1, s / 2, s), lambda s: s <= 1,
+    ...               lambda s: s, jnp.array([1.0, 8.0, 2.0, 1024.0, 4.0]), lanes=2)
+    >>> [float(v) for v in halve]
+    [1.0, 1.0, 1.0, 1.0, 1.0]
+    """
+    n = jax.tree.leaves(problems)[0].shape[0]
+    pool = max(1, min(int(lanes), n))
+
+    def take(idx):
+        return jax.tree.map(lambda a: a[jnp.minimum(idx, n - 1)], problems)
+
+    idx = jnp.arange(pool)
+    states = jax.vmap(start)(take(idx))
+    shapes = jax.eval_shape(jax.vmap(result), states)
+    outputs = jax.tree.map(lambda s: jnp.zeros((n, *s.shape[1:]), s.dtype), shapes)
+
+    def body(carry):
+        states, idx, queued, outputs, left = carry
+        states = jax.vmap(step)(states, take(idx))
+        done = jax.vmap(finished)(states) & (idx < n)
+        out = jax.vmap(result)(states)
+        slot = jnp.where(done, idx, n)  # index n: dropped
+        outputs = jax.tree.map(lambda o, x: o.at[slot].set(x, mode="drop"), outputs, out)
+        nxt = queued + jnp.cumsum(done) - 1  # the next problems, in lane order
+        load = done & (nxt < n)
+        idx = jnp.where(done, jnp.where(load, nxt, n), idx)  # index n: an idle lane
+        fresh = jax.vmap(start)(take(idx))
+        states = jax.tree.map(
+            lambda f, s: jnp.where(jnp.reshape(load, (-1,) + (1,) * (s.ndim - 1)), f, s),
+            fresh,
+            states,
+        )
+        return states, idx, queued + jnp.sum(done), outputs, left - jnp.sum(done)
+
+    carry = (states, idx, jnp.asarray(pool), outputs, jnp.asarray(n))
+    return jax.lax.while_loop(lambda c: c[4] > 0, body, carry)[3]
