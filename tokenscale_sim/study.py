@@ -42,7 +42,7 @@ ALPHA_FAMILY_NB = (2.0, 5.6, 9.2, 12.8, 16.4, 20.0)
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """Sizes of the study. The defaults run in about six minutes on 2 CPU cores.
+    """Sizes of the study. The defaults run in about three and a half minutes on 2 CPU cores.
 
     Attributes:
         n_max, d, m, chunk: Monte Carlo size (tokens per branch, width, replicates, chunk).
