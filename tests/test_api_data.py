@@ -138,7 +138,7 @@ def test_hand_built_curveset_with_nan_is_refused_by_fit_and_bootstrap():
         fit.fit_curves(bad, "powerlaw")
     with pytest.raises(ValueError, match="bootstrap: y must be finite"):
         fit.bootstrap(jax.random.key(0), bad, res, m=10)
-    with pytest.raises(ValueError, match="prediction_band: the fit has 1 curves, curves holds 2"):
+    with pytest.raises(ValueError, match=r"prediction_band: curves must be the 1 curve\(s\) the"):
         fit.prediction_band(fit.curves_from_arrays(N, np.stack([Y, Y])), res, [4.0])
 
 

@@ -75,13 +75,13 @@ class CurveSet(NamedTuple):
         return key_label(self.keys[g])
 
 
-def key_label(key: Sequence[Any]) -> str:
+def key_label(curve_key: Sequence[Any]) -> str:
     """``"value1 / value2"`` for a curve's key of any values (``"curve"`` for the empty key).
 
     >>> key_label(("llava", 7)), key_label(())
     ('llava / 7', 'curve')
     """
-    return " / ".join(str(v) for v in key) or "curve"
+    return " / ".join(str(v) for v in curve_key) or "curve"
 
 
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)",
