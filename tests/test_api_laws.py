@@ -169,6 +169,23 @@ def test_a_law_calling_numpy_names_the_law_and_the_jax_function():
         define_law("theta", lambda n, t: t["a"] * np.log(n), ["a"])
 
 
+def test_a_law_typed_in_a_notebook_cell_names_the_cell_line_not_a_temporary_file(monkeypatch):
+    """IPython compiles each cell to /tmp/ipykernel_<pid>/<hash>.py (its lines kept in
+    linecache): the message says "line 2 of its notebook cell" (the file's name changes on every
+    run and means nothing)."""
+    import linecache
+
+    source = "def g(x, a, b):\n    return a * np.exp(-b * x)\n"
+    cell = "/tmp/ipykernel_4242/3228049155.py"
+    monkeypatch.setitem(linecache.cache, cell, (len(source), None, source.splitlines(True), cell))
+    scope = {"np": np}
+    exec(compile(source, cell, "exec"), scope)
+    with pytest.raises(ValueError, match="calls NumPy") as err:
+        define_law(scope["g"])
+    assert "(np.exp at line 2 of its notebook cell);" in str(err.value)
+    assert "ipykernel" not in str(err.value)
+
+
 def test_other_untraceable_laws_are_one_line():
     with pytest.raises(ValueError, match=r"law 'lambda' needs a concrete number .*jnp\.where"):
         define_law(lambda x, a: float(a) * x)

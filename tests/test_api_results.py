@@ -224,6 +224,25 @@ def test_to_frame_without_pandas_gives_the_records(three, monkeypatch):
     assert rows[3]["parameter"] == "alpha" and rows[3]["value"] == res.estimates[1, 1]
 
 
+def test_records_label_curves_keyed_by_ints_and_tuples():
+    """Keys of any values (an int group column of a DataFrame) label the rows: the report and
+    to_records of grouped curves joined str(value), which failed on ints."""
+    from tokenscale_sim.fit import curves_from_frame
+
+    ys = [_curve(), _curve(3.0, 0.2, 1.0)]
+    cs = curves_from_frame(
+        {"model": np.repeat([7, 13], N.size), "size": np.repeat(["s", "l"], N.size),
+         "n": np.tile(N, 2), "y": np.concatenate(ys)},
+        group=["model", "size"],
+    )  # fmt: skip
+    res = fit_curves(cs, "powerlaw")
+    assert cs.keys == ((7, "s"), (13, "l"))
+    assert [res.label(g) for g in range(2)] == ["7 / s", "13 / l"]
+    assert [r["key"] for r in res.to_records()] == ["7 / s"] * 2 + ["13 / l"] * 2
+    assert "13 / l" in res.report()
+    assert fit_curves(curves_from_arrays(N, _curve()), "powerlaw").label(0) == "curve 0"
+
+
 # ----------------------------------------------------------------------------- predict
 
 

@@ -74,7 +74,7 @@ def test_plot_functions_are_found():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_stored_notebook_has_outputs_and_shows_every_figure(path):
-    assert len(NOTEBOOKS) == 3
+    assert len(NOTEBOOKS) == 4
     assert path.stat().st_size < MAX_BYTES, f"{path.name}: {path.stat().st_size} bytes"
     nb = nbformat.read(path, as_version=4)
     check_outputs(nb, path.name)

@@ -37,17 +37,29 @@ def _user_frames(err: BaseException, files: Sequence[str]) -> list[traceback.Fra
     return [f for f in frames if str(Path(f.filename).resolve()) in wanted]
 
 
+def source_line(filename: str, lineno: int | None) -> str:
+    """``"law.py line 7"``, or ``"line 7 of its notebook cell"`` for code typed in Jupyter
+    (IPython compiles a cell to a temporary file ``.../ipykernel_<pid>/<hash>.py``, or
+    ``<ipython-input-...>`` in older versions, whose name means nothing to the user).
+
+    >>> source_line("/tmp/ipykernel_81/3228049155.py", 2), source_line("law.py", 7)
+    ('line 2 of its notebook cell', 'law.py line 7')
+    """
+    cell = Path(filename).parent.name.startswith("ipykernel_") or filename.startswith("<ipython")
+    return f"line {lineno} of its notebook cell" if cell else f"{filename} line {lineno}"
+
+
 def error_place(err: BaseException, files: Sequence[str], fn: Callable | None = None) -> str:
     """``"law.py line 7"``: the deepest frame of ``err`` in one of ``files`` (the user's code),
-    else where ``fn`` is defined, else the deepest frame."""
+    else where ``fn`` is defined, else the deepest frame (:func:`source_line`)."""
     if isinstance(err, SyntaxError) and err.filename:
-        return f"{err.filename} line {err.lineno}"
+        return source_line(err.filename, err.lineno)
     mine = _user_frames(err, files)
     if mine:
-        return f"{mine[-1].filename} line {mine[-1].lineno}"
+        return source_line(mine[-1].filename, mine[-1].lineno)
     code = getattr(fn, "__code__", None)
     if code is not None:
-        return f"{code.co_filename} line {code.co_firstlineno} (calling it)"
+        return f"{source_line(code.co_filename, code.co_firstlineno)} (calling it)"
     return f"the call {getattr(fn, '__name__', 'fn')}(x, theta)" if fn else "an unknown place"
 
 

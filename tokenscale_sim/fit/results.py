@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from tokenscale_sim.fit.data import CurveSet
+from tokenscale_sim.fit.data import CurveSet, key_label
 from tokenscale_sim.fit.likelihood import corrected_aic, variance_params
 from tokenscale_sim.fit.models import Model
 from tokenscale_sim.fit.options import Boundary, IntervalMethod
@@ -230,7 +230,7 @@ class FitResult(NamedTuple):
     def label(self, g: int) -> str:
         """``"value1 / value2"``: the key of curve ``g``, or ``"curve g"`` without one."""
         known = len(self.keys) == self.n_curves
-        return (" / ".join(self.keys[g]) if known else "") or f"curve {g}"
+        return key_label(self.keys[g]) if known and self.keys[g] else f"curve {g}"
 
     def report(self) -> str:
         """A text report (lmfit's ``fit_report``): :func:`fit_report`."""

@@ -136,8 +136,8 @@ def fitted_curves(curves, result: FitResult, fn: str) -> CurveSet:
     """``curves`` (any form :func:`~tokenscale_sim.fit.frames.as_curves` takes) as the checked
     :class:`CurveSet` of the fit ``result``: as many curves as the fit, arrays as
     :func:`~tokenscale_sim.fit.checks.check_arrays` wants them under the fit's law and loss;
-    curves other than the fitted ones are refused
-    (:func:`~tokenscale_sim.fit.results.check_fitted_on`)."""
+    curves other than the fitted ones are refused, after the data checks (a NaN is reported as
+    a NaN): :func:`~tokenscale_sim.fit.results.check_fitted_on`."""
     curves = as_curves(curves, fn=fn)
     labels = [key_label(k) for k in curves.keys]
     check_arrays(curves.arrays, result.model, result.loss_name, fn=fn, labels=labels)
