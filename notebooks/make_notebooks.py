@@ -391,7 +391,7 @@ BENCHMARKS = [
         "law (6); the alpha(n) law wins none, because where it cannot place n_b it *is* the "
         "power law plus a parameter's penalty. Predicting the two largest n (512, 768) from the "
         "eight smaller ones, the laws that can saturate do a little better (median RMSE of "
-        "ln S 0.084 logistic, 0.091 saturating, against 0.100 for the power law), small "
+        "ln S 0.084 logistic, 0.090 saturating, against 0.100 for the power law), small "
         "differences next to the spread over curves (figure below). The shape test goes "
         "against the theory: ln S is convex in ln n (returns that accelerate, as alpha(n) "
         "requires) on only 19 of 54 curves, and the mean signed curvature is -0.014 with a "

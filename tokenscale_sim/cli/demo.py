@@ -9,8 +9,8 @@ side, on built-in defaults, written into one folder a person can open and read t
   *.png                 the figures
 
 ``--size tiny`` (the test size) takes 40-70 s on 2 CPU cores, most of it compiling; the default
-takes about three and a half minutes. Each stage prints its time when it ends; the long ones (Monte Carlo,
-which law?, design) show a progress bar.
+takes about three and a half minutes. Each stage prints its time when it ends; the long ones
+(Monte Carlo, which law?, design) show a progress bar.
 """
 
 from __future__ import annotations
