@@ -47,7 +47,17 @@ def test_expression_law_fits_and_names_its_columns(sat_csv, tmp_path, capsys):
         est, se = float(row[name]), float(row[f"{name}_se"])
         assert abs(est - value) < 5 * se, name
         assert float(row[f"{name}_ci_low"]) <= est <= float(row[f"{name}_ci_high"])
-    assert "S_inf" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "S_inf" in printed
+    # the comparison power law (a second compiled fit) only when asked for a law of your own
+    assert "powerlaw_alpha" not in row and "alpha_powerlaw" not in printed
+    assert main([*argv, "--compare-powerlaw", "--out", str(out), "--overwrite"]) == 0
+    (compared,) = read(out / "fits.csv")
+    assert "alpha_powerlaw" in capsys.readouterr().out
+    n, y = np.loadtxt(sat_csv, delimiter=",", skiprows=1).T
+    slope = np.polyfit(np.log(n), np.log(y), 1)[0]  # the power law: OLS of ln S on ln n
+    assert float(compared["powerlaw_alpha"]) == pytest.approx(-slope, rel=1e-6)
+    assert {k: compared[k] for k in row} == row  # the law's own columns are unchanged
 
 
 def test_linear_space_law_intervals_contain_the_estimate():

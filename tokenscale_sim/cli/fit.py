@@ -17,7 +17,9 @@ minimum, maximum and the constants pi, e; nothing else is ever evaluated), or
 ``file.py:name`` / ``module:name`` naming a ``Model`` (made with ``fit.define_law``) or a
 function ``fn(x, theta)`` whose parameters ``--params`` lists. ``--start`` gives starting values
 (``a=0.5`` or several, ``a=0.2/0.5/1``). fits.csv and fits.json have one column per parameter,
-named as in the law.
+named as in the law. The power law is fitted beside a law of your own only with
+``--compare-powerlaw`` (or ``--plot``, ``--transition-test``): a second compiled fit, most of the
+time of a one-curve run.
 
 Examples::
 
@@ -73,7 +75,7 @@ def register(sub) -> None:
         "--model",
         choices=sorted(MODELS),
         default="alpha_n",
-        help="law to fit (default: %(default)s); powerlaw is always fitted for comparison",
+        help="law to fit (default: %(default)s); powerlaw is fitted beside it for comparison",
     )
     p.add_argument(
         "--law",
@@ -81,6 +83,12 @@ def register(sub) -> None:
         metavar="EXPR|FILE.py:NAME",
         help="a law of your own (replaces --model): an expression such as "
         "'S_inf - A * n**(-a)', or a Model / function fn(x, theta) in your Python file",
+    )
+    p.add_argument(
+        "--compare-powerlaw",
+        action="store_true",
+        help="with --law: also fit the power law for comparison (columns powerlaw_*, "
+        "alpha_powerlaw); done anyway for --model laws, --plot and --transition-test",
     )
     p.add_argument(
         "--start",
@@ -395,7 +403,9 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         return jax.random.fold_in(key_from_seed("fit", args.seed), stream)
 
     res = estimate.fit_curves(cs, model, opts)
-    pl = res if model.name == "powerlaw" else _powerlaw(cs, model, opts)
+    # the comparison power law costs a second compiled fit: a --law of your own gets it when asked
+    compare = not args.law or args.compare_powerlaw or args.plot or args.transition_test
+    pl = res if model.name == "powerlaw" else _powerlaw(cs, model, opts) if compare else None
     boot = band = test = None
     if args.bootstrap:
         boot = uncertainty.bootstrap(
