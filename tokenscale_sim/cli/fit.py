@@ -18,8 +18,8 @@ minimum, maximum and the constants pi, e; nothing else is ever evaluated), or
 function ``fn(x, theta)`` whose parameters ``--params`` lists. ``--start`` gives starting values
 (``a=0.5`` or several, ``a=0.2/0.5/1``). fits.csv and fits.json have one column per parameter,
 named as in the law. The power law is fitted beside a law of your own only with
-``--compare-powerlaw`` (or ``--plot``, ``--transition-test``): a second compiled fit, most of the
-time of a one-curve run.
+``--compare-powerlaw`` (or ``--plot``, ``--transition-test``): a second compiled fit, a fifth of
+a warm one-curve run (benchmarks/README.md).
 
 Examples::
 
