@@ -62,6 +62,17 @@ class Solution(NamedTuple):
 # ----------------------------------------------------------------------------- loss and solver
 
 
+def linear_scale(data: CurveArrays):
+    """Weighted mean |y| of one curve: the scale of the linear loss's residuals."""
+    return jnp.sum(data.weight * jnp.abs(data.y)) / jnp.sum(data.weight)
+
+
+def point_weights(data: CurveArrays):
+    """``(ok, sqrt(w))`` of one curve (M,): real points, and the root weights (0 at padding)."""
+    ok = data.weight > 0
+    return ok, jnp.sqrt(jnp.where(ok, data.weight, 0.0))
+
+
 def residuals(model: Model, loss: str, u, data: CurveArrays):
     """Residuals of one curve (M,) under ``loss`` (see the module docstring)."""
     if loss in ("log", "huber"):
@@ -70,8 +81,8 @@ def residuals(model: Model, loss: str, u, data: CurveArrays):
     # linear loss scales by mean |y| (= mean y for scores), so y of any sign works
     y_hat = model.predict(u, data.n, data.aux)
     if loss == "linear":
-        scale = jnp.sum(data.weight * jnp.abs(data.y)) / jnp.sum(data.weight)
-        return (data.y - y_hat) / scale / data.se  # se = 1: exactly the unweighted residuals
+        # se = 1: exactly the unweighted residuals
+        return (data.y - y_hat) / linear_scale(data) / data.se
     return (data.y - y_hat) / data.se
 
 
@@ -313,8 +324,7 @@ def _least_squares_starts(model: Model, opts: FitOptions, data: CurveArrays, v_g
 
 def _least_squares_residuals(model: Model, opts: FitOptions, data: CurveArrays):
     """``u -> sqrt(w) r(u)`` of one curve (M,), 0 at padded points."""
-    ok = data.weight > 0
-    sqrt_w = jnp.sqrt(jnp.where(ok, data.weight, 0.0))
+    ok, sqrt_w = point_weights(data)
 
     def res(u):
         return jnp.where(ok, residuals(model, opts.loss, u, data), 0.0) * sqrt_w
@@ -327,8 +337,7 @@ def _least_squares_choice(model: Model, opts: FitOptions, data: CurveArrays, out
     lowest RSS. Its Gauss-Newton step test decides ``converged``, and so does resolution:
     residuals within ``1e4 eps`` of the rounding of y (an exact fit) leave the standard errors
     as rounding noise, so such a fit is not reported converged."""
-    ok = data.weight > 0
-    sqrt_w = jnp.sqrt(jnp.where(ok, data.weight, 0.0))
+    ok, sqrt_w = point_weights(data)
     best = jnp.argmin(jnp.where(jnp.isfinite(outs.rss), outs.rss, jnp.inf))
     u = outs.u[best]
     value, grad = jax.value_and_grad(partial(objective, model, opts, data=data))(u)
@@ -336,8 +345,7 @@ def _least_squares_choice(model: Model, opts: FitOptions, data: CurveArrays, out
     if opts.loss == "log":  # size of the terms whose rounding the residuals carry
         size = jnp.abs(jnp.log(y)) + 1.0
     elif opts.loss == "linear":
-        scale = jnp.sum(data.weight * jnp.abs(data.y)) / jnp.sum(data.weight)
-        size = jnp.abs(y) / scale / jnp.where(ok, data.se, 1.0)
+        size = jnp.abs(y) / linear_scale(data) / jnp.where(ok, data.se, 1.0)
     else:
         size = jnp.abs(y) / jnp.where(ok, data.se, 1.0)
     floor = 1e4 * jnp.finfo(u.dtype).eps * jnp.linalg.norm(size * sqrt_w)
