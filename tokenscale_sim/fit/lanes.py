@@ -61,7 +61,7 @@ def drain(
     outputs = jax.tree.map(lambda s: jnp.zeros((n, *s.shape[1:]), s.dtype), shapes)
 
     def body(carry):
-        states, idx, queued, outputs, left = carry
+        states, idx, queued, outputs = carry
         states = jax.vmap(step)(states, take(idx))
         done = jax.vmap(finished)(states) & (idx < n)
         out = jax.vmap(result)(states)
@@ -76,7 +76,8 @@ def drain(
             fresh,
             states,
         )
-        return states, idx, queued + jnp.sum(done), outputs, left - jnp.sum(done)
+        return states, idx, queued + jnp.sum(done), outputs
 
-    carry = (states, idx, jnp.asarray(pool), outputs, jnp.asarray(n))
-    return jax.lax.while_loop(lambda c: c[4] > 0, body, carry)[3]
+    # every problem is done once `queued` (problems handed out, idle lanes counted) is n + pool
+    carry = (states, idx, jnp.asarray(pool), outputs)
+    return jax.lax.while_loop(lambda c: c[2] < n + pool, body, carry)[3]
