@@ -245,7 +245,7 @@ def parse_law(
     arguments = (text, predictor, starts, transforms, linear, name, space, params)
     return cached_law(
         source_token(("parse_law", *arguments)),
-        lambda: _parse_law(text, predictor, starts, transforms, linear, name, space, params),
+        lambda: _parse_law(*arguments),
     )
 
 
