@@ -292,6 +292,7 @@ def fit_records(result: FitResult) -> list[dict[str, Any]]:
     ``converged``, ``status`` (:class:`~tokenscale_sim.fit.options.NbStatus` value), ``aicc``.
     """
     rows = []
+    aicc = result.aicc  # (G,): derived, so computed once here, not per row
     for g in range(result.n_curves):
         for i, name in enumerate(result.param_names):
             rows.append({
@@ -309,23 +310,24 @@ def fit_records(result: FitResult) -> list[dict[str, Any]]:
                 "level": float(result.level),
                 "converged": bool(result.converged[g]),
                 "status": result.status(g).status.value,
-                "aicc": float(result.aicc[g]),
+                "aicc": float(aicc[g]),
             })  # fmt: skip
     return rows
 
 
-def _curve_lines(result: FitResult, g: int) -> list[str]:
-    """The statistics and parameter lines of curve ``g`` (:func:`fit_report`)."""
+def _curve_lines(result: FitResult, g: int, n_free: np.ndarray, aicc: np.ndarray) -> list[str]:
+    """The statistics and parameter lines of curve ``g`` (:func:`fit_report`); ``n_free`` and
+    ``aicc`` (G,) are the result's (derived properties, computed once per report)."""
     m = int(result.n_points[g])
-    k = int(result.n_free[g]) + variance_params(result.loss_name)
-    aicc = float(result.aicc[g])
-    aicc_text = _num(aicc) if np.isfinite(aicc) or np.isnan(aicc) else (
+    free = int(n_free[g])
+    k = free + variance_params(result.loss_name)
+    aicc_g = float(aicc[g])
+    aicc_text = _num(aicc_g) if np.isfinite(aicc_g) or np.isnan(aicc_g) else (
         f"inf (undefined: N - k - 1 = {m - k - 1} <= 0)")  # fmt: skip
     loss_label = LOSS_LABELS.get(result.loss_name, f"2 N loss ({result.loss_name})")
     stats = [
         ("data points N", str(m)),
-        ("parameters k", f"{k} ({int(result.n_free[g])} free + {k - int(result.n_free[g])} "
-                         "noise variance)"),
+        ("parameters k", f"{k} ({free} free + {k - free} noise variance)"),
         ("converged", "yes" if result.converged[g] else "NO"),
         ("n_b status", result.status(g).label),
         ("iterations", str(int(result.iterations[g]))),
@@ -374,9 +376,10 @@ def fit_report(result: FitResult) -> str:
         f"{int(np.sum(result.converged))} converged"
     )
     lines = [head]
+    n_free, aicc = result.n_free, result.aicc
     for g in range(g_all):
         lines.append(f"  [[Curve {g}: {result.label(g)}]]" if g_all > 1 else "  [[Statistics]]")
-        lines += _curve_lines(result, g)
+        lines += _curve_lines(result, g, n_free, aicc)
     return "\n".join(lines)
 
 
