@@ -44,7 +44,7 @@ from tokenscale_sim.fit.likelihood import (
 from tokenscale_sim.fit.models import Model, get_model
 from tokenscale_sim.fit.options import Boundary, FitOptions, IntervalMethod
 from tokenscale_sim.fit.precision import in_fit_precision
-from tokenscale_sim.fit.profile import closed_form, profile_intervals
+from tokenscale_sim.fit.profile import closed_form, exact_grid_size, profile_intervals
 from tokenscale_sim.fit.results import FitResult, check_domain, with_curves
 
 
@@ -241,7 +241,7 @@ def memory_estimate(
     if m.k == 0:
         grid = 1
     elif closed_form(m, o):
-        grid = 4 * o.profile_points + 78
+        grid = exact_grid_size(o) + 1  # n_b's grid carries the estimate too
     else:
         grid = o.profile_points
     return 8.0 * MEMORY_ARRAYS * n_curves * grid * n_points

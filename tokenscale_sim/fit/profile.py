@@ -168,6 +168,11 @@ def _map_ends(model: Model, u_hat, i: int, lo, hi, open_low, open_high, j: int):
     return nat.min(axis=1), nat.max(axis=1)
 
 
+def exact_grid_size(opts: FitOptions) -> int:
+    """Points of the closed-form path's ``v`` grid (before the estimate is added to n_b's)."""
+    return 4 * opts.profile_points + 77
+
+
 def exact_grid(model: Model, opts: FitOptions, data: CurveArrays, u_hat) -> np.ndarray:
     """The ``v`` grid (G, K, k) of the closed-form path for curves (G, M) fitted at ``u_hat``.
 
@@ -178,11 +183,11 @@ def exact_grid(model: Model, opts: FitOptions, data: CurveArrays, u_hat) -> np.n
     if model.k == 0:
         return np.zeros((g, 1, 0))
     if model.nb_index is not None:
-        v_grid = nb_grid(opts, data, u_hat[:, q], 4 * opts.profile_points + 77)
+        v_grid = nb_grid(opts, data, u_hat[:, q], exact_grid_size(opts))
         return np.sort(np.concatenate([v_grid, u_hat[:, q, None]], axis=1), axis=1)[..., None]
     se_v = np.asarray(se_unconstrained(model, opts, jnp.asarray(u_hat), data))[:, q]
     se_v = np.where(np.isfinite(se_v) & (se_v > 0), se_v, 1.0)
-    t = np.linspace(-8.0, 8.0, 4 * opts.profile_points + 77)
+    t = np.linspace(-8.0, 8.0, exact_grid_size(opts))
     return (u_hat[:, q, None] + se_v[:, None] * t[None, :])[..., None]
 
 
