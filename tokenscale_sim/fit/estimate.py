@@ -162,6 +162,11 @@ def fit_arrays(
     model = get_model(model)
     opts = opts or FitOptions()
     check_arrays(data, model, opts.loss, fn="fit_arrays")
+    return _fit_checked(model, data, opts, v_grid)
+
+
+def _fit_checked(model: Model, data: CurveArrays, opts: FitOptions, v_grid=None) -> FitResult:
+    """:func:`fit_arrays` on arrays already checked (by it, or by :func:`check_curves`)."""
     data = _flat(data)
     g = data.n.shape[0]
     data = pad_curves_to_bucket(data)  # compiled programs reused by data of a similar size
@@ -278,8 +283,8 @@ def fit_curves(
     model = get_model(model)
     opts = opts or FitOptions()
     curves = as_curves(curves, fn="fit_curves")
-    check_curves(curves, model, opts.loss)
-    return with_curves(fit_arrays(model, curves.arrays, opts), curves)
+    check_curves(curves, model, opts.loss)  # check_arrays and the curve rules: checked once
+    return with_curves(_fit_checked(model, curves.arrays, opts), curves)
 
 
 @in_fit_precision
