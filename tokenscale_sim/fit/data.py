@@ -236,9 +236,10 @@ def curves_from_arrays(
         raise ValueError(f"{fn}: keys must name the {g} curves, got {len(keys)} keys")
     if len(set(keys)) != g:
         raise ValueError(f"{fn}: keys must be distinct, got {keys}")
+    grouped = keys != [""]  # one unnamed curve carries no group column
     ones = np.ones(y2.shape[1])
     points = {
-        (key,) if g > 1 or key != "" else (): list(zip(
+        (key,) if grouped else (): list(zip(
             n2[i], y2[i], ones if se2 is None else se2[i], ones if aux2 is None else aux2[i],
             strict=True,
         ))
@@ -246,7 +247,7 @@ def curves_from_arrays(
     }  # fmt: skip
     return curves_from_points(
         points,
-        ("curve",) if g > 1 or keys != [""] else (),
+        ("curve",) if grouped else (),
         has_se=sigma is not None,
         fn=fn,
         token_counts=token_counts,
