@@ -3,6 +3,8 @@
 import jax
 import pytest
 
+from tokenscale_sim import stored_programs
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _drop_compiled_programs_after_each_file():
@@ -10,3 +12,4 @@ def _drop_compiled_programs_after_each_file():
     rarely reused by the next, so JAX's caches are cleared when a file is done."""
     yield
     jax.clear_caches()
+    stored_programs.forget_loaded()

@@ -32,6 +32,11 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from tokenscale_sim import stored_programs
+from tokenscale_sim.stored_programs import CacheWarning
+
+__all__ = ["CacheWarning", "cache_trouble_as_one_warning", "enable_compilation_cache"]
+
 ENV_DIR = "TOKENSCALE_CACHE_DIR"
 ENV_SWITCH = "TOKENSCALE_CACHE"
 OFF_VALUES = frozenset({"0", "off", "false", "no"})
@@ -40,10 +45,6 @@ MIN_COMPILE_SECONDS = 0.0
 small programs (tens of ms each) whose compile time adds up to seconds."""
 
 _JAX_CACHE_TROUBLE = re.compile(r"Error (reading|writing) persistent compilation cache")
-
-
-class CacheWarning(UserWarning):
-    """The compilation cache could not be used; the run goes on without it."""
 
 
 def default_cache_dir() -> Path:
@@ -105,6 +106,7 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
 
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+    stored_programs.use_folder(folder / "programs")
     return folder
 
 

@@ -38,14 +38,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-import optax.tree_utils as otu
 
 from tokenscale_sim.fit.data import CurveArrays
 from tokenscale_sim.fit.lanes import drain
-from tokenscale_sim.fit.models import Model
+from tokenscale_sim.fit.models import Model, program_token
 from tokenscale_sim.fit.options import Boundary, FitOptions
 from tokenscale_sim.fit.polish import DONE, LMSettings, Polished, lm_result, lm_start, lm_step
+from tokenscale_sim.stored_programs import stored_program
 
 
 class Solution(NamedTuple):
@@ -109,6 +108,11 @@ def lbfgs(fun, u0, opts: FitOptions, lower=None, upper=None):
     ``opts.max_iter`` steps, or when ``u`` leaves the box ``[lower, upper]`` (drift towards a
     limit that is fitted exactly elsewhere). Returns ``(u, value, grad_norm, iterations)``.
     """
+    # imported when a program is traced, not with the package: a fit whose compiled program is
+    # loaded whole from disk (Levenberg-Marquardt laws, stored programs) never needs optax
+    import optax
+    import optax.tree_utils as otu
+
     if opts.adam_steps:
         adam = optax.adam(0.05)
 
@@ -409,6 +413,7 @@ def start_grid(model: Model, data: CurveArrays):
     return jnp.asarray(model.grid(float(n.min()), float(n.max())), dtype=data.n.dtype)
 
 
+@stored_program(2, program_token)
 @partial(jax.jit, static_argnames=("model", "opts"))
 def solve_batch(model: Model, opts: FitOptions, data: CurveArrays, v_grid) -> Solution:
     """Fit every curve of ``data`` (leading axes batch, last axis M) in one vmapped call.

@@ -32,7 +32,7 @@ from tokenscale_sim import theory
 from tokenscale_sim.fit.buckets import first_curves, pad_curves_to_bucket
 from tokenscale_sim.fit.checks import check_arrays, finite_fit
 from tokenscale_sim.fit.data import CurveArrays, CurveSet, check_curves, curves_from_arrays
-from tokenscale_sim.fit.engine import residuals, solve_batch, start_grid
+from tokenscale_sim.fit.engine import Solution, residuals, solve_batch, start_grid
 from tokenscale_sim.fit.frames import CurvesLike, as_curves
 from tokenscale_sim.fit.likelihood import (
     delta_method_se,
@@ -41,11 +41,12 @@ from tokenscale_sim.fit.likelihood import (
     t_quantile,
     variance_params,
 )
-from tokenscale_sim.fit.models import Model, get_model
+from tokenscale_sim.fit.models import Model, get_model, program_token
 from tokenscale_sim.fit.options import Boundary, FitOptions, IntervalMethod
 from tokenscale_sim.fit.precision import in_fit_precision
 from tokenscale_sim.fit.profile import closed_form, exact_grid_size, profile_intervals
 from tokenscale_sim.fit.results import FitResult, check_domain, with_curves
+from tokenscale_sim.stored_programs import stored_program
 
 
 class Summary(NamedTuple):
@@ -114,6 +115,18 @@ def summarize(model: Model, opts: FitOptions, u, boundary, data: CurveArrays) ->
     return jax.vmap(one)(u, boundary, data)
 
 
+@stored_program(2, program_token)
+@partial(jax.jit, static_argnames=("model", "opts"))
+def solve_and_summarize(
+    model: Model, opts: FitOptions, data: CurveArrays, v_grid
+) -> tuple[Solution, Summary]:
+    """:func:`~tokenscale_sim.fit.engine.solve_batch` then :func:`summarize`, as one compiled
+    program (one trace, one compile and, with the compilation cache on, one stored executable
+    per model, options and data bucket: what a one-curve fit costs)."""
+    sol = solve_batch(model, opts, data, v_grid)
+    return sol, summarize(model, opts, sol.u, sol.boundary, data)
+
+
 def _flat(data: CurveArrays) -> CurveArrays:
     """Curves (..., M) as NumPy (G, M): they reach JAX only once padded to their bucket (every
     JAX operation on a new shape, even ``jnp.asarray``, compiles a small program)."""
@@ -171,8 +184,8 @@ def _fit_checked(model: Model, data: CurveArrays, opts: FitOptions, v_grid=None)
     g = data.n.shape[0]
     data = pad_curves_to_bucket(data)  # compiled programs reused by data of a similar size
     grid = start_grid(model, data) if v_grid is None else jnp.asarray(v_grid, data.n.dtype)
-    sol = solve_batch(model, opts, data, grid)
-    summ = Summary(*(np.asarray(x) for x in summarize(model, opts, sol.u, sol.boundary, data)))
+    sol, summ = solve_and_summarize(model, opts, data, grid)
+    summ = Summary(*(np.asarray(x) for x in summ))
     ci_low, ci_high = wald_intervals(
         model, summ.estimates, summ.se, summ.n_points - summ.n_free, opts.level
     )

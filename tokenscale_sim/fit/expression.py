@@ -27,10 +27,10 @@ from pathlib import Path
 
 import jax.numpy as jnp
 
-from tokenscale_sim.fit.lawcache import cached_law, source_token
+from tokenscale_sim.fit.lawcache import cached_law, source_token, stable_text
 from tokenscale_sim.fit.lawcheck import check_output, error_place, error_reason, explain_failure
 from tokenscale_sim.fit.laws import LawFn, Starts, Transform, build_law
-from tokenscale_sim.fit.models import Model
+from tokenscale_sim.fit.models import Model, name_stably
 
 FUNCTIONS: dict[str, Callable] = {
     "exp": jnp.exp,
@@ -243,10 +243,15 @@ def parse_law(
     ValueError: parse_law: operator '^' at column 14 of 'S_inf - A * n^(-a)' is not allowed (use...
     """
     arguments = (text, predictor, starts, transforms, linear, name, space, params)
-    return cached_law(
-        source_token(("parse_law", *arguments)),
-        lambda: _parse_law(*arguments),
-    )
+    token = source_token(("parse_law", *arguments))
+
+    def build() -> Model:
+        # an expression law is its arguments: its compiled programs can be kept on disk whole
+        model = _parse_law(*arguments)
+        stable = stable_text(token)
+        return model if stable is None else name_stably(model, f"parse_law:{stable}")
+
+    return cached_law(token, build)
 
 
 def _parse_law(text, predictor, starts, transforms, linear, name, space, params) -> Model:

@@ -123,6 +123,22 @@ def source_token(obj: Any, depth: int = 0) -> Hashable:
     return _Same(obj)
 
 
+def stable_text(token: Hashable) -> str | None:
+    """``repr`` of a :func:`source_token` made only of values (the same text in every process),
+    or None when some part of it counts by identity.
+
+    >>> stable_text(source_token(("a * n", 1.5)))
+    "('tuple', (('str', 'a * n'), ('float', '1.5')))"
+    >>> print(stable_text(source_token(object())))
+    None
+    """
+    if isinstance(token, _Same):
+        return None
+    if isinstance(token, tuple) and any(stable_text(t) is None for t in token):
+        return None
+    return repr(token)
+
+
 def cached_law(source: Hashable, build: Callable[[], Any]) -> Any:
     """The model cached under ``source`` (a :func:`source_token`), else ``build()`` cached there.
     A build that raises caches nothing."""

@@ -37,7 +37,7 @@ import numpy as np
 
 from tokenscale_sim.fit.lawcache import cached_law, source_token
 from tokenscale_sim.fit.lawcheck import trial_evaluate
-from tokenscale_sim.fit.models import MODELS, Model
+from tokenscale_sim.fit.models import MODELS, Model, name_stably
 
 Transform = str | tuple[float, float]
 """A parameter transform: ``"free"``, ``"positive"`` or bounds ``(a, b)``, either end possibly
@@ -482,3 +482,5 @@ LAWS: dict[str, Model] = {m.name: m for m in (SATURATING, LOGLINEAR, LOGISTIC, B
 """The built-in laws of this module by name (also in :data:`~tokenscale_sim.fit.models.MODELS`)."""
 
 MODELS.update(LAWS)
+for _law in LAWS.values():
+    name_stably(_law, f"builtin:{_law.name}")

@@ -258,6 +258,42 @@ MODELS: dict[str, Model] = {
 }
 """Registry of the built-in models by name."""
 
+_STABLE_NAMES: dict[Model, str] = {}
+
+
+def name_stably(model: Model, text: str) -> Model:
+    """Record ``text`` as the name of ``model`` across processes and return the model.
+
+    Only for models whose functions are fully determined by ``text`` and this package's source
+    (the built-in models and laws; laws parsed from an expression, named by their arguments):
+    compiled programs of the model are then kept whole on disk
+    (:mod:`tokenscale_sim.stored_programs`). The record is keyed on the model itself (its
+    fields, functions by identity), so a copy with any field replaced has no stable name.
+    """
+    _STABLE_NAMES[model] = text
+    return model
+
+
+def stable_name(model: Model) -> str | None:
+    """The name :func:`name_stably` recorded for ``model``; None for a law of Python functions
+    (they may read anything: only their trace names them, so their programs are not stored).
+
+    >>> stable_name(get_model("alpha_n"))
+    'builtin:alpha_n'
+    """
+    return _STABLE_NAMES.get(model)
+
+
+def program_token(model: Model, *statics: object) -> str | None:
+    """A text naming ``(model, *statics)`` (static arguments of a compiled program: options
+    dataclasses, strings, numbers) across processes, or None when ``model`` has no stable name."""
+    name = stable_name(model)
+    return None if name is None else "|".join([name, *map(repr, statics)])
+
+
+for _name, _model in MODELS.items():
+    name_stably(_model, f"builtin:{_name}")
+
 
 def get_model(model: str | Model) -> Model:
     """Return ``model`` itself or the registered model of that name.
