@@ -13,6 +13,9 @@ result (tested: identical numbers with the cache on and off). A folder that cann
 written gives one :class:`CacheWarning` and the run goes on uncached; damaged entries are
 compiled again (:func:`cache_trouble_as_one_warning` folds JAX's per-entry warnings into one).
 
+The same call keeps whole executables of the fits in ``<folder>/programs``
+(:mod:`tokenscale_sim.stored_programs`): a rerun then skips tracing and lowering as well.
+
 The CLI switches the cache on for every subcommand; Python users call
 :func:`enable_compilation_cache` once, at the top of a script or notebook::
 

@@ -410,7 +410,8 @@ def start_grid(model: Model, data: CurveArrays):
     Rows 0 and -1 are the ``n_b`` limits ``-inf`` / ``+inf`` for models with a transition point.
     """
     n = np.asarray(data.n)[np.asarray(data.weight) > 0]
-    return jnp.asarray(model.grid(float(n.min()), float(n.max())), dtype=data.n.dtype)
+    grid = np.asarray(model.grid(float(n.min()), float(n.max())), dtype=data.n.dtype)
+    return jax.device_put(grid)  # not jnp.asarray: that compiles a program per shape
 
 
 @stored_program(2, program_token)
