@@ -1,8 +1,10 @@
 """``fit.distributions`` (issue 20): Student-t and normal quantiles and tails in plain Python,
-checked against SciPy (test-only) and closed forms."""
+checked against SciPy (test-only) and closed forms; and no JAX program behind the thresholds."""
 
+import logging
 import math
 
+import jax
 import numpy as np
 import pytest
 from scipy import special, stats
@@ -17,6 +19,7 @@ from tokenscale_sim.fit.distributions import (
     t_upper_tail,
     t_upper_tails,
 )
+from tokenscale_sim.fit.likelihood import interval_from_profile, lr_threshold
 
 DFS = [0.5, 1, 1.5, 2, 3, 5, 8, 10, 30, 100, 1e3, 1e5, 1e7]
 QS = [1e-10, 1e-6, 0.001, 0.025, 0.05, 0.3, 0.5, 0.7, 0.95, 0.975, 0.999, 1 - 1e-6]
@@ -119,3 +122,24 @@ def test_normal_quantile_matches_scipy():
     for p in [1e-300, 1e-10, 0.001, 0.025, 0.3, 0.5, 0.7, 0.975, 1 - 1e-10]:
         assert _rel(normal_quantile(p), special.ndtri(p)) <= 1e-14
     assert normal_quantile(0.0) == -math.inf and normal_quantile(1.0) == math.inf
+
+
+def test_thresholds_compile_no_jax_program(monkeypatch, caplog):
+    def refuse(*args, **kwargs):
+        raise AssertionError("an eager jax.scipy.special call")
+
+    for name in ("betainc", "ndtri"):
+        monkeypatch.setattr(jax.scipy.special, name, refuse)
+    t_quantile.cache_clear()
+    jax.clear_caches()  # a program compiled by an earlier test would not be logged again
+    caplog.set_level(logging.DEBUG, logger="jax")
+    with jax.log_compiles(True):
+        t = t_quantile(0.975, 7.25)
+        thresholds = [lr_threshold(loss, 0.95, 11, 3) for loss in ("log", "weighted")]
+        ends = interval_from_profile([-1.0, 0.0, 1.0], [4.0, 0.0, 4.0], 0.0, 0.95)
+    assert [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()] == []
+    assert t == pytest.approx(stats.t.ppf(0.975, 7.25), rel=1e-12)
+    f_thr = 11 * math.log1p(stats.t.ppf(0.975, 8) ** 2 / 8)
+    assert thresholds == pytest.approx([f_thr, stats.chi2.ppf(0.95, 1)], rel=1e-12)
+    half_width = stats.chi2.ppf(0.95, 1) / 4  # linear between the grid points: 4 |x| <= chi2_1
+    assert ends[:2] == pytest.approx((-half_width, half_width), rel=1e-12)
