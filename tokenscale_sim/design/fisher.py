@@ -35,9 +35,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtri
 
 from tokenscale_sim.design.core import Design, Noise, Truth, check_setting, log_score_variance
+from tokenscale_sim.fit.distributions import normal_quantile
 
 CRITERIA = ("nb_width", "d", "power")
 """Design criteria: c-optimality for ln n_b (smallest expected width), D-optimality, LR power."""
@@ -157,7 +157,7 @@ def screen_arrays(log_n, log_s, jac, var, index_nb, index_beta, weighted: bool, 
         a_inv, _ = _pinv_psd(jac, np.ones_like(w))
         cov = a_inv @ np.einsum("dki,dk,dkj->dij", jac, var, jac) @ a_inv
         wf = np.broadcast_to(1.0 / var.mean(-1, keepdims=True), var.shape)
-    z = float(ndtri(0.5 + level / 2))
+    z = normal_quantile(0.5 + level / 2)
 
     def width(i):
         if i is None:

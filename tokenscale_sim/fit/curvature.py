@@ -35,9 +35,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import betainc
 
 from tokenscale_sim.fit.data import CurveArrays, CurveSet, distinct_slots
+from tokenscale_sim.fit.distributions import t_upper_tails
 from tokenscale_sim.fit.precision import in_fit_precision
 from tokenscale_sim.validation import as_key
 
@@ -180,14 +180,6 @@ def _as_curves(data: CurveArrays, log_star) -> CurveArrays:
     return CurveArrays(rep[0], y, rep[2], rep[3], rep[4])
 
 
-def _t_upper(t, df):
-    """P(T_df >= t) for Student's t (NumPy in, NumPy out)."""
-    t = np.asarray(t, float)
-    df = np.asarray(df, float)
-    tail = 0.5 * np.asarray(betainc(df / 2, 0.5, df / (df + t * t)))
-    return np.where(t > 0, tail, 1 - tail)
-
-
 def sign_test(holds: int, total: int) -> float:
     """One-sided binomial p-value ``P(X >= holds)`` for X ~ Binomial(total, 1/2).
 
@@ -250,7 +242,7 @@ def curvature_arrays(
     )
     sign = np.where(q.slope < 0, -1.0, 1.0) if direction == "theory" else np.ones_like(q.slope)
     t = sign * q.t
-    p_t = _t_upper(t, np.maximum(count - 3, 1))
+    p_t = t_upper_tails(t, np.maximum(count - 3, 1))
     g = int(testable.sum())
     nan = np.full(count.shape[0], np.nan)
     lo = hi = nan

@@ -14,15 +14,14 @@ delta method. Profile intervals use the small-sample threshold of :func:`lr_thre
 
 from __future__ import annotations
 
-import functools
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import betainc, ndtri
 
 from tokenscale_sim.fit.data import CurveArrays
+from tokenscale_sim.fit.distributions import normal_quantile, t_quantile
 from tokenscale_sim.fit.engine import project, residuals, rho, solve_fixed
 from tokenscale_sim.fit.models import Model
 from tokenscale_sim.fit.options import FitOptions
@@ -136,31 +135,6 @@ def delta_method_se(resid, natural, x, fixed, point_var):
 # ----------------------------------------------------------------------------- thresholds
 
 
-@functools.lru_cache(maxsize=256)
-def t_quantile(q: float, df: float) -> float:
-    """Student-t quantile by bisection on the regularised incomplete beta (no SciPy at runtime).
-
-    >>> round(t_quantile(0.975, 8), 3)
-    2.306
-    """
-    if df <= 0:
-        return float("inf")
-
-    def cdf(t):
-        x = df / (df + t * t)
-        tail = 0.5 * float(betainc(df / 2, 0.5, x))
-        return 1 - tail if t > 0 else tail
-
-    lo, hi = 0.0, 1e4
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        if cdf(mid) < q:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
-
-
 def lr_threshold(loss: str, level: float, m: float, p: float) -> float:
     """Deviance threshold of a profile interval.
 
@@ -172,7 +146,7 @@ def lr_threshold(loss: str, level: float, m: float, p: float) -> float:
     3.8415
     """
     if loss == "weighted" or m - p <= 0:
-        return float(ndtri(0.5 + level / 2)) ** 2
+        return normal_quantile(0.5 + level / 2) ** 2
     t = t_quantile(0.5 + level / 2, float(m - p))
     return float(m * np.log1p(t * t / (m - p)))
 
@@ -197,7 +171,7 @@ def interval_from_profile(
     """
     grid = np.asarray(grid, float)
     stat = np.asarray(dev, float) - float(dev_min)
-    thr = float(ndtri(0.5 + level / 2)) ** 2 if thr is None else thr
+    thr = normal_quantile(0.5 + level / 2) ** 2 if thr is None else thr
     inside = np.isfinite(stat) & (stat <= thr)
     if not inside.any():
         i = int(np.nanargmin(stat))
