@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tokenscale_sim.fit.data import CurveArrays
-from tokenscale_sim.fit.lanes import drain
+from tokenscale_sim.fit.lanes import drain, over_rows
 from tokenscale_sim.fit.models import Model, program_token
 from tokenscale_sim.fit.options import Boundary, FitOptions
 from tokenscale_sim.fit.polish import DONE, LMSettings, Polished, lm_result, lm_start, lm_step
@@ -365,6 +365,15 @@ def _least_squares_choice(model: Model, opts: FitOptions, data: CurveArrays, out
     )
 
 
+def minpack_budget(p: int) -> int:
+    """MINPACK ``lmder``'s default budget of function evaluations for ``p`` parameters.
+
+    >>> minpack_budget(3), minpack_budget(4)
+    (400, 500)
+    """
+    return 100 * (p + 1)
+
+
 def _solve_least_squares(model: Model, opts: FitOptions, flat: CurveArrays, v_grid) -> Solution:
     """laws (``model.polish``), curves (G, M): Levenberg-Marquardt
     (:mod:`tokenscale_sim.fit.polish`) from the ``n_starts`` best variable-projection starts of
@@ -372,15 +381,17 @@ def _solve_least_squares(model: Model, opts: FitOptions, flat: CurveArrays, v_gr
 
     All G x S runs share ``opts.chunk`` lanes (:func:`tokenscale_sim.fit.lanes.drain`): a run
     that crawls for its whole budget (a saturating law on a straight curve, heading for a limit
-    at infinity) costs its own lane only, not a whole batch. Trial steps: ``opts.max_iter``,
-    MINPACK's budget (100 (p + 1) function evaluations by default); far starts (NIST's MGH10
-    from start 1) ask for more with ``FitOptions(max_iter=...)``.
+    at infinity) costs its own lane only, not a whole batch. Trial steps: ``opts.max_iter``, and
+    at least MINPACK's budget ``100 (p + 1)`` (``lmder``'s default ``maxfev``: NIST's MGH09 from
+    start 1 takes 415-444 trial steps for its four parameters, depending on XLA's rounding of
+    the program); far starts (NIST's MGH10 from start 1) ask for more with
+    ``FitOptions(max_iter=...)``.
     """
-    starts = jax.vmap(partial(_least_squares_starts, model, opts, v_grid=v_grid))(flat)
+    starts = over_rows(partial(_least_squares_starts, model, opts, v_grid=v_grid), flat)
     g, s, p = starts.shape
     m = flat.n.shape[-1]
     rows = CurveArrays(*(jnp.repeat(x, s, axis=0) for x in flat))
-    cfg = LMSettings(max_iter=opts.max_iter)
+    cfg = LMSettings(max_iter=max(opts.max_iter, minpack_budget(p)))
 
     def step(state, problem):
         return lm_step(_least_squares_residuals(model, opts, problem[0]), state, cfg)
@@ -394,7 +405,7 @@ def _solve_least_squares(model: Model, opts: FitOptions, flat: CurveArrays, v_gr
         opts.chunk,
     )
     outs = Polished(*(jnp.reshape(x, (g, s, *x.shape[1:])) for x in outs))
-    return jax.vmap(partial(_least_squares_choice, model, opts))(flat, outs)
+    return over_rows(partial(_least_squares_choice, model, opts), flat, outs)
 
 
 def data_span(data: CurveArrays):
@@ -430,7 +441,7 @@ def solve_batch(model: Model, opts: FitOptions, data: CurveArrays, v_grid) -> So
     if _levenberg_marquardt_law(model, opts):
         sol = _solve_least_squares(model, opts, flat, v_grid)
         return Solution(*(jnp.reshape(x, batch + x.shape[1:]) for x in sol))
-    fn = jax.vmap(partial(_fit_one, model, opts, v_grid=v_grid))
+    fn = partial(over_rows, partial(_fit_one, model, opts, v_grid=v_grid))
     chunk = opts.chunk
     if size > chunk:  # sequential chunks of vmapped fits: cache-friendly, lanes finish together
         pad = -size % chunk

@@ -34,6 +34,7 @@ from tokenscale_sim.fit.checks import check_arrays, finite_fit
 from tokenscale_sim.fit.data import CurveArrays, CurveSet, check_curves, curves_from_arrays
 from tokenscale_sim.fit.engine import Solution, residuals, solve_batch, start_grid
 from tokenscale_sim.fit.frames import CurvesLike, as_curves
+from tokenscale_sim.fit.lanes import over_rows
 from tokenscale_sim.fit.likelihood import (
     delta_method_se,
     information_criteria,
@@ -112,7 +113,7 @@ def summarize(model: Model, opts: FitOptions, u, boundary, data: CurveArrays) ->
             p_free,
         )
 
-    return jax.vmap(one)(u, boundary, data)
+    return over_rows(one, u, boundary, data)
 
 
 @stored_program(2, program_token)

@@ -14,6 +14,11 @@ The step must cost the same in every state (e.g. one residual-and-Jacobian evalu
 problem's sequence of states is exactly what a loop over that problem alone computes, so the
 results do not depend on the pool size or on which lane ran a problem (up to XLA's rounding of
 batched operations, ~1e-16 relative).
+
+With at least as many lanes as problems nothing is ever handed on, and :func:`drain` is a plain
+vmapped ``while_loop`` per problem: the same states, and a program that compiles in about half
+the time (a one-curve fit of a three-parameter law: 0.6 s instead of 1.0 s on a 2-core CPU),
+which is most of what a first fit of a new law costs.
 """
 
 from __future__ import annotations
@@ -23,6 +28,22 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+
+def over_rows(fn: Callable[..., Any], *args: Any) -> Any:
+    """``jax.vmap(fn)(*args)`` over the leading axis of ``args`` (pytrees of arrays (N, ...)),
+    but without any batch axis when N is 1: the same values from a smaller program, which traces
+    and compiles faster (a one-curve fit of a three-parameter law by Levenberg-Marquardt: about
+    0.3 s less of the first run's 2 s on a 2-core CPU).
+
+    >>> import jax.numpy as jnp
+    >>> over_rows(lambda a, b: a * b, jnp.array([[1.0, 2.0]]), jnp.array([3.0])).tolist()
+    [[3.0, 6.0]]
+    """
+    if jax.tree.leaves(args)[0].shape[0] == 1:
+        only = fn(*jax.tree.map(lambda a: a[0], args))
+        return jax.tree.map(lambda x: x[None], only)
+    return jax.vmap(fn)(*args)
 
 
 def drain(
@@ -51,6 +72,15 @@ def drain(
     """
     n = jax.tree.leaves(problems)[0].shape[0]
     pool = max(1, min(int(lanes), n))
+    if pool == n:  # a lane for every problem: nothing is handed on, so plain vmapped loops
+
+        def run(problem):
+            state = jax.lax.while_loop(
+                lambda s: ~finished(s), lambda s: step(s, problem), start(problem)
+            )
+            return result(state)
+
+        return over_rows(run, problems)
 
     def take(idx):
         return jax.tree.map(lambda a: a[jnp.minimum(idx, n - 1)], problems)
