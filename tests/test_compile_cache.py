@@ -179,7 +179,10 @@ def test_cli_fit_same_files_with_cache_on_and_off(tmp_path):
     assert any(folder.iterdir())
     fit("second")
     fit("off", TOKENSCALE_CACHE="0")
-    for p in folder.glob("*-cache"):
+    # both kinds of entry: JAX's compiled programs and the whole stored executables
+    damaged = [*folder.glob("*-cache"), *folder.glob("programs/*.program")]
+    assert any(p.suffix == ".program" for p in damaged)
+    for p in damaged:
         p.write_bytes(b"damaged")
     err = fit("damaged")
     warning_lines = [line for line in err.splitlines() if "warning" in line]

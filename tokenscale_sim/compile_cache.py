@@ -115,8 +115,9 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
 
 @contextlib.contextmanager
 def cache_trouble_as_one_warning(folder: Path | None) -> Iterator[None]:
-    """Fold JAX's warnings about unreadable or unwritable cache entries (one per program) into
-    one :class:`CacheWarning` at the end of the block; every other warning passes through as it
+    """Fold JAX's warnings about unreadable or unwritable cache entries (one per program), and
+    the stored programs' (:mod:`tokenscale_sim.stored_programs`), into one :class:`CacheWarning`
+    at the end of the block; every other warning passes through as it
     would have (filters that turn warnings into errors still do)."""
     if folder is None:
         yield
@@ -124,11 +125,18 @@ def cache_trouble_as_one_warning(folder: Path | None) -> Iterator[None]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.filterwarnings("always", message=_JAX_CACHE_TROUBLE.pattern)
         yield
-    trouble = [w for w in caught if _JAX_CACHE_TROUBLE.match(str(w.message))]
+    # JAX's per-entry warnings and the stored programs' own (CacheWarning) are one trouble
+    trouble = [
+        w
+        for w in caught
+        if _JAX_CACHE_TROUBLE.match(str(w.message)) or issubclass(w.category, CacheWarning)
+    ]
     for w in caught:
         if w not in trouble:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-    if trouble:
+    if len(trouble) == 1 and issubclass(trouble[0].category, CacheWarning):
+        warnings.warn(trouble[0].message, CacheWarning, stacklevel=3)  # already one line
+    elif trouble:
         first = str(trouble[0].message).split(": ", 1)[-1]
         warnings.warn(
             f"{len(trouble)} compiled program(s) in the cache {str(folder)!r} could "

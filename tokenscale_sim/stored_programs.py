@@ -28,6 +28,9 @@ afresh for storing, never read back from JAX's own cache (see :meth:`StoredProgr
 _compile_and_store`).
 What it saves is measured by ``benchmarks/bench_latency.py`` (``benchmarks/README.md``).
 
+As with JAX's own cache, the folder must be the user's own: loading an entry runs the machine code
+it holds (``serialize_executable`` is not for untrusted files).
+
 :func:`use_folder` is called by :func:`tokenscale_sim.compile_cache.enable_compilation_cache`.
 """
 
