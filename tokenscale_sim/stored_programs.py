@@ -188,10 +188,6 @@ class StoredProgram:
             self.loaded.move_to_end(key[0])
         return compiled(*dynamic)
 
-    def lower(self, *args: Any, **kwargs: Any) -> Any:
-        """``jitted.lower`` (the stages API of the wrapped function)."""
-        return self.jitted.lower(*args, **kwargs)
-
     def _key(self, args: tuple) -> tuple[str, str] | None:
         """(file name, full key text), or None when the call cannot be stored."""
         static = self.static_token(*args[: self.n_static])

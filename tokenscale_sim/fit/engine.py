@@ -228,6 +228,14 @@ def projection_starts(model: Model, data: CurveArrays, v_grid):
     return jax.vmap(partial(project, model, data))(v_grid)
 
 
+def best_starts(opts: FitOptions, v_grid, u_grid, rss):
+    """The ``min(opts.n_starts, K)`` grid points of lowest ``rss`` (K,), best first: rows of
+    ``u_grid`` (K, p) -> (S, p). Rows of ``v_grid`` (K, k) holding a limit (+-inf) are last."""
+    n_free = min(opts.n_starts, v_grid.shape[0])
+    finite_rows = jnp.all(jnp.isfinite(v_grid), axis=1)
+    return u_grid[jnp.argsort(jnp.where(finite_rows, rss, jnp.inf))[:n_free]]
+
+
 def _candidates(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
     """Optimised free starts and exact limit fits -> (u, value, gnorm, iters), each (S, ...).
 
@@ -238,10 +246,8 @@ def _candidates(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
     p = model.n_params
     sum_w = jnp.sum(data.weight)
     u_grid, rss = projection_starts(model, data, v_grid)
-    n_free = min(opts.n_starts, v_grid.shape[0])
-    finite_rows = jnp.all(jnp.isfinite(v_grid), axis=1)
-    order = jnp.argsort(jnp.where(finite_rows, rss, jnp.inf))
-    starts = u_grid[order[:n_free]]
+    starts = best_starts(opts, v_grid, u_grid, rss)
+    n_free = starts.shape[0]
     if opts.loss == "log" and model.space == "log":
         if model.k == 0:
             u, r = project(model, data, jnp.zeros((0,), data.n.dtype))
@@ -320,10 +326,7 @@ def _levenberg_marquardt_law(model: Model, opts: FitOptions) -> bool:
 
 def _least_squares_starts(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
     """The ``n_starts`` best variable-projection starts of one curve (S, p), best first."""
-    u_grid, rss = projection_starts(model, data, v_grid)
-    n_free = min(opts.n_starts, v_grid.shape[0])
-    finite_rows = jnp.all(jnp.isfinite(v_grid), axis=1)
-    return u_grid[jnp.argsort(jnp.where(finite_rows, rss, jnp.inf))[:n_free]]
+    return best_starts(opts, v_grid, *projection_starts(model, data, v_grid))
 
 
 def _least_squares_residuals(model: Model, opts: FitOptions, data: CurveArrays):
