@@ -27,6 +27,12 @@ lint: $(VENV)/.test
 	$(VENV)/bin/ruff check tokenscale_sim tests benchmarks
 	$(VENV)/bin/ruff format --check tokenscale_sim tests benchmarks
 	$(VENV)/bin/pyright
+	@# the house check (import circles, layers.toml's order, module and folder sizes) lives beside
+	@# the checkout (../shared/tools, there in CI); a user's clone without it skips the check
+	@if [ -f ../shared/tools/house_check.py ]; then \
+		out=$$($(PY) ../shared/tools/house_check.py); echo "$$out"; \
+		echo "$$out" | tail -1 | grep -q '^house check: clean$$'; \
+	else echo "house check: ../shared/tools/house_check.py not beside this clone: skipped"; fi
 
 # The suite runs in two worker processes (pytest-xdist, whole files per worker): the 2 cores of
 # CI both work, and no process compiles every JAX program of the suite (one process doing so

@@ -31,10 +31,10 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from tokenscale_sim.fit import FitOptions, get_model, load_paper_scores
-from tokenscale_sim.fit.compare import compare_laws
-from tokenscale_sim.fit.curvature import quadratic_resample
-from tokenscale_sim.fit.data import CurveArrays
-from tokenscale_sim.fit.engine import solve_batch
+from tokenscale_sim.fit.data.curves import CurveArrays
+from tokenscale_sim.fit.engine.solver import solve_batch
+from tokenscale_sim.fit.selection.compare import compare_laws
+from tokenscale_sim.fit.selection.curvature import quadratic_resample
 
 
 def _basis(name, v, n):
@@ -54,8 +54,9 @@ def _basis(name, v, n):
     raise KeyError(name)
 
 
-# Laws that predict the score itself (``Model.space == "linear"``, :mod:`tokenscale_sim.fit.laws`):
-# NumPy ``f(n, theta)`` with theta in the model's parameter order, and the entries fitted as logs.
+# Laws that predict the score itself (``Model.space == "linear"``,
+# :mod:`tokenscale_sim.fit.laws.define`): NumPy ``f(n, theta)`` with theta in the model's parameter
+# order, and the entries fitted as logs.
 LINEAR_SPACE = {
     "saturating": (lambda n, t: t[0] - t[1] * n ** (-t[2]), (2,)),
     "loglinear": (lambda n, t: t[0] + t[1] * np.log(n), ()),

@@ -29,12 +29,12 @@ from tokenscale_sim.fit import (
     Boundary,
     CurveArrays,
     FitOptions,
-    engine,
     fit_curves,
     get_model,
     load_paper_scores,
 )
-from tokenscale_sim.fit.uncertainty import resample
+from tokenscale_sim.fit.engine import solver as engine
+from tokenscale_sim.fit.inference.uncertainty import resample
 
 
 def _scipy_fit(n, y, grid, span):

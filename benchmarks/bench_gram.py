@@ -37,13 +37,13 @@ sys.path.insert(0, str(ROOT))
 from bench_sampling import best_time, machine  # noqa: E402
 
 from tokenscale_sim import structures as st  # noqa: E402
-from tokenscale_sim.divergence import branch_statistics  # noqa: E402
 from tokenscale_sim.montecarlo.gram import (  # noqa: E402
     gram_state_dim,
     gram_statistics_sampler,
     prefer_gram,
 )
 from tokenscale_sim.montecarlo.sampling import difference_sampler, token_sampler  # noqa: E402
+from tokenscale_sim.theory.divergence import branch_statistics  # noqa: E402
 
 STRUCTURES = {
     "ar1 (decaying)": lambda: st.decaying(8.0, coupling=0.3),

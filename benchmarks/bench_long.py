@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from tokenscale_sim.fit import FitOptions, curves_from_arrays, fit_curves
-from tokenscale_sim.fit.expression import parse_law
+from tokenscale_sim.fit.laws.expression import parse_law
 
 
 def main() -> None:

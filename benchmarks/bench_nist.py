@@ -5,7 +5,7 @@ both NIST starts: correct significant digits (LRE) of the estimates and standard
 converged flag, and the time per fit, for
 
 - the engine (``fit_arrays`` with the ``linear`` loss: Levenberg-Marquardt of
-  :mod:`tokenscale_sim.fit.polish`; time of a second, compiled call of ``solve_batch``), and
+  :mod:`tokenscale_sim.fit.engine.polish`; time of a second, compiled call of ``solve_batch``), and
 - SciPy's MINPACK (``scipy.optimize.least_squares(method="lm")``, analytic-free finite
   differences as SciPy does by default, tolerances 1e-15, 10 000 evaluations at most; standard
   errors from its final Jacobian by SVD, ``s^2 V S^-2 V'``),
@@ -32,8 +32,8 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from tokenscale_sim.fit import CurveArrays, FitOptions, fit_arrays
-from tokenscale_sim.fit.engine import solve_batch
-from tokenscale_sim.fit.nist import NIST_PROBLEMS, NistProblem, load_nist, lre, parse_nist
+from tokenscale_sim.fit.data.nist import NIST_PROBLEMS, NistProblem, load_nist, lre, parse_nist
+from tokenscale_sim.fit.engine.solver import solve_batch
 
 OPTS = FitOptions(loss="linear")
 

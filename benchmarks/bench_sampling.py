@@ -103,7 +103,7 @@ def peak_memory(m: int, n: int, d: int, chunk: int) -> tuple[float, float]:
         f"""
         import resource, time, jax
         from pathlib import Path
-        from tokenscale_sim import structures as st
+        from tokenscale_sim.structures import terms as st
         from tokenscale_sim.montecarlo.simulation import SimulationConfig, simulate
         t = time.perf_counter()
         config = SimulationConfig(n_max={n}, d={d}, m={m}, chunk={chunk}, exact_psi=False)

@@ -1,7 +1,7 @@
 """Speed of ``tokenscale sweep``: the exact theory of the structure family on a 100 x 100 grid.
 
-Times :func:`tokenscale_sim.sweep.sweep` on 10,000 grid points (length x coupling, shared 0.2,
-n_max 256, the per-n columns at n = 64): the first call (compilation included) and the best of
+Times :func:`tokenscale_sim.montecarlo.sweep.sweep` on 10,000 grid points (length x coupling, shared
+0.2, n_max 256, the per-n columns at n = 64): the first call (compilation included) and the best of
 three more (compiled), against a loop of the NumPy reference (``families.to_structure(theta)``,
 ``exact.transition`` and ``exact.theory_table`` per point) on the first 200 points, extrapolated.
 Writes ``benchmarks/results_sweep.md``.
@@ -20,7 +20,8 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-from tokenscale_sim import exact, families, sweep  # noqa: E402
+from tokenscale_sim.montecarlo import sweep  # noqa: E402
+from tokenscale_sim.structures import exact, families  # noqa: E402
 
 
 def main() -> None:

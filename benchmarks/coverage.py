@@ -22,9 +22,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from tokenscale_sim import structures as st
-from tokenscale_sim.fit.coverage import METHODS, PAPER_N, coverage
+from tokenscale_sim.fit.inference.coverage import METHODS, PAPER_N, coverage
 from tokenscale_sim.hidden.coverage import lambda_coverage
+from tokenscale_sim.structures import terms as st
 
 DESIGNS = {
     "paper (10)": np.array(PAPER_N),

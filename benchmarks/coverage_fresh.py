@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from tokenscale_sim import fit
-from tokenscale_sim.fit.coverage import PAPER_N, coverage
+from tokenscale_sim.fit.inference.coverage import PAPER_N, coverage
 
 RANGES = {"c": (5.0, 80.0), "beta": (0.05, 1.0), "n_b": (1.0, 1000.0)}
 

@@ -206,7 +206,7 @@ STRUCTURES = [
     ),
     code(
         "import tomllib\n"
-        "from tokenscale_sim.structure_files import structure_from_data, to_toml\n"
+        "from tokenscale_sim.structures.files import structure_from_data, to_toml\n"
         'text = """\n'
         "[[terms]]\n"
         "weight = 0.2\n"
@@ -227,7 +227,7 @@ STRUCTURES = [
         "structure back in the same language (the form every run records)."
     ),
     code(
-        "from tokenscale_sim import sweep\n"
+        "from tokenscale_sim.montecarlo import sweep\n"
         "from tokenscale_sim.plots.structures import phase_diagram\n"
         "from collections import Counter\n"
         "axes = {'image': np.geomspace(0.001, 0.3, SWEEP_SIZE), 'length': np.geomspace(1, 100, SWEEP_SIZE)}\n"
@@ -253,7 +253,7 @@ STRUCTURES = [
         "in the reverse order (above), the slope is in transition."
     ),
     code(
-        "from tokenscale_sim import calibrate, families\n"
+        "from tokenscale_sim.structures import calibrate, families\n"
         "truth = np.array([0.2, 0.1, 0.4, 6.0, 0.3, 0.5])  # in the order of families.PARAMS\n"
         "c = families.exact_psi(truth, 48)  # its psi_aa is psi_aabb: psi_aa = psi_bb here\n"
         "data = calibrate.PsiData(np.arange(1, 49), np.stack([c.psi_eq, c.psi_aa, c.psi_ab]))\n"
@@ -377,7 +377,7 @@ BENCHMARKS = [
         "theory says. The key is the one the demo uses, so the counts are the README's."
     ),
     code(
-        "from tokenscale_sim.fit.compare import compare_laws, describe\n"
+        "from tokenscale_sim.fit.selection.compare import compare_laws, describe\n"
         "key = jax.random.fold_in(jax.random.key(0), 4000)  # the demo's key for this part\n"
         "comp = compare_laws(key, curves, LAWS, bootstrap=RESAMPLES)\n"
         "print(describe(comp))\n"

@@ -3,7 +3,7 @@
 import jax
 import pytest
 
-from tokenscale_sim import stored_programs
+from tokenscale_sim.runtime import stored_programs
 
 
 @pytest.fixture(autouse=True, scope="module")

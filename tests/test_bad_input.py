@@ -15,8 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tokenscale_sim import fit, structures, theory, validation
+from tokenscale_sim import fit
 from tokenscale_sim.cli import main
+from tokenscale_sim.runtime import validation
+from tokenscale_sim.structures import terms as structures
+from tokenscale_sim.theory import closed_forms as theory
 
 SIM = ["simulate", "--structure", "decaying", "--n-max", "4", "--d", "4", "--m", "16",
        "--chunk", "16", "--quiet"]  # fmt: skip
@@ -481,7 +484,7 @@ def test_simulate_accumulators_beyond_memory(tmp_path, capsys):
     ],
 )
 def test_design_truths_outside_the_law_or_the_noise(tmp_path, capsys, params, message):
-    """The runnable edges (beta = 0, n_b = 0, n_b huge) run: tests/test_design_null.py."""
+    """The runnable edges (beta = 0, n_b = 0, n_b huge) run: tests/design/test_design_null.py."""
     out = tmp_path / "d"
     argv = ["design", "--params", params, "--m", "20", "--top", "1", "--out", str(out)]
     assert main(argv) == 2
@@ -590,7 +593,7 @@ LAW_FILES = {
 
 @pytest.mark.parametrize("name", sorted(LAW_FILES))
 def test_errors_in_a_users_law_name_file_line_and_message(tmp_path, name):
-    from tokenscale_sim.fit.expression import load_law
+    from tokenscale_sim.fit.laws.expression import load_law
 
     text, expected = LAW_FILES[name]
     (tmp_path / name).write_text(text)
@@ -615,7 +618,7 @@ def test_users_law_error_from_the_cli_is_one_line(tmp_path, capsys):
 
 
 def test_expressions_have_a_size_and_depth_limit(capsys):
-    from tokenscale_sim.fit.expression import parse_law
+    from tokenscale_sim.fit.laws.expression import parse_law
 
     long = " + ".join(f"a{i} * n" for i in range(12_000))
     deep = "c * " + "-" * 500 + "n"
@@ -629,7 +632,7 @@ def test_expressions_have_a_size_and_depth_limit(capsys):
 
 
 def test_design_and_fit_sizes_past_memory_are_refused(tmp_path, capsys, monkeypatch):
-    from tokenscale_sim.fit.estimate import memory_estimate
+    from tokenscale_sim.fit.inference.estimate import memory_estimate
 
     assert main(["design", "--m", "1000000000", "--out", str(tmp_path / "d")]) == 2
     line = error_line(capsys, "design")
@@ -648,7 +651,7 @@ def test_design_and_fit_sizes_past_memory_are_refused(tmp_path, capsys, monkeypa
 
 def test_jacobian_of_the_standard_errors_is_linear_in_points():
     """delta_method_se in forward mode: no (points x points) array in its program."""
-    from tokenscale_sim.fit.likelihood import delta_method_se
+    from tokenscale_sim.fit.inference.likelihood import delta_method_se
 
     big = 50_000
     x = jnp.linspace(1.0, 2.0, big)
@@ -693,7 +696,7 @@ def test_out_of_device_memory_is_one_line(capsys, monkeypatch):
 
 def test_patch_grid_wider_than_n_max_is_one_row(tmp_path, capsys):
     """--width 1e9 once allocated a 1e9 x 1e9 column sum (theory) or 1e9 columns (simulate)."""
-    from tokenscale_sim.kernels import Grid2D
+    from tokenscale_sim.structures.kernels import Grid2D
 
     wide, exact = Grid2D(2.0, 10**9), Grid2D(2.0, 16)
     np.testing.assert_allclose(wide.prefix_sums(16), exact.prefix_sums(16), rtol=1e-14)

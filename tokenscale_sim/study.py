@@ -30,12 +30,15 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from tokenscale_sim import files, fit, theory
-from tokenscale_sim import structures as st
-from tokenscale_sim.fit.compare import Comparison, paper_comparison
-from tokenscale_sim.fit.transition import TransitionTest, transition_test
+from tokenscale_sim import fit
+from tokenscale_sim.fit.selection.compare import Comparison, paper_comparison
+from tokenscale_sim.fit.selection.transition import TransitionTest, transition_test
 from tokenscale_sim.montecarlo.sampling import SamplingPlan, plan
 from tokenscale_sim.montecarlo.simulation import SimulationConfig, SimulationResult, simulate
+from tokenscale_sim.runtime import outputs as files
+from tokenscale_sim.runtime.validation import as_key
+from tokenscale_sim.structures import terms as st
+from tokenscale_sim.theory import closed_forms as theory
 
 ALPHA_FAMILY_NB = (2.0, 5.6, 9.2, 12.8, 16.4, 20.0)
 
@@ -107,7 +110,8 @@ class MonteCarloStudy(NamedTuple):
         law: fit of mean D(n) = lambda sqrt(Upsilon-hat(n)) (psi's as measured arrays).
         law_curve: (n_max,) lambda * sqrt(Upsilon-hat(n)).
         nb_fit: fit of mean D(n) = scale sqrt(n (n + n_b)) (constant psi's): n_b from D alone.
-        n_b_exact: the exact transition point (:func:`tokenscale_sim.exact.transition`: n_b for
+        n_b_exact: the exact transition point (:func:`tokenscale_sim.structures.exact.transition`:
+        n_b for
             constant psi's, else the fixed point of n_b(n) of the structure's psi's).
         n_b_status: how it was found (see ``TransitionPoint``).
     """
@@ -152,6 +156,7 @@ class RealisticWidth(NamedTuple):
 def realistic_width_study(key, config: StudyConfig, progress: bool) -> RealisticWidth:
     """D(n) and psi(n) of correlations decaying along the sequence at a real model's size
     (``wide_n_max`` tokens of width ``wide_d``, ``wide_m`` replicates), timed."""
+    key = as_key("realistic_width_study", key)
     structure = st.decaying(length=8.0, coupling=0.3)
     run = SimulationConfig(n_max=config.wide_n_max, d=config.wide_d, m=config.wide_m)
     start = time.perf_counter()
@@ -178,6 +183,7 @@ def monte_carlo_study(
 ) -> MonteCarloStudy:
     """Simulate one structure (or its sampling plan for ``config.n_max``) and fit both
     divergence laws to its mean D(n)."""
+    key = as_key("monte_carlo_study", key)
     run = SimulationConfig(n_max=config.n_max, d=config.d, m=config.m, chunk=config.chunk)
     result = simulate(key, structure, run, progress=progress)
     n = np.asarray(result.n, dtype=float)
@@ -207,6 +213,7 @@ def theory_maps() -> TheoryMaps:
 
 def paper_fits(key, config: StudyConfig) -> PaperFits:
     """The paper's log-log power-law fits, the alpha(n) law and the transition test."""
+    key = as_key("paper_fits", key)
     curves = fit.load_paper_scores()
     return PaperFits(
         curves,
@@ -222,7 +229,8 @@ def paper_fits(key, config: StudyConfig) -> PaperFits:
 def paper_compare(key, config: StudyConfig, progress: bool = False) -> Comparison:
     """Every registered score law on the paper's 54 curves: AICc/BIC, leave-one-out and
     extrapolation errors, selection shares and the shape test
-    (:func:`tokenscale_sim.fit.compare.paper_comparison`)."""
+    (:func:`tokenscale_sim.fit.selection.compare.paper_comparison`)."""
+    key = as_key("paper_compare", key)
     return paper_comparison(key, bootstrap=config.compare_bootstrap, progress=progress)
 
 
@@ -315,8 +323,9 @@ class CalibrationStudy(NamedTuple):
 
     Attributes:
         label: which measurement (pair kind, layer). calibration: the
-            :class:`tokenscale_sim.calibrate.Calibration`. prediction: the
-            :class:`tokenscale_sim.calibrate.Prediction` (exact and Monte Carlo at width d).
+            :class:`tokenscale_sim.structures.calibrate.Calibration`. prediction: the
+            :class:`tokenscale_sim.structures.calibrate.Prediction` (exact and Monte Carlo at width
+            d).
         d: the model's width. m: Monte Carlo pairs. curves: (3, N) the measured psi_eq,
             psi_AABB, psi_AB.
     """
@@ -334,10 +343,11 @@ def calibration_study(key, vision, config: StudyConfig, log=lambda message: None
     n <= ``calibration_n_fit`` and predict mean D(n) for every measured n: exact, and a Monte
     Carlo of ``calibration_m`` unit-normalised pairs at the model's width (reuses the
     measurement of :func:`vision_study`; None without it)."""
+    key = as_key("calibration_study", key)
     if not vision:
         return None
-    from tokenscale_sim import calibrate as cb
     from tokenscale_sim.montecarlo.simulation import SimulationConfig
+    from tokenscale_sim.structures import calibrate as cb
 
     kind = next(iter(vision))
     layer = max(vision[kind])
@@ -364,6 +374,7 @@ def design_section(
     """Power of the paper's design to see a transition, and the budget that would (issue 13):
     :func:`tokenscale_sim.design.report.transition_power_section` with the paper's fits, as many
     synthetic experiments per simulation as the transition test's resamples."""
+    key = as_key("design_section", key)
     from tokenscale_sim.design.report import transition_power_section
 
     log(f"[7/8] experiment design: power of the transition test ({config.transition_m} runs)")

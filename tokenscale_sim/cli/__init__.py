@@ -6,7 +6,7 @@ and sets ``func(args) -> int``. Errors users can fix are one line on stderr and 
 Fast start: only the module of the subcommand being run is imported (the others appear in
 ``tokenscale --help`` by their line in :data:`SUBCOMMANDS`), so ``tokenscale --help`` imports
 neither JAX nor matplotlib. Every run keeps its compiled programs on disk
-(:mod:`tokenscale_sim.compile_cache`; ``TOKENSCALE_CACHE=0`` switches that off).
+(:mod:`tokenscale_sim.runtime.compile_cache`; ``TOKENSCALE_CACHE=0`` switches that off).
 """
 
 from __future__ import annotations
@@ -82,7 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     import jax
 
-    from tokenscale_sim.compile_cache import cache_trouble_as_one_warning, enable_compilation_cache
+    from tokenscale_sim.runtime.compile_cache import (
+        cache_trouble_as_one_warning,
+        enable_compilation_cache,
+    )
 
     if whole_process:  # the imported modules live as long as the process: the collector
         gc.freeze()  # stops scanning them, which tracing JAX programs made it do again and again
@@ -123,11 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 @contextlib.contextmanager
 def one_line_warnings(command: str) -> Iterator[None]:
-    """Within the block, a :class:`~tokenscale_sim.compile_cache.CacheWarning` prints as one
+    """Within the block, a :class:`~tokenscale_sim.runtime.compile_cache.CacheWarning` prints as one
     line, ``tokenscale CMD: warning: ...``, on stderr (so does a
-    :class:`~tokenscale_sim.validation.SigmaWarning`); other warnings are shown as Python would."""
-    from tokenscale_sim.compile_cache import CacheWarning
-    from tokenscale_sim.validation import SigmaWarning
+    :class:`~tokenscale_sim.runtime.validation.SigmaWarning`); other warnings are shown as Python
+    would."""
+    from tokenscale_sim.runtime.compile_cache import CacheWarning
+    from tokenscale_sim.runtime.validation import SigmaWarning
 
     saved = warnings.showwarning
 

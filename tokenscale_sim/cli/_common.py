@@ -6,8 +6,8 @@ import argparse
 import sys
 import time
 
-from tokenscale_sim import structures
-from tokenscale_sim.validation import SEED_MAX
+from tokenscale_sim.runtime.validation import SEED_MAX
+from tokenscale_sim.structures import terms as structures
 
 
 def add_command(sub, name: str, help: str, doc: str | None) -> argparse.ArgumentParser:
@@ -112,12 +112,12 @@ def exchangeable_psi(args: argparse.Namespace) -> tuple[float, float, float, flo
 
 def structure_from_args(args: argparse.Namespace) -> structures.Structure:
     """Build (not yet validate) the structure the arguments name: ``--structure-file`` (read and
-    checked, :func:`tokenscale_sim.structure_files.load_structure`) or ``--structure``."""
+    checked, :func:`tokenscale_sim.structures.files.load_structure`) or ``--structure``."""
     check_shared(args)
     if getattr(args, "structure_file", None) is not None:
         if args.shared:
             raise ValueError("--shared does not combine with --structure-file (add a term)")
-        from tokenscale_sim.structure_files import load_structure
+        from tokenscale_sim.structures.files import load_structure
 
         return load_structure(args.structure_file)
     params: dict[str, object] = {

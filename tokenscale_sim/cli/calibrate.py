@@ -1,6 +1,6 @@
 """``tokenscale calibrate``: fit a structure to measured psi(n) and predict D(n) from it.
 
-Fits the free parameters of the structure family (tokenscale_sim.families; the same as
+Fits the free parameters of the structure family (tokenscale_sim.structures.families; the same as
 ``tokenscale sweep``):
 
   Sigma = shared [[1,1],[1,1]] (x) J + image [[1,0],[0,1]] (x) J
@@ -35,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenscale_sim import calibrate as cb
-from tokenscale_sim import files
 from tokenscale_sim.cli import SUBCOMMANDS
 from tokenscale_sim.cli._common import add_command, positive_int, seed
-from tokenscale_sim.families import KERNEL_KINDS, PARAMS
+from tokenscale_sim.runtime import outputs as files
+from tokenscale_sim.structures import calibrate as cb
+from tokenscale_sim.structures.families import KERNEL_KINDS, PARAMS
 
 KIND = "calibrate"
 
@@ -175,7 +175,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack):
         mc = simulate(jax.random.key(args.seed), cal.structure, config, progress=False)
         mc = np.asarray(mc.divergence.mean)
     pred = cb.predict_divergence(cal, measured_d, d, mc)
-    from tokenscale_sim.structure_files import to_toml
+    from tokenscale_sim.structures.files import to_toml
 
     (out / "structure.toml").write_text(to_toml(cal.structure), encoding="utf-8")
     cols = {"n": data.n, **{f"{k}_measured": data.curves[i] for i, k in enumerate(cb.CURVES)},

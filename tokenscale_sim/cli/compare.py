@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenscale_sim import files
 from tokenscale_sim.cli import SUBCOMMANDS, UsageError
 from tokenscale_sim.cli._common import add_command, nonnegative_int, seed
-from tokenscale_sim.fit import data as fdata
-from tokenscale_sim.fit.compare import (
+from tokenscale_sim.fit.data import curves as fdata
+from tokenscale_sim.fit.engine.options import FitOptions
+from tokenscale_sim.fit.selection.compare import (
     CRITERIA,
     Comparison,
     available_laws,
@@ -46,9 +46,9 @@ from tokenscale_sim.fit.compare import (
     describe,
     skipped_summary,
 )
-from tokenscale_sim.fit.curvature import DIRECTIONS
-from tokenscale_sim.fit.options import FitOptions
-from tokenscale_sim.validation import check_memory, key_from_seed
+from tokenscale_sim.fit.selection.curvature import DIRECTIONS
+from tokenscale_sim.runtime import outputs as files
+from tokenscale_sim.runtime.validation import check_memory, key_from_seed
 
 
 def register(sub) -> None:

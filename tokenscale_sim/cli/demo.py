@@ -21,10 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from tokenscale_sim import files
 from tokenscale_sim.cli import SUBCOMMANDS
 from tokenscale_sim.cli._common import StageClock, add_command, seed
 from tokenscale_sim.cli.report import write_report
+from tokenscale_sim.runtime import outputs as files
 
 KIND = "demo"
 

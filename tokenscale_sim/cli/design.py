@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenscale_sim import files
 from tokenscale_sim.cli import SUBCOMMANDS, UsageError
 from tokenscale_sim.cli._common import add_command, positive_int, seed
-from tokenscale_sim.validation import check_memory, key_from_seed
+from tokenscale_sim.runtime import outputs as files
+from tokenscale_sim.runtime.validation import check_memory, key_from_seed
 
 KIND = "design"
 
@@ -273,7 +273,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         m=args.m, level=args.level, intervals=not args.no_intervals, weighting=args.weighting
     )
     candidates = args.candidates or dz.DEFAULT_CANDIDATES
-    from tokenscale_sim.fit.estimate import memory_estimate
+    from tokenscale_sim.fit.inference.estimate import memory_estimate
 
     points = max((args.k, *(args.k_sweep or ())))
     check_memory(  # the alpha(n) fits (and intervals) of every experiment of a design at once

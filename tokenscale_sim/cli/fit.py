@@ -41,15 +41,17 @@ from typing import Any
 
 import numpy as np
 
-from tokenscale_sim import files
 from tokenscale_sim.cli import SUBCOMMANDS, UsageError
 from tokenscale_sim.cli._common import add_command, seed
-from tokenscale_sim.fit import data as fdata
-from tokenscale_sim.fit import estimate, options, transition, uncertainty
-from tokenscale_sim.fit.expression import load_law, parse_law
-from tokenscale_sim.fit.laws import define_law
-from tokenscale_sim.fit.models import MODELS, Model, get_model
-from tokenscale_sim.validation import check_memory, key_from_seed
+from tokenscale_sim.fit.data import curves as fdata
+from tokenscale_sim.fit.engine import options
+from tokenscale_sim.fit.inference import estimate, uncertainty
+from tokenscale_sim.fit.laws.define import define_law
+from tokenscale_sim.fit.laws.expression import load_law, parse_law
+from tokenscale_sim.fit.laws.models import MODELS, Model, get_model
+from tokenscale_sim.fit.selection import transition
+from tokenscale_sim.runtime import outputs as files
+from tokenscale_sim.runtime.validation import check_memory, key_from_seed
 
 ALPHA_GRID = np.geomspace(1.0, 1024.0, 61)
 BOOT_NOTES = {
@@ -170,7 +172,7 @@ def parse_starts(text: str | None) -> dict[str, list[float]]:
 
 
 def user_law(args: argparse.Namespace):
-    """The :class:`~tokenscale_sim.fit.models.Model` of ``--law`` (expression or code)."""
+    """The :class:`~tokenscale_sim.fit.laws.models.Model` of ``--law`` (expression or code)."""
     starts = parse_starts(args.start) or None
     predictor = "x" if args.x_col else "n"
     if re.fullmatch(r"[\w./\\-]+:\w+", args.law.strip()):

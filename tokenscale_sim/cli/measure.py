@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenscale_sim import files
 from tokenscale_sim.cli import SUBCOMMANDS, UsageError
 from tokenscale_sim.cli._common import add_command, positive_int, seed
 from tokenscale_sim.fit import LOSSES
@@ -41,7 +40,8 @@ from tokenscale_sim.hidden.measure import (
     measure_layers,
     measurement_summary,
 )
-from tokenscale_sim.validation import check_memory
+from tokenscale_sim.runtime import outputs as files
+from tokenscale_sim.runtime.validation import check_memory
 
 MODELS = ("vit-s",)
 
@@ -182,7 +182,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         check_memory("measure", f"a chunk of {min(args.chunk, source.pairs)} pairs", 4 * 8 * rows,
                      "lower --chunk")  # fmt: skip
         if options.fit and options.bootstrap:
-            from tokenscale_sim.fit.estimate import memory_estimate
+            from tokenscale_sim.fit.inference.estimate import memory_estimate
 
             # per replicate: its pair weights per chunk, three (B, N) sums, one fitted curve
             boot = options.bootstrap

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tokenscale_sim import files
+from tokenscale_sim.runtime import outputs as files
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -284,9 +284,9 @@ def vision_section(study, out: Path, summary: dict) -> str:
 
 def compare_section(study, out: Path, summary: dict) -> str:
     """ "Which law?": the paper's curves through ``tokenscale compare`` (tables, figures and the
-    finding written from the numbers by :func:`tokenscale_sim.fit.compare.describe`)."""
+    finding written from the numbers by :func:`tokenscale_sim.fit.selection.compare.describe`)."""
     from tokenscale_sim.cli.compare import comparison_columns, curvature_columns
-    from tokenscale_sim.fit.compare import describe
+    from tokenscale_sim.fit.selection.compare import describe
     from tokenscale_sim.plots.compare import comparison_figure, curvature_plot
 
     c = study.compare
@@ -356,9 +356,9 @@ def calibration_section(study, out: Path, summary: dict) -> str:
     c = study.calibration
     if c is None:
         return "<p>skipped (needs the ViT-S measurement of section 5)</p>"
-    from tokenscale_sim import calibrate as cb
     from tokenscale_sim.plots.structures import calibration_study_figure
-    from tokenscale_sim.structure_files import to_toml
+    from tokenscale_sim.structures import calibrate as cb
+    from tokenscale_sim.structures.files import to_toml
 
     cal, pred, last = c.calibration, c.prediction, int(c.prediction.n[-1])
     summary["calibration"] = {**cb.summary(cal), "measurement": c.label, "d": c.d, "m": c.m,

@@ -41,10 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from tokenscale_sim import files
 from tokenscale_sim.cli import SUBCOMMANDS, UsageError
 from tokenscale_sim.cli._common import add_structure_args, positive_int, seed, structure_from_args
-from tokenscale_sim.exact import TOKEN_KINDS, TokenModel
 from tokenscale_sim.montecarlo.sampling import plan
 from tokenscale_sim.montecarlo.simulation import (
     SimulationConfig,
@@ -55,7 +53,9 @@ from tokenscale_sim.montecarlo.simulation import (
     simulate,
 )
 from tokenscale_sim.montecarlo.steps import METHODS
-from tokenscale_sim.validation import check_memory, gib, key_from_seed, machine_memory
+from tokenscale_sim.runtime import outputs as files
+from tokenscale_sim.runtime.validation import check_memory, gib, key_from_seed, machine_memory
+from tokenscale_sim.structures.exact import TOKEN_KINDS, TokenModel
 
 KIND = "simulate"
 CHECKPOINT = "checkpoint.npz"

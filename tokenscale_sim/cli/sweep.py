@@ -1,6 +1,6 @@
 """``tokenscale sweep``: the exact theory of a structure family over a grid of its parameters.
 
-The family (tokenscale_sim.families):
+The family (tokenscale_sim.structures.families):
 
   Sigma = shared [[1,1],[1,1]] (x) J + image [[1,0],[0,1]] (x) J
         + weight [[1,c],[c,1]] (x) K(length) + (1 - shared - image - weight) [[1,q],[q,1]] (x) I
@@ -29,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenscale_sim import files, sweep
 from tokenscale_sim.cli import SUBCOMMANDS
 from tokenscale_sim.cli._common import add_command, positive_int, seed
-from tokenscale_sim.families import KERNEL_KINDS
+from tokenscale_sim.montecarlo import sweep
+from tokenscale_sim.runtime import outputs as files
+from tokenscale_sim.structures.families import KERNEL_KINDS
 
 KIND = "sweep"
 

@@ -16,7 +16,6 @@ import sys
 
 import numpy as np
 
-from tokenscale_sim import exact, files, theory
 from tokenscale_sim.cli import SUBCOMMANDS
 from tokenscale_sim.cli._common import (
     add_command,
@@ -25,8 +24,11 @@ from tokenscale_sim.cli._common import (
     positive_int,
     structure_from_args,
 )
-from tokenscale_sim.structures import constant_psi
-from tokenscale_sim.validation import check_memory
+from tokenscale_sim.runtime import outputs as files
+from tokenscale_sim.runtime.validation import check_memory
+from tokenscale_sim.structures import exact
+from tokenscale_sim.structures.terms import constant_psi
+from tokenscale_sim.theory import closed_forms as theory
 
 BYTES_PER_N = 40 * 8  # float64 columns and temporaries of the table, per token count
 
@@ -75,8 +77,8 @@ def register(sub) -> None:
 
 
 def table(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], theory.TransitionPoint]:
-    """The theory table for parsed arguments (:func:`tokenscale_sim.exact.theory_table`) and
-    the transition point (constant psi's: n_b; otherwise the fixed point of n_b(n))."""
+    """The theory table for parsed arguments (:func:`tokenscale_sim.structures.exact.theory_table`)
+    and the transition point (constant psi's: n_b; otherwise the fixed point of n_b(n))."""
     if not args.beta > 0:
         raise ValueError(f"theory: --beta must be > 0, got {args.beta}")
     if args.structure == "exchangeable" and args.structure_file is None:

@@ -1,8 +1,8 @@
 r"""Truths, designs and noise models of a design study, and the synthetic experiments they give.
 
 A *truth* is a law and its natural parameters (``Truth("alpha_n", (c, beta, n_b))``, any
-:class:`~tokenscale_sim.fit.models.Model`); a *design* is the token counts measured and the number
-of benchmark questions at each; a *noise model* says how a measured score scatters around the
+:class:`~tokenscale_sim.fit.laws.models.Model`); a *design* is the token counts measured and the
+number of benchmark questions at each; a *noise model* says how a measured score scatters around the
 truth ``S(n)``:
 
 - ``binomial`` (the realistic default for accuracy benchmarks): the accuracy over ``N`` questions,
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tokenscale_sim.fit import Model, get_model
-from tokenscale_sim.validation import as_key
+from tokenscale_sim.runtime.validation import as_key
 
 NOISE_KINDS = ("binomial", "lognormal")
 """Noise models of :class:`Noise`."""
@@ -60,7 +60,7 @@ class Truth:
 
     @property
     def law(self) -> Model:
-        """The :class:`~tokenscale_sim.fit.models.Model` of the truth."""
+        """The :class:`~tokenscale_sim.fit.laws.models.Model` of the truth."""
         return get_model(self.model)
 
     def value(self, name: str) -> float:

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tokenscale_sim.design.core import Design, Noise, Truth, check_setting, log_score_variance
-from tokenscale_sim.fit.distributions import normal_quantile
+from tokenscale_sim.fit.inference.distributions import normal_quantile
 
 CRITERIA = ("nb_width", "d", "power")
 """Design criteria: c-optimality for ln n_b (smallest expected width), D-optimality, LR power."""

@@ -2,7 +2,8 @@
 
 Uses, all public: :class:`tokenscale_sim.fit.CurveArrays`, :class:`tokenscale_sim.fit.FitOptions`,
 :func:`tokenscale_sim.fit.get_model` (``Model.grid``), :func:`tokenscale_sim.fit.fit_arrays`,
-:func:`tokenscale_sim.fit.engine.solve_batch` and :func:`tokenscale_sim.fit.likelihood.deviance`.
+:func:`tokenscale_sim.fit.engine.solver.solve_batch` and
+:func:`tokenscale_sim.fit.inference.likelihood.deviance`.
 
 Synthetic experiments are fitted exactly as the package fits real curves: log-space least
 squares (optionally weighted by each point's inverse variance, estimated from the experiment's own
@@ -21,7 +22,8 @@ import numpy as np
 
 from tokenscale_sim import fit
 from tokenscale_sim.design.core import Noise, log_score_variance
-from tokenscale_sim.fit import engine, likelihood
+from tokenscale_sim.fit.engine import solver as engine
+from tokenscale_sim.fit.inference import likelihood
 
 WEIGHTINGS = ("inverse_variance", "none")
 """How synthetic experiments are weighted in the log-space fit (``none``: the paper's OLS)."""

@@ -4,8 +4,8 @@ r"""Simulated operating characteristics of one design: power, n_b and beta estim
 package's fitter (one vmapped call per law) and summarises them.
 
 **The transition test.** The package's per-curve test
-(:func:`tokenscale_sim.fit.uncertainty.transition_test`) refits a parametric bootstrap of every
-curve: ``m x m_boot`` fits, too many for a power study. Here the same statistic
+(:func:`tokenscale_sim.fit.inference.uncertainty.transition_test`) refits a parametric bootstrap of
+every curve: ``m x m_boot`` fits, too many for a power study. Here the same statistic
 ``LR = dev(power law) - dev(alpha(n))`` is compared with a null distribution simulated **once per
 design**: ``m_null`` experiments drawn, with the same design and noise model, from the power law
 closest to the truth (its weighted log-least-squares projection on the design points, i.e. the
@@ -47,7 +47,7 @@ from tokenscale_sim.design.fitting import (
     fit_weights,
     power_law_projection,
 )
-from tokenscale_sim.validation import as_key
+from tokenscale_sim.runtime.validation import as_key
 
 
 @dataclass(frozen=True)

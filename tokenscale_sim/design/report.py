@@ -19,7 +19,7 @@ from tqdm import tqdm
 from tokenscale_sim.design.core import PAPER_N, Design, Noise, Truth, paper_design
 from tokenscale_sim.design.power import StudyOptions, simulate_design
 from tokenscale_sim.design.search import search_designs
-from tokenscale_sim.validation import as_key
+from tokenscale_sim.runtime.validation import as_key
 
 REPORT_NB = (4.0, 16.0, 64.0, 256.0)
 """Transition points of the report's question."""

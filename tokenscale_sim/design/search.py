@@ -37,7 +37,7 @@ from tokenscale_sim.design.fisher import (
     screen_arrays,
 )
 from tokenscale_sim.design.power import DesignResult, StudyOptions, simulate_design
-from tokenscale_sim.validation import as_key
+from tokenscale_sim.runtime.validation import as_key
 
 DEFAULT_CANDIDATES = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 """Token counts the search chooses from by default (the paper's, powers of two, to 1024)."""

@@ -1,4 +1,4 @@
-"""Fit scaling laws with optax: the paper's power law, alpha(n), divergence and broken laws.
+"""Fit scaling laws with optax: any law, with honest uncertainty, and which law fits best.
 
 Typical use::
 
@@ -7,24 +7,20 @@ Typical use::
     res = fit.fit_curves(curves, "alpha_n")          # FitResult, one row per curve
     boot = fit.bootstrap(key, curves, res, m=1000)   # vmapped resamples
 
-Modules, imports pointing down this list: :mod:`.data` (curves in, input checks;
-:mod:`.frames`: DataFrames, dicts, pairs; :mod:`.checks`; :mod:`.precision`: fits in float64
-whatever ``jax_enable_x64`` says),
-:mod:`.models` (the laws; users build their own :class:`Model`), :mod:`.options` (options and
-status enums), :mod:`.engine` (optax L-BFGS, vmapped), :mod:`.likelihood` (deviance,
-covariance, AIC/BIC, profile thresholds), :mod:`.profile` (profile intervals of every
-parameter), :mod:`.results` (:class:`FitResult`: parameters by name, report, table; checks of
-what evaluates a fit), :mod:`.estimate` (:func:`fit_curves`, :func:`predict`),
-:mod:`.uncertainty` (bootstrap, prediction and alpha(n) bands, per-parameter profiles),
-:mod:`.transition` (transition test, tied fits), :mod:`.coverage` (coverage of every interval
-method on synthetic curves). Laws of your own: :func:`define_law` (a JAX function, curve_fit's
-``f(x, a, b)`` or ``f(x, theta)``) and :func:`parse_law` (an expression); :mod:`.compare`
-(which law?) and :mod:`.curvature` (the shape test) are attributes too.
+Five layers, each importing only those before it (declared in ``layers.toml``, checked by the
+house check): :mod:`.laws` (what is fitted: :class:`Model`, :func:`define_law`,
+:func:`parse_law`) -> :mod:`.data` (curves in: CSV, frames, arrays, shipped data sets, checks
+against a law) -> :mod:`.engine` (the optimizers: L-BFGS and Levenberg-Marquardt, vmapped;
+:class:`FitOptions`) -> :mod:`.inference` (how sure: :func:`fit_curves`, :class:`FitResult`,
+profile and bootstrap intervals, bands, coverage) -> :mod:`.selection` (which law:
+:func:`compare_laws`, :func:`transition_test`, the shape test). Every public name is here, so
+``fit.<name>`` is the one way in; the modules :mod:`.compare`, :mod:`.curvature`,
+:mod:`.expression`, :mod:`.models`, :mod:`.table` and :mod:`.buckets` are attributes too.
 """
 
-from tokenscale_sim.fit import buckets, compare, curvature, expression, laws, models, table
-from tokenscale_sim.fit.compare import compare_laws
-from tokenscale_sim.fit.data import (
+from tokenscale_sim.fit import laws
+from tokenscale_sim.fit.data import table
+from tokenscale_sim.fit.data.curves import (
     DATASETS,
     CurveArrays,
     CurveSet,
@@ -34,19 +30,9 @@ from tokenscale_sim.fit.data import (
     load_paper_scores,
     read_curves,
 )
-from tokenscale_sim.fit.estimate import (
-    FitResult,
-    fit_arrays,
-    fit_curves,
-    fit_divergence,
-    fit_record,
-    predict,
-)
-from tokenscale_sim.fit.expression import load_law, parse_law
-from tokenscale_sim.fit.frames import as_curves, curves_from_frame, curves_from_pairs
-from tokenscale_sim.fit.laws import define_law
-from tokenscale_sim.fit.models import MODELS, Model, alpha_curve, get_model
-from tokenscale_sim.fit.options import (
+from tokenscale_sim.fit.data.frames import as_curves, curves_from_frame, curves_from_pairs
+from tokenscale_sim.fit.engine import buckets
+from tokenscale_sim.fit.engine.options import (
     BOUNDARY,
     LOSSES,
     Boundary,
@@ -54,10 +40,17 @@ from tokenscale_sim.fit.options import (
     IntervalMethod,
     NbStatus,
 )
-from tokenscale_sim.fit.precision import fit_precision
-from tokenscale_sim.fit.results import Parameter, Parameters, fit_report
-from tokenscale_sim.fit.transition import TiedResult, TransitionTest, fit_tied, transition_test
-from tokenscale_sim.fit.uncertainty import (
+from tokenscale_sim.fit.engine.precision import fit_precision
+from tokenscale_sim.fit.inference.estimate import (
+    FitResult,
+    fit_arrays,
+    fit_curves,
+    fit_divergence,
+    fit_record,
+    predict,
+)
+from tokenscale_sim.fit.inference.results import Parameter, Parameters, fit_report
+from tokenscale_sim.fit.inference.uncertainty import (
     KINDS,
     AlphaBand,
     BootstrapResult,
@@ -67,6 +60,18 @@ from tokenscale_sim.fit.uncertainty import (
     bootstrap,
     prediction_band,
     profile_interval,
+)
+from tokenscale_sim.fit.laws import expression, models
+from tokenscale_sim.fit.laws.define import define_law
+from tokenscale_sim.fit.laws.expression import load_law, parse_law
+from tokenscale_sim.fit.laws.models import MODELS, Model, alpha_curve, get_model
+from tokenscale_sim.fit.selection import compare, curvature
+from tokenscale_sim.fit.selection.compare import compare_laws
+from tokenscale_sim.fit.selection.transition import (
+    TiedResult,
+    TransitionTest,
+    fit_tied,
+    transition_test,
 )
 
 __all__ = [

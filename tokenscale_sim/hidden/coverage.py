@@ -8,8 +8,8 @@ target is
     ln lambda* = mean_n [ ln E[D(n)] - (1/2) ln E[Upsilon-hat(n)] ]
 
 with the exact Gaussian ``E[D(n)]`` and ``E[Upsilon-hat(n)]`` at the exact expected cosines
-(:func:`tokenscale_sim.exact.exact_curves`). :func:`lambda_coverage` counts how often each
-interval holds ``lambda*``: the pair bootstrap (``lambda_ci``, resampling whole branch pairs)
+(:func:`tokenscale_sim.structures.exact.exact_curves`). :func:`lambda_coverage` counts how often
+each interval holds ``lambda*``: the pair bootstrap (``lambda_ci``, resampling whole branch pairs)
 and the fit's own interval, which treats the n points of one cumulative curve as independent.
 """
 
@@ -20,12 +20,12 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from tokenscale_sim import structures as st
-from tokenscale_sim.exact import exact_curves
 from tokenscale_sim.hidden.arrays import from_arrays
 from tokenscale_sim.hidden.measure import MeasureOptions, measure
 from tokenscale_sim.montecarlo.sampling import token_sampler
-from tokenscale_sim.validation import as_key
+from tokenscale_sim.runtime.validation import as_key
+from tokenscale_sim.structures import terms as st
+from tokenscale_sim.structures.exact import exact_curves
 
 
 class LambdaCoverage(NamedTuple):

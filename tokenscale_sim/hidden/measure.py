@@ -1,9 +1,9 @@
 """Measure psi(n), D(n) and the divergence law on real hidden states, streamed over pairs.
 
 For every ``n = 1..N`` the per-pair statistics of
-:func:`tokenscale_sim.divergence.branch_statistics` are averaged over the pairs that have at least
-``n`` tokens (Chan/Welford merges in float64, so memory does not grow with the number of pairs);
-standard errors are ``std / sqrt(count)`` across pairs. From the mean curves:
+:func:`tokenscale_sim.theory.divergence.branch_statistics` are averaged over the pairs that have at
+least ``n`` tokens (Chan/Welford merges in float64, so memory does not grow with the number of
+pairs); standard errors are ``std / sqrt(count)`` across pairs. From the mean curves:
 
     Upsilon(n) = n (1 - psi_eq) + n (n - 1) (psi_AABB - psi_AB)      (= mean of Upsilon-hat)
     bound(n)   = sqrt(2 Upsilon(n))  >= mean D(n)  (Jensen; exact per sample for unit tokens)
@@ -26,7 +26,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tokenscale_sim import divergence, theory
 from tokenscale_sim.hidden.arrays import HiddenSource, PairChunk, from_arrays, iter_pairs
 from tokenscale_sim.montecarlo.moments import (
     Moments,
@@ -35,6 +34,8 @@ from tokenscale_sim.montecarlo.moments import (
     merge,
     summarize,
 )
+from tokenscale_sim.theory import closed_forms as theory
+from tokenscale_sim.theory import divergence
 
 if TYPE_CHECKING:
     from tokenscale_sim.fit import FitResult
@@ -161,8 +162,9 @@ class Measurement(NamedTuple):
         bound: (N,) sqrt(2 Upsilon(n)) from the mean psi's.
         ratio: (N,) mean D(n) / bound(n) (<= 1 for unit-normalised tokens, by Jensen).
         n_b_curve: (N,) n_b(n) = (1 - psi_eq(n))/Delta(n) - 1 (NaN at n = 1, inf at Delta = 0).
-        transition: :class:`~tokenscale_sim.theory.TransitionPoint`, fixed point of n_b_curve.
-        fit: :class:`tokenscale_sim.fit.FitResult` of mean D ~ lambda sqrt(Upsilon) (one curve;
+        transition: :class:`~tokenscale_sim.theory.closed_forms.TransitionPoint`, fixed point of
+        n_b_curve. fit: :class:`tokenscale_sim.fit.FitResult` of mean D ~ lambda sqrt(Upsilon) (one
+        curve;
             ``estimates[0, 0]`` is lambda), None when not requested.
         law: (N,) the fitted lambda * sqrt(Upsilon(n)) (NaN without a fit).
         lambda_pairs: :class:`PairBootstrap` interval of lambda over resampled pairs (None when

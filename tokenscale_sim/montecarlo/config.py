@@ -16,10 +16,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from tokenscale_sim import structures as st
-from tokenscale_sim.exact import TokenModel, as_token_model
 from tokenscale_sim.montecarlo import sampling, steps
 from tokenscale_sim.montecarlo.steps import ALL_STATS, DIVERGENCE_STATS
+from tokenscale_sim.structures import terms as st
+from tokenscale_sim.structures.exact import TokenModel, as_token_model
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -53,8 +53,8 @@ class SimulationConfig:
         chunk: replicates per device step (rounded up to a multiple of the device count), or
             None: the largest chunk up to :data:`DEFAULT_CHUNK` (and ``m``) whose estimated
             memory fits ``max_chunk_bytes``.
-        tokens: a :class:`~tokenscale_sim.exact.TokenModel` or its kind (stored as the model).
-        divergence_only: only D(n) and D(n)^2 (Gaussian tokens then use the difference
+        tokens: a :class:`~tokenscale_sim.structures.exact.TokenModel` or its kind (stored as the
+        model). divergence_only: only D(n) and D(n)^2 (Gaussian tokens then use the difference
             sampler: different draws, same distribution).
         confidence: level of the normal-approximation band (0 < confidence < 1).
         exact_psi: compute the exact expected-cosine psi curves; None: for stationary
@@ -101,7 +101,8 @@ class SimulationConfig:
 
     @property
     def token_model(self) -> TokenModel:
-        """``tokens`` as a :class:`~tokenscale_sim.exact.TokenModel` (always, after init)."""
+        """``tokens`` as a :class:`~tokenscale_sim.structures.exact.TokenModel` (always, after
+        init)."""
         assert isinstance(self.tokens, TokenModel)
         return self.tokens
 

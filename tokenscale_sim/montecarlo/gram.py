@@ -1,6 +1,6 @@
 """Width-free exact Monte Carlo of D(n) and psi(n): the "gram" method (issue 12).
 
-Every statistic of :func:`tokenscale_sim.divergence.branch_statistics` is a function of inner
+Every statistic of :func:`tokenscale_sim.theory.divergence.branch_statistics` is a function of inner
 products of the tokens, and Gaussian tokens (iid feature columns ``~ N(0, Sigma / d)``) have a
 law invariant under one common rotation of ``R^d``. For a structure whose terms all have kernel
 ``Identity``, ``Ones`` or ``Exponential`` the tokens follow a linear recursion with a small state:
@@ -57,8 +57,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tokenscale_sim import structures as st
-from tokenscale_sim.exact import TokenModel, as_token_model
+from tokenscale_sim.structures import terms as st
+from tokenscale_sim.structures.exact import TokenModel, as_token_model
 
 __all__ = [
     "GRAM_CROSSOVER",
@@ -348,7 +348,7 @@ def statistics_from_sums(
     squared: jax.Array, aa: jax.Array, bb: jax.Array, ab: jax.Array, eq: jax.Array
 ) -> jax.Array:
     """The ``(7, n)`` statistics ``[D, D^2, psi_eq, psi_aa, psi_bb, psi_ab, upsilon]`` from the
-    per-n sums, with the conventions of :func:`tokenscale_sim.divergence.branch_statistics`.
+    per-n sums, with the conventions of :func:`tokenscale_sim.theory.divergence.branch_statistics`.
 
     Args (each ``(n,)``): ``squared = |S(n)|^2``, ``aa = |S^A(n)|^2``, ``bb = |S^B(n)|^2``,
     ``ab = S^A(n) . S^B(n)``, ``eq = u_n^A . u_n^B`` (the last token's cosine; summed here).

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tokenscale_sim import structures as st
+from tokenscale_sim.structures import terms as st
 
 _CIRCULANT_DOUBLINGS = 2  # embedding sizes tried: M, 2M, 4M, then Cholesky
 NEG_TOL = 1e-10  # relative size of a negative circulant eigenvalue treated as rounding

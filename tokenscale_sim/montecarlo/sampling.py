@@ -1,14 +1,14 @@
 """Structure-aware samplers of branch token embeddings (JIT-compiled JAX, key first).
 
 Gaussian token model (THEORY.md): the ``2n`` tokens ``[A_1..A_n, B_1..B_n]`` have iid feature
-columns ``~ N(0, Sigma / d)`` with ``Sigma = sum_r C_r (x) K_r`` (:mod:`tokenscale_sim.structures`),
-so ``E|h_i|^2 = 1``. A term ``C (x) K`` is drawn as ``X = F G`` where ``G`` has iid columns
-``N(0, K)`` along positions and ``F F' = C`` (the 2 x 2 lower Cholesky factor, zero columns
-dropped, so a rank-one C such as a shared component draws one branch of normals) mixes the
-branches elementwise, fused by XLA into the pass that writes ``h``; terms add independent
-draws. Each kernel is drawn at the cost its structure allows (all factors are computed once, in
-NumPy float64, when the sampler is built; no 2n x 2n Cholesky for structured kernels, and never
-``jax.random.multivariate_normal``, which can return NaN in float32):
+columns ``~ N(0, Sigma / d)`` with ``Sigma = sum_r C_r (x) K_r``
+(:mod:`tokenscale_sim.structures.terms`), so ``E|h_i|^2 = 1``. A term ``C (x) K`` is drawn as ``X =
+F G`` where ``G`` has iid columns ``N(0, K)`` along positions and ``F F' = C`` (the 2 x 2 lower
+Cholesky factor, zero columns dropped, so a rank-one C such as a shared component draws one branch
+of normals) mixes the branches elementwise, fused by XLA into the pass that writes ``h``; terms add
+independent draws. Each kernel is drawn at the cost its structure allows (all factors are computed
+once, in NumPy float64, when the sampler is built; no 2n x 2n Cholesky for structured kernels, and
+never ``jax.random.multivariate_normal``, which can return NaN in float32):
 
 ==============================  ==============================================  ===============
 kernel                          method                                          cost per column
@@ -41,7 +41,7 @@ term-by-term branch mixes and kernel draws (factors, FFT eigenvalues), and the m
 samplers (:meth:`SamplingPlan.token_sampler`, :meth:`SamplingPlan.difference_sampler`), the
 reported methods and :func:`tokenscale_sim.montecarlo.simulation.simulate` reuse that plan.
 
-Token models (:class:`~tokenscale_sim.exact.TokenModel`):
+Token models (:class:`~tokenscale_sim.structures.exact.TokenModel`):
 
 - ``"gaussian"``: as above; exact oracle ``D(n) ~ sqrt(v_n / d) chi_d``.
 - ``"unit"``: each Gaussian token scaled to unit length (the theory's setting). Cosines are
@@ -53,7 +53,7 @@ Token models (:class:`~tokenscale_sim.exact.TokenModel`):
   cosines are scale-free, so E[psi] is again ``expected_cosine_psi``; ``E[D(n)^2] = q v_n +
   2 n (1 - q)`` with ``q = E[s]^2 = (df - 2) Gamma((df-1)/2)^2 / (2 Gamma(df/2)^2)``; E[D] has no
   closed form (bounded by ``sqrt(E[D^2])``). See
-  :func:`tokenscale_sim.exact.expected_squared_divergence`.
+  :func:`tokenscale_sim.structures.exact.expected_squared_divergence`.
 
 Fast path: when only D(n) is wanted for Gaussian tokens, :func:`difference_sampler` draws the
 difference process ``h^A - h^B ~ N(0, K_diff / d)`` directly, ``K_diff = sum_r (C00 + C11 - 2 C01)
@@ -71,8 +71,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tokenscale_sim import structures as st
-from tokenscale_sim.exact import TOKEN_KINDS, TokenModel, as_token_model
 from tokenscale_sim.montecarlo.kernel_draws import (
     NEG_TOL,
     KernelDraw,
@@ -80,7 +78,9 @@ from tokenscale_sim.montecarlo.kernel_draws import (
     float_dtypes,
     kernel_draw,
 )
-from tokenscale_sim.validation import as_key
+from tokenscale_sim.runtime.validation import as_key
+from tokenscale_sim.structures import terms as st
+from tokenscale_sim.structures.exact import TOKEN_KINDS, TokenModel, as_token_model
 
 __all__ = [
     "TOKEN_KINDS",
@@ -239,7 +239,7 @@ def plan(structure: st.Structure, n_max: int, *, caller: str = "plan") -> Sampli
     All factors are computed here, in NumPy float64, before any tracing.
 
     Args:
-        structure: a :class:`tokenscale_sim.structures.Structure`.
+        structure: a :class:`tokenscale_sim.structures.terms.Structure`.
         n_max: positions per branch (>= 1).
         caller: the function named in validation errors.
 
@@ -282,10 +282,10 @@ def token_sampler(
     ``jax_enable_x64`` at call time. The first ``n`` positions of a draw are a draw for ``n``.
 
     Args:
-        structure: a :class:`tokenscale_sim.structures.Structure`.
+        structure: a :class:`tokenscale_sim.structures.terms.Structure`.
         n_max: number of positions per branch (>= 1).
         d: embedding width (>= 1).
-        tokens: a :class:`~tokenscale_sim.exact.TokenModel` or its ``kind``.
+        tokens: a :class:`~tokenscale_sim.structures.exact.TokenModel` or its ``kind``.
 
     Returns:
         ``sample(key)`` -> array ``(2, n_max, d)``; ``h[0]`` is branch A.

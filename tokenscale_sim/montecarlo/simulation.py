@@ -5,7 +5,7 @@ branch pairs and returns, for every n = 1..n_max, mean / std / SE / confidence b
 D(n)^2 and of the sampled psi_eq, psi_AA, psi_BB, psi_AB and Upsilon-hat, side by side with
 the exact curves of the same structure (exact Gaussian E[D], E[D^2] of the token model, the
 bound sqrt(E[D^2]) = sqrt(2 Upsilon), exact expected cosines;
-:func:`tokenscale_sim.exact.exact_curves`), plus metadata.
+:func:`tokenscale_sim.structures.exact.exact_curves`), plus metadata.
 
 A run is one frozen :class:`SimulationConfig` (validated once, in NumPy, when it is made), one
 :func:`tokenscale_sim.montecarlo.sampling.plan` of the structure (validated and factored once;
@@ -53,8 +53,8 @@ Several processes (multi-host), through JAX's own machinery (``jax.distributed``
 - Only process 0 shows the progress bar and calls ``checkpoint`` (the CLI writes files on
   process 0 only).
 - On CPU, cross-process collectives use gloo (``jax_cpu_collectives_implementation``, default
-  ``"gloo"`` in jax 0.10); ``tests/test_distributed.py`` runs two local processes of two CPU
-  devices each against a single-process run.
+  ``"gloo"`` in jax 0.10); ``tests/montecarlo/test_distributed.py`` runs two local processes of two
+  CPU devices each against a single-process run.
 - A process given only its own local devices (``devices=jax.local_devices()``) runs the whole
   simulation by itself, without collectives.
 """
@@ -71,9 +71,6 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from tokenscale_sim import files
-from tokenscale_sim import structures as st
-from tokenscale_sim.exact import ExactCurves, exact_curves
 from tokenscale_sim.montecarlo import sampling, steps
 from tokenscale_sim.montecarlo.checkpoints import (
     BLOCK,
@@ -96,7 +93,10 @@ from tokenscale_sim.montecarlo.config import (
 )
 from tokenscale_sim.montecarlo.moments import Moments, RunningMoments, summarize
 from tokenscale_sim.montecarlo.steps import ALL_STATS
-from tokenscale_sim.validation import as_key
+from tokenscale_sim.runtime import outputs as files
+from tokenscale_sim.runtime.validation import as_key
+from tokenscale_sim.structures import terms as st
+from tokenscale_sim.structures.exact import ExactCurves, exact_curves
 
 __all__ = [
     "ALL_STATS",
@@ -123,7 +123,7 @@ class SimulationResult(NamedTuple):
     """What :func:`simulate` returns. Sampled statistics are :class:`Moments` over n = 1..n_max.
 
     The psi fields and ``upsilon`` are None for ``divergence_only`` runs. ``metadata`` holds the
-    seed/key, the structure (:meth:`~tokenscale_sim.structures.Structure.describe`), the
+    seed/key, the structure (:meth:`~tokenscale_sim.structures.terms.Structure.describe`), the
     settings, sampler methods, versions and devices; ``config`` is the run's configuration.
     """
 
@@ -256,7 +256,7 @@ def simulate(
     """Monte Carlo of D(n) and psi(n), n = 1..n_max, over ``config.m`` replicate branch pairs.
 
     Args:
-        key: a JAX PRNG key or an int seed (:func:`~tokenscale_sim.validation.as_key`);
+        key: a JAX PRNG key or an int seed (:func:`~tokenscale_sim.runtime.validation.as_key`);
             replicate i uses ``fold_in(key, i)``.
         structure: the token correlation structure (validated once, by its sampling plan), or
             its :class:`~tokenscale_sim.montecarlo.sampling.SamplingPlan` for ``config.n_max``

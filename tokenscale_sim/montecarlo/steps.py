@@ -6,7 +6,7 @@ divergence-only runs (:data:`DIVERGENCE_STATS`):
 
     [D(n), D(n)^2, psi_eq(n), psi_AA(n), psi_BB(n), psi_AB(n), Upsilon-hat(n)]
 
-as defined by :func:`tokenscale_sim.divergence.branch_statistics`. The ``ids`` vector is
+as defined by :func:`tokenscale_sim.theory.divergence.branch_statistics`. The ``ids`` vector is
 sharded over the replicate axis of a one-axis mesh (``jax.sharding.NamedSharding``); XLA
 partitions the vmapped computation. Steps are cached per (structure, n_max, d, token model,
 statistics, devices): new keys, chunks of the same size and resumed runs do not recompile.
@@ -14,7 +14,7 @@ statistics, devices): new keys, chunks of the same size and resumed runs do not 
 Two methods compute a replicate (:func:`choose_method`):
 
 - ``"direct"``: draw the ``2 n_max d`` token embeddings with the structure's sampling plan and
-  reduce them (:func:`tokenscale_sim.divergence.branch_statistics`); cost ``O(n_max d)``;
+  reduce them (:func:`tokenscale_sim.theory.divergence.branch_statistics`); cost ``O(n_max d)``;
 - ``"gram"``: the width-free exact recursion of :mod:`tokenscale_sim.montecarlo.gram` (cost
   independent of d) for structures with a small linear state (Identity, Ones and Exponential
   kernels), chosen automatically when :func:`~tokenscale_sim.montecarlo.gram.prefer_gram` says
@@ -35,10 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from tokenscale_sim.divergence import branch_statistics, divergence
-from tokenscale_sim.exact import TokenModel
 from tokenscale_sim.montecarlo import gram
 from tokenscale_sim.montecarlo.sampling import SamplingPlan
+from tokenscale_sim.structures.exact import TokenModel
+from tokenscale_sim.theory.divergence import branch_statistics, divergence
 
 __all__ = [
     "ALL_STATS",

@@ -1,8 +1,9 @@
 """Figures of the law comparison ("which law?") and of the shape test.
 
 Everything here draws a result it is given and computes nothing: a
-:class:`tokenscale_sim.fit.compare.Comparison` (per-curve winners, extrapolation errors) and a
-:class:`tokenscale_sim.fit.curvature.CurvatureTest` (curvature per curve with its interval).
+:class:`tokenscale_sim.fit.selection.compare.Comparison` (per-curve winners, extrapolation errors)
+and a :class:`tokenscale_sim.fit.selection.curvature.CurvatureTest` (curvature per curve with its
+interval).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def winner_grid(comparison, labels: Sequence[str], *, ax: Axes | None = None) ->
     cell shows the winner's Akaike weight (and its bootstrap selection share when there is one).
 
     Args:
-        comparison: a :class:`~tokenscale_sim.fit.compare.Comparison` with G curves, L laws.
-        labels: (G,) row labels.
+        comparison: a :class:`~tokenscale_sim.fit.selection.compare.Comparison` with G curves, L
+        laws. labels: (G,) row labels.
     """
     g = len(labels)
     fig, ax = axes(ax, size=(6.0, 1.2 + 0.17 * g))
@@ -124,7 +125,7 @@ def curvature_plot(test, labels: Sequence[str], *, ax: Axes | None = None) -> Fi
     "the theory's sign holds") with its bootstrap interval.
 
     Args:
-        test: a :class:`~tokenscale_sim.fit.curvature.CurvatureTest` with G curves.
+        test: a :class:`~tokenscale_sim.fit.selection.curvature.CurvatureTest` with G curves.
         labels: (G,) row labels.
     """
     g = len(labels)

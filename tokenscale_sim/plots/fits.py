@@ -1,9 +1,9 @@
 """Figures of fitted scaling laws: data with fitted laws and their bands, alpha(n) bands.
 
 Everything here draws what it is given (computed by :mod:`tokenscale_sim.fit`) and computes
-nothing: the fitted curves come from :func:`tokenscale_sim.fit.estimate.predict`, the bands of a
-law from :func:`tokenscale_sim.fit.uncertainty.prediction_band` and those of alpha(n) from
-:func:`tokenscale_sim.fit.uncertainty.alpha_band`.
+nothing: the fitted curves come from :func:`tokenscale_sim.fit.inference.estimate.predict`, the
+bands of a law from :func:`tokenscale_sim.fit.inference.uncertainty.prediction_band` and those of
+alpha(n) from :func:`tokenscale_sim.fit.inference.uncertainty.alpha_band`.
 """
 
 from __future__ import annotations
@@ -105,8 +105,8 @@ def alpha_band_plot(band, labels: Sequence[str] | None = None, *, ax: Axes | Non
     """alpha(n) estimates with their bootstrap bands, one line per curve.
 
     Args:
-        band: :class:`tokenscale_sim.fit.uncertainty.AlphaBand` ((G, K) arrays over ``band.n``).
-        labels: (G,) curve names.
+        band: :class:`tokenscale_sim.fit.inference.uncertainty.AlphaBand` ((G, K) arrays over
+        ``band.n``). labels: (G,) curve names.
     """
     fig, ax = axes(ax)
     n = np.asarray(band.n)
@@ -130,7 +130,7 @@ def alpha_band_grid(
     """One small :func:`alpha_band_plot` panel per curve (readable for the paper's 18 x 3 curves).
 
     Args:
-        band: :class:`tokenscale_sim.fit.uncertainty.AlphaBand` with G curves.
+        band: :class:`tokenscale_sim.fit.inference.uncertainty.AlphaBand` with G curves.
         labels: (G,) panel titles.
     """
     g = np.asarray(band.estimate).shape[0]

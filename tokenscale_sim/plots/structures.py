@@ -15,7 +15,8 @@ def phase_diagram(columns: dict[str, np.ndarray], axes: dict[str, np.ndarray], a
     first two grid axes with more than one value (one axis: n_b and the slope as lines).
 
     Args:
-        columns: :class:`tokenscale_sim.sweep.SweepResult` columns (product grid, last axis
+        columns: :class:`tokenscale_sim.montecarlo.sweep.SweepResult` columns (product grid, last
+        axis
             fastest). axes: the grid axes ``{name: values}``. at_label: the n of the regime.
     """
     varied = [k for k, v in axes.items() if len(v) > 1]

@@ -3,7 +3,7 @@
 Figures are made with the object-oriented API (``matplotlib.figure.Figure``): no global backend
 is chosen and nothing is registered with pyplot, so the package runs headless and a figure is
 freed when it is no longer referenced. Figures are written by
-:func:`tokenscale_sim.files.save_figure` (the one checked, atomic writer of every output).
+:func:`tokenscale_sim.runtime.outputs.save_figure` (the one checked, atomic writer of every output).
 """
 
 from __future__ import annotations

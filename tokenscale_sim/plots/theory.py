@@ -15,7 +15,7 @@ def divergence_curves(curves, *, ax: Axes | None = None, title: str | None = Non
     """sqrt(2 Upsilon(n)) and the exact Gaussian E[D(n)] on log-log axes, regimes shaded.
 
     Args:
-        curves: a :class:`tokenscale_sim.theory.TheoryCurves` (scalar ``n_b``).
+        curves: a :class:`tokenscale_sim.theory.closed_forms.TheoryCurves` (scalar ``n_b``).
     """
     fig, ax = axes(ax, loglog=True)
     n = np.asarray(curves.n)
