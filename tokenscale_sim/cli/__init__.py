@@ -7,6 +7,13 @@ Fast start: only the module of the subcommand being run is imported (the others 
 ``tokenscale --help`` by their line in :data:`SUBCOMMANDS`), so ``tokenscale --help`` imports
 neither JAX nor matplotlib. Every run keeps its compiled programs on disk
 (:mod:`tokenscale_sim.runtime.compile_cache`; ``TOKENSCALE_CACHE=0`` switches that off).
+
+Interruption: Ctrl-C (SIGINT) ends every command with exit code 130 and SIGTERM with 143, after
+the run's staging folder is removed (and a Monte Carlo checkpoint saved), with one line
+``tokenscale CMD: interrupted (SIGINT)``. The process then ends by ``os._exit``: a Python exit
+would tear down JAX's client while XLA's threads may still compile or run a program the signal
+cut short, and that crashed ("Segmentation fault", "pure virtual method called"; seen in the
+client's destructor joining its thread pool during ``Py_FinalizeEx``).
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import argparse
 import contextlib
 import gc
 import importlib
+import os
+import signal
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -35,6 +44,53 @@ SUBCOMMANDS = {
 
 class UsageError(Exception):
     """A user-fixable problem: printed as one line, exit code 2."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived (raised in the main thread by :func:`catch_stop_signals`'s
+    handler): every ``with`` block unwinds as for Ctrl-C, so a staging folder is removed and a
+    checkpoint saved. ``exit_code`` is 128 + the signal's number (130, 143)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_RECEIVED: list[int] = []
+
+
+def _on_stop_signal(signum: int, frame) -> None:
+    _RECEIVED.append(signum)
+    if len(_RECEIVED) == 1:
+        raise Interrupted(signum)
+    if len(_RECEIVED) >= 3:  # a clean-up that hangs: the third signal ends it at once
+        os._exit(128 + _RECEIVED[0])
+    # the second: the run is already unwinding; let its clean-up finish
+
+
+def catch_stop_signals() -> None:
+    """Make SIGINT and SIGTERM raise :class:`Interrupted` in the main thread (a signal the
+    parent process set to be ignored, as ``nohup`` does, stays ignored)."""
+    _RECEIVED.clear()
+    for s in _STOP_SIGNALS:
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            signal.signal(s, _on_stop_signal)
+
+
+def _interrupted(command: str | None, err: KeyboardInterrupt, whole_process: bool) -> int:
+    """Report an interruption in one line; the exit code (130 SIGINT, 143 SIGTERM). In a whole
+    process, end it here by ``os._exit`` (see the module docstring)."""
+    code = err.exit_code if isinstance(err, Interrupted) else 130
+    name = err.args[0] if isinstance(err, Interrupted) else "SIGINT"
+    print(f"tokenscale{' ' + command if command else ''}: interrupted ({name})", file=sys.stderr)
+    if whole_process:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+    return code
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -76,9 +132,18 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 2 bad input)."""
+    """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 Ctrl-C, 143 SIGTERM)."""
     whole_process = argv is None  # the console script, not a call from Python
     argv = sys.argv[1:] if argv is None else list(argv)
+    if whole_process:
+        catch_stop_signals()
+    try:
+        return _main(argv, whole_process)
+    except KeyboardInterrupt as err:  # also Interrupted (SIGTERM)
+        return _interrupted(chosen_subcommand(argv), err, whole_process)
+
+
+def _main(argv: list[str], whole_process: bool) -> int:
     args = build_parser(argv).parse_args(argv)
     import jax
 
@@ -119,9 +184,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except KeyboardInterrupt:
-        print(f"tokenscale {args.command}: interrupted", file=sys.stderr)
-        return 130
 
 
 @contextlib.contextmanager

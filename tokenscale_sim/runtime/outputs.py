@@ -15,7 +15,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +22,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from tokenscale_sim.runtime.replacement import (
+    hidden_sibling,
+    recover_orphans,
+    remove_folder,
+    signals_deferred,
+    swap,
+)
 
 RUN_MARKER = "run.json"
 
@@ -153,6 +160,7 @@ def check_output_folder(
     out = Path(path)
     if resume and overwrite:
         raise ValueError("--resume and --overwrite exclude each other")
+    recover_orphans(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"output path {str(out)!r} exists and is not a folder")
     blocker = _ancestor_file(out)
@@ -194,10 +202,6 @@ def check_output_folder(
     )
 
 
-def _remove(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 @contextmanager
 def output_folder(
     path: str | os.PathLike[str],
@@ -223,14 +227,16 @@ def output_folder(
     final = check_output_folder(
         path, kind, overwrite=overwrite, resume=resume, checkpoint=checkpoint
     )
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-    except OSError as err:
-        raise _cannot_write(final, err) from None
+    staging = None
     created = False
     live = None
     try:
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with signals_deferred():  # the folder exists only once its name is held here
+                staging = hidden_sibling(final, "tmp")
+        except OSError as err:
+            raise _cannot_write(final, err) from None
         if checkpoint is not None:
             if overwrite:
                 live = staging / checkpoint
@@ -244,31 +250,17 @@ def output_folder(
         write_json(staging / RUN_MARKER, {"kind": kind, "complete": True})
         if live is not None and live.parent == final and live.exists():
             os.replace(live, staging / live.name)
-        _swap(staging, final)
-    except BaseException:
-        _remove(staging)
-        if created and (live is None or not live.exists()):
-            _remove(final)  # only our marker: a failed run leaves nothing behind
-        raise
-
-
-def _swap(staging: Path, final: Path) -> None:
-    """Put ``staging`` in the place of ``final`` (whose old contents go only after that)."""
-    try:
-        if not final.exists():
-            os.replace(staging, final)
-            return
-        old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
-        os.replace(final, old / "run")
         try:
-            os.replace(staging, final)
-        except OSError:
-            os.replace(old / "run", final)  # put the previous run back
-            _remove(old)
-            raise
-        _remove(old)
-    except OSError as err:
-        raise _cannot_write(final, err) from None
+            swap(staging, final)
+        except OSError as err:
+            raise _cannot_write(final, err) from None
+    except BaseException:
+        with signals_deferred():  # a second Ctrl-C does not stop the clean-up half way
+            if staging is not None:
+                remove_folder(staging)
+            if created and (live is None or not live.exists()):
+                remove_folder(final)  # only our marker: a failed run leaves nothing behind
+        raise
 
 
 def prepare_out_dir(
