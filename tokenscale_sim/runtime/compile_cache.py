@@ -16,6 +16,11 @@ compiled again (:func:`cache_trouble_as_one_warning` folds JAX's per-entry warni
 The same call keeps whole executables of the fits in ``<folder>/programs``
 (:mod:`tokenscale_sim.runtime.stored_programs`): a rerun then skips tracing and lowering as well.
 
+A compiled program runs as the user, so the folder must be the user's own: created with mode
+0o700, and a folder (or an entry in it) owned by another user or writable by group or others is
+not read at all (one :class:`CacheWarning`, then the run is uncached;
+:mod:`tokenscale_sim.runtime.ownership`).
+
 The CLI switches the cache on for every subcommand; Python users call
 :func:`enable_compilation_cache` once, at the top of a script or notebook::
 
@@ -36,6 +41,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tokenscale_sim.runtime import stored_programs
+from tokenscale_sim.runtime.ownership import folder_problem, make_private
 from tokenscale_sim.runtime.stored_programs import CacheWarning
 
 __all__ = ["CacheWarning", "cache_trouble_as_one_warning", "enable_compilation_cache"]
@@ -64,9 +70,10 @@ def cache_switched_off() -> bool:
 
 
 def _writable_folder(path: Path) -> str | None:
-    """None when ``path`` is (or could be made) a folder we can write; else the reason."""
+    """None when ``path`` is (or could be made, with mode 0o700) a folder we can write; else
+    the reason."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_private(path)
         probe = path / f".probe-{uuid.uuid4().hex}"
         probe.write_bytes(b"")
         probe.unlink()
@@ -84,7 +91,14 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
 
     Returns:
         The folder in use, or None when the cache is off: ``TOKENSCALE_CACHE=0``, or the folder
-        cannot be created or written (then one :class:`CacheWarning` says why; never an error).
+        cannot be created or written, or someone else could have written it (then one
+        :class:`CacheWarning` says why; never an error).
+
+    Loading a compiled program runs its machine code, so a folder is used only if it is the
+    user's own (:mod:`tokenscale_sim.runtime.ownership`): created with mode 0o700; an existing
+    one, its ``programs/`` and every entry owned by the user and not writable by group or others
+    (nor the folders above it, unless sticky like ``/tmp``). Otherwise neither JAX nor
+    :mod:`~tokenscale_sim.runtime.stored_programs` is pointed at it.
 
     Example (the off switch; nothing is created or changed):
         >>> import os
@@ -104,6 +118,17 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
             CacheWarning,
             stacklevel=2,
         )
+        return None
+    problem = folder_problem(folder)
+    if problem is not None:
+        warnings.warn(
+            f"compilation cache {str(folder)!r} is not used: {problem}; a compiled program "
+            f"runs as you, so only a folder no one else can write is read (chmod 700 it and "
+            f"its entries, or set {ENV_DIR} to a folder of your own); running without it",
+            CacheWarning,
+            stacklevel=2,
+        )
+        stored_programs.use_folder(None)
         return None
     import jax
 

@@ -5,9 +5,10 @@ compile of a rerun, but not the work before it: the cache is keyed on the lowere
 process still traces the Python function and lowers it to StableHLO first (about half a second for a
 fit, more than the whole SciPy script the issue measured us against). :class:`StoredProgram`
 skips that too. It wraps a ``jax.jit`` function whose leading arguments are static (a model and
-its options) and keeps its compiled executables, serialised (``jax.experimental.
-serialize_executable``), in ``<cache folder>/programs``, keyed on everything that decides what
-the program computes:
+its options) and keeps its compiled executables in ``<cache folder>/programs`` (one file each:
+a JSON header beside the executable's raw bytes, :mod:`tokenscale_sim.runtime.program_files`;
+no pickle), keyed on everything that decides what the program computes, and on nothing else
+(not the folder's path: a moved or copied cache is read as it was):
 
 - the function's name and a *stable token* of its static arguments (``static_token``, given by
   the caller, e.g. :func:`tokenscale_sim.fit.laws.models.program_token`: ``None`` means "no stable
@@ -16,7 +17,8 @@ the program computes:
 - the tree, shapes, dtypes and weak types of the other arguments;
 - this package's source (a hash of every ``.py`` file: a changed line is a new program), the
   Python, JAX and jaxlib versions, the backend and its devices, ``XLA_FLAGS`` and JAX's
-  configuration (``jax_enable_x64`` in its thread-local scope included).
+  configuration (``jax_enable_x64`` in its thread-local scope included; the settings of the
+  cache itself, its folder among them, left out: they never change a program).
 
 Calls under a JAX transformation (tracer arguments), with keyword arguments or with arrays
 spread over several devices are ordinary ``jax.jit`` calls. Programs that call into the host
@@ -28,8 +30,12 @@ afresh for storing, never read back from JAX's own cache (see :meth:`StoredProgr
 _compile_and_store`).
 What it saves is measured by ``benchmarks/bench_latency.py`` (``benchmarks/README.md``).
 
-As with JAX's own cache, the folder must be the user's own: loading an entry runs the machine code
-it holds (``serialize_executable`` is not for untrusted files).
+Loading an entry runs the machine code it holds, so nothing is read that another user could have
+written (:mod:`tokenscale_sim.runtime.ownership`): the folder is created private (mode 0o700),
+each entry is written with mode 0o600, and an entry whose open file is not owned by the user or
+is writable by group or others gives one warning and switches the stored programs off for the
+process (:func:`tokenscale_sim.runtime.compile_cache.enable_compilation_cache` checks the whole
+folder before anything is read). The header is checked before the executable reaches XLA.
 
 :func:`use_folder` is called by
 :func:`tokenscale_sim.runtime.compile_cache.enable_compilation_cache`.
@@ -40,7 +46,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import pickle
 import re
 import sys
 import uuid
@@ -50,8 +55,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1
-"""Version of the file layout (a pickled dict); entries of another version are recompiled."""
+from tokenscale_sim.runtime import program_files
+from tokenscale_sim.runtime.ownership import make_private, stat_problem
+
+FORMAT = program_files.FORMAT
+"""Version of the file layout (:mod:`tokenscale_sim.runtime.program_files`); in the key."""
+CACHE_SETTINGS = frozenset({
+    "jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+    "jax_persistent_cache_min_entry_size_bytes", "jax_compilation_cache_max_size",
+    "jax_raise_persistent_cache_errors", "jax_explain_cache_misses",
+    "jax_enable_compilation_cache", "jax_compilation_cache_check_contents",
+})  # fmt: skip
+"""JAX settings of the cache itself, left out of the key (the folder's path among them)."""
 MEMORY_PROGRAMS = 32
 """Executables a process keeps loaded per wrapped function (least recently used dropped)."""
 _CUSTOM_CALL = re.compile(r'custom_call_target="([^"]+)"')
@@ -102,7 +117,7 @@ def _environment() -> str:
     import numpy as np
 
     devices = jax.devices()
-    config = sorted((k, repr(v)) for k, v in jax.config.values.items())
+    config = sorted((k, repr(v)) for k, v in jax.config.values.items() if k not in CACHE_SETTINGS)
     x64 = jax.dtypes.canonicalize_dtype(np.float64) == np.float64  # in its thread-local scope
     return repr((
         source_hash(), sys.version_info[:3], jax.__version__, getattr(jaxlib, "__version__", ""),
@@ -199,23 +214,26 @@ class StoredProgram:
         return f"{self.name}-{hashlib.sha256(text.encode()).hexdigest()}.program", text
 
     def _load(self, name: str, text: str) -> Any | None:
-        """The stored executable ``name``, or None when absent or damaged (then recompiled)."""
+        """The stored executable ``name``, or None when absent, damaged (then recompiled) or
+        not the user's own (then the stored programs are off for the process)."""
         path = folder() / name  # type: ignore[operator]
         try:
-            blob = path.read_bytes()
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except OSError:
             return None
-        try:
-            from jax.experimental import serialize_executable
-
-            entry = pickle.loads(blob)
-            if entry.get("format") != FORMAT or entry.get("key") != text:
+        with os.fdopen(fd, "rb") as fh:
+            problem = stat_problem(os.fstat(fh.fileno()), f"stored program {str(path)!r}")
+            if problem is not None:
+                use_folder(None)
+                _warn_once(f"{problem}; it is not read, and programs are compiled as if the "
+                           "cache were off")  # fmt: skip
                 return None
-            if entry["lapack"]:
+            blob = fh.read()
+        try:
+            header, executable = program_files.read_entry(blob, text)
+            if header.get("lapack"):
                 _prepare_lapack()
-            compiled = serialize_executable.deserialize_and_load(
-                entry["executable"], entry["in_tree"], entry["out_tree"]
-            )
+            compiled = program_files.rebuild(header, executable)
         except Exception as err:  # damaged or foreign entry: compile it again
             _warn_once(
                 f"stored program {str(path)!r} could not be loaded ({type(err).__name__}: "
@@ -242,19 +260,20 @@ class StoredProgram:
             # ordinary way, so that JAX's persistent cache keeps it
             return self.jitted.lower(*args).compile()
         try:
-            from jax.experimental import serialize_executable
-
-            executable, in_tree, out_tree = serialize_executable.serialize(compiled)
-            entry = {
-                "format": FORMAT, "key": text, "lapack": bool(targets),
-                "executable": executable, "in_tree": in_tree, "out_tree": out_tree,
-            }  # fmt: skip
+            meta, executable = program_files.describe(compiled)
+        except program_files.NotStorable:
+            return compiled  # a part plain data cannot hold: kept in this process only
+        try:
+            blob = program_files.entry_bytes({**meta, "key": text, "lapack": bool(targets)},
+                                             executable)  # fmt: skip
             target = folder() / name  # type: ignore[operator]
-            target.parent.mkdir(parents=True, exist_ok=True)
+            make_private(target.parent)
             tmp = target.with_name(f".{name}.{uuid.uuid4().hex}.tmp")
-            tmp.write_bytes(pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(blob)
             os.replace(tmp, target)
-        except (OSError, ValueError, NotImplementedError, pickle.PicklingError) as err:
+        except (OSError, ValueError, NotImplementedError) as err:
             _warn_once(
                 f"compiled program {self.name} could not be stored in {str(folder())!r} "
                 f"({type(err).__name__}: {str(err)[:100]}); the run goes on without it"
