@@ -115,7 +115,7 @@ def test_every_long_command_ends_cleanly_five_times(tmp_path, command):
         if overwrite:
             assert sorted(p.name for p in out.iterdir()) == ["earlier.txt", "run.json"]
         elif command == "simulate" and out.exists():  # an interrupted run keeps its checkpoint
-            assert sorted(p.name for p in out.iterdir()) in (["run.json"],
-                                                             ["checkpoint.npz", "run.json"])  # fmt: skip
+            kept = sorted(p.name for p in out.iterdir())
+            assert kept in (["run.json"], ["checkpoint.npz", "run.json"])
         else:
             assert not out.exists(), sorted(p.name for p in out.iterdir())

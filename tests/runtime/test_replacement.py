@@ -34,10 +34,9 @@ def sigint_raises():
 
 def test_signals_in_the_block_are_delivered_after_it(sigint_raises):
     done = []
-    with pytest.raises(KeyboardInterrupt):
-        with replacement.signals_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            done.append("the block ran to its end")
+    with pytest.raises(KeyboardInterrupt), replacement.signals_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        done.append("the block ran to its end")
     assert done == ["the block ran to its end"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
