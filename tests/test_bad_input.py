@@ -743,3 +743,74 @@ def test_measure_bootstrap_beyond_memory(tmp_path, capsys):
     assert main(argv) == 2
     assert "bootstrap replicates of 3 token counts needs about" in error_line(capsys, "measure")
     assert not (tmp_path / "m").exists()
+
+
+# ------------------------------------------------- issue 32: the compile cache and interruption
+
+
+def test_a_cache_others_can_write_is_not_read(tmp_path, capsys, monkeypatch):
+    import pickle
+    import warnings
+
+    from tokenscale_sim.runtime import stored_programs
+
+    marker = tmp_path / "MARKER"
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, (f"open({str(marker)!r}, 'w').write('ran')",))
+
+    shared = tmp_path / "shared-cache"
+    (shared / "programs").mkdir(parents=True)
+    for name in ("solve_and_summarize-0.program", "jit_divergence-cache"):
+        where = shared / "programs" if name.endswith(".program") else shared
+        (where / name).write_bytes(pickle.dumps(Payload()))
+    shared.chmod(0o777)
+    monkeypatch.setenv("TOKENSCALE_CACHE_DIR", str(shared))
+    monkeypatch.delenv("TOKENSCALE_CACHE", raising=False)
+    before = stored_programs.folder()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", stored_programs.CacheWarning)  # shown, as in a shell
+            argv = ["fit", "--paper", "--model", "powerlaw", "--out", str(tmp_path / "f")]
+            assert main(argv) == 0
+    finally:
+        stored_programs.use_folder(before)
+    err = capsys.readouterr().err
+    warning = [line for line in err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "Traceback" not in err, err
+    assert warning[0].startswith("tokenscale fit: warning: compilation cache")
+    assert "is not used" in warning[0] and "writable by group and others" in warning[0]
+    assert not marker.exists(), "an entry of a shared cache ran"
+
+
+def test_sigterm_ends_a_run_with_143_and_leaves_no_staging_folder(tmp_path):
+    import signal
+    import sys
+    import time
+
+    out = tmp_path / "sw"
+    out.mkdir()
+    (out / "run.json").write_text('{"kind": "sweep", "complete": true}')
+    argv = ["sweep", "--grid", "image=0.001:0.3:10:log", "--grid", "length=1:100:10:log",
+            "--mc", "20000", "--no-plot", "--overwrite", "--out", str(out)]  # fmt: skip
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    command = [sys.executable, "-m", "tokenscale_sim.cli", *argv]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        while not list(tmp_path.glob(".sw.*.tmp")):  # the run is working
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.02)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "tokenscale sweep: interrupted (SIGTERM)", err
+    assert "Traceback" not in err and "Segmentation" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sw"]  # no staging, no .old
+    assert sorted(p.name for p in out.iterdir()) == ["run.json"]  # the earlier run, whole
