@@ -233,3 +233,41 @@ def test_an_entry_planted_by_another_user_is_not_even_opened(tmp_path):
     assert f"owned by uid {OTHER_UID}" in second.stderr and "is not used" in second.stderr
     assert int(field(second.stdout, "loaded")) == 0 and int(field(second.stdout, "stored")) == 0
     assert field(second.stdout, "result") == field(first.stdout, "result")
+
+
+@needs_root
+def test_an_entry_turned_foreign_after_the_check_is_not_read(tmp_path):
+    """The folder passed at start; an entry that is then another user's is refused when opened
+    (its open file's owner), and the cache is off for the rest of the process."""
+    from functools import partial
+
+    import jax
+    import jax.numpy as jnp
+
+    from tokenscale_sim.runtime.stored_programs import stored_program
+
+    @stored_program(1, lambda k: f"k={k}")
+    @partial(jax.jit, static_argnums=0)
+    def scaled(k, x):
+        return x * k
+
+    before_dir = jax.config.jax_compilation_cache_dir  # pyright: ignore
+    before = stored_programs.folder()
+    stored_programs.use_folder(tmp_path / "programs")
+    warned = stored_programs._STATE["warned"]
+    stored_programs._STATE["warned"] = False
+    try:
+        x = jnp.arange(3.0)
+        assert scaled(2, x).tolist() == [0.0, 2.0, 4.0]
+        (entry,) = (tmp_path / "programs").glob("*.program")
+        assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+        stored_programs.forget_loaded()
+        os.chown(entry, OTHER_UID, OTHER_UID)
+        with pytest.warns(CacheWarning, match=f"owned by uid {OTHER_UID}"):
+            assert scaled(2, x).tolist() == [0.0, 2.0, 4.0]
+        assert stored_programs.folder() is None
+        assert jax.config.jax_compilation_cache_dir is None  # pyright: ignore
+    finally:
+        stored_programs._STATE["warned"] = warned
+        stored_programs.use_folder(before)
+        jax.config.update("jax_compilation_cache_dir", before_dir)

@@ -33,9 +33,10 @@ What it saves is measured by ``benchmarks/bench_latency.py`` (``benchmarks/READM
 Loading an entry runs the machine code it holds, so nothing is read that another user could have
 written (:mod:`tokenscale_sim.runtime.ownership`): the folder is created private (mode 0o700),
 each entry is written with mode 0o600, and an entry whose open file is not owned by the user or
-is writable by group or others gives one warning and switches the stored programs off for the
-process (:func:`tokenscale_sim.runtime.compile_cache.enable_compilation_cache` checks the whole
-folder before anything is read). The header is checked before the executable reaches XLA.
+is writable by group or others gives one warning and switches the cache (these programs and
+JAX's) off for the process (:func:`tokenscale_sim.runtime.compile_cache.
+enable_compilation_cache` checks the whole folder before anything is read). The header is
+checked before the executable reaches XLA.
 
 :func:`use_folder` is called by
 :func:`tokenscale_sim.runtime.compile_cache.enable_compilation_cache`.
@@ -86,6 +87,17 @@ STATS = {"loaded": 0, "stored": 0}
 def use_folder(folder: str | os.PathLike | None) -> None:
     """Keep programs in ``folder`` (created on the first write); None switches storing off."""
     _STATE["folder"] = None if folder is None else Path(folder)
+
+
+def _cache_off() -> None:
+    """Stop reading the cache folder for the rest of the process: the stored programs and
+    JAX's persistent cache."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    use_folder(None)
+    jax.config.update("jax_compilation_cache_dir", None)
+    compilation_cache.reset_cache()
 
 
 def forget_loaded() -> None:
@@ -196,7 +208,10 @@ class StoredProgram:
         dynamic = args[self.n_static :]
         compiled = self.loaded.get(key[0])
         if compiled is None:
-            compiled = self._load(*key) or self._compile_and_store(args, *key)
+            compiled = self._load(*key)
+            if compiled is None and folder() is None:  # the entry was not the user's own
+                return self.jitted(*args)
+            compiled = compiled or self._compile_and_store(args, *key)
             self.loaded[key[0]] = compiled
             while len(self.loaded) > MEMORY_PROGRAMS:
                 self.loaded.popitem(last=False)
@@ -224,7 +239,7 @@ class StoredProgram:
         with os.fdopen(fd, "rb") as fh:
             problem = stat_problem(os.fstat(fh.fileno()), f"stored program {str(path)!r}")
             if problem is not None:
-                use_folder(None)
+                _cache_off()
                 _warn_once(f"{problem}; it is not read, and programs are compiled as if the "
                            "cache were off")  # fmt: skip
                 return None
@@ -270,9 +285,12 @@ class StoredProgram:
             make_private(target.parent)
             tmp = target.with_name(f".{name}.{uuid.uuid4().hex}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(blob)
-            os.replace(tmp, target)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(blob)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
         except (OSError, ValueError, NotImplementedError) as err:
             _warn_once(
                 f"compiled program {self.name} could not be stored in {str(folder())!r} "
