@@ -138,9 +138,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if whole_process:
         catch_stop_signals()
     try:
-        return _main(argv, whole_process)
+        code = _main(argv, whole_process)
     except KeyboardInterrupt as err:  # also Interrupted (SIGTERM)
         return _interrupted(chosen_subcommand(argv), err, whole_process)
+    except BaseException:
+        if not (whole_process and _RECEIVED):
+            raise
+        code = 0  # the signal, turned into another error on its way (an import of JAX's C++
+        # extension cut short by Ctrl-C raises ImportError): the run was interrupted all the same
+    if whole_process and _RECEIVED:
+        return _interrupted(chosen_subcommand(argv), Interrupted(_RECEIVED[0]), whole_process)
+    return code
 
 
 def _main(argv: list[str], whole_process: bool) -> int:
