@@ -98,8 +98,9 @@ def handlers_installed(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("delay", [0.0, 0.1, 0.4])
 def test_a_signal_while_jax_is_imported_ends_cleanly(tmp_path, delay):
-    """Ctrl-C in the first second, while JAX's C++ extension loads (the signal then surfaces as
-    an ImportError): still one line and 130, or 143."""
+    """A signal in the first second, while the command imports JAX (before the fix: a
+    KeyboardInterrupt traceback, or death by SIGTERM; inside the C++ extension's start the
+    signal can surface as an ImportError): still one line and 130, or 143."""
     signum = signal.SIGTERM if delay == 0.1 else signal.SIGINT
     argv = long_commands(tmp_path)["sweep"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
