@@ -131,6 +131,8 @@ def _hf_plan(args: argparse.Namespace):
         images = args.images[0]
     else:
         images = args.images
+    if args.pairs not in (None, "different"):  # a bad file is refused before a model loads
+        hf_text.read_pairs(args.pairs)
     loaded = hf.load(args.hf, tower=args.tower, device=args.device, dtype=args.dtype)
     if loaded.kind == "text":
         if args.images is not None or args.prompt is not None:

@@ -162,10 +162,16 @@ def load(
         classes = (tf.AutoModelForImageTextToText, tf.AutoModel) if vlm else (tf.AutoModel,)
         processor = tf.AutoProcessor.from_pretrained(source, local_files_only=True)
     model = None
-    for cls in classes:
-        with contextlib.suppress(ValueError):
-            model = cls.from_pretrained(source, **kwargs)
-            break
+    bars = tf.utils.logging.is_progress_bar_enabled()
+    tf.utils.logging.disable_progress_bar()  # no "Loading weights" bar between our lines
+    try:
+        for cls in classes:
+            with contextlib.suppress(ValueError):
+                model = cls.from_pretrained(source, **kwargs)
+                break
+    finally:
+        if bars:
+            tf.utils.logging.enable_progress_bar()
     if model is None:
         raise ValueError(f"{caller}: {name!r}: no transformers class loads a {kind} model from it")
     model = model.to(device).eval()
