@@ -69,7 +69,7 @@ def test_interrupted_run_leaves_nothing_half_written(llama, tmp_path, capsys, mo
     assert list(tmp_path.iterdir()) == []  # no output folder, no staging folder left behind
 
 
-def test_bad_input_exits_2_with_one_line(llama, tmp_path, capsys, monkeypatch):
+def test_bad_input_exits_2_with_one_line(llama, tmp_path, capsys, hide_extra):
     path, _ = llama
     out = str(tmp_path / "out")
     cases = [
@@ -83,18 +83,7 @@ def test_bad_input_exits_2_with_one_line(llama, tmp_path, capsys, monkeypatch):
         assert main(["measure", *extra, "--out", out]) == 2, extra
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, (extra, err)
-    import importlib
-
-    from tokenscale_sim.hidden import _optional
-
-    real = importlib.import_module
-
-    def missing(name, *args):
-        if name.startswith(("torch", "transformers")):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return real(name, *args)
-
-    monkeypatch.setattr(_optional.importlib, "import_module", missing)
+    hide_extra("torch", "transformers")
     assert main(["measure", "--hf", path, "--out", out]) == 2
     assert "pip install 'tokenscale_sim[hf]'" in capsys.readouterr().err
 
