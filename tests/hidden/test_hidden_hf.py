@@ -155,6 +155,15 @@ def test_not_local_and_not_cached_says_how_to_fetch():
         hf.load("nobody-here/no-such-model", device="cpu")
 
 
+def test_a_folder_without_tokenizer_is_one_line(tmp_path):
+    from transformers import LlamaForCausalLM
+
+    LlamaForCausalLM(hf_models.llama_config(16)).save_pretrained(tmp_path / "bare")
+    with pytest.raises(ValueError, match=r"load: .*bare' has no tokenizer that loads \(") as err:
+        hf.load(tmp_path / "bare", device="cpu")
+    assert "\n" not in str(err.value)
+
+
 def test_shipped_pairs_are_valid_and_enough_for_the_bootstrap():
     pairs, meta = hf_text.read_pairs()
     assert meta["shipped"] and len(pairs) >= 20

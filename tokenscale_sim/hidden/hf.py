@@ -155,12 +155,18 @@ def load(
     kwargs = {"local_files_only": True, "dtype": torch_dtype}
     if kind == "text":
         classes = (tf.AutoModelForCausalLM, tf.AutoModel)
-        processor = tf.AutoTokenizer.from_pretrained(source, local_files_only=True)
+        auto = tf.AutoTokenizer
     else:
         # a VLM's own class also for its tower: its checkpoint's keys then all load
         vlm = getattr(config, "vision_config", None) is not None
         classes = (tf.AutoModelForImageTextToText, tf.AutoModel) if vlm else (tf.AutoModel,)
-        processor = tf.AutoProcessor.from_pretrained(source, local_files_only=True)
+        auto = tf.AutoProcessor
+    try:
+        processor = auto.from_pretrained(source, local_files_only=True)
+    except (OSError, ValueError, TypeError) as err:
+        what = "tokenizer" if kind == "text" else "processor"
+        why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{caller}: {name!r} has no {what} that loads ({why})") from None
     model = None
     bars = tf.utils.logging.is_progress_bar_enabled()
     tf.utils.logging.disable_progress_bar()  # no "Loading weights" bar between our lines
