@@ -21,6 +21,7 @@ first (a one-off cost of about a second per array shape, not counted).
 """
 
 import argparse
+import os
 import platform
 import time
 from pathlib import Path
@@ -148,8 +149,10 @@ def main() -> None:
         f"{r['forward']:.3f} | {r['read']:.3f} | {r['stats']:.3f} | {100 * r['overhead']:.1f} % |"
         for r in rows
     ]
-    device = (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()} "
-              f"{platform.processor() or ''} CPU, {torch.get_num_threads()} torch threads, torch "
+    load = os.getloadavg()[0]
+    device = (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()} CPU "
+              f"({os.cpu_count()} cores, load average {load:.1f} at the end), "
+              f"{torch.get_num_threads()} torch threads, torch "
               f"{torch.__version__}, transformers {transformers.__version__}, jax "
               f"{jax.__version__} (float64 statistics), batch {args.batch} pairs, median of "
               f"{args.repeats} interleaved repeats")  # fmt: skip
