@@ -16,8 +16,13 @@ $(VENV)/.base: pyproject.toml
 	$(PY) -m pip install -q -e '.[vision]'
 	touch $@
 
+# The hf extra (torch, transformers) runs the `measure --hf` tests. torch is pinned and installed
+# first: on these machines pip finds torch 2.13.0's CPU build among the local wheels, while a
+# plain `torch` (or a newer one) would fetch the multi-GB CUDA build from PyPI; '.[hf]' then
+# finds torch satisfied.
 $(VENV)/.test: $(VENV)/.base
-	$(PY) -m pip install -q -e '.[test,vision]'
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test,vision,hf]'
 	touch $@
 
 demo: $(VENV)/.base

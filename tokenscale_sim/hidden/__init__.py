@@ -7,6 +7,10 @@
   imported lazily: ``pip install 'tokenscale_sim[vision]'``).
 - :mod:`tokenscale_sim.hidden.measure`: psi(n), D(n), the lambda*sqrt(Upsilon) fit (with a pair
   bootstrap) and n_b(n), streamed over pairs.
+- :mod:`tokenscale_sim.hidden.hf`: any Hugging Face model, loaded offline, read by hooks on the
+  selected layers (optional ``hf`` extra: ``pip install 'tokenscale_sim[hf]'``), with
+  :mod:`~tokenscale_sim.hidden.hf_text` (text branch pairs: prompt + two continuations) and
+  :mod:`~tokenscale_sim.hidden.hf_images` (a VLM's image tokens, a vision tower).
 
 Typical use::
 

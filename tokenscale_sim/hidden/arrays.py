@@ -433,10 +433,22 @@ def iter_pairs(source: HiddenSource, chunk: int = 64) -> Iterator[PairChunk]:
         else:
             hidden = np.stack([np.asarray(p, dtype=np.float64) for p in parts], axis=1)
         lengths = source.lengths[start : start + len(hidden)]
-        if (lengths < source.n).any():
-            hidden = np.where(
-                (np.arange(source.n) < lengths[:, None])[:, None, :, None], hidden, 0.0
-            )
-        _check(hidden, lengths, start, source.name)
-        yield PairChunk(hidden, lengths, start)
+        yield pair_chunk(hidden, lengths, start, source.name)
         start += len(hidden)
+
+
+def pair_chunk(hidden: np.ndarray, lengths: np.ndarray, start: int, name: str) -> PairChunk:
+    """A checked float64 :class:`PairChunk`: tokens past each pair's length zeroed, the real ones
+    finite and nonzero (else ``ValueError`` naming ``name``, pair ``start + p``, branch, token).
+
+    Args:
+        hidden: (c, 2, n, d) floats. lengths: (c,) real tokens per pair. start: index of the
+            chunk's first pair. name: the source, for messages.
+    """
+    hidden = np.asarray(hidden, dtype=np.float64)
+    if (lengths < hidden.shape[2]).any():
+        hidden = np.where(
+            (np.arange(hidden.shape[2]) < lengths[:, None])[:, None, :, None], hidden, 0.0
+        )
+    _check(hidden, lengths, start, name)
+    return PairChunk(hidden, lengths, start)

@@ -18,7 +18,7 @@ a fit; Upsilon(1) = 1 - psi_eq(1) is defined.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -120,26 +120,32 @@ class Accumulated(NamedTuple):
     boot: BootSums | None
 
 
+def accumulate_step(
+    acc: Accumulated | None, chunk: PairChunk, options: MeasureOptions
+) -> Accumulated:
+    """``acc`` (None before the first chunk) with one more chunk of pairs merged in."""
+    values, valid = pair_statistics(chunk, normalise=options.normalise)
+    part = block_moments(values, valid, axis=1)
+    sums = None
+    if options.bootstrap:
+        w = pair_weights(chunk.start, len(chunk.lengths), options.bootstrap, options.seed)
+        sums = _boot_chunk(values, valid, w)
+    if acc is None:
+        return Accumulated(part, sums)
+    if sums is not None and acc.boot is not None:
+        sums = BootSums(*(a + b for a, b in zip(acc.boot, sums, strict=True)))
+    return Accumulated(merge(acc.moments, part), sums)
+
+
 def accumulate(chunks: Iterable[PairChunk], options: MeasureOptions) -> Accumulated:
     """Stream chunks of pairs into per-n moments of :data:`FIELDS` (and :class:`BootSums`
     when ``options.bootstrap`` replicates are asked for), in O(B N + F N) memory."""
-    total: RunningMoments | None = None
-    boot: BootSums | None = None
+    acc: Accumulated | None = None
     for chunk in chunks:
-        values, valid = pair_statistics(chunk, normalise=options.normalise)
-        part = block_moments(values, valid, axis=1)
-        total = part if total is None else merge(total, part)
-        if options.bootstrap:
-            w = pair_weights(chunk.start, len(chunk.lengths), options.bootstrap, options.seed)
-            sums = _boot_chunk(values, valid, w)
-            boot = (
-                sums
-                if boot is None
-                else BootSums(*(a + b for a, b in zip(boot, sums, strict=True)))
-            )
-    if total is None:
+        acc = accumulate_step(acc, chunk, options)
+    if acc is None:
         raise ValueError("accumulate: expected at least one chunk of pairs, got none")
-    return Accumulated(total, boot)
+    return acc
 
 
 FEW_PAIRS = 20
@@ -412,6 +418,28 @@ def measure(source: HiddenSource, options: MeasureOptions | None = None) -> Meas
     options = options or MeasureOptions()
     acc = accumulate(iter_pairs(source, options.chunk), options)
     return summarise(acc, options, pairs=source.pairs, d=source.d)
+
+
+def measure_streamed(
+    chunks: Iterable[Mapping[int, PairChunk]], options: MeasureOptions | None = None
+) -> dict[int, Measurement]:
+    """:func:`measure` of several layers in one pass: each item holds the same pairs' chunk at
+    every layer (one forward pass of a model gives them all), merged into one accumulator per
+    layer, so memory stays O(layers * (F N + B N)) however many pairs stream by.
+
+    Returns:
+        {layer: :class:`Measurement`}.
+    """
+    options = options or MeasureOptions()
+    accs: dict[int, Accumulated] = {}
+    pairs, d = 0, 0
+    for by_layer in chunks:
+        for layer, chunk in by_layer.items():
+            accs[layer] = accumulate_step(accs.get(layer), chunk, options)
+            pairs, d = chunk.start + len(chunk.lengths), chunk.hidden.shape[-1]
+    if not accs:
+        raise ValueError("measure_streamed: expected at least one chunk of pairs, got none")
+    return {layer: summarise(acc, options, pairs=pairs, d=d) for layer, acc in accs.items()}
 
 
 def measure_layers(
