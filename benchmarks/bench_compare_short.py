@@ -27,6 +27,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -41,10 +42,16 @@ COLLECTIONS = {
 }
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
-    t0 = time.perf_counter()
+def _cpu() -> float:
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """``(wall seconds, CPU seconds of the process and its threads, stdout)`` of ``cmd``."""
+    t0, c0 = time.perf_counter(), _cpu()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-    return time.perf_counter() - t0, done.stdout
+    return time.perf_counter() - t0, _cpu() - c0, done.stdout
 
 
 def main() -> None:
@@ -62,14 +69,14 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as cache:
                 env["TOKENSCALE_CACHE_DIR"] = cache
                 cmd = [*cli, "compare", *data, "--bootstrap", str(b), "--quiet"]
-                cold, _ = _timed(cmd, env)
-                warm = min(_timed(cmd, env)[0] for _ in range(args.warm_runs))
+                cold = _timed(cmd, env)[:2]
+                warm = min(_timed(cmd, env)[:2] for _ in range(args.warm_runs))
             sp = [sys.executable, str(HERE / "scipy_compare.py"), *data, "--bootstrap", str(b)]
             if b:
                 sp += ["--resample-sample", str(args.scipy_sample)]
-            scipy = json.loads(_timed(sp, env)[1].strip().splitlines()[-1])
+            scipy = json.loads(_timed(sp, env)[2].strip().splitlines()[-1])
             rows.append((name, b, cold, warm, scipy))
-            print(name, b, f"cold {cold:.1f} s warm {warm:.1f} s scipy {scipy}", flush=True)
+            print(name, b, f"cold {cold} s warm {warm} s scipy {scipy}", flush=True)
     lines = [
         "# bench_compare_short: tokenscale compare vs the same fits in SciPy",
         "",
@@ -82,16 +89,23 @@ def main() -> None:
         "cache; warm: the best of the reruns); SciPy: the fitting loops of "
         "`benchmarks/scipy_compare.py` (imports and data not counted)",
         "",
+        "- each time as wall / CPU seconds (CPU: user + system of the process and all its "
+        "threads, less disturbed by other jobs than the wall clock); ratios are SciPy's over "
+        "the package's, wall (CPU)",
+        "",
         "| collection | --bootstrap | fits (pairs compared) | package cold | package warm | "
         "SciPy | SciPy / warm | SciPy / cold |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, b, cold, warm, sp in rows:
+    for name, b, (cold, cold_cpu), (warm, warm_cpu), sp in rows:
         extra = " (extrapolated)" if sp["extrapolated"] else ""
+        sp_wall, sp_cpu = sp["seconds"], sp["cpu_seconds"]
         lines.append(
             f"| {name} | {b} | {sp['fits']:,} ({sp['pairs_compared']} of {sp['pairs']}) | "
-            f"{cold:.1f} s | {warm:.1f} s | {sp['seconds']:.1f} s{extra} | "
-            f"{sp['seconds'] / warm:.1f}x | {sp['seconds'] / cold:.2f}x |"
+            f"{cold:.1f} / {cold_cpu:.1f} s | {warm:.1f} / {warm_cpu:.1f} s | "
+            f"{sp_wall:.1f} / {sp_cpu:.1f} s{extra} | "
+            f"{sp_wall / warm:.1f}x ({sp_cpu / warm_cpu:.1f}x) | "
+            f"{sp_wall / cold:.2f}x ({sp_cpu / cold_cpu:.2f}x) |"
         )
     lines.append("")
     Path(args.out).write_text("\n".join(lines))

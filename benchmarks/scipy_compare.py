@@ -14,7 +14,8 @@ a NumPy form (``broken``) use their jitted JAX basis (slower per call; said in t
                                        [--resample-sample K] [--laws L1,L2]
 
 ``--resample-sample K`` fits only the first K resamples and scales their time to B (the output
-says so). Prints one JSON line: ``{"fits": ..., "seconds": ..., "extrapolated": ...}``.
+says so). Prints one JSON line: ``{"fits": ..., "seconds": ..., "cpu_seconds": ...,
+"extrapolated": ...}`` (wall and CPU seconds of the fitting loops).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def main() -> None:
     b = args.bootstrap
     b_fit = min(args.resample_sample or b, b)
     n_valid = np.asarray(a.n)[np.asarray(a.weight) > 0]
-    total_fits, seconds, fitted, hows = 0, 0.0, 0, {}
+    total_fits, seconds, cpu, fitted, hows = 0, 0.0, 0.0, 0, {}
     for j, model in enumerate(models):
         src = row_sources(
             comparable[:, j], slot.max(axis=1) + 1, np.isfinite(shape.curvature), m,
@@ -98,24 +99,26 @@ def main() -> None:
         boot_pick = boot_rows[boot_rows < first_boot + b_fit * g]
         grid = model.grid(float(n_valid.min()), float(n_valid.max()))
         basis, predict, hows[model.name] = law_tools(model, n_valid[:2])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for r in base_rows:
             ok = rows.weight[r] > 0
             scipy_fit(model, basis, rows.n[r][ok], rows.y[r][ok], grid, 3, predict)
-        t_base = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t_base, c_base = time.perf_counter() - t0, time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
         for r in boot_pick:
             ok = rows.weight[r] > 0
             scipy_fit(model, basis, rows.n[r][ok], rows.y[r][ok], grid, 3, predict)
-        t_boot = time.perf_counter() - t0
+        t_boot, c_boot = time.perf_counter() - t0, time.process_time() - c0
         scale = boot_rows.size / boot_pick.size if boot_pick.size else 0.0
         seconds += t_base + t_boot * scale
+        cpu += c_base + c_boot * scale
         total_fits += base_rows.size + boot_rows.size
         fitted += base_rows.size + boot_pick.size
     out = {
         "fits": total_fits,
         "fitted": fitted,
         "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu, 3),
         "extrapolated": fitted < total_fits,
         "pairs_compared": int(comparable.sum()),
         "pairs": int(comparable.size),

@@ -192,7 +192,9 @@ def _argmin(x, axis: int = -1):
     return np.where(np.any(finite, axis=axis), idx, -1)
 
 
-def layout_rows(arrays: CurveArrays, holdout_last: int) -> tuple[CurveArrays, np.ndarray, np.ndarray]:
+def layout_rows(
+    arrays: CurveArrays, holdout_last: int
+) -> tuple[CurveArrays, np.ndarray, np.ndarray]:
     """Full, hold-out and leave-one-out rows (G (2 + M), M), the (G, M) held-out mask and the
     (G, M) distinct-n slot of every point (:func:`distinct_slots`)."""
     w = np.asarray(arrays.weight, float)
