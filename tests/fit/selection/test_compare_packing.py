@@ -111,7 +111,8 @@ def test_blocks_are_bucketed_and_split_past_the_block_size(monkeypatch):
 
     monkeypatch.setattr(packing, "solve_batch", recording)
     small = compare_laws(jax.random.key(1), cs, ("powerlaw",), bootstrap=0)
-    assert set(shapes[:-1]) == {8} and shapes[-1] == bucket_size(shapes[-1])
+    # the rows split evenly into blocks of at most 8, all of one bucketed shape
+    assert len(shapes) > 2 and len(set(shapes)) == 1 and shapes[0] == bucket_size(shapes[0]) <= 8
     monkeypatch.setattr(packing, "BLOCK", 8192)
     big = compare_laws(jax.random.key(1), cs, ("powerlaw",), bootstrap=0)
     _assert_same(small, big)
