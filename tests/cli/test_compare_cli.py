@@ -96,3 +96,15 @@ def test_compare_mixed_collection_with_replicates_says_what_was_skipped(tmp_path
     assert payload["curves"][2]["n_points"] == 10
     assert main([*args, "--holdout-last", "0"]) == 0
     assert "on 1 curve(s) of 3 points" in capsys.readouterr().out
+
+
+def test_compare_says_its_work_then_shows_progress_unless_quiet(csv_file, capsys):
+    args = ["compare", str(csv_file), "--group", "benchmark", "--laws", "powerlaw", "--bootstrap"]
+    assert main([*args, "0"]) == 0
+    err = capsys.readouterr().err
+    # 3 curves of 10 points: full + hold-out + 10 leave-one-out rows each
+    assert err.startswith("which law? 3 curves x 1 laws (3 pairs compared, 0 skipped")
+    assert "36 fits (full, hold-out, leave-one-out), no resamples" in err
+    assert "which law? powerlaw (1/1): 100%" in err and " 36/36 " in err
+    assert main([*args, "0", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""

@@ -18,6 +18,10 @@ def test_design_cli_writes_tables_json_and_figures(tmp_path, capsys):
     assert main(args) == 0
     printed = capsys.readouterr()
     assert "power" in printed.out and "wrote" in printed.err
+    # the work up front (per n_b: 3 reference + 1 searched design per n_b; K sweep: 2 x 2), then
+    # a progress bar that ends at it
+    assert "design: 1 budget(s) x 2 truth(s): up to 14 designs simulated" in printed.err
+    assert " 14/14 " in printed.err
     names = {p.name for p in out.iterdir()}
     assert {"design.csv", "design.json", "power_vs_nb.png", "width_vs_k.png"} <= names
     with (out / "design.csv").open() as fh:

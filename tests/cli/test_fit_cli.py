@@ -124,3 +124,15 @@ def test_fits_json_convention_null_with_reason(tmp_path, csv_file):
         assert nb["interval"] == "profile"
     statuses = {c["n_b_status"] for c in fit["curves"]}
     assert statuses <= {"interior", "boundary_zero", "boundary_inf"}
+
+
+def test_fit_bootstrap_says_its_work_and_times_its_stages_unless_quiet(csv_file, capsys):
+    args = ["fit", str(csv_file), "--model", "powerlaw", "--group", "benchmark,metric"]
+    assert main([*args, "--bootstrap", "20"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "fit: 2 curve(s) x law powerlaw: 2 fits; bootstrap: 20 resamples (40 fits)"
+    assert err[2] == "bootstrap: 20 resamples x 2 curve(s)" and err[-1].startswith("total ")
+    assert main([*args, "--bootstrap", "20", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(args) == 0  # a plain fit takes a second: no stage lines
+    assert capsys.readouterr().err == ""

@@ -5,8 +5,11 @@ BIC, Akaike weights, leave-one-out RMSE of ln S, extrapolation (fit on all but t
 ``--holdout-last`` largest n, score the prediction of those: RMSE of ln S and absolute error;
 ``--holdout-last 0`` turns it off),
 the share of bootstrap resamples each law wins by AICc, and the shape test (is ln S convex in
-ln n, as the theory says?). Every law of one run is fitted on all curves, hold-outs, leave-one-out
-rows and resamples in one vmapped program.
+ln n, as the theory says?). Each law is fitted only where it is compared (its full, hold-out and
+leave-one-out rows and the resamples of the curves it is compared on), in vmapped blocks of
+bucketed sizes. Before the fits start one line on stderr gives the size of the work (curves, laws,
+pairs skipped, fits, resamples), then a progress bar the law, the fits done out of the total and
+the time left; ``--quiet`` turns both off.
 
 Mixed collections: repeated n in a curve are replicates (leave-one-out leaves out one distinct n
 with all its replicates; the hold-out takes the largest distinct n). A law that would keep no
@@ -92,6 +95,7 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="reuse an earlier compare folder")
     p.add_argument("--seed", type=seed, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--float32", action="store_true", help="compute in float32")
+    p.add_argument("--quiet", action="store_true", help="no work line, no progress bar (stderr)")
     p.set_defaults(func=run)
 
 
@@ -278,6 +282,7 @@ def run(args: argparse.Namespace) -> int:
             level=args.level,
             direction=args.direction,
             opts=FitOptions(precision="float32" if args.float32 else "float64"),
+            progress=not args.quiet,
         )
         _print(c)
         labels = [cs.label(g) for g in range(len(cs.keys))]

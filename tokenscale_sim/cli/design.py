@@ -31,6 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from tokenscale_sim.cli import SUBCOMMANDS, UsageError
 from tokenscale_sim.cli._common import add_command, positive_int, seed
@@ -132,6 +133,7 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="output folder (CSV, JSON, figures)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier design run")
     p.add_argument("--plot", action="store_true", help="write figures into --out")
+    p.add_argument("--quiet", action="store_true", help="no work line, no progress bar (stderr)")
     p.set_defaults(func=run)
 
 
@@ -292,6 +294,18 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     key = key_from_seed(KIND, args.seed)
     start = time.perf_counter()
     rows, searches, sweep = [], [], []
+    n_ref = len(list(dz.reference_designs(args.k, args.questions[0] * args.k)))
+    per_budget = len(truths) * (n_ref + args.top * len(truths))
+    total = per_budget * len(args.questions) + 2 * len(args.k_sweep or ())
+    if not args.quiet:  # the size of the work, before it starts (searched designs: at most)
+        print(
+            f"design: {len(args.questions)} budget(s) x {len(truths)} truth(s): up to {total} "
+            f"designs simulated ({n_ref} reference + {args.top} searched per truth"
+            f"{', + the K sweep' if args.k_sweep else ''}), {args.m} experiments each, "
+            f"2 fits per experiment",
+            file=sys.stderr,
+        )
+    bar = tqdm(total=total, desc="design", unit="design", disable=args.quiet)
     for b, budget in enumerate(args.questions):
         total = budget * args.k
         designs = list(dz.reference_designs(args.k, total))
@@ -320,9 +334,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
                     designs.append(dz.Design(d.n, d.questions, label))
         for t, truth in enumerate(truths):
             keyt = jax.random.fold_in(jax.random.fold_in(key, b), t)
-            print(f"simulating {len(designs)} designs, n_b = {truth.value('n_b'):g}, "
-                  f"{budget} questions per point", file=sys.stderr)  # fmt: skip
-            for row in dz.design_study(keyt, truth, noise, designs, options):
+            bar.set_description(f"design: n_b = {truth.value('n_b'):g}, {budget} questions")
+            for row in dz.design_study(keyt, truth, noise, designs, options, bar.update):
                 rows.append(_row(truth, budget, row))
     if args.k_sweep:
         truth, budget = truths[0], args.questions[0]
@@ -333,11 +346,14 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
                 criterion=swept, top=1,
             )  # fmt: skip
             pair = [found.designs[0], dz.log_spaced(k, 1, 768, budget * args.k)]
+            bar.set_description(f"design: K = {k}")
             study = dz.design_study(
-                jax.random.fold_in(key, 10_000 + i), truth, noise, pair, options
+                jax.random.fold_in(key, 10_000 + i), truth, noise, pair, options, bar.update
             )
             for kind, row in zip(("screen-optimal", "log-spaced"), study, strict=True):
                 sweep.append({"kind": kind, **_row(truth, budget, row)})
+    bar.total = bar.n  # searches may find fewer designs than the most announced
+    bar.close()
     seconds = time.perf_counter() - start
     _print(rows)
     print(f"({len(rows)} simulated designs x {args.m} experiments in {seconds:.0f} s)",

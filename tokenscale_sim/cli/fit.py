@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from tokenscale_sim.cli import SUBCOMMANDS, UsageError
-from tokenscale_sim.cli._common import add_command, seed
+from tokenscale_sim.cli._common import StageClock, add_command, seed
 from tokenscale_sim.fit.data import curves as fdata
 from tokenscale_sim.fit.engine import options
 from tokenscale_sim.fit.inference import estimate, uncertainty
@@ -149,6 +149,10 @@ def register(sub) -> None:
     p.add_argument("--plot", action="store_true", help="write figures into --out")
     p.add_argument("--seed", type=seed, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--float32", action="store_true", help="compute in float32")
+    p.add_argument(
+        "--quiet", action="store_true", help="no work line and stage times (stderr; shown with "
+        "--bootstrap or --transition-test)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -404,12 +408,21 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     def key(stream: int):  # made only where resampling uses it (it compiles a small program)
         return jax.random.fold_in(key_from_seed("fit", args.seed), stream)
 
+    log = StageClock(quiet=args.quiet or (not args.bootstrap and not args.transition_test))
+    log(  # the size of the work before it starts, then each stage and its seconds (stderr)
+        f"fit: {g} curve(s) x law {model.name}: {g} fits"
+        + (f"; bootstrap: {args.bootstrap} resamples ({args.bootstrap * g:,} fits)"
+           if args.bootstrap else "")
+        + (f"; transition test: {args.transition_test} simulated nulls "
+           f"({2 * args.transition_test * g:,} fits)" if args.transition_test else "")
+    )  # fmt: skip
     res = estimate.fit_curves(cs, model, opts)
     # the comparison power law costs a second compiled fit: a --law of your own gets it when asked
     compare = not args.law or args.compare_powerlaw or args.plot or args.transition_test
     pl = res if model.name == "powerlaw" else _powerlaw(cs, model, opts) if compare else None
     boot = band = test = None
     if args.bootstrap:
+        log(f"bootstrap: {args.bootstrap} resamples x {g} curve(s)")
         boot = uncertainty.bootstrap(
             key(0),
             cs,
@@ -424,6 +437,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
                 model, res.estimates, boot.estimates, boot.converged, ALPHA_GRID, args.level
             )
     if args.transition_test:
+        log(f"transition test: {args.transition_test} simulated nulls x {g} curve(s)")
         test = transition.transition_test(
             key(1),
             cs,
@@ -433,6 +447,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
             alpha_fit=res if model.name == "alpha_n" else None,
         )
     tied = transition.fit_tied(cs, model, shared, opts, single_fit=res) if shared else None
+    log.finish()
     _print_tables(cs, res, pl, boot)
     if tied is not None:
         values = ", ".join(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -202,8 +202,10 @@ def design_study(
     noise: Noise,
     designs: Sequence[Design],
     options: StudyOptions | None = None,
+    tick: Callable[[int], object] | None = None,
 ) -> tuple[StudyRow, ...]:
-    """Screen and simulate every design (``fold_in(key, i)`` for design ``i``)."""
+    """Screen and simulate every design (``fold_in(key, i)`` for design ``i``); ``tick(1)`` is
+    called after each design (a progress bar's ``update``)."""
     key = as_key("design_study", key)
     options = options or StudyOptions()
     weighted = options.weighting == "inverse_variance"
@@ -212,4 +214,6 @@ def design_study(
         s = fisher_screen(truth, [d], noise, weighted=weighted, level=options.interval_level)
         result = simulate_design(jax.random.fold_in(key, i), truth, d, noise, options)
         rows.append(StudyRow(d, s, result))
+        if tick is not None:
+            tick(1)
     return tuple(rows)

@@ -45,7 +45,6 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
@@ -59,10 +58,10 @@ from tokenscale_sim.fit.data.curves import (
 )
 from tokenscale_sim.fit.engine.options import FitOptions
 from tokenscale_sim.fit.engine.precision import in_fit_precision
-from tokenscale_sim.fit.engine.solver import solve_batch
 from tokenscale_sim.fit.inference.likelihood import akaike_weights, corrected_aic
 from tokenscale_sim.fit.laws.models import MODELS, Model, get_model
 from tokenscale_sim.fit.selection.curvature import CurvatureTest, curvature_arrays
+from tokenscale_sim.fit.selection.packing import announce, fit_packed, plan
 from tokenscale_sim.runtime.validation import as_key
 
 DEFAULT_LAWS = ("powerlaw", "alpha_n", "broken", "saturating", "loglinear", "logistic")
@@ -193,7 +192,9 @@ def _argmin(x, axis: int = -1):
     return np.where(np.any(finite, axis=axis), idx, -1)
 
 
-def _rows(arrays: CurveArrays, holdout_last: int) -> tuple[CurveArrays, np.ndarray, np.ndarray]:
+def layout_rows(
+    arrays: CurveArrays, holdout_last: int
+) -> tuple[CurveArrays, np.ndarray, np.ndarray]:
     """Full, hold-out and leave-one-out rows (G (2 + M), M), the (G, M) held-out mask and the
     (G, M) distinct-n slot of every point (:func:`distinct_slots`)."""
     w = np.asarray(arrays.weight, float)
@@ -208,7 +209,7 @@ def _rows(arrays: CurveArrays, holdout_last: int) -> tuple[CurveArrays, np.ndarr
     return CurveArrays(*fields), held, slot
 
 
-def _comparable(slot: np.ndarray, held: np.ndarray, models: tuple[Model, ...]) -> np.ndarray:
+def comparable_pairs(slot: np.ndarray, held: np.ndarray, models: tuple[Model, ...]) -> np.ndarray:
     """(G, L) whether every fit of law l on curve g keeps enough points (:func:`enough_points`):
     the full curve, the hold-out fit and the leave-one-out fit of the most replicated n."""
     valid = slot >= 0
@@ -326,8 +327,8 @@ def compare_laws(
     _validate(curves, models, holdout_last, bootstrap)
     a = curves.arrays
     g, m = np.shape(a.y)
-    base, held, slot = _rows(a, holdout_last)
-    comparable = _comparable(slot, held, models)
+    base, held, slot = layout_rows(a, holdout_last)
+    comparable = comparable_pairs(slot, held, models)
     if not comparable.any():
         counts = sorted({int(x) for x in (slot >= 0).sum(axis=1)})
         raise ValueError(
@@ -336,13 +337,10 @@ def compare_laws(
             "each fit must keep more points than the law has parameters (lower --holdout-last)"
         )
     shape, star = curvature_arrays(key, a, m=bootstrap, level=level, direction=direction)
-    rows = CurveArrays(*(jnp.asarray(x) for x in base))
+    rows = CurveArrays(*(np.asarray(x, float) for x in base))
     if star is not None:
         rows = CurveArrays(
-            *(
-                jnp.concatenate([r, jnp.reshape(s, (-1, m))])
-                for r, s in zip(rows, star, strict=True)
-            )
+            *(np.concatenate([r, np.reshape(s, (-1, m))]) for r, s in zip(rows, star, strict=True))
         )
     valid = np.asarray(a.weight) > 0
     count = valid.sum(axis=1)
@@ -351,13 +349,19 @@ def compare_laws(
     log_y = np.log(np.where(valid, a.y, 1.0))
     ly_star = None if star is None else np.log(np.asarray(star.y))
     n_valid = np.asarray(a.n)[valid]
+    sources, total, line = plan(
+        tuple(x.name for x in models), comparable, slot.max(axis=1) + 1,
+        np.isfinite(shape.curvature), m, holdout_last, bootstrap,
+    )  # fmt: skip
+    announce(line, progress)
     cols = {k: [] for k in ("rss", "loo", "ext", "abs", "rel", "conv", "est", "boot_rss")}
-    for model in tqdm(models, desc="which law?", unit="law", disable=not progress):
-        grid = jnp.asarray(model.grid(float(n_valid.min()), float(n_valid.max())), rows.n.dtype)
-        sol = solve_batch(model, opts, rows, grid)
-        lp = np.asarray(jax.vmap(model.log_predict)(sol.u, rows.n, rows.aux))
-        lp = np.where(np.isfinite(lp), lp, np.nan)
-        conv = np.asarray(sol.converged)
+    bar = tqdm(total=total, desc="which law?", unit="fit", disable=not progress, smoothing=0.1)
+    for j, model in enumerate(models):
+        bar.set_description(f"which law? {model.name} ({j + 1}/{len(models)})")
+        grid = model.grid(float(n_valid.min()), float(n_valid.max()))
+        grid = jax.device_put(np.asarray(grid, rows.n.dtype))
+        fits = fit_packed(model, opts, rows, sources[j], grid, bar.update)
+        lp, conv = fits.log_predict, fits.converged
         full, hold = lp[:g], lp[g : 2 * g]
         loo = lp[2 * g : 2 * g + g * m].reshape(g, m, m)
         r2 = np.where(valid, (log_y - full) ** 2, 0.0)
@@ -374,11 +378,12 @@ def compare_laws(
         cols["rel"].append(np.sum(np.where(held, diff / a.y, 0.0), axis=1) / per_held)
         loo_conv = np.where(loo_used, conv[2 * g : 2 * g + g * m].reshape(g, m), True).all(axis=1)
         cols["conv"].append(conv[:g] & conv[g : 2 * g] & loo_conv)
-        cols["est"].append(np.asarray(jax.vmap(model.natural)(sol.u[:g])))
+        cols["est"].append(fits.natural[:g])  # NaN where the law was not fitted
         if star is not None:
             boot = lp[2 * g + g * m :].reshape(bootstrap, g, m)
             rb = np.where(valid, (ly_star - boot) ** 2, 0.0)
             cols["boot_rss"].append(np.where(np.isnan(rb).any(axis=2), np.inf, rb.sum(axis=2)))
+    bar.close()
     stack = {k: np.stack(v, axis=-1) for k, v in cols.items() if k != "est" and v}
     n_par = np.array([x.n_params for x in models])
     aicc, bic = information_criteria(stack["rss"], count[:, None], n_par[None, :])
