@@ -57,7 +57,7 @@ from tokenscale_sim.structures.kernels import (
     PowerLaw,
 )
 
-__all__ = ["KERNELS", "load_structure", "structure_from_data", "to_toml"]
+__all__ = ["KERNELS", "load_structure", "read_structure_data", "structure_from_data", "to_toml"]
 
 _POSITIVE = (0.0, math.inf)
 
@@ -89,16 +89,21 @@ class _Where:
 def _real(w: _Where, where: str, value: object, lo: float, hi: float, *, open_lo=False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise w.error(where, "a number", value)
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:
+        raise w.error(where, "a number in float range", f"{len(str(value))} digits") from None
     if not (math.isfinite(x) and (x > lo if open_lo else x >= lo) and x <= hi):
         raise w.error(where, f"finite and in {'(' if open_lo else '['}{lo}, {hi}]", value)
     return x
 
 
 def _matrix(w: _Where, where: str, value: object, shape: tuple[int, ...] | None) -> np.ndarray:
+    if np.iscomplexobj(value):
+        raise w.error(where, "a real matrix", "complex entries")
     try:
         m = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise w.error(where, "a matrix of numbers", value) from None
     if m.ndim != 2 or m.shape[0] != m.shape[1] or (shape is not None and m.shape != shape):
         expected = f"a {shape[0]} x {shape[1]} matrix" if shape else "a square matrix"
@@ -117,6 +122,8 @@ def _dense(w: _Where, where: str, spec: Mapping[str, Any], base: Path | None) ->
         raise w.error(f"{where}.path", "a file name", spec["path"])
     path = Path(spec["path"])
     path = path if path.is_absolute() or base is None else base / path
+    if not path.is_file():  # a FIFO or a device would block np.load
+        raise w.error(f"{where}.path", "a regular .npy file", f"{path} ({_what(path)})")
     try:
         m = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -175,7 +182,8 @@ def _term(w: _Where, i: int, spec: object, base: Path | None) -> tuple[st.Term, 
     where = f"terms[{i}]"
     if not isinstance(spec, Mapping):
         raise w.error(where, "a table (branch or coupling, kernel, weight)", spec)
-    weight = _real(w, f"{where}.weight", spec.get("weight", 1.0), 0.0, math.inf)
+    weight = spec.get("weight", 1.0)
+    weight = 1.0 if weight == "rest" else _real(w, f"{where}.weight", weight, 0.0, math.inf)
     if "structure" in spec:
         return _preset(w, where, spec, weight).terms
     unknown = set(spec) - _TERM_FIELDS
@@ -197,6 +205,41 @@ def _term(w: _Where, i: int, spec: object, base: Path | None) -> tuple[st.Term, 
             raise w.error(f"{where}.branch", "symmetric positive semi-definite", c.tolist())
     c = weight * c
     return (st.Term(((c[0, 0], c[0, 1]), (c[1, 0], c[1, 1])), kernel),)
+
+
+def _what(path: Path) -> str:
+    """What is at ``path`` when it is not a regular file (for errors)."""
+    if path.is_dir():
+        return "a folder"
+    if path.exists():
+        return "not a regular file (a FIFO, socket or device)"
+    return "does not exist"
+
+
+def _rest(w: _Where, specs: list, built: list[tuple[st.Term, ...]]) -> None:
+    """Give the term with ``weight = "rest"`` (in place, in ``built``) the rest of the unit
+    diagonal: ``1 - sum of the other terms' C_AA`` (module docstring)."""
+    rest = [i for i, spec in enumerate(specs) if isinstance(spec, Mapping)
+            and spec.get("weight") == "rest"]  # fmt: skip
+    if not rest:
+        return
+    if len(rest) > 1:
+        raise w.error("weight = 'rest'", "given to one term at most", f"terms {rest}")
+    i = rest[0]
+    if "structure" in specs[i]:
+        raise w.error(f"terms[{i}].weight", "a number for a built-in term", "rest")
+    others = [t for j, ts in enumerate(built) if j != i for t in ts]
+    if any(isinstance(t.kernel, DenseKernel) for t in [*others, *built[i]]):
+        raise w.error(f"terms[{i}].weight", "a number ('rest' needs structured kernels only)",
+                      "rest")  # fmt: skip
+    (unit,) = built[i]
+    if abs(unit.c[0, 0] - 1) > 1e-12 or abs(unit.c[1, 1] - 1) > 1e-12:
+        raise w.error(f"terms[{i}].branch", "of unit diagonal (weight = 'rest')", unit.c.tolist())
+    r = 1.0 - sum(t.c[0, 0] for t in others)
+    if r < -1e-12:
+        raise w.error(f"terms[{i}].weight = 'rest' (1 - the other weights' C_AA)", ">= 0",
+                      round(r, 12))  # fmt: skip
+    built[i] = (unit.scaled(max(r, 0.0)),)
 
 
 def _check_whole(w: _Where, structure: st.Structure) -> None:
@@ -227,7 +270,8 @@ def structure_from_data(
 
     Args:
         data: the parsed file: ``{"name": str (optional), "terms": [term, ...]}`` (module
-            docstring); ``params`` (written by ``describe``) is accepted and ignored.
+            docstring); ``params`` (written by ``describe``) is accepted and ignored. Named
+            parameters (:mod:`tokenscale_sim.structures.params`) take their values.
         source: how errors name the file. base: folder of relative dense ``path``'s.
 
     Raises:
@@ -239,7 +283,10 @@ def structure_from_data(
     >>> structure_from_data(s.describe()).v(3).round(6).tolist() == s.v(3).round(6).tolist()
     True
     """
+    from tokenscale_sim.structures.params import resolve_params
+
     w = _Where(source)
+    data, _, _ = resolve_params(data, source)
     if not isinstance(data, Mapping):
         raise w.error("the file", "a table with 'terms'", type(data).__name__)
     unknown = set(data) - {"name", "terms", "params"}
@@ -252,8 +299,9 @@ def structure_from_data(
     if not isinstance(name, str):
         raise w.error("name", "a string", name)
     folder = None if base is None else Path(base)
-    built = tuple(t for i, spec in enumerate(terms) for t in _term(w, i, spec, folder))
-    structure = st.Structure(built, name)
+    parts = [_term(w, i, spec, folder) for i, spec in enumerate(terms)]
+    _rest(w, terms, parts)
+    structure = st.Structure(tuple(t for ts in parts for t in ts), name)
     _check_whole(w, structure)
     return structure
 
@@ -266,15 +314,31 @@ def load_structure(path: str | Path) -> st.Structure:
             the field); FileNotFoundError for a missing file.
     """
     p = Path(path)
+    return structure_from_data(read_structure_data(p), source=str(p), base=p.parent)
+
+
+def read_structure_data(path: str | Path, what: str = "structure file") -> object:
+    """The parsed TOML (JSON for ``.json``) of a file: a UTF-8 byte-order mark is accepted.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``. ValueError: a folder, a FIFO or device (never
+            opened: it could block), undecodable text, bad TOML/JSON, nesting too deep or a
+            number beyond what the parser reads (naming the file).
+    """
+    p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"structure file {str(p)!r} does not exist")
+        what_is = _what(p)
+        if what_is == "does not exist":
+            raise FileNotFoundError(f"{what} {str(p)!r} does not exist")
+        raise ValueError(f"{what} {str(p)!r} is {what_is}, not a file")
+    kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
     try:
-        text = p.read_text(encoding="utf-8")
-        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
-        kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
-        raise ValueError(f"structure file {str(p)!r} is not valid {kind}: {err}") from None
-    return structure_from_data(data, source=str(p), base=p.parent)
+        text = p.read_text(encoding="utf-8-sig")
+        return json.loads(text) if kind == "JSON" else tomllib.loads(text)
+    except (UnicodeDecodeError, ValueError) as err:  # JSONDecodeError, TOMLDecodeError
+        raise ValueError(f"{what} {str(p)!r} is not valid {kind}: {err}") from None
+    except RecursionError:
+        raise ValueError(f"{what} {str(p)!r} is nested too deeply to read") from None
 
 
 def _toml_value(value: object) -> str:
