@@ -36,10 +36,11 @@ from pathlib import Path
 import numpy as np
 
 from tokenscale_sim.cli import SUBCOMMANDS
-from tokenscale_sim.cli._common import add_command, positive_int, seed
+from tokenscale_sim.cli._common import add_command, check_mc_work, positive_int, seed
 from tokenscale_sim.runtime import outputs as files
 from tokenscale_sim.structures import calibrate as cb
 from tokenscale_sim.structures.families import KERNEL_KINDS, PARAMS
+from tokenscale_sim.structures.which import CANDIDATES
 
 KIND = "calibrate"
 
@@ -53,8 +54,15 @@ def register(sub) -> None:
                    "the last)")  # fmt: skip
     p.add_argument("--n-fit", type=positive_int, default=64,
                    help="largest n used by the fit (default: %(default)s)")  # fmt: skip
-    p.add_argument("--free", default=",".join(PARAMS),
-                   help="comma-separated free parameters (default: all)")  # fmt: skip
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--structure-file", nargs="+", metavar="FILE", default=None,
+                       help="structure file(s) with named parameters: calibrate each, rank "
+                       "several")  # fmt: skip
+    which.add_argument("--candidates", action="store_true",
+                       help=f"rank the shipped candidates ({', '.join(CANDIDATES)})")  # fmt: skip
+    p.add_argument("--free", default=None,
+                   help="comma-separated free parameters (default: all of the family or "
+                   "file)")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="fix a parameter that is not free")  # fmt: skip
     p.add_argument("--kernel", choices=KERNEL_KINDS, default="exponential",
@@ -70,34 +78,73 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _number(text: str) -> float:
-    return float(text) if text not in ("", "nan") else float("nan")
+def _number(text: str | None, where: str) -> float:
+    if text is None:
+        raise ValueError(f"{where}: the row is shorter than the header")
+    try:
+        return float(text) if text not in ("", "nan") else float("nan")
+    except ValueError:
+        raise ValueError(f"{where}: expected a number, got {text!r}") from None
+
+
+def _width(value: object, where: str) -> int:
+    """The hidden width of a measure folder: an integer >= 1 (never a default, never cut)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not value >= 1
+        or (isinstance(value, float) and not value.is_integer())
+    ):
+        raise ValueError(f"{where} must be the hidden width, an integer >= 1, got {value!r}")
+    return int(value)
 
 
 def read_measure_folder(folder: str, layer: str | None) -> tuple[cb.PsiData, np.ndarray]:
-    """(mean psi curves with the width d, measured mean D) of one layer of a measure folder."""
+    """(mean psi curves with the width d, measured mean D) of one layer of a measure folder.
+
+    Raises:
+        FileNotFoundError: no such folder or a file missing. ValueError: a damaged folder
+            (bad JSON, a missing or null field, a width that is not an integer >= 1, a short
+            CSV row or a non-number), naming the file and the field or line.
+    """
     root = Path(folder)
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise FileNotFoundError(f"--measure {folder!r} {what}")
     curves_csv, meta_json = root / "curves.csv", root / "measure.json"
     for path in (curves_csv, meta_json):
         if not path.is_file():
             raise FileNotFoundError(f"--measure {folder!r}: no {path.name} (a measure folder?)")
-    meta = json.loads(meta_json.read_text())
-    with curves_csv.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    layers = [key for key in meta.get("layers", {})]
-    key = layer if layer is not None else layers[-1] if layers else None
+    try:
+        meta = json.loads(meta_json.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise ValueError(f"{meta_json}: not valid JSON ({err})") from None
+    layers_meta = meta.get("layers") if isinstance(meta, dict) else None
+    if not isinstance(layers_meta, dict) or not layers_meta:
+        raise ValueError(f"{meta_json}: 'layers' must be a table of layers, got "
+                         f"{layers_meta!r:.80}")  # fmt: skip
+    layers = list(layers_meta)
+    key = layer if layer is not None else layers[-1]
     if key not in layers:
         raise ValueError(f"--layer must be one of {layers}, got {layer!r}")
+    entry = layers_meta[key]
+    width = entry.get("d") if isinstance(entry, dict) else None
+    d = _width(width, f"{meta_json}: layers.{key}.d")
+    try:
+        with curves_csv.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"{curves_csv}: not a valid CSV file ({err})") from None
     if "layer" in (rows[0] if rows else {}):
         rows = [r for r in rows if r["layer"] == key]
     needed = ("n", "psi_eq_mean", "psi_aabb_mean", "psi_ab_mean", "divergence_mean")
     if not rows or any(k not in rows[0] for k in needed):
         raise ValueError(f"--measure {folder!r}: curves.csv lacks the columns {list(needed)}")
-    col = {k: np.array([_number(r[k]) for r in rows]) for k in needed}
+    col = {k: np.array([_number(r[k], f"{curves_csv} row {i + 2}, column {k}")
+                        for i, r in enumerate(rows)]) for k in needed}  # fmt: skip
     if not np.array_equal(col["n"], np.arange(1, len(rows) + 1)):
         raise ValueError(f"--measure {folder!r}: n must run 1..N in curves.csv")
     curves = np.stack([col["psi_eq_mean"], col["psi_aabb_mean"], col["psi_ab_mean"]])
-    d = int(meta["layers"][key]["d"])
     return cb.PsiData(col["n"], curves, None, d), col["divergence_mean"]
 
 
@@ -120,8 +167,25 @@ def read_hidden(paths: list[str]) -> tuple[cb.PsiData, np.ndarray]:
     return data, cb.nan_mean(pick["divergence"], axis=0)
 
 
-def _fixed(args: argparse.Namespace) -> tuple[tuple[str, ...], dict[str, float]]:
-    free = tuple(k.strip() for k in args.free.split(",") if k.strip())
+def read_source(args: argparse.Namespace) -> tuple[cb.PsiData, np.ndarray]:
+    """The measured curves of ``--measure`` or ``--hidden``, with ``--bootstrap`` and
+    ``--n-fit`` checked against them."""
+    if args.bootstrap < 0 or args.bootstrap == 1:
+        raise ValueError(f"--bootstrap must be 0 or >= 2, got {args.bootstrap}")
+    if args.measure is not None:
+        data, measured_d = read_measure_folder(args.measure, args.layer)
+    else:
+        data, measured_d = read_hidden(args.hidden)
+    if args.n_fit > len(data.n):
+        raise ValueError(f"--n-fit must be <= the measured n ({len(data.n)}), got {args.n_fit}")
+    return data, measured_d
+
+
+def fixed_values(
+    args: argparse.Namespace, names: tuple[str, ...] = PARAMS
+) -> tuple[tuple[str, ...], dict[str, float]]:
+    text = ",".join(names) if args.free is None else args.free
+    free = tuple(k.strip() for k in text.split(",") if k.strip())
     fixed = {}
     for text in args.set:
         name, sep, value = text.partition("=")
@@ -133,6 +197,10 @@ def _fixed(args: argparse.Namespace) -> tuple[tuple[str, ...], dict[str, float]]
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.structure_file is not None or args.candidates:
+        from tokenscale_sim.cli.calibrate_which import run_files
+
+        return run_files(args, read_source, fixed_values)
     with contextlib.ExitStack() as stack:
         cal, pred = _run(args, stack)
     print(f"calibrated ({cal.interval} intervals, level {cal.level:g}):")
@@ -150,15 +218,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, stack: contextlib.ExitStack):
     import jax
 
-    free, fixed = _fixed(args)
-    if args.bootstrap < 0 or args.bootstrap == 1:
-        raise ValueError(f"--bootstrap must be 0 or >= 2, got {args.bootstrap}")
-    if args.measure is not None:
-        data, measured_d = read_measure_folder(args.measure, args.layer)
-    else:
-        data, measured_d = read_hidden(args.hidden)
-    if args.n_fit > len(data.n):
-        raise ValueError(f"--n-fit must be <= the measured n ({len(data.n)}), got {args.n_fit}")
+    free, fixed = fixed_values(args)
+    data, measured_d = read_source(args)
+    if args.mc is not None:  # the estimate before any work
+        check_mc_work(args.mc, len(data.n), int(data.d or 256))
     out = stack.enter_context(files.output_folder(args.out, KIND, overwrite=args.overwrite)).staging
     cal = cb.calibrate(
         data._replace(d=None),  # population psi's (the O(1/d) cosine bias is left out)

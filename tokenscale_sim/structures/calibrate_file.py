@@ -115,14 +115,14 @@ class _Map(NamedTuple):
             theta = theta.at[jnp.array([self.free_idx[j] for j in self.simplex])].set(share)
         for j, (i, kind, (lo, hi)) in enumerate(zip(self.free_idx, self.kinds, self.bounds,
                                                      strict=True)):  # fmt: skip
-            x = {
-                "sigmoid": lambda: lo + (hi - lo) * jax.nn.sigmoid(u[j]),
-                "exp": lambda: lo + jnp.exp(u[j]),
-                "negexp": lambda: hi - jnp.exp(u[j]),
-                "id": lambda: u[j],
-            }.get(kind)
-            if x is not None:
-                theta = theta.at[i].set(x())
+            if kind == "sigmoid":
+                theta = theta.at[i].set(lo + (hi - lo) * jax.nn.sigmoid(u[j]))
+            elif kind == "exp":
+                theta = theta.at[i].set(lo + jnp.exp(u[j]))
+            elif kind == "negexp":
+                theta = theta.at[i].set(hi - jnp.exp(u[j]))
+            elif kind == "id":
+                theta = theta.at[i].set(u[j])
         return theta
 
     def start(self, theta: np.ndarray) -> np.ndarray:
@@ -321,7 +321,7 @@ def file_summary(cal: FileCalibration) -> dict:
             k: [lo, hi]
             for k, lo, hi in zip(cal.params, cal.ci_low.tolist(), cal.ci_high.tolist(), strict=True)
             if k in cal.free
-        },  # fmt: skip
+        },
         "interval_method": cal.interval,
         "level": cal.level,
         "converged": cal.converged,

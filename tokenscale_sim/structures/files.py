@@ -42,6 +42,7 @@ import json
 import math
 import tomllib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,16 @@ from tokenscale_sim.structures.kernels import (
     PowerLaw,
 )
 
-__all__ = ["KERNELS", "load_structure", "read_structure_data", "structure_from_data", "to_toml"]
+__all__ = [
+    "KERNELS",
+    "MAX_DEPTH",
+    "Param",
+    "load_structure",
+    "read_structure_data",
+    "resolve_params",
+    "structure_from_data",
+    "to_toml",
+]
 
 _POSITIVE = (0.0, math.inf)
 
@@ -74,6 +84,116 @@ optional integer >= 1). ``dense`` is read from ``path`` or ``matrix``."""
 _ALIASES = {"grid2d": "grid", "densekernel": "dense", "shared": "ones", "exp": "exponential"}
 _PRESETS = ("exchangeable", "decaying", "patch-grid", "shared")
 _TERM_FIELDS = {"weight", "branch", "coupling", "kernel", "structure"}
+
+
+MAX_DEPTH = 32
+"""Deepest nesting of tables and lists a structure or grid file may have."""
+
+_PARAM_FIELDS = {"param", "value", "min", "max"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A named parameter: its value in the file and its bounds (``lo <= value <= hi``)."""
+
+    name: str
+    value: float
+    lo: float = -math.inf
+    hi: float = math.inf
+
+
+def _number(source: str, where: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{source}: {where} must be a number, got {value!r}")
+    try:
+        x = float(value)
+    except OverflowError:
+        raise ValueError(f"{source}: {where} must be a number in float range, got an integer "
+                         f"of {len(str(abs(int(value))))} digits") from None  # fmt: skip
+    if math.isnan(x):
+        raise ValueError(f"{source}: {where} must be a number, got nan")
+    return x
+
+
+def _param(source: str, where: str, spec: Mapping[str, Any], known: dict[str, Param]) -> Param:
+    unknown = set(spec) - _PARAM_FIELDS
+    if unknown:
+        raise ValueError(f"{source}: {where} must be a parameter table with fields among "
+                         f"param, value, min, max, got {sorted(unknown)}")  # fmt: skip
+    name = spec["param"]
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"{source}: {where}.param must be a name (letters, digits, _), "
+                         f"got {name!r}")  # fmt: skip
+    if "value" not in spec:
+        if name not in known:
+            raise ValueError(f"{source}: {where}: parameter {name!r} needs a value where it is "
+                             "first used")  # fmt: skip
+        if set(spec) != {"param"}:
+            raise ValueError(
+                f"{source}: {where}: a repeated parameter {name!r} takes its "
+                "value and bounds from its first use: give the name alone"
+            )
+        return known[name]
+    value = _number(source, f"{where}.value", spec["value"])
+    lo = _number(source, f"{where}.min", spec.get("min", -math.inf))
+    hi = _number(source, f"{where}.max", spec.get("max", math.inf))
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ValueError(f"{source}: {where}.value of {name!r} must be finite and in "
+                         f"[{lo:g}, {hi:g}], got {value!r}")  # fmt: skip
+    p = Param(name, value, lo, hi)
+    if name in known and known[name] != p:
+        raise ValueError(f"{source}: {where}: parameter {name!r} given twice with different "
+                         f"values or bounds ({known[name]} and {p})")  # fmt: skip
+    return p
+
+
+def resolve_params(
+    data: object, source: str = "structure"
+) -> tuple[object, dict[str, Param], list[tuple[tuple, str]]]:
+    """Replace every parameter table of parsed file ``data`` by its value.
+
+    Returns:
+        (plain data, ``{name: Param}`` in order of first use, ``[(path, name), ...]`` where
+        each ``path`` is the tuple of keys and indices to one use).
+
+    Raises:
+        ValueError: a bad parameter table, nesting deeper than :data:`MAX_DEPTH`, or a number
+            beyond float range (naming ``source`` and where).
+    """
+    known: dict[str, Param] = {}
+    slots: list[tuple[tuple, str]] = []
+
+    def walk(node: object, path: tuple) -> object:
+        if len(path) > MAX_DEPTH:
+            raise ValueError(f"{source}: nested deeper than {MAX_DEPTH} levels at "
+                             f"{_where(path[:4])}...")  # fmt: skip
+        if isinstance(node, Mapping):
+            if "param" in node:
+                p = _param(source, _where(path), node, known)
+                known.setdefault(p.name, p)
+                slots.append((path, p.name))
+                return p.value
+            return {k: walk(v, (*path, k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, (*path, i)) for i, v in enumerate(node)]
+        if isinstance(node, int) and not isinstance(node, bool):
+            _number(source, _where(path), node)  # refuses integers beyond float range
+        return node
+
+    return walk(data, ()), known, slots
+
+
+def _where(path: tuple) -> str:
+    text = ""
+    for key in path:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+    return text or "the file"
+
+
+def _put(data: object, path: tuple, value: object) -> None:
+    for key in path[:-1]:
+        data = data[key]  # type: ignore[index]
+    data[path[-1]] = value  # type: ignore[index]
 
 
 class _Where:
@@ -99,7 +219,7 @@ def _real(w: _Where, where: str, value: object, lo: float, hi: float, *, open_lo
 
 
 def _matrix(w: _Where, where: str, value: object, shape: tuple[int, ...] | None) -> np.ndarray:
-    if np.iscomplexobj(value):
+    if np.iscomplexobj(value):  # type: ignore[arg-type]
         raise w.error(where, "a real matrix", "complex entries")
     try:
         m = np.asarray(value, dtype=float)
@@ -283,8 +403,6 @@ def structure_from_data(
     >>> structure_from_data(s.describe()).v(3).round(6).tolist() == s.v(3).round(6).tolist()
     True
     """
-    from tokenscale_sim.structures.params import resolve_params
-
     w = _Where(source)
     data, _, _ = resolve_params(data, source)
     if not isinstance(data, Mapping):

@@ -42,6 +42,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from tokenscale_sim.structures import terms as st
+from tokenscale_sim.structures.files import (
+    Param,
+    read_structure_data,
+    resolve_params,
+    structure_from_data,
+)
+
+_KERNEL_REALS = {"exponential": "length", "powerlaw": "gamma", "grid": "length"}
 
 __all__ = [
     "Param",
@@ -51,108 +59,6 @@ __all__ = [
     "read_param_file",
     "resolve_params",
 ]
-
-MAX_DEPTH = 32
-"""Deepest nesting of tables and lists a structure or grid file may have."""
-
-_PARAM_FIELDS = {"param", "value", "min", "max"}
-_KERNEL_REALS = {"exponential": "length", "powerlaw": "gamma", "grid": "length"}
-
-
-@dataclass(frozen=True)
-class Param:
-    """A named parameter: its value in the file and its bounds (``lo <= value <= hi``)."""
-
-    name: str
-    value: float
-    lo: float = -math.inf
-    hi: float = math.inf
-
-
-def _number(source: str, where: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{source}: {where} must be a number, got {value!r}")
-    try:
-        x = float(value)
-    except OverflowError:
-        raise ValueError(f"{source}: {where} must be a number in float range, got an integer "
-                         f"of {len(str(abs(int(value))))} digits") from None  # fmt: skip
-    if math.isnan(x):
-        raise ValueError(f"{source}: {where} must be a number, got nan")
-    return x
-
-
-def _param(source: str, where: str, spec: Mapping[str, Any], known: dict[str, Param]) -> Param:
-    unknown = set(spec) - _PARAM_FIELDS
-    if unknown:
-        raise ValueError(f"{source}: {where} must be a parameter table with fields among "
-                         f"param, value, min, max, got {sorted(unknown)}")  # fmt: skip
-    name = spec["param"]
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"{source}: {where}.param must be a name (letters, digits, _), "
-                         f"got {name!r}")  # fmt: skip
-    if "value" not in spec:
-        if name not in known:
-            raise ValueError(f"{source}: {where}: parameter {name!r} needs a value where it is "
-                             "first used")  # fmt: skip
-        if set(spec) != {"param"}:
-            raise ValueError(f"{source}: {where}: a repeated parameter {name!r} takes its "
-                             "value and bounds from its first use; give the name alone")  # fmt: skip
-        return known[name]
-    value = _number(source, f"{where}.value", spec["value"])
-    lo = _number(source, f"{where}.min", spec.get("min", -math.inf))
-    hi = _number(source, f"{where}.max", spec.get("max", math.inf))
-    if not (math.isfinite(value) and lo <= value <= hi):
-        raise ValueError(f"{source}: {where}.value of {name!r} must be finite and in "
-                         f"[{lo:g}, {hi:g}], got {value!r}")  # fmt: skip
-    p = Param(name, value, lo, hi)
-    if name in known and known[name] != p:
-        raise ValueError(f"{source}: {where}: parameter {name!r} given twice with different "
-                         f"values or bounds ({known[name]} and {p})")  # fmt: skip
-    return p
-
-
-def resolve_params(
-    data: object, source: str = "structure"
-) -> tuple[object, dict[str, Param], list[tuple[tuple, str]]]:
-    """Replace every parameter table of parsed file ``data`` by its value.
-
-    Returns:
-        (plain data, ``{name: Param}`` in order of first use, ``[(path, name), ...]`` where
-        each ``path`` is the tuple of keys and indices to one use).
-
-    Raises:
-        ValueError: a bad parameter table, nesting deeper than :data:`MAX_DEPTH`, or a number
-            beyond float range (naming ``source`` and where).
-    """
-    known: dict[str, Param] = {}
-    slots: list[tuple[tuple, str]] = []
-
-    def walk(node: object, path: tuple) -> object:
-        if len(path) > MAX_DEPTH:
-            raise ValueError(f"{source}: nested deeper than {MAX_DEPTH} levels at "
-                             f"{_where(path[:4])}...")  # fmt: skip
-        if isinstance(node, Mapping):
-            if "param" in node:
-                p = _param(source, _where(path), node, known)
-                known.setdefault(p.name, p)
-                slots.append((path, p.name))
-                return p.value
-            return {k: walk(v, (*path, k)) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v, (*path, i)) for i, v in enumerate(node)]
-        if isinstance(node, int) and not isinstance(node, bool):
-            _number(source, _where(path), node)  # refuses integers beyond float range
-        return node
-
-    return walk(data, ()), known, slots
-
-
-def _where(path: tuple) -> str:
-    text = ""
-    for key in path:
-        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
-    return text or "the file"
 
 
 def _put(data: object, path: tuple, value: object) -> None:
@@ -322,12 +228,12 @@ class ParamFile:
             if "value" in table and name in values:
                 table["value"] = float(values[name])
             _put(data, path, table)
+        assert isinstance(data, Mapping)
         return dump_toml(data, comment)
 
     def structure(self, values: Mapping[str, float] | None = None) -> st.Structure:
         """The checked :class:`~tokenscale_sim.structures.terms.Structure` at ``values`` (the
         file's values for the names not given); ValueError naming the file where it breaks."""
-        from tokenscale_sim.structures.files import structure_from_data
 
         self.check_values(dict(values or {}))
         data = self.with_values(dict(values or {}))
@@ -393,8 +299,8 @@ class ParamFile:
         """Exact population curves ``(v, psi_eq, psi_aabb, psi_ab)``, each (..., n_max), at
         ``theta`` (..., P): pure ``jax.numpy`` (module docstring; NaN pairwise psi's at n = 1)."""
         theta = jnp.asarray(theta, dtype=float)
-        sums = [[0.0, 0.0], [0.0, 0.0]]
-        traces = [[0.0, 0.0], [0.0, 0.0]]
+        sums: list[list[Any]] = [[0.0, 0.0], [0.0, 0.0]]
+        traces: list[list[Any]] = [[0.0, 0.0], [0.0, 0.0]]
         for prog, b in zip(self.programs, self._branches(theta), strict=True):
             s, t = _prefix_sums(prog, theta, n_max)
             for a in range(2):
@@ -424,6 +330,7 @@ def _term_program(spec: Mapping, i: int, slots: dict[tuple, int], term: st.Term)
     name = _KERNEL_REALS.get(kind)
     if name is None or (*path, "kernel", name) not in slots:
         return _TermProgram(branch, kind, fixed=term.kernel, rest=rest)
+    assert isinstance(kernel, Mapping)  # a kernel with a parameter is a table
     real = _leaf(kernel[name], (*path, "kernel", name), slots)
     width = kernel.get("width") if kind == "grid" else None
     return _TermProgram(branch, kind, real, width, rest=rest)
@@ -438,15 +345,12 @@ def read_param_file(path) -> ParamFile:
     """Read a structure file with named parameters (module docstring), checked at its values."""
     from pathlib import Path
 
-    from tokenscale_sim.structures.files import read_structure_data
-
     p = Path(path)
     return param_file_from_data(read_structure_data(p), source=str(p), base=p.parent)
 
 
 def param_file_from_data(data: object, *, source: str = "structure", base=None) -> ParamFile:
     """The :class:`ParamFile` of parsed file ``data`` (checked at its values)."""
-    from tokenscale_sim.structures.files import structure_from_data
 
     plain, params, slots = resolve_params(data, source)
     structure = structure_from_data(plain, source=source, base=base)
