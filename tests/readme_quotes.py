@@ -347,5 +347,29 @@ QUOTES: dict[str, Quote] = {
 }
 """Registry: marker key -> :class:`Quote`."""
 
-SOURCES = (DEMO, COVERAGE, FRESH, FRESH_T, FRESH_CAL)
+WHICH = "benchmarks/results_which_vit.json"
+"""Results of ``python benchmarks/which_vit.py`` (which structure has the ViT-S, issue 35)."""
+
+
+WHICH_FIELDS = (("daicc", "delta_aicc"), ("d_rms", "d_rms_rel_beyond"), ("d_256", "d_rel_at_n_max"),
+                ("psi", "psi_rmse_beyond"))  # fmt: skip
+
+
+def _which(r: Any, layer: str, name: str, field: str) -> float:
+    row = next(x for x in r[layer]["ranking"] if x["name"] == name)
+    return float(row[field])
+
+
+QUOTES.update(
+    {
+        f"which.L{layer}.{name.replace('-', '_')}.{key}": Quote(
+            WHICH, lambda r, layer=layer, name=name, field=field: _which(r, layer, name, field)
+        )
+        for layer in ("0", "6", "12")
+        for name in ("exchangeable", "sequence-decay", "patch-grid", "grid-decay", "powerlaw")
+        for key, field in WHICH_FIELDS
+    }
+)
+
+SOURCES = (DEMO, COVERAGE, FRESH, FRESH_T, FRESH_CAL, WHICH)
 """Every source file a quote may read."""

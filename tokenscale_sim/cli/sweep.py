@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     cols = result.columns
     valid = int(np.sum(cols["valid"]))
     print(
-        f"{len(cols['valid'])} grid points ({valid} in the family's domain) in "
+        f"{len(cols['valid'])} grid points ({valid} "
+        f"{'in the family' + chr(39) + 's domain' if args.structure_file is None else 'valid'}) in "
         f"{result.seconds:.2f} s; wrote {args.out}/sweep.csv, sweep.json"
         + ("" if args.no_plot else ", phase.png")
     )
