@@ -243,7 +243,9 @@ def _dense(w: _Where, where: str, spec: Mapping[str, Any], base: Path | None) ->
     path = Path(spec["path"])
     path = path if path.is_absolute() or base is None else base / path
     if not path.is_file():  # a FIFO or a device would block np.load
-        raise w.error(f"{where}.path", "a regular .npy file", f"{path} ({_what(path)})")
+        raise w.error(
+            f"{where}.path", "a readable .npy file (a regular file)", f"{path} ({_what(path)})"
+        )
     try:
         m = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
