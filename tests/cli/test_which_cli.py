@@ -64,4 +64,4 @@ def test_sweep_of_any_structure_file(tmp_path, capsys):
     assert all(r["valid"] == "True" for r in rows)
     argv[4] = "gamma=1,2"
     assert main([*argv[:-1], str(tmp_path / "t")]) == 2
-    assert "expected one of" in capsys.readouterr().err
+    assert "with NAME one of ['shared'" in capsys.readouterr().err
