@@ -363,5 +363,32 @@ QUOTES: dict[str, Quote] = {
 }
 """Registry: marker key -> :class:`Quote`."""
 
-SOURCES = (DEMO, COVERAGE, FRESH, FRESH_T, FRESH_CAL, HF)
+WHICH = "benchmarks/results_which_vit.json"
+"""Results of ``python benchmarks/which_vit.py`` (which structure has the ViT-S, issue 35)."""
+
+
+WHICH_FIELDS = (
+    ("daicc", "delta_aicc", 1.0),
+    ("d_rms_pct", "d_rms_rel_beyond", 100.0),
+    ("d_256_pct", "d_rel_at_n_max", 100.0),
+)
+
+
+def _which(r: Any, layer: str, name: str, field: str, scale: float) -> float:
+    row = next(x for x in r[layer]["ranking"] if x["name"] == name)
+    return scale * float(row[field])
+
+
+QUOTES.update(
+    {
+        f"which.L{layer}.{name.replace('-', '_')}.{key}": Quote(
+            WHICH, lambda r, layer=layer, name=name, f=field, s=scale: _which(r, layer, name, f, s)
+        )
+        for layer in ("0", "6", "12")
+        for name in ("exchangeable", "sequence-decay", "patch-grid", "grid-decay", "powerlaw")
+        for key, field, scale in WHICH_FIELDS
+    }
+)
+
+SOURCES = (DEMO, COVERAGE, FRESH, FRESH_T, FRESH_CAL, HF, WHICH)
 """Every source file a quote may read."""

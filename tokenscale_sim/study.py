@@ -73,6 +73,7 @@ class StudyConfig:
     compare_bootstrap: int = 100  # "which law?": resamples of the selection shares, shape test
     calibration_n_fit: int = 64  # issue 23: calibrate the ViT-S structure on n <= this
     calibration_m: int = 200  # Monte Carlo pairs of the calibrated structure at the ViT width
+    calibration_candidates: bool = True  # issue 35: rank the shipped structure files too
 
     @classmethod
     def tiny(cls) -> StudyConfig:
@@ -327,7 +328,8 @@ class CalibrationStudy(NamedTuple):
             :class:`tokenscale_sim.structures.calibrate.Prediction` (exact and Monte Carlo at width
             d).
         d: the model's width. m: Monte Carlo pairs. curves: (3, N) the measured psi_eq,
-            psi_AABB, psi_AB.
+            psi_AABB, psi_AB. which: ``(ranking rows, {name: FileCalibration})`` of the shipped
+            candidate structures (:mod:`tokenscale_sim.structures.which`), or None.
     """
 
     label: str
@@ -336,6 +338,7 @@ class CalibrationStudy(NamedTuple):
     d: int
     m: int
     curves: np.ndarray
+    which: Any = None
 
 
 def calibration_study(key, vision, config: StudyConfig, log=lambda message: None):
@@ -362,7 +365,19 @@ def calibration_study(key, vision, config: StudyConfig, log=lambda message: None
     pred = cb.predict_divergence(
         cal, m.curves["divergence"].mean, m.d, np.asarray(mc.divergence.mean)
     )
-    return CalibrationStudy(f"{kind}, layer {layer}", cal, pred, m.d, config.calibration_m, curves)
+    which_result = None
+    if config.calibration_candidates:  # after the family: its numbers are unchanged
+        from tokenscale_sim.structures import which
+        from tokenscale_sim.structures.calibrate_file import calibrate_file
+        from tokenscale_sim.structures.params import read_param_file
+
+        data = cb.PsiData(np.asarray(m.n), curves)
+        cals = [calibrate_file(read_param_file(p), data, n_fit=n_fit)
+                for p in which.candidate_paths()]  # fmt: skip
+        rows = which.rank(cals, m.curves["divergence"].mean, m.d)
+        which_result = (rows, {c.name: c for c in cals})
+    label = f"{kind}, layer {layer}"
+    return CalibrationStudy(label, cal, pred, m.d, config.calibration_m, curves, which_result)
 
 
 # ----------------------------------------------------------------------------- issue 13: design

@@ -85,4 +85,6 @@ def test_report_section_from_a_measurement(tmp_path):
     assert (tmp_path / "calibration.png").stat().st_size > 2000
     assert (tmp_path / "calibrated_structure.toml").is_file()
     assert summary["calibration"]["prediction_errors"] == c.prediction.errors
+    assert "Which structure?" in page and (tmp_path / "which.png").stat().st_size > 2000
+    assert [r["name"] for r in summary["calibration"]["which"]][:1] != []
     assert calibration_study(jax.random.key(1), None, config) is None

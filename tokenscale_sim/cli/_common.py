@@ -137,6 +137,26 @@ def structure_from_args(args: argparse.Namespace) -> structures.Structure:
     return s
 
 
+MC_WORK_LIMIT = 1e11
+"""Largest Monte Carlo work (pairs x tokens x width) ``--mc`` starts: minutes on a laptop."""
+
+
+def check_mc_work(m: int, n_max: int, d: int, points: int = 1, option: str = "--mc") -> None:
+    """Refuse a Monte Carlo whose work ``points * m * n_max * d`` (entries drawn per branch)
+    exceeds :data:`MC_WORK_LIMIT`, with the estimate, before anything starts; print the
+    estimate on stderr when it is above a hundredth of it."""
+    import sys
+
+    work = float(points) * m * n_max * d
+    seconds = work / 2e8  # about 2e8 entries a second on one CPU core (measured: sweep --mc)
+    line = (f"{option} {m}: {points * m:,} pairs of {n_max} tokens of width {d} = "
+            f"{work:.3g} entries, about {seconds:.3g} s")  # fmt: skip
+    if work > MC_WORK_LIMIT:
+        raise ValueError(f"{line}; more than the {MC_WORK_LIMIT:.0e} allowed: lower {option}")
+    if work > MC_WORK_LIMIT / 100:
+        print(line, file=sys.stderr)
+
+
 def seed(text: str) -> int:
     """argparse type: a PRNG seed, an integer in [0, 2**63 - 1] (JAX's range)."""
     try:

@@ -23,6 +23,18 @@ Writes into --out: structure.toml (the calibrated structure: a structure file fo
 simulate), calibrate.json (estimates, intervals, goodness of fit, prediction errors),
 calibrate.csv (per n: measured and calibrated psi's, measured and predicted D) and
 calibrate.png.
+
+With --structure-file F [F ...] or --candidates: calibrate structure
+files with named parameters to measured psi(n) and, with several, rank them ("which structure?").
+
+Each file's free parameters (``--free``, default all; ``--set NAME=VALUE`` fixes others) are
+fitted by their exact population psi's (tokenscale_sim.structures.calibrate_file); the ranking
+(tokenscale_sim.structures.which) is by AICc on the psi curves, with the leave-out RMSE of the
+psi's and the relative error of the predicted mean D(n) beyond --n-fit, and the implied n_b with
+its interval. Writes into --out: which.csv and which.json (the ranking, each candidate's
+estimates and intervals), calibrated_<name>.toml per candidate (the file with its parameters at
+the estimates: sweep, theory and simulate read it), structure.toml (the best), calibrate.csv
+(per n: measured and every candidate's psi's and predicted mean D) and which.png.
 """
 
 from __future__ import annotations
@@ -36,10 +48,14 @@ from pathlib import Path
 import numpy as np
 
 from tokenscale_sim.cli import SUBCOMMANDS
-from tokenscale_sim.cli._common import add_command, positive_int, seed
+from tokenscale_sim.cli._common import add_command, check_mc_work, positive_int, seed
 from tokenscale_sim.runtime import outputs as files
 from tokenscale_sim.structures import calibrate as cb
+from tokenscale_sim.structures import which
+from tokenscale_sim.structures.calibrate_file import calibrate_file, file_summary
 from tokenscale_sim.structures.families import KERNEL_KINDS, PARAMS
+from tokenscale_sim.structures.params import read_param_file
+from tokenscale_sim.structures.which import CANDIDATES
 
 KIND = "calibrate"
 
@@ -53,8 +69,15 @@ def register(sub) -> None:
                    "the last)")  # fmt: skip
     p.add_argument("--n-fit", type=positive_int, default=64,
                    help="largest n used by the fit (default: %(default)s)")  # fmt: skip
-    p.add_argument("--free", default=",".join(PARAMS),
-                   help="comma-separated free parameters (default: all)")  # fmt: skip
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--structure-file", nargs="+", metavar="FILE", default=None,
+                       help="structure file(s) with named parameters: calibrate each, rank "
+                       "several")  # fmt: skip
+    which.add_argument("--candidates", action="store_true",
+                       help=f"rank the shipped candidates ({', '.join(CANDIDATES)})")  # fmt: skip
+    p.add_argument("--free", default=None,
+                   help="comma-separated free parameters (default: all of the family or "
+                   "file)")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="fix a parameter that is not free")  # fmt: skip
     p.add_argument("--kernel", choices=KERNEL_KINDS, default="exponential",
@@ -70,34 +93,73 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _number(text: str) -> float:
-    return float(text) if text not in ("", "nan") else float("nan")
+def _number(text: str | None, where: str) -> float:
+    if text is None:
+        raise ValueError(f"{where}: the row is shorter than the header")
+    try:
+        return float(text) if text not in ("", "nan") else float("nan")
+    except ValueError:
+        raise ValueError(f"{where}: expected a number, got {text!r}") from None
+
+
+def _width(value: object, where: str) -> int:
+    """The hidden width of a measure folder: an integer >= 1 (never a default, never cut)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not value >= 1
+        or (isinstance(value, float) and not value.is_integer())
+    ):
+        raise ValueError(f"{where} must be the hidden width, an integer >= 1, got {value!r}")
+    return int(value)
 
 
 def read_measure_folder(folder: str, layer: str | None) -> tuple[cb.PsiData, np.ndarray]:
-    """(mean psi curves with the width d, measured mean D) of one layer of a measure folder."""
+    """(mean psi curves with the width d, measured mean D) of one layer of a measure folder.
+
+    Raises:
+        FileNotFoundError: no such folder or a file missing. ValueError: a damaged folder
+            (bad JSON, a missing or null field, a width that is not an integer >= 1, a short
+            CSV row or a non-number), naming the file and the field or line.
+    """
     root = Path(folder)
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise FileNotFoundError(f"--measure {folder!r} {what}")
     curves_csv, meta_json = root / "curves.csv", root / "measure.json"
     for path in (curves_csv, meta_json):
         if not path.is_file():
             raise FileNotFoundError(f"--measure {folder!r}: no {path.name} (a measure folder?)")
-    meta = json.loads(meta_json.read_text())
-    with curves_csv.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    layers = [key for key in meta.get("layers", {})]
-    key = layer if layer is not None else layers[-1] if layers else None
+    try:
+        meta = json.loads(meta_json.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise ValueError(f"{meta_json}: not valid JSON ({err})") from None
+    layers_meta = meta.get("layers") if isinstance(meta, dict) else None
+    if not isinstance(layers_meta, dict) or not layers_meta:
+        raise ValueError(f"{meta_json}: 'layers' must be a table of layers, got "
+                         f"{layers_meta!r:.80}")  # fmt: skip
+    layers = list(layers_meta)
+    key = layer if layer is not None else layers[-1]
     if key not in layers:
         raise ValueError(f"--layer must be one of {layers}, got {layer!r}")
+    entry = layers_meta[key]
+    width = entry.get("d") if isinstance(entry, dict) else None
+    d = _width(width, f"{meta_json}: layers.{key}.d")
+    try:
+        with curves_csv.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"{curves_csv}: not a valid CSV file ({err})") from None
     if "layer" in (rows[0] if rows else {}):
         rows = [r for r in rows if r["layer"] == key]
     needed = ("n", "psi_eq_mean", "psi_aabb_mean", "psi_ab_mean", "divergence_mean")
     if not rows or any(k not in rows[0] for k in needed):
         raise ValueError(f"--measure {folder!r}: curves.csv lacks the columns {list(needed)}")
-    col = {k: np.array([_number(r[k]) for r in rows]) for k in needed}
+    col = {k: np.array([_number(r[k], f"{curves_csv} row {i + 2}, column {k}")
+                        for i, r in enumerate(rows)]) for k in needed}  # fmt: skip
     if not np.array_equal(col["n"], np.arange(1, len(rows) + 1)):
         raise ValueError(f"--measure {folder!r}: n must run 1..N in curves.csv")
     curves = np.stack([col["psi_eq_mean"], col["psi_aabb_mean"], col["psi_ab_mean"]])
-    d = int(meta["layers"][key]["d"])
     return cb.PsiData(col["n"], curves, None, d), col["divergence_mean"]
 
 
@@ -120,8 +182,25 @@ def read_hidden(paths: list[str]) -> tuple[cb.PsiData, np.ndarray]:
     return data, cb.nan_mean(pick["divergence"], axis=0)
 
 
-def _fixed(args: argparse.Namespace) -> tuple[tuple[str, ...], dict[str, float]]:
-    free = tuple(k.strip() for k in args.free.split(",") if k.strip())
+def read_source(args: argparse.Namespace) -> tuple[cb.PsiData, np.ndarray]:
+    """The measured curves of ``--measure`` or ``--hidden``, with ``--bootstrap`` and
+    ``--n-fit`` checked against them."""
+    if args.bootstrap < 0 or args.bootstrap == 1:
+        raise ValueError(f"--bootstrap must be 0 or >= 2, got {args.bootstrap}")
+    if args.measure is not None:
+        data, measured_d = read_measure_folder(args.measure, args.layer)
+    else:
+        data, measured_d = read_hidden(args.hidden)
+    if args.n_fit > len(data.n):
+        raise ValueError(f"--n-fit must be <= the measured n ({len(data.n)}), got {args.n_fit}")
+    return data, measured_d
+
+
+def fixed_values(
+    args: argparse.Namespace, names: tuple[str, ...] = PARAMS
+) -> tuple[tuple[str, ...], dict[str, float]]:
+    text = ",".join(names) if args.free is None else args.free
+    free = tuple(k.strip() for k in text.split(",") if k.strip())
     fixed = {}
     for text in args.set:
         name, sep, value = text.partition("=")
@@ -133,6 +212,8 @@ def _fixed(args: argparse.Namespace) -> tuple[tuple[str, ...], dict[str, float]]
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.structure_file is not None or args.candidates:
+        return run_files(args)
     with contextlib.ExitStack() as stack:
         cal, pred = _run(args, stack)
     print(f"calibrated ({cal.interval} intervals, level {cal.level:g}):")
@@ -150,15 +231,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, stack: contextlib.ExitStack):
     import jax
 
-    free, fixed = _fixed(args)
-    if args.bootstrap < 0 or args.bootstrap == 1:
-        raise ValueError(f"--bootstrap must be 0 or >= 2, got {args.bootstrap}")
-    if args.measure is not None:
-        data, measured_d = read_measure_folder(args.measure, args.layer)
-    else:
-        data, measured_d = read_hidden(args.hidden)
-    if args.n_fit > len(data.n):
-        raise ValueError(f"--n-fit must be <= the measured n ({len(data.n)}), got {args.n_fit}")
+    free, fixed = fixed_values(args)
+    data, measured_d = read_source(args)
+    if args.mc is not None:  # the estimate before any work
+        check_mc_work(args.mc, len(data.n), int(data.d or 256))
     out = stack.enter_context(files.output_folder(args.out, KIND, overwrite=args.overwrite)).staging
     cal = cb.calibrate(
         data._replace(d=None),  # population psi's (the O(1/d) cosine bias is left out)
@@ -201,3 +277,91 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack):
                              (data.n, measured_d, predictions))  # fmt: skip
     files.save_figure(fig, out / "calibrate.png", dpi=110)
     return cal, pred
+
+
+def _paths(args: argparse.Namespace) -> list[str]:
+    return [str(p) for p in which.candidate_paths()] if args.candidates else args.structure_file
+
+
+def run_files(args: argparse.Namespace) -> int:
+    """``calibrate --structure-file F [F ...]`` or ``--candidates`` (module docstring)."""
+    if args.mc is not None:
+        raise ValueError("--mc works with the built-in family; with --structure-file or "
+                         "--candidates, simulate the calibrated file (tokenscale simulate "
+                         "--structure-file)")  # fmt: skip
+    if args.kernel != "exponential":
+        raise ValueError("--kernel belongs to the built-in family; a structure file names its "
+                         "kernels")  # fmt: skip
+    pfs = [read_param_file(p) for p in _paths(args)]  # every file checked before any work
+    names = [pf.name for pf in pfs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--structure-file: two files have one name {names}; give each a "
+                         "distinct 'name'")  # fmt: skip
+    settings = []
+    for pf in pfs:
+        free, fixed = fixed_values(args, pf.names)
+        if args.free is not None and len(pfs) > 1:
+            free = tuple(k for k in free if k in pf.params)
+        if not pf.params:
+            raise ValueError(f"{pf.source}: no named parameters to calibrate (write one as "
+                             "{ param = 'NAME', value = ..., min = ..., max = ... })")  # fmt: skip
+        pf.check_values({k: pf.params[k].value for k in free if k in pf.params} | fixed)
+        settings.append((free, {k: v for k, v in fixed.items() if k in pf.params}))
+    data, measured_d = read_source(args)
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(
+            files.output_folder(args.out, KIND, overwrite=args.overwrite)
+        ).staging
+        cals = [
+            calibrate_file(pf, data, n_fit=args.n_fit, free=free, fixed=fixed,
+                           bootstrap=args.bootstrap, level=args.level, seed=args.seed)
+            for pf, (free, fixed) in zip(pfs, settings, strict=True)
+        ]  # fmt: skip
+        d = int(data.d or 256)
+        rows = which.rank(cals, measured_d, d)
+        _write(out, args, data, measured_d, d, cals, rows)
+    print(f"calibrated on n <= {args.n_fit} ({cals[0].interval} intervals, level {args.level:g})")
+    for line in which.table_lines(rows):
+        print(line)
+    best = next(c for c in cals if c.name == rows[0]["name"])
+    for k in best.free:
+        i = best.params.index(k)
+        print(f"  {best.name}: {k} = {best.estimates[i]:.4g} "
+              f"[{best.ci_low[i]:.4g}, {best.ci_high[i]:.4g}]")  # fmt: skip
+    print(f"wrote {args.out}/which.csv, which.json, structure.toml, calibrated_*.toml, "
+          "calibrate.csv, which.png")  # fmt: skip
+    return 0
+
+
+def _write(out, args, data: cb.PsiData, measured_d, d: int, cals, rows) -> None:
+    by_name = {c.name: c for c in cals}
+    for cal in cals:
+        text = cal.file.toml(cal.values, f"calibrated by tokenscale calibrate on n <= "
+                             f"{cal.n_fit} from {cal.file.source}")  # fmt: skip
+        (out / f"calibrated_{cal.name}.toml").write_text(text, encoding="utf-8")
+    best = by_name[rows[0]["name"]]
+    (out / "structure.toml").write_text(
+        best.file.toml(best.values, f"the best by AICc of {[r['name'] for r in rows]}"),
+        encoding="utf-8",
+    )
+    files.write_csv(out / "which.csv", {k: np.array([r[k] for r in rows]) for k in which.COLUMNS})
+    cols = {"n": data.n, **{f"{k}_measured": data.curves[i] for i, k in enumerate(cb.CURVES)},
+            "mean_d_measured": measured_d}  # fmt: skip
+    for cal in cals:
+        pred = cb.predict_divergence(cal, measured_d, d)  # type: ignore[arg-type]
+        cols.update({f"{k}_{cal.name}": cal.fitted[i] for i, k in enumerate(cb.CURVES)})
+        cols[f"mean_d_{cal.name}"] = pred.exact
+    files.write_csv(out / "calibrate.csv", cols)
+    source = {"measure": args.measure, "layer": args.layer} if args.measure else {
+        "hidden": args.hidden}  # fmt: skip
+    files.write_json(out / "which.json", {
+        "ranking": rows, "candidates": {c.name: file_summary(c) for c in cals}, "d": d,
+        "n_fit": args.n_fit, "source": source,
+        "metadata": files.run_metadata(command="tokenscale calibrate", seed=args.seed),
+    })  # fmt: skip
+    from tokenscale_sim.plots.structures import which_figure
+
+    fig = which_figure(data.n, dict(zip(cb.CURVES, data.curves, strict=True)),
+                       {r["name"]: dict(zip(cb.CURVES, by_name[r["name"]].fitted, strict=True))
+                        for r in rows}, args.n_fit)  # fmt: skip
+    files.save_figure(fig, out / "which.png", dpi=110)

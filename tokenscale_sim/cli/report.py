@@ -379,7 +379,39 @@ def calibration_section(study, out: Path, summary: dict) -> str:
         + _table(["prediction", "max |rel. error|", "rms", f"at n = {last}"], errs)
         + f'<figure><img src="{name}" alt="calibration"><figcaption>Measured ψ(n) (points), '
         "the calibrated structure's (lines); mean D(n) and its predictions. Structure file: "
-        "calibrated_structure.toml.</figcaption></figure>"
+        "calibrated_structure.toml.</figcaption></figure>" + which_section(c, out, summary)
+    )
+
+
+WHICH_HEADER = ["rank", "structure", "k", "ΔAICc", "weight", "ψ RMSE beyond", "D rms rel. beyond",
+                "n_b [interval]"]  # fmt: skip
+
+
+def which_section(c, out: Path, summary: dict) -> str:
+    """Issue 35: which structure? The shipped candidates fitted to the same ψ's, ranked."""
+    if c.which is None:
+        return ""
+    from tokenscale_sim.plots.structures import which_figure
+    from tokenscale_sim.structures import calibrate as cb
+
+    rows, cals = c.which
+    summary["calibration"]["which"] = rows
+    n = np.arange(1, c.curves.shape[1] + 1)
+    fig = which_figure(n, dict(zip(cb.CURVES, c.curves, strict=True)),
+                       {r["name"]: dict(zip(cb.CURVES, cals[r["name"]].fitted, strict=True))
+                        for r in rows}, cals[rows[0]["name"]].n_fit)  # fmt: skip
+    name = _save(fig, out, "which.png")
+    table = [[r["rank"], r["name"], r["free"], _fmt(r["delta_aicc"], 3), _fmt(r["weight"], 3),
+              _fmt(r["psi_rmse_beyond"], 3), _fmt(r["d_rms_rel_beyond"], 3),
+              f"{_fmt(r['n_b'])} [{_fmt(r['n_b_low'])}, {_fmt(r['n_b_high'])}] "
+              f"({r['n_b_status']})"] for r in rows]  # fmt: skip
+    return (
+        "<p><b>Which structure?</b> The shipped candidate structure files fitted to the same "
+        "ψ's and ranked by AICc; leave-out: RMSE of the ψ's and rms relative error of the "
+        "predicted mean D(n) beyond the fit range.</p>"
+        + _table(WHICH_HEADER, table)
+        + f'<figure><img src="{name}" alt="which structure"><figcaption>Measured ψ(n) '
+        "(points) and each candidate's calibrated curves.</figcaption></figure>"
     )
 
 

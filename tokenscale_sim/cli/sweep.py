@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import tomllib
 from pathlib import Path
 
 import numpy as np
 
 from tokenscale_sim.cli import SUBCOMMANDS
-from tokenscale_sim.cli._common import add_command, positive_int, seed
+from tokenscale_sim.cli._common import add_command, check_mc_work, positive_int, seed
 from tokenscale_sim.montecarlo import sweep
 from tokenscale_sim.runtime import outputs as files
 from tokenscale_sim.structures.families import KERNEL_KINDS
@@ -44,6 +43,9 @@ def register(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="fix a parameter off the grid")  # fmt: skip
     p.add_argument("--grid-file", metavar="FILE", help="TOML with [grid] and [set] tables")
+    p.add_argument("--structure-file", metavar="FILE", default=None,
+                   help="sweep the named parameters of this structure file instead of the "
+                   "family (e.g. structures/candidates/*.toml)")  # fmt: skip
     p.add_argument("--kernel", choices=KERNEL_KINDS, default="exponential",
                    help="the decaying term's kernel (default: %(default)s)")  # fmt: skip
     p.add_argument("--n-max", type=positive_int, default=256,
@@ -64,28 +66,33 @@ def register(sub) -> None:
 def _setting(text: str) -> tuple[str, float]:
     name, sep, value = text.partition("=")
     try:
-        if not sep:
+        if not sep or not np.isfinite(float(value)):
             raise ValueError
         return name.strip(), float(value)
-    except ValueError:
-        raise ValueError(f"--set expects NAME=NUMBER, got {text!r}") from None
+    except (ValueError, OverflowError):
+        raise ValueError(f"--set expects NAME=NUMBER (finite), got {text!r}") from None
 
 
-def _read_grid_file(path: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"--grid-file {path!r} does not exist")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ValueError(f"--grid-file {path!r} is not valid TOML: {err}") from None
+def _read_grid_file(path: str, names) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    from tokenscale_sim.structures.files import read_structure_data
+
+    data = read_structure_data(Path(path), "--grid-file")
+    if not isinstance(data, dict):
+        raise ValueError(f"--grid-file {path!r} must hold [grid] and [set] tables")
     unknown = set(data) - {"grid", "set"}
     if unknown:
         raise ValueError(f"--grid-file {path!r}: unknown tables {sorted(unknown)} (grid, set)")
+    for table in ("grid", "set"):
+        if not isinstance(data.get(table, {}), dict):
+            raise ValueError(f"--grid-file {path!r}: [{table}] must be a table of NAME = ..., "
+                             f"got {type(data[table]).__name__}")  # fmt: skip
     axes = {}
     for name, spec in data.get("grid", {}).items():
+        if not isinstance(spec, str | int | float | list) or isinstance(spec, bool):
+            raise ValueError(f"--grid-file {path!r}: grid.{name} must be a list of numbers or "
+                             f"'lo:hi:count', got {spec!r:.80}")  # fmt: skip
         text = spec if isinstance(spec, str) else ",".join(str(v) for v in np.atleast_1d(spec))
-        key, values = sweep.parse_axis(f"{name}={text}")
+        key, values = sweep.parse_axis(f"{name}={text}", names)
         axes[key] = values
     fixed = {}
     for name, value in data.get("set", {}).items():
@@ -93,20 +100,31 @@ def _read_grid_file(path: str) -> tuple[dict[str, np.ndarray], dict[str, float]]
     return axes, fixed
 
 
-def build_grid(args: argparse.Namespace) -> sweep.Grid:
-    """The grid of the arguments (file first, the command line adds and overrides)."""
-    axes, fixed = _read_grid_file(args.grid_file) if args.grid_file else ({}, {})
-    for text in args.grid:
-        name, values = sweep.parse_axis(text)
-        axes[name] = values
-        fixed.pop(name, None)
-    for text in args.set:
-        name, value = _setting(text)
-        fixed[name] = value
-        axes.pop(name, None)
+def build_grid(args: argparse.Namespace, file=None) -> sweep.Grid:
+    """The grid of the arguments (file first, the command line overrides it); a name twice on
+    the command line, or both on --grid and --set, is refused."""
+    names = sweep.AXES if file is None else (*file.names, *sweep.SIZES)
+    axes, fixed = _read_grid_file(args.grid_file, names) if args.grid_file else ({}, {})
+    seen: dict[str, str] = {}
+    for option, texts in (("--grid", args.grid), ("--set", args.set)):
+        for text in texts:
+            if option == "--grid":
+                name, values = sweep.parse_axis(text, names)
+            else:
+                name, value = _setting(text)
+            if name in seen:
+                raise ValueError(f"sweep: {name!r} given twice ({seen[name]} and {option}); "
+                                 "give each axis or setting once")  # fmt: skip
+            seen[name] = option
+            if option == "--grid":
+                axes[name] = values
+                fixed.pop(name, None)
+            else:
+                fixed[name] = value
+                axes.pop(name, None)
     if not axes:
         raise ValueError("sweep: give at least one --grid NAME=SPEC (or a --grid-file)")
-    return sweep.make_grid(axes, fixed, d=args.d, n_max=args.n_max)
+    return sweep.make_grid(axes, fixed, d=args.d, n_max=args.n_max, file=file)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     cols = result.columns
     valid = int(np.sum(cols["valid"]))
     print(
-        f"{len(cols['valid'])} grid points ({valid} in the family's domain) in "
+        f"{len(cols['valid'])} grid points ({valid} "
+        f"{'in the family' + chr(39) + 's domain' if args.structure_file is None else 'valid'}) in "
         f"{result.seconds:.2f} s; wrote {args.out}/sweep.csv, sweep.json"
         + ("" if args.no_plot else ", phase.png")
     )
@@ -125,12 +144,25 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> sweep.SweepResult:
     import jax
 
-    grid = build_grid(args)  # every input error before the output folder is touched
+    file = None
+    if args.structure_file is not None:
+        from tokenscale_sim.structures.params import read_param_file
+
+        if args.kernel != "exponential":
+            raise ValueError("--kernel belongs to the family; a structure file names its kernels")
+        file = read_param_file(args.structure_file)
+        if args.mc is not None:
+            raise ValueError("--mc works with the family; simulate a point of a structure file "
+                             "with tokenscale simulate --structure-file")  # fmt: skip
+    grid = build_grid(args, file)  # every input error before the output folder is touched
     if args.mc is not None and len(grid.theta) > 200:
         raise ValueError(f"sweep: --mc runs one simulation per point; at most 200, got "
                          f"{len(grid.theta)}")  # fmt: skip
+    if args.mc is not None:
+        at = grid.n_max if args.at is None else np.minimum(grid.n_max, args.at)
+        check_mc_work(args.mc, int(at.max()), int(grid.d.max()), len(grid.theta))
     out = stack.enter_context(files.output_folder(args.out, KIND, overwrite=args.overwrite)).staging
-    result = sweep.sweep(grid, at=args.at, kernel=args.kernel)
+    result = sweep.sweep(grid, at=args.at, kernel=args.kernel, file=file)
     cols = dict(result.columns)
     if args.mc is not None:
         key = jax.random.key(args.seed)
@@ -142,6 +174,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> sweep.SweepRe
             "axes": grid.axes,
             "set": [s for s in args.set],
             "kernel": args.kernel,
+            "structure_file": args.structure_file,
             "at": args.at,
             "points": len(grid.theta),
             "seconds_exact": result.seconds,

@@ -29,6 +29,7 @@ import numpy as np
 
 from tokenscale_sim.runtime.validation import as_key
 from tokenscale_sim.structures import families
+from tokenscale_sim.structures.params import ParamFile
 from tokenscale_sim.theory import closed_forms as theory
 
 SIZES = ("d", "n_max")
@@ -41,7 +42,7 @@ CHUNK = 4096
 MAX_POINTS = 1_000_000
 
 
-def parse_axis(text: str) -> tuple[str, np.ndarray]:
+def parse_axis(text: str, names: tuple[str, ...] = AXES) -> tuple[str, np.ndarray]:
     """``"name=lo:hi:count[:log]"`` (evenly or log-spaced) or ``"name=v1,v2,..."`` -> (name,
     values).
 
@@ -52,14 +53,18 @@ def parse_axis(text: str) -> tuple[str, np.ndarray]:
     """
     name, sep, spec = text.partition("=")
     name = name.strip()
-    if not sep or name not in AXES:
-        raise ValueError(f"grid axis must be NAME=SPEC with NAME one of {list(AXES)}, got {text!r}")
+    if not sep or name not in names:
+        raise ValueError(
+            f"grid axis must be NAME=SPEC with NAME one of {list(names)}, got {text!r}"
+        )
     try:
         if ":" in spec:
             parts = spec.split(":")
             if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] != "log"):
                 raise ValueError
             lo, hi, count = float(parts[0]), float(parts[1]), int(parts[2])
+            if count > MAX_POINTS:
+                raise ValueError
             if count < 1 or not (math.isfinite(lo) and math.isfinite(hi)):
                 raise ValueError
             if len(parts) == 4:
@@ -94,51 +99,77 @@ class Grid(NamedTuple):
 
 def make_grid(
     axes: dict[str, np.ndarray], fixed: dict[str, float] | None = None, *, d: int = 256,
-    n_max: int = 256,
+    n_max: int = 256, file: ParamFile | None = None,
 ) -> Grid:  # fmt: skip
     """The product grid of ``axes`` (last axis fastest); names not on the grid take ``fixed``,
     then :data:`tokenscale_sim.structures.families.DEFAULTS` (``d``, ``n_max`` for the sizes),
     except an unset ``weight``, which is the rest ``1 - shared - image`` (no local term: the
-    built-in ``decaying --shared S``)."""
+    built-in ``decaying --shared S``). With ``file`` (a structure file with named parameters)
+    the names are the file's parameters, their defaults its values, and every value is checked
+    against its bounds before any work."""
     fixed = dict(fixed or {})
+    names_ok = AXES if file is None else (*file.names, *SIZES)
     for name in [*axes, *fixed]:
-        if name not in AXES:
-            raise ValueError(f"sweep: unknown parameter {name!r}; expected one of {list(AXES)}")
+        if name not in names_ok:
+            raise ValueError(f"sweep: unknown parameter {name!r}; expected one of {list(names_ok)}")
     both = set(axes) & set(fixed)
     if both:
         raise ValueError(f"sweep: {sorted(both)} both on the grid and fixed")
+    for k, v in [*axes.items(), *fixed.items()]:
+        if not np.all(np.isfinite(np.asarray(v, dtype=float))):
+            raise ValueError(f"sweep: {k} must be finite, got {v!r}")
+    if file is not None:
+        file.check_values({k: v for k, v in [*axes.items(), *fixed.items()] if k not in SIZES})
     count = math.prod(len(v) for v in axes.values())
     if count > MAX_POINTS:
         raise ValueError(f"sweep: at most {MAX_POINTS:,} grid points, got {count:,}")
-    base = {**families.DEFAULTS, "d": d, "n_max": n_max, **fixed}
+    params = families.PARAMS if file is None else file.names
+    defaults = (
+        families.DEFAULTS
+        if file is None
+        else dict(zip(file.names, file.values.tolist(), strict=True))
+    )
+    base = {**defaults, "d": d, "n_max": n_max, **fixed}
     names = list(axes)
     rows = itertools.product(*(np.asarray(axes[k], dtype=float) for k in names))
     table = np.array(list(rows), dtype=float).reshape(count, len(names))
-    column = {k: np.full(count, float(base[k])) for k in AXES}
+    column = {k: np.full(count, float(base[k])) for k in (*params, *SIZES)}
     column.update({k: table[:, j] for j, k in enumerate(names)})
     for k in SIZES:
         if np.any(column[k] < 1) or np.any(column[k] != np.round(column[k])):
             raise ValueError(f"sweep: {k} must be an integer >= 1, got {base[k]!r}")
-    if "weight" not in axes and "weight" not in fixed:  # the rest: decaying --shared S
-        column["weight"] = 1 - column["shared"] - column["image"]
-    theta = np.stack([column[k] for k in families.PARAMS], axis=1)
+    if file is None and "weight" not in axes and "weight" not in fixed:
+        column["weight"] = 1 - column["shared"] - column["image"]  # the rest: decaying --shared S
+    theta = np.stack([column[k] for k in params], axis=1)
     return Grid(theta, column["d"].astype(int), column["n_max"].astype(int), dict(axes))
+
+
+def point_columns(c: families.FamilyCurves, nv, ne, dd):
+    """The per-point numbers of a sweep from one point's exact curves (module docstring)."""
+    n_b, status = families.transition_jax(c, nv)
+    slope = families.slope_at(c, n_b, status, ne, nv)
+    i = ne - 1
+    v = c.v[i]
+    mean = theory.gaussian_mean_divergence(v, dd)
+    bound = jnp.sqrt(v)
+    delta = c.psi_aa[i] - c.psi_ab[i]
+    avg = jnp.where(nv > 1, jnp.log(c.v[nv - 1] / c.v[0]) / (2 * jnp.log(nv)), 0.5)
+    regime = theory.regime_of_slope(slope)
+    return n_b, status, slope, regime, mean, bound, c.psi_eq[i], delta, avg
 
 
 @partial(jax.jit, static_argnames=("n_top", "kernel"))
 def _chunk(theta, n_valid, n_eval, d, *, n_top: int, kernel: str):
     def one(th, nv, ne, dd):
-        c = families.exact_psi(th, n_top, kernel)
-        n_b, status = families.transition_jax(c, nv)
-        slope = families.slope_at(c, n_b, status, ne, nv)
-        i = ne - 1
-        v = c.v[i]
-        mean = theory.gaussian_mean_divergence(v, dd)
-        bound = jnp.sqrt(v)
-        delta = c.psi_aa[i] - c.psi_ab[i]
-        avg = jnp.where(nv > 1, jnp.log(c.v[nv - 1] / c.v[0]) / (2 * jnp.log(nv)), 0.5)
-        regime = theory.regime_of_slope(slope)
-        return n_b, status, slope, regime, mean, bound, c.psi_eq[i], delta, avg
+        return point_columns(families.exact_psi(th, n_top, kernel), nv, ne, dd)
+
+    return jax.vmap(one)(theta, n_valid, n_eval, d)
+
+
+@partial(jax.jit, static_argnames=("n_top", "file"))
+def _file_chunk(theta, n_valid, n_eval, d, *, n_top: int, file):
+    def one(th, nv, ne, dd):
+        return point_columns(families.FamilyCurves(*file.curves(th, n_top)), nv, ne, dd)
 
     return jax.vmap(one)(theta, n_valid, n_eval, d)
 
@@ -152,9 +183,13 @@ class SweepResult(NamedTuple):
     seconds: float
 
 
-def sweep(grid: Grid, *, at: int | None = None, kernel: str = "exponential") -> SweepResult:
+def sweep(
+    grid: Grid, *, at: int | None = None, kernel: str = "exponential", file: ParamFile | None = None
+) -> SweepResult:
     """The exact theory at every point of ``grid`` (module docstring); ``at`` is the n of the
-    per-n columns (clipped to each point's n_max; default n_max)."""
+    per-n columns (clipped to each point's n_max; default n_max). ``file``: the grid is over the
+    named parameters of that structure file (:func:`make_grid`); points where it is not a valid
+    structure (:meth:`~tokenscale_sim.structures.params.ParamFile.check`) are marked invalid."""
     import time
 
     if kernel not in families.KERNEL_KINDS:
@@ -162,25 +197,42 @@ def sweep(grid: Grid, *, at: int | None = None, kernel: str = "exponential") -> 
     if at is not None and (isinstance(at, bool) or int(at) != at or at < 1):
         raise ValueError(f"sweep: at must be an integer >= 1, got {at!r}")
     start = time.perf_counter()
-    valid = families.valid_mask(grid.theta)
-    theta = np.where(valid[:, None], grid.theta, np.array(list(families.DEFAULTS.values())))
-    n_top = int(grid.n_max.max())
-    n_eval = np.minimum(grid.n_max, n_top if at is None else int(at))
-    points = len(theta)
-    size = min(CHUNK, points)
-    outs = []
-    for lo in range(0, points, size):
-        sl = slice(lo, lo + size)
-        pad = size - len(theta[sl])
-        args = [np.concatenate([a[sl], np.repeat(a[-1:], pad, axis=0)]) for a in
-                (theta, grid.n_max, n_eval, grid.d.astype(float))]  # fmt: skip
-        part = _chunk(*args, n_top=n_top, kernel=kernel)
-        outs.append([np.asarray(x)[: size - pad] for x in part])
-    n_b, status, slope, regime, mean, bound, psi_eq, delta, avg = (
-        np.concatenate(col) for col in zip(*outs, strict=True)
-    )
+    if file is None:
+        valid = families.valid_mask(grid.theta)
+        default = np.array(list(families.DEFAULTS.values()))
+        params = families.PARAMS
+    else:
+        valid = file.check(grid.theta)
+        default, params = file.values, file.names
+        if not valid.any():
+            raise ValueError(f"sweep: no grid point is a valid structure of {file.source} "
+                             "(unit diagonal, PSD branch matrices, rest weight >= 0)")  # fmt: skip
+    theta = np.where(valid[:, None], grid.theta, default)
+    n_eval = np.minimum(grid.n_max, int(grid.n_max.max()) if at is None else int(at))
+    # a grid kernel without a width takes it from n_max: one program per n_max then
+    by_size = file is not None and any(p.kind == "grid" and p.width is None and p.fixed is None
+                                       for p in file.programs)  # fmt: skip
+    groups = [grid.n_max == m for m in np.unique(grid.n_max)] if by_size else [valid | ~valid]
+    cols = [np.zeros(len(theta)) for _ in range(9)]
+    for group in groups:
+        idx = np.flatnonzero(group)
+        n_top = int(grid.n_max[idx].max())
+        size = min(CHUNK, len(idx))
+        for lo in range(0, len(idx), size):
+            sl = idx[lo : lo + size]
+            pad = size - len(sl)
+            args = [np.concatenate([a[sl], np.repeat(a[sl][-1:], pad, axis=0)]) for a in
+                    (theta, grid.n_max, n_eval, grid.d.astype(float))]  # fmt: skip
+            if file is None:
+                part = _chunk(*args, n_top=n_top, kernel=kernel)
+            else:
+                part = _file_chunk(*args, n_top=n_top, file=file)
+            for col, x in zip(cols, part, strict=True):
+                col[sl] = np.asarray(x)[: size - pad]
+    n_b, slope, mean, bound, psi_eq, delta, avg = (cols[i] for i in (0, 2, 4, 5, 6, 7, 8))
+    status, regime = cols[1].astype(int), cols[3].astype(int)
     nan = np.where(valid, 1.0, np.nan)
-    columns: dict[str, np.ndarray] = {k: grid.theta[:, j] for j, k in enumerate(families.PARAMS)}
+    columns: dict[str, np.ndarray] = {k: grid.theta[:, j] for j, k in enumerate(params)}
     columns.update(
         {
             "d": grid.d,

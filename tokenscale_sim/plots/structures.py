@@ -128,3 +128,26 @@ def calibration_study_figure(study):
         cal.n_fit,
         (pred.n, pred.measured, predictions),
     )
+
+
+def which_figure(n, measured: dict, candidates: dict, n_fit: int):
+    """ "Which structure?": the measured psi curves (points, one panel per curve) with each
+    candidate's calibrated curves (lines), the fit range shaded.
+
+    Args:
+        n: (N,) token counts. measured: ``{curve: (N,)}`` (psi_eq, psi_aabb, psi_ab).
+        candidates: ``{name: {curve: (N,)}}`` in rank order. n_fit: the largest n fitted.
+    """
+    fig = figure((12.0, 3.6))
+    axs = fig.subplots(1, len(measured))
+    for ax, (curve, y) in zip(axs, measured.items(), strict=True):
+        ax.plot(n, y, "k.", ms=3, label="measured")
+        for k, (name, fitted) in enumerate(candidates.items()):
+            ax.plot(n, fitted[curve], "-", color=f"C{k}", lw=1.1, label=name)
+        ax.axvspan(1, n_fit, color="0.92", zorder=0)
+        ax.set_xscale("log")
+        ax.set_xlabel("tokens n")
+        ax.set_title(curve, fontsize=9)
+    axs[0].set_ylabel("psi(n)")
+    axs[0].legend(fontsize=6)
+    return fig

@@ -11,7 +11,7 @@ with ``psi_model`` the exact expected sampled cosines at the measurement's width
 Inside the optimiser the parameters are unconstrained: the free weights are ``budget * softmax(u,
 0)`` (``budget`` = 1 minus the fixed weights, the last share the local term), ``length = exp(u)``,
 couplings ``tanh(u)``. A fixed number of Marquardt-damped Gauss-Newton steps
-(:func:`_levenberg_marquardt`) runs from the best of a grid of starts; with a pair bootstrap the
+(:func:`levenberg_marquardt`) runs from the best of a grid of starts; with a pair bootstrap the
 resampled curves are fitted in the same vmapped call. Parameters that end on the edge of their
 domain (a weight near 0, a coupling near +-1, a length near 0 or infinity) are reported in
 ``boundary``: their intervals are then not meaningful.
@@ -154,7 +154,7 @@ class _Solution(NamedTuple):
     converged: jnp.ndarray
 
 
-def _levenberg_marquardt(res, u0, iterations: int = _ITERATIONS) -> _Solution:
+def levenberg_marquardt(res, u0, iterations: int = _ITERATIONS) -> _Solution:
     """Marquardt-damped Gauss-Newton steps (a fixed number: one small compiled loop, vmapped
     over starts and resamples), ``lam`` divided by 3 after a step that lowers the RSS and
     multiplied by 10 otherwise. Converged: finite, and the undamped Gauss-Newton step at the
@@ -199,7 +199,7 @@ def _start_rss(starts, target, mask, **static):
 @partial(jax.jit, static_argnames=_STATIC)
 def _solve(u0, targets, mask, **static):
     """LM from ``u0`` (p,) for every target (T, 3, N), vmapped -> (T,) solutions."""
-    return jax.vmap(lambda t: _levenberg_marquardt(lambda u: _residuals(u, t, mask, **static), u0))(
+    return jax.vmap(lambda t: levenberg_marquardt(lambda u: _residuals(u, t, mask, **static), u0))(
         targets
     )
 
@@ -316,6 +316,17 @@ def calibrate(
         interval = "points"
     is_free = np.array([k in free for k in families.PARAMS])
     low, high = np.where(is_free, low, np.nan), np.where(is_free, high, np.nan)
+    rmse, r2, beyond = fit_quality(model, curves, mask, n_fit)
+    structure = families.to_structure(theta, kernel, name=f"calibrated ({kernel})")
+    return Calibration(families.PARAMS, free, theta, low, high, interval, level, converged, rss,
+                       points, rmse, r2, beyond, n_fit, kernel, model, structure, boot,
+                       _edges(theta, free))  # fmt: skip
+
+
+def fit_quality(model: np.ndarray, curves: np.ndarray, mask: np.ndarray, n_fit: int):
+    """``(rmse, r2, rmse_beyond)``, each (3,): per curve over the fitted points ``mask`` (3, N)
+    and over the finite points with n > n_fit."""
+    n = np.arange(1, curves.shape[-1] + 1)
     rmse, r2, beyond = (np.full(3, np.nan) for _ in range(3))
     for k in range(3):
         inside, outside = mask[k], (n > n_fit) & np.isfinite(curves[k])
@@ -324,10 +335,7 @@ def calibrate(
         spread = np.sum((curves[k][inside] - curves[k][inside].mean()) ** 2)
         r2[k] = 1 - np.sum(err[inside] ** 2) / spread if spread > 0 else np.nan
         beyond[k] = np.sqrt(np.mean(err[outside] ** 2)) if outside.any() else np.nan
-    structure = families.to_structure(theta, kernel, name=f"calibrated ({kernel})")
-    return Calibration(families.PARAMS, free, theta, low, high, interval, level, converged, rss,
-                       points, rmse, r2, beyond, n_fit, kernel, model, structure, boot,
-                       _edges(theta, free))  # fmt: skip
+    return rmse, r2, beyond
 
 
 def summary(cal: Calibration) -> dict:

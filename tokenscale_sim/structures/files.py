@@ -42,6 +42,7 @@ import json
 import math
 import tomllib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,16 @@ from tokenscale_sim.structures.kernels import (
     PowerLaw,
 )
 
-__all__ = ["KERNELS", "load_structure", "structure_from_data", "to_toml"]
+__all__ = [
+    "KERNELS",
+    "MAX_DEPTH",
+    "Param",
+    "load_structure",
+    "read_structure_data",
+    "resolve_params",
+    "structure_from_data",
+    "to_toml",
+]
 
 _POSITIVE = (0.0, math.inf)
 
@@ -76,6 +86,116 @@ _PRESETS = ("exchangeable", "decaying", "patch-grid", "shared")
 _TERM_FIELDS = {"weight", "branch", "coupling", "kernel", "structure"}
 
 
+MAX_DEPTH = 32
+"""Deepest nesting of tables and lists a structure or grid file may have."""
+
+_PARAM_FIELDS = {"param", "value", "min", "max"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A named parameter: its value in the file and its bounds (``lo <= value <= hi``)."""
+
+    name: str
+    value: float
+    lo: float = -math.inf
+    hi: float = math.inf
+
+
+def _number(source: str, where: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{source}: {where} must be a number, got {value!r}")
+    try:
+        x = float(value)
+    except OverflowError:
+        raise ValueError(f"{source}: {where} must be a number in float range, got an integer "
+                         f"of {len(str(abs(int(value))))} digits") from None  # fmt: skip
+    if math.isnan(x):
+        raise ValueError(f"{source}: {where} must be a number, got nan")
+    return x
+
+
+def _param(source: str, where: str, spec: Mapping[str, Any], known: dict[str, Param]) -> Param:
+    unknown = set(spec) - _PARAM_FIELDS
+    if unknown:
+        raise ValueError(f"{source}: {where} must be a parameter table with fields among "
+                         f"param, value, min, max, got {sorted(unknown)}")  # fmt: skip
+    name = spec["param"]
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"{source}: {where}.param must be a name (letters, digits, _), "
+                         f"got {name!r}")  # fmt: skip
+    if "value" not in spec:
+        if name not in known:
+            raise ValueError(f"{source}: {where}: parameter {name!r} needs a value where it is "
+                             "first used")  # fmt: skip
+        if set(spec) != {"param"}:
+            raise ValueError(
+                f"{source}: {where}: a repeated parameter {name!r} takes its "
+                "value and bounds from its first use: give the name alone"
+            )
+        return known[name]
+    value = _number(source, f"{where}.value", spec["value"])
+    lo = _number(source, f"{where}.min", spec.get("min", -math.inf))
+    hi = _number(source, f"{where}.max", spec.get("max", math.inf))
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ValueError(f"{source}: {where}.value of {name!r} must be finite and in "
+                         f"[{lo:g}, {hi:g}], got {value!r}")  # fmt: skip
+    p = Param(name, value, lo, hi)
+    if name in known and known[name] != p:
+        raise ValueError(f"{source}: {where}: parameter {name!r} given twice with different "
+                         f"values or bounds ({known[name]} and {p})")  # fmt: skip
+    return p
+
+
+def resolve_params(
+    data: object, source: str = "structure"
+) -> tuple[object, dict[str, Param], list[tuple[tuple, str]]]:
+    """Replace every parameter table of parsed file ``data`` by its value.
+
+    Returns:
+        (plain data, ``{name: Param}`` in order of first use, ``[(path, name), ...]`` where
+        each ``path`` is the tuple of keys and indices to one use).
+
+    Raises:
+        ValueError: a bad parameter table, nesting deeper than :data:`MAX_DEPTH`, or a number
+            beyond float range (naming ``source`` and where).
+    """
+    known: dict[str, Param] = {}
+    slots: list[tuple[tuple, str]] = []
+
+    def walk(node: object, path: tuple) -> object:
+        if len(path) > MAX_DEPTH:
+            raise ValueError(f"{source}: nested deeper than {MAX_DEPTH} levels at "
+                             f"{_where(path[:4])}...")  # fmt: skip
+        if isinstance(node, Mapping):
+            if "param" in node:
+                p = _param(source, _where(path), node, known)
+                known.setdefault(p.name, p)
+                slots.append((path, p.name))
+                return p.value
+            return {k: walk(v, (*path, k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, (*path, i)) for i, v in enumerate(node)]
+        if isinstance(node, int) and not isinstance(node, bool):
+            _number(source, _where(path), node)  # refuses integers beyond float range
+        return node
+
+    return walk(data, ()), known, slots
+
+
+def _where(path: tuple) -> str:
+    text = ""
+    for key in path:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+    return text or "the file"
+
+
+def _put(data: object, path: tuple, value: object) -> None:
+    for key in path[:-1]:
+        data = data[key]  # type: ignore[index]
+    data[path[-1]] = value  # type: ignore[index]
+
+
 class _Where:
     """Builds the errors of one file: ``"FILE: terms[i].FIELD must be ..., got ..."``."""
 
@@ -89,16 +209,21 @@ class _Where:
 def _real(w: _Where, where: str, value: object, lo: float, hi: float, *, open_lo=False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise w.error(where, "a number", value)
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:
+        raise w.error(where, "a number in float range", f"{len(str(value))} digits") from None
     if not (math.isfinite(x) and (x > lo if open_lo else x >= lo) and x <= hi):
         raise w.error(where, f"finite and in {'(' if open_lo else '['}{lo}, {hi}]", value)
     return x
 
 
 def _matrix(w: _Where, where: str, value: object, shape: tuple[int, ...] | None) -> np.ndarray:
+    if np.iscomplexobj(value):  # type: ignore[arg-type]
+        raise w.error(where, "a real matrix", "complex entries")
     try:
         m = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise w.error(where, "a matrix of numbers", value) from None
     if m.ndim != 2 or m.shape[0] != m.shape[1] or (shape is not None and m.shape != shape):
         expected = f"a {shape[0]} x {shape[1]} matrix" if shape else "a square matrix"
@@ -117,6 +242,10 @@ def _dense(w: _Where, where: str, spec: Mapping[str, Any], base: Path | None) ->
         raise w.error(f"{where}.path", "a file name", spec["path"])
     path = Path(spec["path"])
     path = path if path.is_absolute() or base is None else base / path
+    if not path.is_file():  # a FIFO or a device would block np.load
+        raise w.error(
+            f"{where}.path", "a readable .npy file (a regular file)", f"{path} ({_what(path)})"
+        )
     try:
         m = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -175,7 +304,8 @@ def _term(w: _Where, i: int, spec: object, base: Path | None) -> tuple[st.Term, 
     where = f"terms[{i}]"
     if not isinstance(spec, Mapping):
         raise w.error(where, "a table (branch or coupling, kernel, weight)", spec)
-    weight = _real(w, f"{where}.weight", spec.get("weight", 1.0), 0.0, math.inf)
+    weight = spec.get("weight", 1.0)
+    weight = 1.0 if weight == "rest" else _real(w, f"{where}.weight", weight, 0.0, math.inf)
     if "structure" in spec:
         return _preset(w, where, spec, weight).terms
     unknown = set(spec) - _TERM_FIELDS
@@ -197,6 +327,41 @@ def _term(w: _Where, i: int, spec: object, base: Path | None) -> tuple[st.Term, 
             raise w.error(f"{where}.branch", "symmetric positive semi-definite", c.tolist())
     c = weight * c
     return (st.Term(((c[0, 0], c[0, 1]), (c[1, 0], c[1, 1])), kernel),)
+
+
+def _what(path: Path) -> str:
+    """What is at ``path`` when it is not a regular file (for errors)."""
+    if path.is_dir():
+        return "a folder"
+    if path.exists():
+        return "not a regular file (a FIFO, socket or device)"
+    return "does not exist"
+
+
+def _rest(w: _Where, specs: list, built: list[tuple[st.Term, ...]]) -> None:
+    """Give the term with ``weight = "rest"`` (in place, in ``built``) the rest of the unit
+    diagonal: ``1 - sum of the other terms' C_AA`` (module docstring)."""
+    rest = [i for i, spec in enumerate(specs) if isinstance(spec, Mapping)
+            and spec.get("weight") == "rest"]  # fmt: skip
+    if not rest:
+        return
+    if len(rest) > 1:
+        raise w.error("weight = 'rest'", "given to one term at most", f"terms {rest}")
+    i = rest[0]
+    if "structure" in specs[i]:
+        raise w.error(f"terms[{i}].weight", "a number for a built-in term", "rest")
+    others = [t for j, ts in enumerate(built) if j != i for t in ts]
+    if any(isinstance(t.kernel, DenseKernel) for t in [*others, *built[i]]):
+        raise w.error(f"terms[{i}].weight", "a number ('rest' needs structured kernels only)",
+                      "rest")  # fmt: skip
+    (unit,) = built[i]
+    if abs(unit.c[0, 0] - 1) > 1e-12 or abs(unit.c[1, 1] - 1) > 1e-12:
+        raise w.error(f"terms[{i}].branch", "of unit diagonal (weight = 'rest')", unit.c.tolist())
+    r = 1.0 - sum(t.c[0, 0] for t in others)
+    if r < -1e-12:
+        raise w.error(f"terms[{i}].weight = 'rest' (1 - the other weights' C_AA)", ">= 0",
+                      round(r, 12))  # fmt: skip
+    built[i] = (unit.scaled(max(r, 0.0)),)
 
 
 def _check_whole(w: _Where, structure: st.Structure) -> None:
@@ -227,7 +392,8 @@ def structure_from_data(
 
     Args:
         data: the parsed file: ``{"name": str (optional), "terms": [term, ...]}`` (module
-            docstring); ``params`` (written by ``describe``) is accepted and ignored.
+            docstring); ``params`` (written by ``describe``) is accepted and ignored. Named
+            parameters (:mod:`tokenscale_sim.structures.params`) take their values.
         source: how errors name the file. base: folder of relative dense ``path``'s.
 
     Raises:
@@ -240,6 +406,7 @@ def structure_from_data(
     True
     """
     w = _Where(source)
+    data, _, _ = resolve_params(data, source)
     if not isinstance(data, Mapping):
         raise w.error("the file", "a table with 'terms'", type(data).__name__)
     unknown = set(data) - {"name", "terms", "params"}
@@ -252,8 +419,9 @@ def structure_from_data(
     if not isinstance(name, str):
         raise w.error("name", "a string", name)
     folder = None if base is None else Path(base)
-    built = tuple(t for i, spec in enumerate(terms) for t in _term(w, i, spec, folder))
-    structure = st.Structure(built, name)
+    parts = [_term(w, i, spec, folder) for i, spec in enumerate(terms)]
+    _rest(w, terms, parts)
+    structure = st.Structure(tuple(t for ts in parts for t in ts), name)
     _check_whole(w, structure)
     return structure
 
@@ -266,15 +434,31 @@ def load_structure(path: str | Path) -> st.Structure:
             the field); FileNotFoundError for a missing file.
     """
     p = Path(path)
+    return structure_from_data(read_structure_data(p), source=str(p), base=p.parent)
+
+
+def read_structure_data(path: str | Path, what: str = "structure file") -> object:
+    """The parsed TOML (JSON for ``.json``) of a file: a UTF-8 byte-order mark is accepted.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``. ValueError: a folder, a FIFO or device (never
+            opened: it could block), undecodable text, bad TOML/JSON, nesting too deep or a
+            number beyond what the parser reads (naming the file).
+    """
+    p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"structure file {str(p)!r} does not exist")
+        what_is = _what(p)
+        if what_is == "does not exist":
+            raise FileNotFoundError(f"{what} {str(p)!r} does not exist")
+        raise ValueError(f"{what} {str(p)!r} is {what_is}, not a file")
+    kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
     try:
-        text = p.read_text(encoding="utf-8")
-        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
-        kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
-        raise ValueError(f"structure file {str(p)!r} is not valid {kind}: {err}") from None
-    return structure_from_data(data, source=str(p), base=p.parent)
+        text = p.read_text(encoding="utf-8-sig")
+        return json.loads(text) if kind == "JSON" else tomllib.loads(text)
+    except (UnicodeDecodeError, ValueError) as err:  # JSONDecodeError, TOMLDecodeError
+        raise ValueError(f"{what} {str(p)!r} is not valid {kind}: {err}") from None
+    except RecursionError:
+        raise ValueError(f"{what} {str(p)!r} is nested too deeply to read") from None
 
 
 def _toml_value(value: object) -> str:
