@@ -75,12 +75,22 @@ def test_pooled_least_squares_equal_one_run_per_start():
 
 def test_run_away_fits_stop_early_and_are_not_converged():
     """A saturating law on the paper's nearly straight curves has no optimum (S_inf, A -> inf,
-    a -> 0; 30 of 54 curves): those fits stop long before their 3 x 400 trial steps (three
-    starts) and say they did not converge; the others converge."""
+    a -> 0; 30 of 54 curves): under the run-away rule (``runaway=True``, as in ``compare``)
+    those fits stop long before their 3 x 400 trial steps (three starts), say they did not
+    converge and why (``Solution.runaway``); the others converge. Without the rule (a user's
+    fit: MINPACK's stop rules only) the same fits go on, and are not converged either."""
     curves = load_paper_scores()
-    res = fit_arrays("saturating", curves.arrays)
-    away = ~res.converged
+    grid = engine.start_grid(get_model("saturating"), curves.arrays)
+    rule = FitOptions(runaway=True)
+    sol = engine.solve_batch(get_model("saturating"), rule, curves.arrays, grid)
+    away = ~np.asarray(sol.converged)
     assert away.sum() >= 10
-    assert np.all(res.iterations[away] <= 3 * 100)
+    assert np.all(np.asarray(sol.iterations)[away] <= 3 * 100)
+    assert np.array_equal(np.asarray(sol.runaway), away)
+    res = fit_arrays("saturating", curves.arrays, rule)
     g = curves.keys.index(("vision_question_queries", "HallusionBench", "Overall"))
     assert away[g] and res.estimates[g, 0] > 100 * curves.curve(g).y.max()  # S_inf ran off
+    assert not res.converged[g]
+    user = fit_arrays("saturating", curves.arrays)
+    assert not user.converged[away].any() and user.converged[~away].all()
+    assert np.all(user.iterations[away] > np.asarray(sol.iterations)[away])  # not cut short
