@@ -7,7 +7,8 @@ Every problem of ``tests/fit/engine/mgh_problems.py`` (the paper's formulas; 38 
 - by the engine as a user would: the residuals as a law ``y_i = f_i(theta)`` at ``x = i`` with
   ``y = 0``, ``FitOptions(loss="linear")`` (Levenberg-Marquardt of
   :mod:`tokenscale_sim.fit.engine.polish`, MINPACK's budget ``100 (p + 1)`` evaluations), and
-  with ``runaway=True`` (the stop rule of ``compare``) for comparison;
+  with ``--runaway`` also with ``runaway=True`` (the stop rule of ``compare``, which the engine
+  applied to every fit before): a second compiled fit per problem;
 - by SciPy's MINPACK ``lmder`` (``scipy.optimize.leastsq`` with the exact Jacobian) with its
   defaults and with ``ftol = xtol = 1e-15``.
 
@@ -16,7 +17,7 @@ found from that start and not above the paper's ``f*`` (so a local minimum is a 
 the engine must be reported not converged. The table and the counts go to
 ``benchmarks/results_mgh.md``.
 
-    python benchmarks/bench_mgh.py [--out FILE] [--only NAME ...]
+    python benchmarks/bench_mgh.py [--runaway] [--out FILE] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -52,8 +53,18 @@ METHODS = {
 }
 """The methods compared, by name: ``(problem, factor) -> Run``."""
 
+TITLES = {
+    "engine": "engine",
+    "engine_runaway": "engine, runaway rule",
+    "minpack": "MINPACK",
+    "minpack_tight": "MINPACK tol 1e-15",
+}
 
-def evaluate(names=None) -> list[dict]:
+
+BENCH_COMMAND = "python benchmarks/bench_mgh.py"
+
+
+def evaluate(names=None, methods=tuple(METHODS)) -> list[dict]:
     """One row per problem and start: every method's :class:`Run` and whether it reached the
     minimum (module docstring)."""
     rows = []
@@ -63,7 +74,8 @@ def evaluate(names=None) -> list[dict]:
         for factor in FACTORS:
             runs: dict[str, Run] = {}
             runs_time = 0.0
-            for method, fn in METHODS.items():
+            for method in methods:
+                fn = METHODS[method]
                 t0 = time.perf_counter()
                 runs[method] = fn(problem, factor)
                 if method == "engine":
@@ -74,23 +86,23 @@ def evaluate(names=None) -> list[dict]:
                 row[method] = r
                 row[method + "_ok"] = reached(problem, r.rss, best)
             rows.append(row)
-            print(_line(row), flush=True)
+            print(_line(row, methods), flush=True)
     return rows
 
 
-def _line(row: dict) -> str:
+def _line(row: dict, methods) -> str:
     parts = [f"{row['problem']:24s} {row['factor']:5.0f}x0"]
-    for method in METHODS:
+    for method in methods:
         r = row[method]
         flag = "ok " if row[method + "_ok"] else "-- "
         parts.append(f"{method} {r.rss:.9e} {flag}{'c' if r.converged else 'n'} {r.evaluations}")
     return " | ".join(parts)
 
 
-def summary(rows: list[dict]) -> dict:
+def summary(rows: list[dict], methods) -> dict:
     """Counts: successes per method, wrong-but-converged engine answers, lower minima."""
     out = {"fits": len(rows)}
-    for method in METHODS:
+    for method in methods:
         out[method + "_successes"] = sum(r[method + "_ok"] for r in rows)
         out[method + "_unflagged_misses"] = sum(
             (not r[method + "_ok"]) and r[method].converged for r in rows
@@ -109,29 +121,31 @@ def _lower(a: float, b: float) -> bool:
     return a < b - 1e-8 * abs(b) - 1e-20
 
 
-def report(rows: list[dict], counts: dict) -> str:
+def report(rows: list[dict], counts: dict, methods) -> str:
     lines = [
         "# More-Garbow-Hillstrom test functions: engine vs SciPy's MINPACK",
         "",
         f"Run of {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on "
-        f"{platform.machine()} ({jax.default_backend()}), `python benchmarks/bench_mgh.py`.",
+        f"{platform.machine()} ({jax.default_backend()}), `{BENCH_COMMAND}`.",
         "",
         "`ok`: reached the minimum (RSS within 1e-8 of the lowest found from that start, not "
         "above the paper's f*); `c`/`n`: reported converged (MINPACK: ier 1-4) or not; then "
         "evaluations (engine: trial steps; MINPACK: nfev).",
         "",
-        "| problem | start | engine | engine, runaway rule | MINPACK | MINPACK tol 1e-15 |",
-        "|---|---|---|---|---|---|",
+        "| count | value |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in counts.items()),
+        "",
+        "| problem | start | " + " | ".join(TITLES[m] for m in methods) + " |",
+        "|---|---|" + "---|" * len(methods),
     ]
     for r in rows:
         cells = []
-        for method in METHODS:
+        for method in methods:
             run = r[method]
             flag = "ok" if r[method + "_ok"] else "miss"
             cells.append(f"{run.rss:.9e} {flag} {'c' if run.converged else 'n'} {run.evaluations}")
         lines.append(f"| {r['problem']} | {r['factor']:.0f} x0 | " + " | ".join(cells) + " |")
-    lines += ["", "| count | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in counts.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -139,13 +153,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(Path(__file__).with_name("results_mgh.md")))
     parser.add_argument("--only", nargs="*", default=None, help="problem names")
+    parser.add_argument("--runaway", action="store_true", help="also the engine, runaway=True")
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
-    rows = evaluate(args.only)
-    counts = summary(rows)
+    methods = tuple(m for m in METHODS if args.runaway or m != "engine_runaway")
+    rows = evaluate(args.only, methods)
+    counts = summary(rows, methods)
     for k, v in counts.items():
         print(f"{k}: {v}")
-    Path(args.out).write_text(report(rows, counts))
+    command = " ".join(["python benchmarks/bench_mgh.py", *(argv or sys.argv[1:])])
+    Path(args.out).write_text(report(rows, counts, methods).replace(BENCH_COMMAND, command))
     return 0
 
 
