@@ -18,12 +18,16 @@ the engine must be reported not converged. The table and the counts go to
 ``benchmarks/results_mgh.md``.
 
     python benchmarks/bench_mgh.py [--runaway] [--out FILE] [--only NAME ...]
+    python benchmarks/bench_mgh.py --part 0/2 --rows a.json  # half the problems, in a process
+    python benchmarks/bench_mgh.py --part 1/2 --rows b.json  # of its own (cores in parallel)
+    python benchmarks/bench_mgh.py --combine a.json b.json   # then the results file
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import platform
 import sys
 import time
@@ -53,23 +57,24 @@ METHODS = {
 }
 """The methods compared, by name: ``(problem, factor) -> Run``."""
 
-TITLES = {
-    "engine": "engine",
-    "engine_runaway": "engine, runaway rule",
-    "minpack": "MINPACK",
-    "minpack_tight": "MINPACK tol 1e-15",
-}
-
 
 BENCH_COMMAND = "python benchmarks/bench_mgh.py"
 
 
-def evaluate(names=None, methods=tuple(METHODS)) -> list[dict]:
+def _to_json(row: dict) -> dict:
+    return {k: (v._asdict() if isinstance(v, Run) else v) for k, v in row.items()}
+
+
+def _from_json(row: dict) -> dict:
+    return {k: (Run(**v) if isinstance(v, dict) else v) for k, v in row.items()}
+
+
+def evaluate(names=None, methods=tuple(METHODS), part=(0, 1)) -> list[dict]:
     """One row per problem and start: every method's :class:`Run` and whether it reached the
-    minimum (module docstring)."""
+    minimum (module docstring); ``part = (i, k)``: the problems ``i, i + k, ...`` only."""
     rows = []
-    for problem in PROBLEMS:
-        if names and problem.name not in names:
+    for index, problem in enumerate(PROBLEMS):
+        if (names and problem.name not in names) or index % part[1] != part[0]:
             continue
         for factor in FACTORS:
             runs: dict[str, Run] = {}
@@ -81,7 +86,7 @@ def evaluate(names=None, methods=tuple(METHODS)) -> list[dict]:
                 if method == "engine":
                     runs_time = time.perf_counter() - t0
             best = min(r.rss for r in runs.values())
-            row = {"problem": problem.name, "factor": factor, "time": runs_time}
+            row = {"problem": problem.name, "factor": factor, "time": runs_time, "index": index}
             for method, r in runs.items():
                 row[method] = r
                 row[method + "_ok"] = reached(problem, r.rss, best)
@@ -128,24 +133,21 @@ def report(rows: list[dict], counts: dict, methods) -> str:
         f"Run of {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on "
         f"{platform.machine()} ({jax.default_backend()}), `{BENCH_COMMAND}`.",
         "",
-        "`ok`: reached the minimum (RSS within 1e-8 of the lowest found from that start, not "
-        "above the paper's f*); `c`/`n`: reported converged (MINPACK: ier 1-4) or not; then "
-        "evaluations (engine: trial steps; MINPACK: nfev).",
+        "`ok` (`--`: a miss): reached the minimum (RSS within 1e-8 of the lowest found from "
+        "that start, not above the paper's f*); `c`/`n`: reported converged (MINPACK: ier "
+        "1-4) or not; then evaluations (engine: trial steps; MINPACK: nfev).",
         "",
         "| count | value |",
         "|---|---|",
         *(f"| {k} | {v} |" for k, v in counts.items()),
         "",
-        "| problem | start | " + " | ".join(TITLES[m] for m in methods) + " |",
-        "|---|---|" + "---|" * len(methods),
+        "Per problem and start, each method's RSS, `ok`/`--` and `c`/`n` and evaluations "
+        "(one table above only: `tests/readme_quotes.py` reads it):",
+        "",
+        "```text",
+        *(_line(r, methods) for r in rows),
+        "```",
     ]
-    for r in rows:
-        cells = []
-        for method in methods:
-            run = r[method]
-            flag = "ok" if r[method + "_ok"] else "miss"
-            cells.append(f"{run.rss:.9e} {flag} {'c' if run.converged else 'n'} {run.evaluations}")
-        lines.append(f"| {r['problem']} | {r['factor']:.0f} x0 | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -154,10 +156,22 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).with_name("results_mgh.md")))
     parser.add_argument("--only", nargs="*", default=None, help="problem names")
     parser.add_argument("--runaway", action="store_true", help="also the engine, runaway=True")
+    parser.add_argument("--part", default="0/1", help="I/K: the problems I, I + K, ... only")
+    parser.add_argument("--rows", default=None, help="write the rows as JSON here, no report")
+    parser.add_argument("--combine", nargs="*", default=None, help="report from --rows files")
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
     methods = tuple(m for m in METHODS if args.runaway or m != "engine_runaway")
-    rows = evaluate(args.only, methods)
+    if args.combine:
+        rows = [_from_json(r) for f in args.combine for r in json.loads(Path(f).read_text())]
+        rows.sort(key=lambda r: (r["index"], r["factor"]))
+        methods = tuple(m for m in METHODS if m in rows[0])
+    else:
+        part = tuple(int(x) for x in args.part.split("/"))
+        rows = evaluate(args.only, methods, (part[0], part[1]))
+        if args.rows:
+            Path(args.rows).write_text(json.dumps([_to_json(r) for r in rows]))
+            return 0
     counts = summary(rows, methods)
     for k, v in counts.items():
         print(f"{k}: {v}")
