@@ -45,6 +45,8 @@ FRESH_T = "benchmarks/results_coverage_fresh_t.json"
 FRESH_CAL = "benchmarks/results_coverage_fresh_cal.json"
 """New truths (``--seed 2026``) with bootstrap-calibrated profile intervals (``--methods
 profile,boot_residual_cal,boot_parametric_cal,boot_case_cal``)."""
+MGH = "benchmarks/results_mgh.md"
+"""Results of ``python benchmarks/bench_mgh.py`` (its table of counts)."""
 
 MARKER = re.compile(
     r"(?P<low>[−-]?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?)"
@@ -227,6 +229,11 @@ def _coverage_truths(rows) -> float:
     return float(len({x[column] for x in paper}))
 
 
+def _count(rows, name: str) -> float:
+    """A count of ``benchmarks/results_mgh.md``'s table by name."""
+    return float(next(r["value"] for r in rows if r["count"] == name))
+
+
 def _fresh(cells, method_prefix: str, params=(0, 1, 2)) -> tuple[float, float]:
     return span(c["cover"][j] for c in cells["cells"] if c["method"].startswith(method_prefix)
                 for j in params)  # fmt: skip
@@ -344,8 +351,24 @@ QUOTES: dict[str, Quote] = {
     "fresh.cal_case_c": Quote(FRESH_CAL, lambda r: _fresh(r, "boot_case_cal", (0,))),
     "fresh.cal_profile_c": Quote(FRESH_CAL, lambda r: _fresh(r, "profile", (0,))),
     "fresh.cal_profile_beta_nb": Quote(FRESH_CAL, lambda r: _fresh(r, "profile", (1, 2))),
+    **{
+        f"mgh.{name}": Quote(MGH, lambda r, name=name: _count(r, name))
+        for name in (
+            "fits",
+            "engine_successes",
+            "engine_unflagged_misses",
+            "minpack_successes",
+            "minpack_unflagged_misses",
+            "minpack_tight_successes",
+            "engine_lower_than_minpack",
+            "minpack_lower_than_engine",
+            "engine_lower_than_minpack_tight",
+            "minpack_tight_lower_than_engine",
+            "engine_flagged_successes",
+        )
+    },
 }
 """Registry: marker key -> :class:`Quote`."""
 
-SOURCES = (DEMO, COVERAGE, FRESH, FRESH_T, FRESH_CAL)
+SOURCES = (DEMO, COVERAGE, FRESH, FRESH_T, FRESH_CAL, MGH)
 """Every source file a quote may read."""
