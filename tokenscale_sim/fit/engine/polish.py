@@ -275,7 +275,10 @@ def lm_step(res_fn: Callable[[Any], Any], state: LMState, cfg: LMSettings) -> LM
     delta0 = jnp.where(xnorm > 0, 100.0 * xnorm, 100.0)
     stall = accept & (jnp.abs(actual) <= cfg.ftol) & (pred <= cfg.ftol)
     tiny_region = delta <= 10 * eps * jnp.maximum(xnorm, 1e-300)
-    orthogonal = in_lm & (_gradient_cosine(red_next) <= cfg.gtol)
+    if cfg.gtol > 0:  # MINPACK's orthogonality test; at its default 0 it is an exact fit
+        orthogonal = in_lm & (_gradient_cosine(red_next) <= cfg.gtol)
+    else:
+        orthogonal = in_lm & (jnp.sum(red_next.r**2) == 0)
     k_next = s.k + in_lm
     # run-away: over the last runaway_window trial steps |u| grew by runaway_growth while
     # sum r^2 fell by at most runaway_rtol of itself: the fit is crawling along a valley
