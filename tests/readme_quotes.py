@@ -47,6 +47,8 @@ HF = "benchmarks/results_hf.md"
 FRESH_CAL = "benchmarks/results_coverage_fresh_cal.json"
 """New truths (``--seed 2026``) with bootstrap-calibrated profile intervals (``--methods
 profile,boot_residual_cal,boot_parametric_cal,boot_case_cal``)."""
+MGH = "benchmarks/results_mgh.md"
+"""Results of ``python benchmarks/bench_mgh.py`` (its table of counts)."""
 
 MARKER = re.compile(
     r"(?P<low>[−-]?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?)"
@@ -229,6 +231,11 @@ def _coverage_truths(rows) -> float:
     return float(len({x[column] for x in paper}))
 
 
+def _count(rows, name: str) -> float:
+    """A count of ``benchmarks/results_mgh.md``'s table by name."""
+    return float(next(r["value"] for r in rows if r["count"] == name))
+
+
 def _fresh(cells, method_prefix: str, params=(0, 1, 2)) -> tuple[float, float]:
     return span(c["cover"][j] for c in cells["cells"] if c["method"].startswith(method_prefix)
                 for j in params)  # fmt: skip
@@ -360,6 +367,22 @@ QUOTES: dict[str, Quote] = {
         )
         for size, layers in (("mid", "last"), ("mid", "all"), ("tiny", "last"))
     },
+    **{
+        f"mgh.{name}": Quote(MGH, lambda r, name=name: _count(r, name))
+        for name in (
+            "fits",
+            "engine_successes",
+            "engine_unflagged_misses",
+            "minpack_successes",
+            "minpack_unflagged_misses",
+            "minpack_tight_successes",
+            "engine_lower_than_minpack",
+            "minpack_lower_than_engine",
+            "engine_lower_than_minpack_tight",
+            "minpack_tight_lower_than_engine",
+            "engine_flagged_successes",
+        )
+    },
 }
 """Registry: marker key -> :class:`Quote`."""
 
@@ -390,5 +413,5 @@ QUOTES.update(
     }
 )
 
-SOURCES = (DEMO, COVERAGE, FRESH, FRESH_T, FRESH_CAL, HF, WHICH)
+SOURCES = (DEMO, COVERAGE, FRESH, FRESH_T, FRESH_CAL, HF, WHICH, MGH)
 """Every source file a quote may read."""

@@ -105,6 +105,8 @@ def test_a_law_from_the_users_file(sat_csv, tmp_path):
         (["--law", "nosuch.py:f"], "no such file"),
         (["--law", "S - A*n", "--start", "S80"], "--start takes NAME=VALUE"),
         (["--x-col", "n"], "--x-col names the predictor of a --law"),
+        (["--max-nfev", "0"], "--max-nfev must be in [1, 10000000], got 0"),
+        (["--max-nfev", "99999999"], "--max-nfev must be in [1, 10000000], got 99999999"),
     ],
 )
 def test_bad_laws_are_one_line_and_exit_2(sat_csv, capsys, extra, message):
@@ -118,3 +120,14 @@ def test_a_function_law_needs_its_parameters(sat_csv, tmp_path, capsys):
     module.write_text("def f(x, theta):\n    return theta['a'] * x\n")
     assert main(["fit", str(sat_csv), "--law", f"{module}:f"]) == 2
     assert "needs --params" in capsys.readouterr().err
+
+
+def test_max_nfev_caps_the_least_squares_fit(sat_csv, tmp_path):
+    """``--max-nfev`` is MINPACK's budget: 3 evaluations leave the fit of a law (Levenberg-
+    Marquardt) short and say so; the default budget converges."""
+    argv = ["fit", str(sat_csv), "--law", "S_inf - A * n**(-a)", "--start", "a=0.05",
+            "--loss", "linear"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    assert main([*argv, "--max-nfev", "3", "--out", str(tmp_path / "b")]) == 0
+    (full,), (short,) = read(tmp_path / "a" / "fits.csv"), read(tmp_path / "b" / "fits.csv")
+    assert full["converged"] == "True" and short["converged"] == "False"

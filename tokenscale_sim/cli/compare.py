@@ -238,7 +238,8 @@ def _payload(c: Comparison, seed_value: int) -> dict:
         "pooled_common_curves": c.pooled.n_common,
         "shape": shape,
         "status_note": "null numbers are non-finite; each law's status says why (ok, "
-        "not_converged, aicc_undefined: m <= k + 1, non_finite: a prediction failed, "
+        "not_converged, runaway: a fit ran away to a limit at infinity, aicc_undefined: "
+        "m <= k + 1, non_finite: a prediction failed, "
         "too few points: the law was not fitted to that curve)",
         "metadata": files.run_metadata(seed=seed_value),
     }

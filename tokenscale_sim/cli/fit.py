@@ -153,6 +153,14 @@ def register(sub) -> None:
         "--quiet", action="store_true", help="no work line and stage times (stderr; shown with "
         "--bootstrap or --transition-test)",
     )  # fmt: skip
+    p.add_argument(
+        "--max-nfev",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most function evaluations of a Levenberg-Marquardt fit (laws fitted as least "
+        "squares; default: MINPACK's 100 (p + 1)); raise it for far starts",
+    )
     p.set_defaults(func=run)
 
 
@@ -382,7 +390,11 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         raise UsageError("fit: --plot draws log-log axes of token counts; not with --x-col")
     model = user_law(args) if args.law else get_model(args.model)
     precision = "float32" if args.float32 else "float64"  # fits ignore jax_enable_x64 otherwise
-    opts = options.FitOptions(loss=args.loss, level=args.level, precision=precision)
+    if args.max_nfev is not None and not 1 <= args.max_nfev <= options.MAX_NFEV:
+        raise UsageError(f"fit: --max-nfev must be in [1, {options.MAX_NFEV}], got {args.max_nfev}")
+    opts = options.FitOptions(
+        loss=args.loss, level=args.level, precision=precision, max_nfev=args.max_nfev or 0
+    )
     shared = tuple(dict.fromkeys(x.strip() for x in (args.shared or "").split(",") if x.strip()))
     if any(x not in model.params for x in shared):
         raise UsageError(f"fit: --shared must name parameters of {model.params}, got {shared}")

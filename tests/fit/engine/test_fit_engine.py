@@ -276,3 +276,36 @@ def test_damped_step_and_trust_region_match_numpy_least_squares(p):
     assert lam > 0
     assert np.linalg.norm(np.asarray(damped_step(red, lam)[0])) == pytest.approx(delta, rel=0.1)
     assert float(trust_region_lambda(red, jnp.asarray(2 * gn))) == 0.0  # Gauss-Newton fits
+
+
+def test_evaluation_budget_options_are_validated():
+    """``max_nfev``: an integer in [0, MAX_NFEV] (0: MINPACK's 100 (p + 1), at least
+    ``max_iter``); ``runaway``: a bool."""
+    from tokenscale_sim.fit.engine.solver import evaluation_budget
+
+    assert evaluation_budget(FitOptions(), 4) == 500
+    assert evaluation_budget(FitOptions(max_iter=900), 4) == 900
+    assert evaluation_budget(FitOptions(max_nfev=7), 4) == 7
+    for bad in (-1, 1.5, True, 10**8, "100"):
+        with pytest.raises(ValueError, match=r"FitOptions: max_nfev must be an integer in \[0, "):
+            FitOptions(max_nfev=bad)
+    with pytest.raises(TypeError, match="FitOptions: runaway must be True or False"):
+        FitOptions(runaway=1)
+
+
+@pytest.mark.parametrize("p", [1, 3, 6])
+def test_gradient_cosine_matches_numpy(p):
+    """MINPACK's orthogonality measure ``max_j |J_j' r| / (|J_j| |r|)`` from the QR-reduced
+    problem equals NumPy's on the full Jacobian (with and without a running column scale)."""
+    from tokenscale_sim.fit.engine.polish import _gradient_cosine, reduce
+
+    rng = np.random.default_rng(p)
+    m = 3 * p + 2
+    jac = rng.normal(size=(m, p)) * np.logspace(0, 3, p)
+    r0 = rng.normal(size=m)
+    want = np.max(np.abs(jac.T @ r0) / np.linalg.norm(jac, axis=0)) / np.linalg.norm(r0)
+    for scale in (np.zeros(p), 10.0 * np.linalg.norm(jac, axis=0)):
+        red = reduce(lambda u: jnp.asarray(r0) + jnp.asarray(jac) @ u, jnp.zeros(p), scale)
+        assert float(_gradient_cosine(red)) == pytest.approx(want, rel=1e-10)
+    exact = reduce(lambda u: jnp.asarray(jac) @ u, jnp.zeros(p), np.zeros(p))
+    assert float(_gradient_cosine(exact)) == 0.0  # r = 0: MINPACK's gnorm is 0

@@ -44,9 +44,9 @@ def test_drain_runs_every_problem_to_its_own_end_whatever_the_pool():
 @pytest.mark.slow
 def test_pooled_least_squares_equal_one_run_per_start():
     """solve_batch's pooled runs (3 lanes for 4 curves x 3 starts) give what a vmapped
-    levenberg_marquardt over each curve's starts gives: the same optimum where the fit
-    converges, the same RSS (1e-6) where it runs away (the end of a crawl along a valley moves
-    with the rounding of batched operations)."""
+    levenberg_marquardt over each curve's starts gives (the same budget of evaluations): the
+    same optimum where the fit converges, the same RSS (1e-6) where it runs away (the end of a
+    crawl along a valley moves with the rounding of batched operations)."""
     law = get_model("saturating")
     n = np.array([1.0, 2, 4, 8, 16, 32, 64, 128])
     ys = [40 - 15 * n**-0.5, 40 - 15 * n**-0.3 + 0.1 * np.sin(n), 30 + 2 * np.log(n), 50 - n**-1]
@@ -60,7 +60,8 @@ def test_pooled_least_squares_equal_one_run_per_start():
     def alone(row):
         starts = engine._least_squares_starts(law, opts, row, grid)
         res = engine._least_squares_residuals(law, opts, row)
-        return jax.vmap(lambda u0: levenberg_marquardt(res, u0, max_iter=opts.max_iter))(starts)
+        steps = engine.evaluation_budget(opts, law.n_params) - 1  # the start is one evaluation
+        return jax.vmap(lambda u0: levenberg_marquardt(res, u0, max_iter=steps))(starts)
 
     for g in range(len(ys)):
         ref = alone(jax.tree.map(lambda x, g=g: x[g], arrays))
@@ -75,12 +76,24 @@ def test_pooled_least_squares_equal_one_run_per_start():
 
 def test_run_away_fits_stop_early_and_are_not_converged():
     """A saturating law on the paper's nearly straight curves has no optimum (S_inf, A -> inf,
-    a -> 0; 30 of 54 curves): those fits stop long before their 3 x 400 trial steps (three
-    starts) and say they did not converge; the others converge."""
+    a -> 0; 30 of 54 curves): under the run-away rule (``runaway=True``, as in ``compare``)
+    those fits stop long before their 3 x 400 trial steps (three starts), say they did not
+    converge and why (``Solution.runaway``); the others converge. Without the rule (a user's
+    fit: MINPACK's stop rules only) the same fits go on, and are not converged either."""
     curves = load_paper_scores()
-    res = fit_arrays("saturating", curves.arrays)
-    away = ~res.converged
+    grid = engine.start_grid(get_model("saturating"), curves.arrays)
+    rule = FitOptions(runaway=True)
+    sol = engine.solve_batch(get_model("saturating"), rule, curves.arrays, grid)
+    away = ~np.asarray(sol.converged)
     assert away.sum() >= 10
-    assert np.all(res.iterations[away] <= 3 * 100)
+    assert np.all(np.asarray(sol.iterations)[away] <= 3 * 100)
+    runaway = np.asarray(sol.runaway)
+    assert not (runaway & ~away).any() and runaway.sum() >= 10, (runaway.sum(), away.sum())
+    res = fit_arrays("saturating", curves.arrays, rule)
     g = curves.keys.index(("vision_question_queries", "HallusionBench", "Overall"))
     assert away[g] and res.estimates[g, 0] > 100 * curves.curve(g).y.max()  # S_inf ran off
+    assert not res.converged[g]
+    user = fit_arrays("saturating", curves.arrays)
+    assert not user.converged[away].any() and user.converged[~away].all()
+    ruled = np.asarray(sol.iterations)
+    assert np.all(user.iterations >= ruled) and np.all(user.iterations[runaway] > ruled[runaway])

@@ -246,3 +246,15 @@ def test_mixed_collection_skips_laws_with_too_few_points_per_curve():
     assert np.all(np.isnan(c0.extrap_rmse)) and np.all(c0.winner.extrapolation == -1)
     assert np.isfinite(c0.loo_rmse[1:, 0]).all() and "no hold-out" in skipped_summary(c0)
     assert c.shape.n_curves == 3 and np.isnan(c.shape.curvature[0])  # 3 points: no shape test
+
+
+def test_a_law_running_off_to_infinity_is_reported_runaway():
+    """A saturating law on a rising power-law curve has no finite optimum (S_inf, A -> inf,
+    a -> 0): compare's fits stop it by the run-away rule and say so (status ``runaway``, not
+    converged) while the power law fits."""
+    n = np.geomspace(1, 512, 10)
+    y = 2 * n**0.3 * np.exp(0.01 * np.sin(5 * np.log(n)))
+    c = compare_laws(jax.random.key(0), curves_from_arrays(n, y), ["powerlaw", "saturating"],
+                     bootstrap=0)  # fmt: skip
+    assert c.status[0, 0] == "ok" and c.converged[0, 0]
+    assert c.status[0, 1] == "runaway" and not c.converged[0, 1]

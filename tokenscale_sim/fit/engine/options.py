@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 LOSSES = ("log", "linear", "weighted", "huber")
 """Loss names accepted by :class:`FitOptions`."""
 
+MAX_NFEV = 10_000_000
+"""Largest ``FitOptions.max_nfev`` (function evaluations of one Levenberg-Marquardt run)."""
+
 
 class NbStatus(StrEnum):
     """Where a fitted ``n_b`` lies, as written to CSV/JSON (``"n_b_status"``)."""
@@ -127,6 +130,17 @@ class FitOptions:
         precision: ``"float64"`` (default): every fit computes in float64 whether or not the
             user switched ``jax_enable_x64`` on (:mod:`tokenscale_sim.fit.engine.precision`);
             ``"float32"``: in float32 (accelerators; fewer fits converge).
+        max_nfev: most function evaluations of a Levenberg-Marquardt run (laws fitted as least
+            squares: MINPACK's ``maxfev``, the start and each trial step); 0 (default):
+            ``max(max_iter, 100 (p + 1))``, MINPACK's ``lmder`` default for ``p`` parameters.
+            A fit that spends it is reported not converged; raise it for far starts.
+        runaway: also stop a Levenberg-Marquardt run that heads to a limit the law has at
+            infinity (``|u|`` growing while ``sum r^2`` barely falls:
+            :mod:`tokenscale_sim.fit.engine.polish`), reported not converged with
+            ``Solution.runaway``. Off for a user's fit (MINPACK's stop rules only, which never
+            end a fit making progress); on in the batched fits of
+            :func:`~tokenscale_sim.fit.selection.compare.compare_laws`, where saturating laws
+            on straight curves would otherwise crawl for their whole budget.
     """
 
     loss: str = "log"
@@ -145,6 +159,8 @@ class FitOptions:
     interval: str = IntervalMethod.AUTO
     absolute_sigma: bool = False
     precision: str = "float64"
+    max_nfev: int = 0
+    runaway: bool = False
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -179,6 +195,17 @@ class FitOptions:
             )
         if not 0 < self.level < 1:
             raise ValueError(f"FitOptions: level must be in (0, 1), got {self.level!r}")
+        if not isinstance(self.runaway, bool):
+            raise TypeError(f"FitOptions: runaway must be True or False, got {self.runaway!r}")
+        if (
+            isinstance(self.max_nfev, bool)
+            or not isinstance(self.max_nfev, int | np.integer)
+            or not 0 <= self.max_nfev <= MAX_NFEV
+        ):
+            raise ValueError(
+                f"FitOptions: max_nfev must be an integer in [0, {MAX_NFEV}] (0: MINPACK's "
+                f"default 100 (p + 1)), got {self.max_nfev!r}"
+            )
         if self.n_starts < 1 or self.max_iter < 1:
             raise ValueError(
                 f"FitOptions: n_starts and max_iter must be >= 1, got {self.n_starts}, "

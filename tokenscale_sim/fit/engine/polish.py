@@ -24,11 +24,18 @@ algorithm of MINPACK's ``lmder``:
   the gain ratio ``actual / predicted reduction`` is below 1/4 and doubles above 3/4; a step is
   accepted when the ratio is at least ``1e-4``. The first ``Delta`` is ``100 |D x0|``.
 
-The loop stops when the test below passes at an accepted point, when MINPACK's ``ftol`` rule sees
-no progress, when ``Delta`` falls below ``eps |D x|``, when the fit runs away (over a window of
-20 trial steps ``|u|`` grew 1.2-fold while ``sum r^2`` fell by at most 1e-3 of itself: a crawl
-towards a limit at infinity, which the test then reports not converged), or after ``max_iter``
-trial steps; plain Gauss-Newton steps then refine the point, and the test decides.
+The loop stops on MINPACK's own tests, at tolerances of the arithmetic's resolution so that a fit
+still making progress towards a finite optimum is never ended: the test below passes at an
+accepted point; relative reduction (``ftol``: an accepted step reduced ``sum r^2`` by at most
+``ftol`` of itself, as predicted); step size (``xtol``: ``Delta`` fell below ``10 eps |D x|``);
+orthogonality (``gtol``: every column of ``J`` makes a cosine of at most ``gtol`` with ``r``;
+MINPACK's default 0, met at an exact fit); or MINPACK's budget, ``max_iter`` trial steps (one
+function evaluation each). Only where asked (``runaway``: the batched fits of
+:func:`~tokenscale_sim.fit.selection.compare.compare_laws`, where the demo's speed depends on it)
+it also stops a fit that runs away to a limit the law has at infinity: over a window of 20 trial
+steps ``|u|`` grew 1.2-fold while ``sum r^2`` fell by at most 1e-3 of itself (a saturating law
+on a straight curve crawling towards ``S_inf, A -> inf``), and says so (``Polished.runaway``).
+Plain Gauss-Newton steps then refine the point, and the test decides.
 
 The fit counts as converged when the Jacobian has full rank and the full Gauss-Newton step at the
 final point is negligible: every ``|dx_i| <= xtol |u_i|``, or the relative offset (Bates &
@@ -53,7 +60,8 @@ class Polished(NamedTuple):
     """Result of :func:`levenberg_marquardt` (arrays; vmappable).
 
     ``u`` (p,) the point, ``rss`` ``sum r^2`` there, ``iterations`` trial steps taken,
-    ``converged`` the Gauss-Newton step test of the module docstring, ``relative_offset``.
+    ``converged`` the Gauss-Newton step test of the module docstring, ``relative_offset``,
+    ``runaway`` whether the run-away rule ended the trial steps (``LMSettings.runaway``).
     """
 
     u: Any
@@ -61,6 +69,7 @@ class Polished(NamedTuple):
     iterations: Any
     converged: Any
     relative_offset: Any
+    runaway: Any
 
 
 class Reduced(NamedTuple):
@@ -146,7 +155,10 @@ end point afresh (running scale dropped), Gauss-Newton refinement, finished."""
 
 
 class LMSettings(NamedTuple):
-    """Static settings of :func:`levenberg_marquardt` (Python numbers; see its arguments)."""
+    """Static settings of :func:`levenberg_marquardt` (Python numbers; see its arguments);
+    ``runaway``: stop a fit running away to a limit at infinity (``runaway_window`` trial steps
+    in which ``|u|`` grew ``runaway_growth``-fold while ``sum r^2`` fell by at most
+    ``runaway_rtol`` of itself)."""
 
     max_iter: int = 2000
     xtol: float = 1e-8
@@ -154,6 +166,8 @@ class LMSettings(NamedTuple):
     rank_tol: float = 1e-10
     gn_steps: int = 20
     ftol: float = 1e-15
+    gtol: float = 0.0
+    runaway: bool = False
     runaway_window: int = 20
     runaway_rtol: float = 1e-3
     runaway_growth: float = 1.2
@@ -165,7 +179,8 @@ class LMState(NamedTuple):
     ``phase`` (START ... DONE), ``u`` (p,) the point, ``red`` the :class:`Reduced` problem at
     ``u``, ``delta`` the trust radius, ``k`` trial steps taken, ``j`` Gauss-Newton steps taken,
     ``converged`` and ``relative_offset`` (the test at ``u``; final once DONE); ``mark``:
-    ``(sum r^2, |u|)`` at the start of the current window of trial steps (the run-away rule).
+    ``(sum r^2, |u|)`` at the start of the current window of trial steps (the run-away rule);
+    ``runaway``: that rule ended the trial steps.
     """
 
     phase: Any
@@ -177,6 +192,7 @@ class LMState(NamedTuple):
     converged: Any
     relative_offset: Any
     mark: Any
+    runaway: Any
 
 
 def lm_start(u0, m: int) -> LMState:
@@ -188,8 +204,9 @@ def lm_start(u0, m: int) -> LMState:
         jnp.zeros(m, u0.dtype), jnp.ones_like(u0), jnp.ones_like(u0), jnp.eye(p, dtype=u0.dtype),
         jnp.ones_like(u0), jnp.eye(p, dtype=u0.dtype), jnp.zeros_like(u0),
     )  # fmt: skip
-    return LMState(jnp.asarray(START), u0, red, zero, jnp.asarray(0), jnp.asarray(0),
-                   jnp.asarray(False), zero, jnp.zeros(2, u0.dtype))  # fmt: skip
+    no = jnp.asarray(False)
+    return LMState(jnp.asarray(START), u0, red, zero, jnp.asarray(0), jnp.asarray(0), no, zero,
+                   jnp.zeros(2, u0.dtype), no)  # fmt: skip
 
 
 def lm_step(res_fn: Callable[[Any], Any], state: LMState, cfg: LMSettings) -> LMState:
@@ -258,6 +275,10 @@ def lm_step(res_fn: Callable[[Any], Any], state: LMState, cfg: LMSettings) -> LM
     delta0 = jnp.where(xnorm > 0, 100.0 * xnorm, 100.0)
     stall = accept & (jnp.abs(actual) <= cfg.ftol) & (pred <= cfg.ftol)
     tiny_region = delta <= 10 * eps * jnp.maximum(xnorm, 1e-300)
+    if cfg.gtol > 0:  # MINPACK's orthogonality test; at its default 0 it is an exact fit
+        orthogonal = in_lm & (_gradient_cosine(red_next) <= cfg.gtol)
+    else:
+        orthogonal = in_lm & (jnp.sum(red_next.r**2) == 0)
     k_next = s.k + in_lm
     # run-away: over the last runaway_window trial steps |u| grew by runaway_growth while
     # sum r^2 fell by at most runaway_rtol of itself: the fit is crawling along a valley
@@ -267,12 +288,14 @@ def lm_step(res_fn: Callable[[Any], Any], state: LMState, cfg: LMSettings) -> LM
     unorm = jnp.linalg.norm(u_next)
     window_end = in_lm & (k_next % cfg.runaway_window == 0)
     runaway = (
-        window_end
+        cfg.runaway
+        & window_end
         & (s.mark[0] - rss_next <= cfg.runaway_rtol * rss_next)
         & (unorm >= cfg.runaway_growth * s.mark[1])
     )
     mark = jnp.where(start | window_end, jnp.stack([rss_next, unorm]), s.mark)
-    lm_done = (accept & passed) | stall | tiny_region | ~jnp.isfinite(delta) | runaway
+    lm_done = (accept & passed) | stall | tiny_region | orthogonal | ~jnp.isfinite(delta)
+    lm_done = lm_done | runaway
     j_next = s.j + in_gn
     finite = jnp.all(jnp.isfinite(u_next))
     more_lm = (k_next < cfg.max_iter) & finite
@@ -299,13 +322,19 @@ def lm_step(res_fn: Callable[[Any], Any], state: LMState, cfg: LMSettings) -> LM
         jnp.where(finished, passed, s.converged),
         jnp.where(finished, ro, s.relative_offset),
         mark,
+        s.runaway | runaway,
     )
 
 
 def lm_result(state: LMState) -> Polished:
     """The :class:`Polished` result of a DONE state."""
     return Polished(
-        state.u, jnp.sum(state.red.r**2), state.k, state.converged, state.relative_offset
+        state.u,
+        jnp.sum(state.red.r**2),
+        state.k,
+        state.converged,
+        state.relative_offset,
+        state.runaway,
     )
 
 
@@ -319,6 +348,8 @@ def levenberg_marquardt(
     rank_tol: float = 1e-10,
     gn_steps: int = 20,
     ftol: float = 1e-15,
+    gtol: float = 0.0,
+    runaway: bool = False,
 ) -> Polished:
     """Minimise ``sum res_fn(u)^2`` from ``u0`` (p,) by Levenberg-Marquardt -> :class:`Polished`.
 
@@ -332,6 +363,9 @@ def levenberg_marquardt(
             largest, for a converged fit (below: a flat direction, not converged).
         ftol: stop when an accepted step reduces ``sum r^2`` by at most this fraction, and so
             was predicted to (MINPACK's ``ftol``; the test above still decides ``converged``).
+        gtol: stop when the cosine of every column of ``J`` with ``r`` is at most this
+            (MINPACK's ``gtol``, default 0: an exact fit).
+        runaway: stop a fit running away to a limit at infinity (:class:`LMSettings`).
         gn_steps: most plain Gauss-Newton steps after LM stops (linear convergence with large
             residuals, e.g. ENSO, needs a dozen), taken while the step is below 1e-4 relative
             and above the rounding of ``u`` (they refine the point below the resolution of the
@@ -346,7 +380,7 @@ def levenberg_marquardt(
     >>> [round(float(v), 8) for v in out.u], bool(out.converged)
     ([2.0, 0.5], True)
     """
-    cfg = LMSettings(max_iter, xtol, rotol, rank_tol, gn_steps, ftol)
+    cfg = LMSettings(max_iter, xtol, rotol, rank_tol, gn_steps, ftol, gtol, runaway)
     u0 = jnp.asarray(u0)
     m = jax.eval_shape(res_fn, u0).shape[0]
     state = jax.lax.while_loop(
@@ -369,6 +403,16 @@ def _test(u, red: Reduced, p: int, xtol: float, rotol: float, rank_tol: float):
     full_rank = jnp.min(fresh.s) > rank_tol * jnp.max(fresh.s)
     finite = jnp.isfinite(rss) & jnp.all(jnp.isfinite(u)) & jnp.all(jnp.isfinite(z))
     return finite & full_rank & (small | (ro <= rotol) | (rss == 0)), ro
+
+
+def _gradient_cosine(red: Reduced):
+    """MINPACK's orthogonality measure ``max_j |J_j' r| / (|J_j| |r|)`` (0 when ``r = 0``), from
+    the reduced problem: ``J'r = R'Q'r = D V diag(s) b``."""
+    jtr = red.d * (red.vt.T @ (red.s * red.b))
+    rnorm = jnp.linalg.norm(red.r)
+    live = red.norms > 0
+    cos = jnp.where(live, jnp.abs(jtr) / jnp.where(live, red.norms, 1.0), 0.0)
+    return jnp.where(rnorm > 0, jnp.max(cos) / jnp.where(rnorm > 0, rnorm, 1.0), 0.0)
 
 
 def _rescale(red: Reduced, old_d) -> Reduced:

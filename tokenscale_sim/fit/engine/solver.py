@@ -56,7 +56,9 @@ from tokenscale_sim.runtime.stored_programs import stored_program
 
 
 class Solution(NamedTuple):
-    """One curve's optimum (arrays; vmappable). ``u`` may hold +-inf for ``n_b`` limits."""
+    """One curve's optimum (arrays; vmappable). ``u`` may hold +-inf for ``n_b`` limits;
+    ``runaway``: not converged because Levenberg-Marquardt stopped a run heading to a limit the
+    law has at infinity (``FitOptions.runaway``; always False otherwise)."""
 
     u: Any
     loss: Any
@@ -64,14 +66,17 @@ class Solution(NamedTuple):
     iterations: Any
     converged: Any
     boundary: Any
+    runaway: Any
 
 
 # ----------------------------------------------------------------------------- loss and solver
 
 
 def linear_scale(data: CurveArrays):
-    """Weighted mean |y| of one curve: the scale of the linear loss's residuals."""
-    return jnp.sum(data.weight * jnp.abs(data.y)) / jnp.sum(data.weight)
+    """Weighted mean |y| of one curve: the scale of the linear loss's residuals; 1 when every y
+    is 0 (a residual form ``0 = f(x; theta)``, e.g. the More-Garbow-Hillstrom test functions)."""
+    scale = jnp.sum(data.weight * jnp.abs(data.y)) / jnp.sum(data.weight)
+    return jnp.where(scale > 0, scale, 1.0)
 
 
 def point_weights(data: CurveArrays):
@@ -323,7 +328,7 @@ def _fit_one(model: Model, opts: FitOptions, data: CurveArrays, v_grid):
         k = jnp.where(at_boundary, k + ks[n_free + side], k)
         boundary = jnp.where(at_boundary, Boundary.ZERO + side, int(Boundary.INTERIOR))
     converged = jnp.isfinite(value) & (gnorm <= jnp.maximum(1e-6, 1e3 * opts.gtol))
-    return Solution(u, value, gnorm, k, converged, boundary)
+    return Solution(u, value, gnorm, k, converged, boundary, jnp.asarray(False))
 
 
 def _levenberg_marquardt_law(model: Model, opts: FitOptions) -> bool:
@@ -366,23 +371,37 @@ def _least_squares_choice(model: Model, opts: FitOptions, data: CurveArrays, out
     floor = 1e4 * jnp.finfo(u.dtype).eps * jnp.linalg.norm(size * sqrt_w)
     resolved = jnp.sqrt(outs.rss[best]) > floor
     value = jnp.where(jnp.isfinite(value), value, jnp.inf)
+    converged = outs.converged[best] & resolved & jnp.isfinite(value)
     return Solution(
         u,
         value,
         jnp.linalg.norm(grad),
         jnp.sum(outs.iterations),
-        outs.converged[best] & resolved & jnp.isfinite(value),
+        converged,
         jnp.asarray(int(Boundary.NONE)),
+        outs.runaway[best] & ~converged,
     )
 
 
 def minpack_budget(p: int) -> int:
-    """MINPACK ``lmder``'s default budget of function evaluations for ``p`` parameters.
+    """MINPACK ``lmder``'s default budget of function evaluations for ``p`` parameters
+    (``maxfev = 100 (p + 1)``).
 
     >>> minpack_budget(3), minpack_budget(4)
     (400, 500)
     """
     return 100 * (p + 1)
+
+
+def evaluation_budget(opts: FitOptions, p: int) -> int:
+    """Function evaluations (the start and each trial step, MINPACK's ``nfev``) a
+    Levenberg-Marquardt run of a ``p``-parameter law may spend: ``opts.max_nfev``, or by default
+    ``max(opts.max_iter, 100 (p + 1))`` (MINPACK's budget, at least that of L-BFGS).
+
+    >>> evaluation_budget(FitOptions(), 2), evaluation_budget(FitOptions(max_nfev=5000), 2)
+    (400, 5000)
+    """
+    return opts.max_nfev or max(opts.max_iter, minpack_budget(p))
 
 
 def _solve_least_squares(model: Model, opts: FitOptions, flat: CurveArrays, v_grid) -> Solution:
@@ -392,17 +411,18 @@ def _solve_least_squares(model: Model, opts: FitOptions, flat: CurveArrays, v_gr
 
     All G x S runs share ``opts.chunk`` lanes (:func:`tokenscale_sim.fit.engine.lanes.drain`): a run
     that crawls for its whole budget (a saturating law on a straight curve, heading for a limit
-    at infinity) costs its own lane only, not a whole batch. Trial steps: ``opts.max_iter``, and
-    at least MINPACK's budget ``100 (p + 1)`` (``lmder``'s default ``maxfev``: NIST's MGH09 from
-    start 1 takes 415-444 trial steps for its four parameters, depending on XLA's rounding of
-    the program); far starts (NIST's MGH10 from start 1) ask for more with
-    ``FitOptions(max_iter=...)``.
+    at infinity) costs its own lane only, not a whole batch. Function evaluations:
+    :func:`evaluation_budget` (MINPACK's ``100 (p + 1)`` at least: NIST's MGH09 from start 1
+    takes 415-444 trial steps for its four parameters, depending on XLA's rounding of the
+    program); far starts (NIST's MGH10 from start 1) ask for more with
+    ``FitOptions(max_nfev=...)``. The run-away rule stops runs heading to a limit at infinity
+    only under ``opts.runaway``.
     """
     starts = over_rows(partial(_least_squares_starts, model, opts, v_grid=v_grid), flat)
     g, s, p = starts.shape
     m = flat.n.shape[-1]
     rows = CurveArrays(*(jnp.repeat(x, s, axis=0) for x in flat))
-    cfg = LMSettings(max_iter=max(opts.max_iter, minpack_budget(p)))
+    cfg = LMSettings(max_iter=evaluation_budget(opts, p) - 1, runaway=opts.runaway)
 
     def step(state, problem):
         return lm_step(_least_squares_residuals(model, opts, problem[0]), state, cfg)

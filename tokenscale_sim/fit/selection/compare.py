@@ -42,6 +42,7 @@ cannot turn a mean into inf.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import jax
@@ -131,7 +132,9 @@ class Comparison(NamedTuple):
             extrap_abs: their mean absolute error in score units; extrap_rel: relative to S.
         boot_share: share of resamples in which the law wins AICc (NaN without bootstrap).
         converged: every fit of the curve and law converged (full, hold-out, LOO).
-        status: ``ok``, ``not_converged``, ``aicc_undefined`` (m <= k + 1), ``non_finite``
+        status: ``ok``, ``not_converged``, ``runaway`` (not converged: a fit ran away to a limit
+            the law has at infinity and was stopped, ``FitOptions.runaway``),
+            ``aicc_undefined`` (m <= k + 1), ``non_finite``
             (a prediction failed, e.g. a law going negative) or ``too few points`` (the law was
             not fitted: NaN numbers); non-finite numbers say why here.
         winner: :class:`Winners` (G,); pooled: :class:`Pooled`; shape: the
@@ -297,7 +300,8 @@ def compare_laws(
             :func:`available_laws`).
         holdout_last: largest distinct n held out per curve for extrapolation (0: none).
         bootstrap: resamples B (0: no selection shares; the shape test then uses t p-values).
-        opts: :class:`FitOptions` of every fit (loss must be ``"log"``).
+        opts: :class:`FitOptions` of every fit (loss must be ``"log"``); the run-away rule is
+            always on (``runaway=True``: a law crawling to a limit at infinity is stopped).
         level, direction: of the shape test
         (:func:`tokenscale_sim.fit.selection.curvature.curvature_test`). progress: show a progress
         bar over the laws (stderr).
@@ -319,7 +323,7 @@ def compare_laws(
     """
     key = as_key("compare_laws", key)
     models = tuple(get_model(x) for x in (laws if laws is not None else available_laws()))
-    opts = opts or FitOptions()
+    opts = replace(opts or FitOptions(), runaway=True)
     if opts.loss != "log":
         raise ValueError(
             f"compare_laws: opts.loss must be 'log' (ln S compared), got {opts.loss!r}"
@@ -354,7 +358,7 @@ def compare_laws(
         np.isfinite(shape.curvature), m, holdout_last, bootstrap,
     )  # fmt: skip
     announce(line, progress)
-    cols = {k: [] for k in ("rss", "loo", "ext", "abs", "rel", "conv", "est", "boot_rss")}
+    cols = {k: [] for k in ("rss", "loo", "ext", "abs", "rel", "conv", "away", "est", "boot_rss")}
     bar = tqdm(total=total, desc="which law?", unit="fit", disable=not progress, smoothing=0.1)
     for j, model in enumerate(models):
         bar.set_description(f"which law? {model.name} ({j + 1}/{len(models)})")
@@ -378,6 +382,9 @@ def compare_laws(
         cols["rel"].append(np.sum(np.where(held, diff / a.y, 0.0), axis=1) / per_held)
         loo_conv = np.where(loo_used, conv[2 * g : 2 * g + g * m].reshape(g, m), True).all(axis=1)
         cols["conv"].append(conv[:g] & conv[g : 2 * g] & loo_conv)
+        away = fits.runaway
+        loo_away = np.where(loo_used, away[2 * g : 2 * g + g * m].reshape(g, m), False)
+        cols["away"].append(away[:g] | away[g : 2 * g] | loo_away.any(axis=1))
         cols["est"].append(fits.natural[:g])  # NaN where the law was not fitted
         if star is not None:
             boot = lp[2 * g + g * m :].reshape(bootstrap, g, m)
@@ -398,7 +405,7 @@ def compare_laws(
         win = _argmin(boot_aicc)
         share = np.stack([np.mean(win == j, axis=0) for j in range(len(models))], axis=-1)
         share = np.where(comparable & np.isfinite(shape.curvature)[:, None], share, np.nan)
-    status = np.where(stack["conv"], "ok", "not_converged")
+    status = np.where(stack["conv"], "ok", np.where(stack["away"], "runaway", "not_converged"))
     status = np.where(count[:, None] <= n_par[None, :] + 2, "aicc_undefined", status)
     bad = ~np.isfinite(stack["rss"]) | ~np.isfinite(stack["loo"])
     bad |= ~np.isfinite(stack["ext"]) & (holdout_last > 0)

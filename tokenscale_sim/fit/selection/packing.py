@@ -53,12 +53,15 @@ class PackedFits(NamedTuple):
         converged: (R,) the row's fit converged (True on rows not needed: they do not count).
         natural: (R, p) natural estimates (``model.natural``; NaN on rows not needed).
         fitted: (R,) whether the row (or the row it copies) was fitted.
+        runaway: (R,) the row's fit was ended by the run-away rule (a parameter heading to a
+            limit at infinity; ``FitOptions.runaway``); False on rows not needed.
     """
 
     log_predict: np.ndarray
     converged: np.ndarray
     natural: np.ndarray
     fitted: np.ndarray
+    runaway: np.ndarray
 
 
 def row_sources(
@@ -118,6 +121,7 @@ def fit_packed(
     lp = np.full((r, m), np.nan)
     conv = np.ones(r, bool)
     natural = np.full((r, model.n_params), np.nan)
+    away = np.zeros(r, bool)
     parts = np.array_split(own, -(-own.size // BLOCK)) if own.size else []
     size = bucket_size(parts[0].size) if parts else 0  # the first part is the largest
     for part in parts:
@@ -128,11 +132,12 @@ def fit_packed(
         lp[part] = np.where(np.isfinite(pred), pred, np.nan)
         conv[part] = np.asarray(sol.converged)[: part.size]
         natural[part] = np.asarray(jax.vmap(model.natural)(sol.u))[: part.size]
+        away[part] = np.asarray(sol.runaway)[: part.size]
         tick(part.size)
     copies = np.flatnonzero((sources >= 0) & (sources != np.arange(r)))
-    for x in (lp, conv, natural):
+    for x in (lp, conv, natural, away):
         x[copies] = x[sources[copies]]
-    return PackedFits(lp, conv, natural, sources >= 0)
+    return PackedFits(lp, conv, natural, sources >= 0, away)
 
 
 def plan(
