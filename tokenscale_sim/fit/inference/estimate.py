@@ -267,6 +267,30 @@ def memory_estimate(
     return 8.0 * MEMORY_ARRAYS * n_curves * grid * n_points
 
 
+RESAMPLE_ARRAYS = 64
+"""float64 arrays of one resampled point alive at once in a bootstrap or transition test (the
+resampled curves, the optimizer's state of every start, the calibration's projections)."""
+
+
+def resampling_memory(
+    model: str | Model,
+    n_curves: int,
+    n_points: int,
+    resamples: int,
+    opts: FitOptions | None = None,
+) -> float:
+    """Bytes a fit of ``n_curves`` curves of ``n_points`` points plus ``resamples`` resamples of
+    each (:func:`~tokenscale_sim.fit.inference.uncertainty.bootstrap`, the transition test) need:
+    :func:`memory_estimate` plus ``8 * RESAMPLE_ARRAYS * resamples * G * M``. The one estimate
+    ``fit.bootstrap`` and ``tokenscale fit`` check before they start.
+
+    >>> round(resampling_memory("powerlaw", 1, 10, 10**8) / 2**30)  # GiB
+    477
+    """
+    point = memory_estimate(model, n_curves, n_points, opts)
+    return point + 8.0 * RESAMPLE_ARRAYS * resamples * n_curves * n_points
+
+
 @in_fit_precision
 def fit_curves(
     curves: CurveSet | CurvesLike, model: str | Model, opts: FitOptions | None = None
