@@ -94,7 +94,7 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="reuse an earlier compare folder")
     p.add_argument("--seed", type=seed, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--float32", action="store_true", help="compute in float32")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, memory_hint="fewer curves, lower --bootstrap")
 
 
 def load(args: argparse.Namespace) -> fdata.CurveSet:

@@ -155,7 +155,9 @@ def register(sub) -> None:
     p.add_argument("--plot", action="store_true", help="write figures into --out")
     p.add_argument("--seed", type=seed, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--float32", action="store_true", help="compute in float32")
-    p.set_defaults(func=run)
+    p.set_defaults(
+        func=run, memory_hint="fewer points or curves, lower --bootstrap / --transition-test"
+    )
 
 
 def parse_starts(text: str | None) -> dict[str, list[float]]:

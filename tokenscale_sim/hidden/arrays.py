@@ -28,6 +28,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tokenscale_sim.fit.data.table import regular_file
+
 SUFFIXES = (".npy", ".npz", ".safetensors")
 _SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}
 
@@ -339,8 +341,7 @@ def open_hidden(
     """
     paths = [Path(path)] + ([] if path_b is None else [Path(path_b)])
     for p in paths:
-        if not p.is_file():
-            raise FileNotFoundError(f"open_hidden: no such file {str(p)!r}")
+        regular_file("open_hidden", p, "a hidden-state file")
         if p.suffix not in SUFFIXES:
             raise ValueError(f"open_hidden: file must end in one of {SUFFIXES}, got {p.name!r}")
     name = " + ".join(p.name for p in paths)

@@ -15,14 +15,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from tokenscale_sim.fit.data.checks import check_arrays, warn_unused_sigma
 from tokenscale_sim.fit.data.columns import cell_number, check_grouping, numeric
-from tokenscale_sim.fit.data.table import decode, parse_table
+from tokenscale_sim.fit.data.table import decode, parse_table, regular_file
 from tokenscale_sim.fit.laws.models import Model, get_model
 from tokenscale_sim.runtime.validation import check_memory
 
@@ -305,11 +304,7 @@ def read_curves(
         FileNotFoundError: no such file.
         ValueError: missing column, non-numeric or NaN value, ... (repeated ``n`` are replicates)
     """
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"read_curves: {str(p)!r} is a folder, not a CSV file")
-    if not p.is_file():
-        raise FileNotFoundError(f"read_curves: no such file {str(p)!r}")
+    p = regular_file("read_curves", path, "a CSV file")
     # rows as dicts of strings: a few hundred bytes per row of some 20 characters
     check_memory("read_curves", f"reading {str(p)!r}", 30 * p.stat().st_size, "split the file")
     text = decode(p.read_bytes(), str(p))

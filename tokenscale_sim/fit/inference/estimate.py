@@ -45,7 +45,12 @@ from tokenscale_sim.fit.inference.likelihood import (
     variance_params,
 )
 from tokenscale_sim.fit.inference.profile import closed_form, exact_grid_size, profile_intervals
-from tokenscale_sim.fit.inference.results import FitResult, check_domain, with_curves
+from tokenscale_sim.fit.inference.results import (
+    FitResult,
+    check_defined,
+    check_domain,
+    with_curves,
+)
 from tokenscale_sim.fit.laws.models import Model, get_model, program_token
 from tokenscale_sim.runtime.stored_programs import stored_program
 from tokenscale_sim.theory import closed_forms as theory
@@ -333,7 +338,9 @@ def predict(result: FitResult, n, aux=None) -> Any:
     Shapes (:mod:`tokenscale_sim.fit.inference.results`): a one-curve result gives ``n``'s shape (a
     scalar for a scalar ``n``), a result of G > 1 curves ``(G, *n.shape)``. ``n`` must lie in the
     law's domain (:func:`~tokenscale_sim.fit.inference.results.check_domain`: ``n >= 1`` for laws of
-    token counts), as for :func:`~tokenscale_sim.fit.inference.uncertainty.prediction_band`. Uses
+    token counts; a ``ValueError`` also where the law itself gives NaN,
+    :func:`~tokenscale_sim.fit.inference.results.check_defined`), as for
+    :func:`~tokenscale_sim.fit.inference.uncertainty.prediction_band`. Uses
     the unconstrained estimates (exact limits included at a boundary). ``aux``, broadcastable to
     ``(G, *n.shape)``, is needed only for ``divergence_measured``.
 
@@ -360,6 +367,7 @@ def predict(result: FitResult, n, aux=None) -> Any:
     flat_aux = jnp.asarray(aux.reshape(g, -1), u.dtype)
     y = np.asarray(jax.vmap(lambda uu, a: model.predict(uu, flat_n, a))(u, flat_aux))
     y = y.reshape(shape)
+    check_defined(result, x, y, "predict")
     return y[0][()] if g == 1 else y
 
 

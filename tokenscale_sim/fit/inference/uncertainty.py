@@ -54,7 +54,7 @@ from tokenscale_sim.fit.inference.resampled import (
     percentile_intervals,
     studentized_interval,
 )
-from tokenscale_sim.fit.inference.results import check_domain, check_fitted_on
+from tokenscale_sim.fit.inference.results import check_defined, check_domain, check_fitted_on
 from tokenscale_sim.fit.laws.models import Model, alpha_curve
 from tokenscale_sim.runtime.validation import as_key, check_memory
 
@@ -424,6 +424,7 @@ def prediction_band(
         jnp.asarray(grid),
     )  # fmt: skip
     f, se, s2, scale, df = (np.asarray(x) for x in parts)
+    check_defined(result, grid, f, "prediction_band")
     t = np.array([t_quantile(0.5 + level / 2, float(v)) for v in df])[:, None]
     half = t * se
     spread = np.sqrt(se**2 + (s2 * np.broadcast_to(scale, s2.shape) ** 2)[:, None])
