@@ -802,8 +802,35 @@ def pd_dates(df):
         (lambda: fit.FitOptions(max_iter=True), TypeError, "max_iter must be an integer"),
         (lambda: fit.bootstrap(0, *_short_fit(), m=20.0), TypeError, "bootstrap: m must be an"),
         (lambda: fit.bootstrap(0, *_short_fit(), n_starts=0), ValueError, "n_starts must be >="),
+        (
+            lambda: fit.fit_curves(_short_fit()[0], "powerlaw", "log"),
+            TypeError,
+            "fit_curves: opts must be a FitOptions",
+        ),
+        (
+            lambda: fit.compare_laws(0, _short_fit()[0], ["powerlaw"], bootstrap=2.5),
+            TypeError,
+            "compare_laws: bootstrap must be an integer",
+        ),
+        (
+            lambda: fit.transition_test(0, _short_fit()[0], m=10.5),
+            TypeError,
+            "transition_test: m must be an integer",
+        ),
+        (lambda: fit.predict("fits", [2.0]), TypeError, "predict: result must be a FitResult"),
     ],
-    ids=["chunk-0", "chunk-negative", "n_starts-float", "max_iter-bool", "m-float", "starts-0"],
+    ids=[
+        "chunk-0",
+        "chunk-negative",
+        "n_starts-float",
+        "max_iter-bool",
+        "m-float",
+        "starts-0",
+        "opts-str",
+        "compare-float",
+        "transition-float",
+        "predict-str",
+    ],
 )
 def test_round4_option_arguments_raise_one_line_not_a_traceback(call, error, expected):
     """Class 4: arguments that make no sense end in a TypeError/ValueError naming them."""

@@ -252,6 +252,26 @@ def checked_option(name: str, value, low: float, high: float, kind: str):
     return x
 
 
+def check_options(fn: str, opts, default: FitOptions | None = None) -> FitOptions:
+    """``opts``, or ``default`` (``FitOptions()``) for None; a ``TypeError`` naming ``fn`` for
+    anything else (a loss name passed where the options go, say).
+
+    >>> check_options("fit_curves", "log")
+    Traceback (most recent call last):
+    ...
+    TypeError: fit_curves: opts must be a FitOptions (e.g. FitOptions(loss='log')), got str 'log'
+    """
+    if opts is None:
+        return default if default is not None else FitOptions()
+    if not isinstance(opts, FitOptions):
+        shown = f" {opts!r}"[:40] if isinstance(opts, str | int | float) else ""
+        raise TypeError(
+            f"{fn}: opts must be a FitOptions (e.g. FitOptions(loss='log')), got "
+            f"{type(opts).__name__}{shown}"
+        )
+    return opts
+
+
 def finite_fit(model: Model, estimates, boundary, loss) -> np.ndarray:
     """(G,) whether each fit has a finite ``loss`` and finite ``estimates`` (G, p), ``n_b = inf``
     at its limit (``boundary`` :attr:`Boundary.INF`) excepted: a fit

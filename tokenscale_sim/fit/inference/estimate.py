@@ -34,7 +34,13 @@ from tokenscale_sim.fit.data.curves import CurveArrays, CurveSet, check_curves, 
 from tokenscale_sim.fit.data.frames import CurvesLike, as_curves
 from tokenscale_sim.fit.engine.buckets import first_curves, pad_curves_to_bucket
 from tokenscale_sim.fit.engine.lanes import over_rows
-from tokenscale_sim.fit.engine.options import Boundary, FitOptions, IntervalMethod, finite_fit
+from tokenscale_sim.fit.engine.options import (
+    Boundary,
+    FitOptions,
+    IntervalMethod,
+    check_options,
+    finite_fit,
+)
 from tokenscale_sim.fit.engine.precision import in_fit_precision
 from tokenscale_sim.fit.engine.solver import Solution, residuals, solve_batch, start_grid
 from tokenscale_sim.fit.inference.likelihood import (
@@ -325,7 +331,7 @@ def fit_curves(
     [2.0, -0.3]
     """
     model = get_model(model)
-    opts = opts or FitOptions()
+    opts = check_options("fit_curves", opts)
     curves = as_curves(curves, fn="fit_curves")
     check_curves(curves, model, opts.loss)  # check_arrays and the curve rules: checked once
     return with_curves(_fit_checked(model, curves.arrays, opts), curves)
@@ -349,6 +355,8 @@ def predict(result: FitResult, n, aux=None) -> Any:
     >>> round(float(predict(res, 16.0)), 6), predict(res, [16.0, 32.0]).shape
     (48.0, (2,))
     """
+    if not isinstance(result, FitResult):
+        raise TypeError(f"predict: result must be a FitResult, got {type(result).__name__}")
     model = result.model
     x = check_domain(model, n, "predict")
     u = jnp.asarray(result.u)

@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tokenscale_sim.fit.data.columns import numeric
 from tokenscale_sim.fit.data.curves import CurveSet, key_label
 from tokenscale_sim.fit.engine.options import Boundary, IntervalMethod, finite_fit
 from tokenscale_sim.fit.inference.likelihood import corrected_aic, variance_params
@@ -444,10 +445,7 @@ def check_domain(model: Model, n, where: str) -> np.ndarray:
     ...
     ValueError: predict: token counts n must be >= 1 (the domain of law 'powerlaw'), got min 0
     """
-    try:
-        x = np.asarray(n, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: {model.predictor} must be numbers, got {n!r}") from None
+    x = numeric(n, model.predictor, where)  # never dates as nanoseconds, nor strings
     if not np.all(np.isfinite(x)):
         raise ValueError(
             f"{where}: {model.predictor} must be finite, got {x[~np.isfinite(x)].flat[0]}"

@@ -41,7 +41,7 @@ import numpy as np
 from tokenscale_sim.fit.data.checks import check_arrays
 from tokenscale_sim.fit.data.curves import CurveArrays, CurveSet, key_label
 from tokenscale_sim.fit.data.frames import as_curves
-from tokenscale_sim.fit.engine.options import Boundary, FitOptions
+from tokenscale_sim.fit.engine.options import Boundary, FitOptions, check_options
 from tokenscale_sim.fit.engine.precision import in_fit_precision
 from tokenscale_sim.fit.engine.solver import flat_rows, residuals, solve_batch, start_grid
 from tokenscale_sim.fit.inference.calibrated import calibrated_intervals
@@ -254,9 +254,7 @@ def bootstrap(
         raise ValueError(f"bootstrap: interval must be one of {INTERVALS}, got {interval!r}")
     m = check_count("bootstrap", "m", m, 2)
     n_starts = check_count("bootstrap", "n_starts", n_starts, 1)
-    if opts is not None and not isinstance(opts, FitOptions):
-        raise TypeError(f"bootstrap: opts must be a FitOptions, got {type(opts).__name__}")
-    opts = opts or FitOptions(loss=result.loss_name, level=result.level)
+    opts = check_options("bootstrap", opts, FitOptions(loss=result.loss_name, level=result.level))
     if opts.loss != result.loss_name:
         raise ValueError(
             f"bootstrap: opts.loss {opts.loss!r} differs from the fit's {result.loss_name!r}"
@@ -328,6 +326,8 @@ def alpha_band(model: str | Model, estimates, samples, converged, n, level: floa
     >>> round(float(b.estimate[0, 0]), 3)
     -0.72
     """
+    if isinstance(level, bool) or not 0 < level < 1:
+        raise ValueError(f"alpha_band: level must be in (0, 1), got {level!r}")
     samples = jnp.asarray(samples)
     n = jnp.asarray(n, dtype=samples.dtype)
     est = np.asarray(alpha_curve(model, jnp.asarray(estimates), n))
@@ -465,7 +465,9 @@ def profile_interval(
     True
     """
     model = result.model
-    opts = opts or FitOptions(loss=result.loss_name, level=result.level)
+    opts = check_options(
+        "profile_interval", opts, FitOptions(loss=result.loss_name, level=result.level)
+    )
     if param not in model.params:
         raise ValueError(f"profile_interval: param must be one of {model.params}, got {param!r}")
     j = model.params.index(param)

@@ -57,10 +57,11 @@ from tokenscale_sim.fit.data.curves import (
     enough_points,
     load_paper_scores,
 )
-from tokenscale_sim.fit.engine.options import FitOptions
+from tokenscale_sim.fit.engine.options import FitOptions, check_options
 from tokenscale_sim.fit.engine.precision import in_fit_precision
 from tokenscale_sim.fit.engine.solver import solve_batch
 from tokenscale_sim.fit.inference.likelihood import akaike_weights, corrected_aic
+from tokenscale_sim.fit.inference.resampled import check_count
 from tokenscale_sim.fit.laws.models import MODELS, Model, get_model
 from tokenscale_sim.fit.selection.curvature import CurvatureTest, curvature_arrays
 from tokenscale_sim.runtime.validation import as_key
@@ -317,8 +318,11 @@ def compare_laws(
     ('powerlaw', True)
     """
     key = as_key("compare_laws", key)
+    laws = (laws,) if isinstance(laws, str | Model) else laws  # one law, not its letters
+    if bootstrap != 0:
+        bootstrap = check_count("compare_laws", "bootstrap", bootstrap, 2)
     models = tuple(get_model(x) for x in (laws if laws is not None else available_laws()))
-    opts = opts or FitOptions()
+    opts = check_options("compare_laws", opts)
     if opts.loss != "log":
         raise ValueError(
             f"compare_laws: opts.loss must be 'log' (ln S compared), got {opts.loss!r}"
