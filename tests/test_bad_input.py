@@ -909,3 +909,16 @@ def test_round4_misleading_lines_say_what_is_wrong(tmp_path, capsys):
     assert "measure: --level must be in (0, 1), got 2.0" in error_line(capsys, "measure")
     assert exits_2(["design", "--sigma", "nan"]) == 2
     assert "--sigma applies to --noise lognormal" in error_line(capsys, "design")
+
+
+def test_round4_safetensors_shape_beyond_integers_is_a_damaged_file(tmp_path):
+    """Class 4: a shape of 1e400 (inf in JSON) raised OverflowError from int()."""
+    import struct
+
+    from tokenscale_sim.hidden import arrays
+
+    header = b'{"hidden": {"dtype": "F32", "shape": [1e400], "data_offsets": [0, 4]}}'
+    path = tmp_path / "h.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 4)
+    with pytest.raises(ValueError, match=r"is not a valid \.safetensors file"):
+        arrays.open_hidden(path)

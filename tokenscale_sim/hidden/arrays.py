@@ -19,6 +19,7 @@ Nothing is loaded whole: ``.npy`` and ``.safetensors`` are memory-mapped, ``.npz
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -153,7 +154,7 @@ def _safetensors_arrays(path: Path) -> dict[str, ArrayRef]:
             dtype_name = info["dtype"]
             begin, end = (int(x) for x in info["data_offsets"])
             shape = tuple(int(x) for x in info["shape"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # 1e400 is inf in JSON
             raise _invalid(
                 path, ".safetensors", f"entry {key!r} lacks dtype/shape/offsets"
             ) from None
@@ -163,7 +164,7 @@ def _safetensors_arrays(path: Path) -> dict[str, ArrayRef]:
                 f"{tuple(_SAFETENSORS_DTYPES)}, got dtype {dtype_name}"
             )
         itemsize = np.dtype(_SAFETENSORS_DTYPES[dtype_name]).itemsize
-        need = int(np.prod(shape, dtype=np.int64)) * itemsize
+        need = math.prod(shape) * itemsize  # Python ints: a huge shape cannot wrap around
         if min(shape, default=1) < 0 or not 0 <= begin <= end or end - begin != need:
             raise _invalid(path, ".safetensors", f"entry {key!r}: offsets do not match its shape")
         if end > data_bytes:
