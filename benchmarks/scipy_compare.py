@@ -34,13 +34,9 @@ from tokenscale_sim.fit.data.curves import (
     read_curves,
 )
 from tokenscale_sim.fit.laws.models import get_model
-from tokenscale_sim.fit.selection.compare import (
-    available_laws,
-    comparable_pairs,
-    layout_rows,
-)
+from tokenscale_sim.fit.selection.compare import available_laws
 from tokenscale_sim.fit.selection.curvature import curvature_arrays
-from tokenscale_sim.fit.selection.packing import row_sources
+from tokenscale_sim.fit.selection.packing import comparable_pairs, layout_rows, row_sources
 from tokenscale_sim.runtime.validation import key_from_seed
 
 

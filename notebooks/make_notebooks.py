@@ -720,7 +720,7 @@ FROM_PYTHON = [
     ),
     code(
         "t0 = time.perf_counter()\n"
-        "kinds = {'percentile': fit.bootstrap(0, curves, res, m=BOOTSTRAP_M),\n"
+        "kinds = {'percentile': fit.bootstrap(0, curves, res, m=BOOTSTRAP_M, interval='percentile'),\n"
         "         'calibrated': fit.bootstrap(0, curves, res, m=BOOTSTRAP_M, interval='calibrated')}\n"
         "for j, (name, p) in enumerate(res.params.items()):\n"
         "    print(f'{name:5s} profile    [{p.interval[0]:.4f}, {p.interval[1]:.4f}]')\n"

@@ -814,3 +814,182 @@ def test_sigterm_ends_a_run_with_143_and_leaves_no_staging_folder(tmp_path):
     assert "Traceback" not in err and "Segmentation" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sw"]  # no staging, no .old
     assert sorted(p.name for p in out.iterdir()) == ["run.json"]  # the earlier run, whole
+
+
+# ----------------------------------------------------------------- issue 32, round 4 (h32b)
+# fit, compare, measure, design and the Python options: one test per class of the issue.
+
+
+def _frame_of_two_benchmarks():
+    pd = pytest.importorskip("pandas")
+    n = [1.0, 2.0, 4.0, 8.0] * 2
+    y = [1.0, 1.2, 1.5, 1.9, 2.0, 2.4, 2.9, 3.6]
+    return pd.DataFrame({"benchmark": ["A"] * 4 + ["B"] * 4, "n": n, "score": y})
+
+
+def test_round4_silent_wrong_numbers_are_refused_or_said(tmp_path, capsys):
+    """Class 3: pooled benchmarks, dates as n, NaN predictions, calibrated intervals on short
+    curves."""
+    df = _frame_of_two_benchmarks()
+    with pytest.raises(ValueError, match=r"columns \['benchmark'\] besides n, score.*group=\(\)"):
+        fit.fit_curves(df, "powerlaw")
+    assert fit.curves_from_frame(df, group=()).keys == ((),)  # stated: one curve
+    assert len(fit.curves_from_frame(df, group="benchmark").keys) == 2
+    dates = df.assign(n=pd_dates(df))
+    with pytest.raises(ValueError, match=r"column 'n' must be numbers, got dates"):
+        fit.curves_from_frame(dates, group="benchmark")
+    path = tmp_path / "scores.csv"
+    df.to_csv(path, index=False)
+    assert exits_2(["fit", str(path), "--model", "powerlaw"]) == 2
+    line = error_line(capsys, "fit")
+    assert "['benchmark']" in line and "--group benchmark" in line and "--single-curve" in line
+    # a law of x outside its own domain: a NaN is refused, not returned
+    law = fit.parse_law("a * log(x) + b", predictor="x")
+    x = np.array([1.0, 2, 3, 4, 5])
+    res = fit.fit_curves(fit.curves_from_arrays(x, 2 * np.log(x) + 1 + 0.01 * np.sin(x)), law)
+    with pytest.raises(ValueError, match="not defined at x = -1"):
+        fit.predict(res, [-1.0, 2.0])
+    # calibrated is the default kind; 3-point curves keep the fit's own intervals, said so
+    short = fit.curves_from_arrays([1.0, 4.0, 16.0], [2.0, 2.9, 4.1])
+    fitted = fit.fit_curves(short, "powerlaw")
+    with pytest.warns(fit.IntervalFallbackWarning, match="fewer than 10 points"):
+        boot = fit.bootstrap(0, short, fitted, m=20)
+    assert boot.interval == "calibrated" and boot.interval_used.tolist() == ["fit"]
+    np.testing.assert_array_equal(boot.ci_low, fitted.ci_low)
+    np.testing.assert_array_equal(boot.ci_high, fitted.ci_high)
+
+
+def pd_dates(df):
+    pd = pytest.importorskip("pandas")
+    return pd.to_datetime(df["n"], unit="D")
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "expected"),
+    [
+        (lambda: fit.FitOptions(chunk=0), ValueError, r"chunk must be an integer in \[1, "),
+        (lambda: fit.FitOptions(chunk=-3), ValueError, r"chunk must be an integer in \[1, "),
+        (lambda: fit.FitOptions(n_starts=2.0), TypeError, "n_starts must be an integer"),
+        (lambda: fit.FitOptions(max_iter=True), TypeError, "max_iter must be an integer"),
+        (lambda: fit.bootstrap(0, *_short_fit(), m=20.0), TypeError, "bootstrap: m must be an"),
+        (lambda: fit.bootstrap(0, *_short_fit(), n_starts=0), ValueError, "n_starts must be >="),
+        (
+            lambda: fit.fit_curves(_short_fit()[0], "powerlaw", "log"),
+            TypeError,
+            "fit_curves: opts must be a FitOptions",
+        ),
+        (
+            lambda: fit.compare_laws(0, _short_fit()[0], ["powerlaw"], bootstrap=2.5),
+            TypeError,
+            "compare_laws: bootstrap must be an integer",
+        ),
+        (
+            lambda: fit.transition_test(0, _short_fit()[0], m=10.5),
+            TypeError,
+            "transition_test: m must be an integer",
+        ),
+        (lambda: fit.predict("fits", [2.0]), TypeError, "predict: result must be a FitResult"),
+    ],
+    ids=[
+        "chunk-0",
+        "chunk-negative",
+        "n_starts-float",
+        "max_iter-bool",
+        "m-float",
+        "starts-0",
+        "opts-str",
+        "compare-float",
+        "transition-float",
+        "predict-str",
+    ],
+)
+def test_round4_option_arguments_raise_one_line_not_a_traceback(call, error, expected):
+    """Class 4: arguments that make no sense end in a TypeError/ValueError naming them."""
+    with pytest.raises(error, match=expected):
+        call()
+
+
+def _short_fit():
+    cs = fit.curves_from_arrays([1.0, 2, 4, 8, 16], [1.0, 1.2, 1.5, 1.9, 2.3])
+    return cs, fit.fit_curves(cs, "powerlaw")
+
+
+def test_round4_huge_bootstrap_and_fifo_end_at_once(tmp_path, capsys):
+    """Class 5: m = 10**8 in Python is refused with the estimate (the interpreter aborted); a
+    FIFO given as a CSV or as hidden states is named, never opened (reading it blocks)."""
+    cs, res = _short_fit()
+    with pytest.raises(ValueError, match=r"bootstrap: 100000000 resamples .* needs about"):
+        fit.bootstrap(0, cs, res, m=10**8)
+    fifo = tmp_path / "scores.csv"
+    os.mkfifo(fifo)
+    assert exits_2(["fit", str(fifo)]) == 2
+    assert "is a named pipe (FIFO), not a CSV file" in error_line(capsys, "fit")
+    pipe = tmp_path / "h.npy"
+    os.mkfifo(pipe)
+    assert exits_2(["measure", "--hidden", str(pipe), "--out", str(tmp_path / "m")]) == 2
+    assert "is a named pipe (FIFO)" in error_line(capsys, "measure")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("huber_delta", -1.0, "huber_delta must be a finite number > 0, got -1.0"),
+        ("huber_delta", float("nan"), "huber_delta must be a finite number > 0, got nan"),
+        ("gtol", -1e-9, "gtol must be a finite number >= 0"),
+        ("gtol", float("nan"), "gtol must be a finite number >= 0, got nan"),
+        ("boundary_span", float("inf"), r"boundary_span must be a number in \(0, 700\]"),
+        ("boundary_rtol", -0.1, "boundary_rtol must be a finite number >= 0"),
+        ("profile_points", 0, r"profile_points must be an integer in \[3, 100000\], got 0"),
+        ("adam_steps", -1, r"adam_steps must be an integer in \[0, 1000000\], got -1"),
+        ("n_starts", 10**9, r"n_starts must be an integer in \[1, 10000\], got 1000000000"),
+        ("max_iter", 400.0, "max_iter must be an integer"),
+        ("memory_size", 0, "memory_size must be an integer"),
+        ("level", float("nan"), r"level must be in \(0, 1\), got nan"),
+    ],
+)
+def test_round4_every_fit_option_is_checked_where_made(option, value, expected):
+    """Class 6: every FitOptions field, named with its bound and the value."""
+    with pytest.raises((ValueError, TypeError), match=f"FitOptions: {expected}"):
+        fit.FitOptions(**{option: value})
+    accepted = fit.FitOptions(chunk=np.int64(8), level=1 - 0.5)  # NumPy ints and floats
+    assert type(accepted.chunk) is int and accepted.chunk == 8 and hash(accepted)
+
+
+def test_round4_misleading_lines_say_what_is_wrong(tmp_path, capsys):
+    """Class 7: a folder named as such, a BOM CSV read, out-of-memory advice with the command's
+    own options, --level and unused design options refused first."""
+    from tokenscale_sim.cli import build_parser, memory_hint
+
+    folder = tmp_path / "scores"
+    folder.mkdir()
+    assert exits_2(["compare", str(folder)]) == 2
+    assert "is a folder, not a CSV file" in error_line(capsys, "compare")
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbfn,score\n1,1.0\n2,1.2\n4,1.5\n8,1.9\n")
+    assert fit.read_curves(bom).keys == ((),)
+    for command, option in [("fit", "--bootstrap"), ("compare", "--bootstrap"),
+                            ("design", "--m"), ("measure", "--chunk")]:  # fmt: skip
+        args = build_parser([command]).parse_args(
+            [command, "--paper"] if command in ("fit", "compare") else
+            [command, "--hidden", "h.npy", "--out", "o"] if command == "measure" else [command]
+        )  # fmt: skip
+        assert option in memory_hint(args) and "n-max" not in memory_hint(args)
+    h = tmp_path / "h.npy"
+    np.save(h, np.random.default_rng(0).normal(size=(4, 2, 3, 8)))
+    assert exits_2(["measure", "--hidden", str(h), "--level", "2", "--out", str(tmp_path)]) == 2
+    assert "measure: --level must be in (0, 1), got 2.0" in error_line(capsys, "measure")
+    assert exits_2(["design", "--sigma", "nan"]) == 2
+    assert "--sigma applies to --noise lognormal" in error_line(capsys, "design")
+
+
+def test_round4_safetensors_shape_beyond_integers_is_a_damaged_file(tmp_path):
+    """Class 4: a shape of 1e400 (inf in JSON) raised OverflowError from int()."""
+    import struct
+
+    from tokenscale_sim.hidden import arrays
+
+    header = b'{"hidden": {"dtype": "F32", "shape": [1e400], "data_offsets": [0, 4]}}'
+    path = tmp_path / "h.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 4)
+    with pytest.raises(ValueError, match=r"is not a valid \.safetensors file"):
+        arrays.open_hidden(path)

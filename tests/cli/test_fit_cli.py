@@ -45,7 +45,7 @@ def test_fit_csv_writes_tables_json_and_figures(tmp_path, csv_file, capsys):
     printed = capsys.readouterr().out
     assert "== A (alpha_n, log loss) ==" in printed and "acc" in printed
     assert "95 % intervals (c: profile, beta: profile, n_b: profile)" in printed
-    assert "percentile intervals are in fits.csv (*_boot_*), not the default" in printed
+    assert "calibrated intervals are in fits.csv (*_boot_*), not the default" in printed
     names = {p.name for p in out.iterdir()}
     assert {"fits.csv", "fits.json", "alpha_band.csv", "fits_00.png", "alpha_band_00.png"} <= names
     header = (out / "fits.csv").read_text().splitlines()[0].split(",")

@@ -176,22 +176,27 @@ def _main(argv: list[str], whole_process: bool) -> int:
         where = f" {err.filename!r}" if err.filename else ""
         print(f"tokenscale {args.command}: error:{where} {err.strerror or err}", file=sys.stderr)
         return 2
-    except MemoryError:
-        print(
-            f"tokenscale {args.command}: error: out of memory; lower the sizes (n-max, d, m, "
-            "chunk)",
-            file=sys.stderr,
-        )
+    except MemoryError:  # the advice names options the command has (``memory_hint``)
+        print(f"tokenscale {args.command}: error: out of memory; {memory_hint(args)}",
+              file=sys.stderr)  # fmt: skip
         return 2
     except jax.errors.JaxRuntimeError as err:  # an allocation past an estimate's reach
         if "RESOURCE_EXHAUSTED" not in str(err):
             raise
         print(
             f"tokenscale {args.command}: error: out of memory on {jax.default_backend()} "
-            f"({str(err).splitlines()[0][:160]}); lower the sizes",
+            f"({str(err).splitlines()[0][:160]}); {memory_hint(args)}",
             file=sys.stderr,
         )
         return 2
+
+
+def memory_hint(args: argparse.Namespace) -> str:
+    """What to lower after running out of memory: the command's own ``memory_hint`` (set by its
+    ``register``), else its sizes in general (``simulate``: the options it has)."""
+    if args.command == "simulate":
+        return "lower --n-max, --d, --m or --chunk"
+    return getattr(args, "memory_hint", None) or "lower the sizes"
 
 
 @contextlib.contextmanager

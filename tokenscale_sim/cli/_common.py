@@ -6,6 +6,9 @@ import argparse
 import sys
 import time
 
+from tokenscale_sim.cli import UsageError
+from tokenscale_sim.fit.data import curves as fdata
+from tokenscale_sim.fit.data.columns import UngroupedColumns
 from tokenscale_sim.runtime.validation import SEED_MAX
 from tokenscale_sim.structures import terms as structures
 
@@ -211,3 +214,47 @@ class StageClock:
         self.open = False
         if not self.quiet:
             print(f"total {self.last - self.start:.1f} s", file=sys.stderr)
+
+
+def add_grouping(p: argparse.ArgumentParser) -> None:
+    """``--group`` and ``--single-curve`` (``fit`` and ``compare``): a long table with columns
+    besides n, score (and the sigma / aux columns) needs one of them."""
+    p.add_argument("--group", default=None, help="comma-separated columns that tell curves "
+                   "apart (long CSV); a table with other columns than n and score needs --group "
+                   "or --single-curve")  # fmt: skip
+    p.add_argument("--single-curve", action="store_true",
+                   help="the long CSV is one curve: its other columns are ignored")  # fmt: skip
+
+
+def load(args: argparse.Namespace, cmd: str = "fit") -> fdata.CurveSet:
+    """The curves the arguments of ``fit`` or ``compare`` name (all input checks included)."""
+    group = tuple(g.strip() for g in args.group.split(",") if g.strip()) if args.group else None
+    if args.single_curve and group:
+        raise UsageError(f"{cmd}: give --group or --single-curve, not both")
+    name = "paper" if args.paper else args.file
+    if name is None:
+        raise UsageError(f"{cmd}: give a CSV FILE, a dataset name or --paper")
+    if args.paper and args.file:
+        raise UsageError(f"{cmd}: give either FILE or --paper, not both")
+    if name in fdata.DATASETS:
+        return fdata.load_paper_scores(
+            exact_only=name == "paper_exact", group=group or fdata.PAPER_GROUP
+        )
+    x_col = getattr(args, "x_col", None)
+    try:
+        return fdata.read_curves(
+            name,
+            n_col=x_col or args.n_col or "n",
+            y_col=args.y_col,
+            group=() if args.single_curve else group,
+            se_col=getattr(args, "se_col", None),
+            aux_col=getattr(args, "aux_col", None),
+            layout=args.layout,
+            token_counts=not x_col,
+        )
+    except UngroupedColumns as err:
+        raise UsageError(
+            f"{cmd}: {name} has columns {err.columns} besides {', '.join(err.used)}: several "
+            f"curves? name their columns with --group {','.join(err.columns)}; one curve? say "
+            "so with --single-curve"
+        ) from None

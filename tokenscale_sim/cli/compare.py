@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from tokenscale_sim.cli import SUBCOMMANDS, UsageError
-from tokenscale_sim.cli._common import add_command, nonnegative_int, seed
+from tokenscale_sim.cli._common import add_command, add_grouping, nonnegative_int, seed
+from tokenscale_sim.cli._common import load as load_curves
 from tokenscale_sim.fit.data import curves as fdata
 from tokenscale_sim.fit.engine.options import FitOptions
 from tokenscale_sim.fit.selection.compare import (
@@ -65,7 +66,7 @@ def register(sub) -> None:
         default=",".join(available_laws()),
         help="comma-separated laws to compare (default: %(default)s)",
     )
-    p.add_argument("--group", default=None, help="comma-separated grouping columns (long CSV)")
+    add_grouping(p)
     p.add_argument("--n-col", default=None, help="token-count column (default: n; paper: n_l)")
     p.add_argument("--y-col", default="score", help="score column (default: %(default)s)")
     p.add_argument("--layout", choices=("auto", "long", "wide"), default="auto")
@@ -96,24 +97,12 @@ def register(sub) -> None:
     p.add_argument("--seed", type=seed, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--float32", action="store_true", help="compute in float32")
     p.add_argument("--quiet", action="store_true", help="no work line, no progress bar (stderr)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, memory_hint="fewer curves, lower --bootstrap")
 
 
 def load(args: argparse.Namespace) -> fdata.CurveSet:
     """The curves FILE or ``--paper`` name (all input checks of the readers included)."""
-    group = tuple(g.strip() for g in args.group.split(",") if g.strip()) if args.group else ()
-    if args.paper and args.file:
-        raise UsageError("compare: give either FILE or --paper, not both")
-    name = "paper" if args.paper else args.file
-    if name is None:
-        raise UsageError("compare: give a CSV FILE, a dataset name or --paper")
-    if name in fdata.DATASETS:
-        return fdata.load_paper_scores(
-            exact_only=name == "paper_exact", group=group or fdata.PAPER_GROUP
-        )
-    return fdata.read_curves(
-        name, n_col=args.n_col or "n", y_col=args.y_col, group=group, layout=args.layout
-    )
+    return load_curves(args, "compare")
 
 
 def _key_columns(c: Comparison, repeat: int) -> dict[str, np.ndarray]:

@@ -77,14 +77,47 @@ SIGMA_MAX = 10.0
 """Largest ``--sigma`` (SD of ln S) taken."""
 
 
-def _at_least_4(text: str) -> int:
-    """argparse type: a number of token counts, >= 4 (alpha(n) has 3 parameters)."""
-    value = positive_int(text)
-    if value < 4:
-        raise argparse.ArgumentTypeError(
-            f"expected >= 4 token counts (alpha(n) has 3 parameters), got {value}"
+def _at_least(low: int, what: str):
+    """argparse type: an integer >= ``low`` of ``what``."""
+
+    def parse(text: str) -> int:
+        value = positive_int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected >= {low} {what}, got {value}")
+        return value
+
+    return parse
+
+
+_at_least_4 = _at_least(4, "token counts (alpha(n) has 3 parameters)")
+
+
+def _check_unused_and_designs(args: argparse.Namespace) -> None:
+    """Options that the chosen noise or search would silently ignore, and candidates that no
+    design can be drawn from, are refused before any work."""
+    if args.sigma is not None and args.noise != "lognormal":
+        raise UsageError(f"design: --sigma applies to --noise lognormal, not {args.noise}")
+    if args.curve is not None and args.noise != "residuals":
+        raise UsageError(f"design: --curve applies to --noise residuals, not {args.noise}")
+    if args.sigma is not None and not 0 < args.sigma < math.inf:
+        raise UsageError(f"design: --sigma must be a finite number > 0, got {args.sigma}")
+    if not 0 < args.level < 1:
+        raise UsageError(f"design: --level must be in (0, 1), got {args.level}")
+    from tokenscale_sim.design import DEFAULT_CANDIDATES
+
+    if any(k < 4 for k in args.k_sweep or ()):
+        raise UsageError(
+            f"design: --k-sweep takes designs of >= 4 token counts, got {args.k_sweep}"
         )
-    return value
+    cand = args.candidates or DEFAULT_CANDIDATES
+    if not all(1 <= c < math.inf for c in cand) or len(set(cand)) != len(cand):
+        raise UsageError(f"design: --candidates must be distinct token counts >= 1, got {cand}")
+    largest = max((args.k if args.top else 0, *(args.k_sweep or ())))
+    if largest > len(cand):
+        raise UsageError(
+            f"design: designs of {largest} token counts (--k / --k-sweep) need at least as many "
+            f"--candidates, got {len(cand)}"
+        )
 
 
 def register(sub) -> None:
@@ -125,7 +158,8 @@ def register(sub) -> None:
     g.add_argument("--top", type=int, default=2, help="searched designs simulated (default: 2)")
     g.add_argument("--k-sweep", type=_ints, default=None, help="also: best design per K")
     g = p.add_argument_group("simulation")
-    g.add_argument("--m", type=positive_int, default=2000, help="experiments per design (2000)")
+    g.add_argument("--m", type=_at_least(10, "experiments per design (a power needs them)"),
+                   default=2000, help="experiments per design, >= 10 (2000)")  # fmt: skip
     g.add_argument("--level", type=float, default=0.05, help="test level (default: 0.05)")
     g.add_argument("--weighting", choices=WEIGHTINGS, default="inverse_variance")
     g.add_argument("--no-intervals", action="store_true", help="power only (faster)")
@@ -134,7 +168,7 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an earlier design run")
     p.add_argument("--plot", action="store_true", help="write figures into --out")
     p.add_argument("--quiet", action="store_true", help="no work line, no progress bar (stderr)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, memory_hint="lower --m, --k or --candidates")
 
 
 def _noise(args):
@@ -269,6 +303,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         raise UsageError("design: --plot needs --out DIR")
     if args.top < 0:
         raise UsageError(f"design: --top must be >= 0, got {args.top}")
+    _check_unused_and_designs(args)
     noise = _noise(args)
     truths = _truths(args)
     options = dz.StudyOptions(
@@ -334,7 +369,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
                     designs.append(dz.Design(d.n, d.questions, label))
         for t, truth in enumerate(truths):
             keyt = jax.random.fold_in(jax.random.fold_in(key, b), t)
-            bar.set_description(f"design: n_b = {truth.value('n_b'):g}, {budget} questions")
+            at = f"n_b = {truth.value('n_b'):g}, " if truth.law.nb_index is not None else ""
+            bar.set_description(f"design: {at}{budget} questions")
             for row in dz.design_study(keyt, truth, noise, designs, options, bar.update):
                 rows.append(_row(truth, budget, row))
     if args.k_sweep:

@@ -4,9 +4,10 @@ Input: a long CSV (columns ``n``, ``score``, optional grouping columns and a sta
 column) or a wide CSV (``n`` plus one column per curve), or a built-in dataset (``--paper``, or
 ``paper`` / ``paper_exact`` as FILE: the paper's benchmark scores). Every check runs before
 anything is written. Output: a table per group on stdout and, with ``--out DIR``, ``fits.csv``,
-``fits.json`` (with run metadata), ``alpha_band.csv`` (with ``--bootstrap``: percentile
-intervals beside the default profile ones, not instead of them: they under-cover c at ten
-points, see :data:`BOOT_NOTES`) and figures
+``fits.json`` (with run metadata), ``alpha_band.csv`` (with ``--bootstrap``: bootstrap
+intervals, calibrated by default, beside the default profile ones, not instead of them; their
+measured coverage at ten points is printed beside them, :data:`BOOT_NOTES`; curves of fewer
+points keep the profile intervals) and figures
 (``--plot``: data, the power law and the fitted law with its 95 % confidence band, from
 :func:`tokenscale_sim.fit.prediction_band`; none where the fit did not converge).
 
@@ -36,16 +37,18 @@ import argparse
 import contextlib
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tokenscale_sim.cli import SUBCOMMANDS, UsageError
-from tokenscale_sim.cli._common import StageClock, add_command, seed
+from tokenscale_sim.cli._common import StageClock, add_command, add_grouping, load, seed
 from tokenscale_sim.fit.data import curves as fdata
 from tokenscale_sim.fit.engine import options
 from tokenscale_sim.fit.inference import estimate, uncertainty
+from tokenscale_sim.fit.inference.resampled import MEASURED_POINTS, IntervalFallbackWarning
 from tokenscale_sim.fit.laws.define import define_law
 from tokenscale_sim.fit.laws.expression import load_law, parse_law
 from tokenscale_sim.fit.laws.models import MODELS, Model, get_model
@@ -101,7 +104,7 @@ def register(sub) -> None:
     p.add_argument(
         "--params", default=None, metavar="NAMES", help="parameters of a function --law, in order"
     )
-    p.add_argument("--group", default=None, help="comma-separated grouping columns (long CSV)")
+    add_grouping(p)
     p.add_argument("--n-col", default=None, help="token-count column (default: n; paper: n_l)")
     p.add_argument(
         "--x-col",
@@ -127,9 +130,11 @@ def register(sub) -> None:
     p.add_argument(
         "--bootstrap-interval",
         choices=uncertainty.INTERVALS,
-        default="percentile",
-        help="bootstrap interval: percentile, studentized (bootstrap-t) or calibrated (profile "
-        "likelihood, bootstrap-calibrated threshold) (default: percentile)",
+        default="calibrated",
+        help="bootstrap interval: calibrated (profile likelihood, bootstrap-calibrated threshold; "
+        "the default), percentile or studentized (bootstrap-t); curves of fewer than "
+        f"{MEASURED_POINTS} points keep the fit's own intervals (coverage measured from "
+        f"{MEASURED_POINTS})",
     )
     p.add_argument(
         "--transition-test",
@@ -161,7 +166,9 @@ def register(sub) -> None:
         help="most function evaluations of a Levenberg-Marquardt fit (laws fitted as least "
         "squares; default: MINPACK's 100 (p + 1)); raise it for far starts",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(
+        func=run, memory_hint="fewer points or curves, lower --bootstrap / --transition-test"
+    )
 
 
 def parse_starts(text: str | None) -> dict[str, list[float]]:
@@ -198,32 +205,6 @@ def user_law(args: argparse.Namespace):
     return parse_law(args.law, predictor=predictor, starts=starts)
 
 
-def load(args: argparse.Namespace) -> fdata.CurveSet:
-    """The curves the arguments name (all input checks included)."""
-    group = tuple(g.strip() for g in args.group.split(",") if g.strip()) if args.group else None
-    name = "paper" if args.paper else args.file
-    if name is None:
-        raise UsageError("fit: give a CSV FILE, a dataset name or --paper")
-    if args.paper and args.file:
-        raise UsageError("fit: give either FILE or --paper, not both")
-    if name in fdata.DATASETS:
-        cs = fdata.load_paper_scores(
-            exact_only=name == "paper_exact", group=group or fdata.PAPER_GROUP
-        )
-    else:
-        cs = fdata.read_curves(
-            name,
-            n_col=args.x_col or args.n_col or "n",
-            y_col=args.y_col,
-            group=group or (),
-            se_col=args.se_col,
-            aux_col=args.aux_col,
-            layout=args.layout,
-            token_counts=not args.x_col,
-        )
-    return cs
-
-
 def _fmt(x: float) -> str:
     return f"{x:.4g}" if np.isfinite(x) else ("inf" if x > 0 else "-inf" if x < 0 else "nan")
 
@@ -242,6 +223,13 @@ def _print_tables(
                 f"in fits.csv (*_boot_*), not the default: {BOOT_NOTES[boot.interval]} of "
                 "synthetic alpha(n) curves (benchmarks/README.md)"
             )
+            short = [cs.label(g) for g in range(len(cs.keys)) if boot.interval_used[g] == "fit"]
+            if short:
+                print(
+                    f"  {len(short)} curve(s) of fewer than {MEASURED_POINTS} points keep the "
+                    "profile intervals in *_boot_* (bootstrap coverage was measured from "
+                    f"{MEASURED_POINTS} points; column boot_interval)"
+                )
         compared = ["alpha_powerlaw"] if pl is not None else []
         r2 = "R2_log" if res.model.space == "log" or res.loss_name == "log" else "R2"
         cols = ["curve", *res.params, *compared, r2, "n_b status", "converged"]
@@ -278,6 +266,8 @@ def _table(
         if boot is not None:
             cols[f"{name}_boot_low"] = boot.ci_low[:, i]
             cols[f"{name}_boot_high"] = boot.ci_high[:, i]
+    if boot is not None:
+        cols["boot_interval"] = np.asarray(boot.interval_used)
     cols["n_b_status"] = np.array([res.status(g).status.value for g in range(len(cs.keys))])
     for name in ("r2_log", "r2_linear", "aic", "bic", "converged", "iterations", "n_points"):
         cols[name] = getattr(res, name)
@@ -404,16 +394,14 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         raise UsageError("fit: model divergence_measured needs --aux-col (Upsilon per point)")
     resamples = max(args.bootstrap, args.transition_test, 1)
     g, m = cs.arrays.y.shape
-    need = estimate.memory_estimate(model, g, m, opts) + 64 * 8 * resamples * g * m
-    what = f"a fit of {g} curve{'s' if g > 1 else ''} of up to {m} points"
-    if resamples > 1:
-        what += f" and {resamples} resamples"
-    check_memory("fit", what, need, "fewer points or curves, lower --bootstrap/--transition-test")
+    what = f"a fit of {g} curve{'s' if g > 1 else ''} of up to {m} points" + (
+        f" and {resamples} resamples" if resamples > 1 else "")  # fmt: skip
+    check_memory("fit", what, estimate.resampling_memory(model, g, m, resamples, opts),
+                 "fewer points or curves, lower --bootstrap/--transition-test")  # fmt: skip
     out = (  # a staging folder, swapped in for --out when the fit succeeded
         stack.enter_context(files.output_folder(args.out, "fit", overwrite=args.overwrite)).staging
-        if args.out
-        else None
-    )
+        if args.out else None
+    )  # fmt: skip
 
     import jax
 
@@ -435,15 +423,12 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     boot = band = test = None
     if args.bootstrap:
         log(f"bootstrap: {args.bootstrap} resamples x {g} curve(s)")
-        boot = uncertainty.bootstrap(
-            key(0),
-            cs,
-            res,
-            kind=args.bootstrap_kind,
-            m=args.bootstrap,
-            opts=opts,
-            interval=args.bootstrap_interval,
-        )
+        with warnings.catch_warnings():  # said once in the table's bootstrap line instead
+            warnings.simplefilter("ignore", IntervalFallbackWarning)
+            boot = uncertainty.bootstrap(
+                key(0), cs, res, kind=args.bootstrap_kind, m=args.bootstrap, opts=opts,
+                interval=args.bootstrap_interval,
+            )  # fmt: skip
         if model.name in ("powerlaw", "alpha_n"):
             band = uncertainty.alpha_band(
                 model, res.estimates, boot.estimates, boot.converged, ALPHA_GRID, args.level
@@ -451,13 +436,9 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     if args.transition_test:
         log(f"transition test: {args.transition_test} simulated nulls x {g} curve(s)")
         test = transition.transition_test(
-            key(1),
-            cs,
-            m=args.transition_test,
-            opts=opts,
-            powerlaw_fit=pl,
+            key(1), cs, m=args.transition_test, opts=opts, powerlaw_fit=pl,
             alpha_fit=res if model.name == "alpha_n" else None,
-        )
+        )  # fmt: skip
     tied = transition.fit_tied(cs, model, shared, opts, single_fit=res) if shared else None
     log.finish()
     _print_tables(cs, res, pl, boot)

@@ -112,7 +112,7 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a previous measure run")
     p.add_argument("--plot", action="store_true", help="write PNG figures")
     p.add_argument("--float32", action="store_true", help="compute in float32")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, memory_hint="lower --chunk or --bootstrap")
 
 
 def _layers(text: str | None) -> tuple[int, ...]:
@@ -241,6 +241,8 @@ def _output(args: argparse.Namespace, stack: contextlib.ExitStack) -> Path:
 
 
 def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    if not 0 < args.level < 1:  # MeasureOptions would find it only after the measurement
+        raise UsageError(f"measure: --level must be in (0, 1), got {args.level}")
     options = MeasureOptions(
         chunk=args.chunk,
         normalise=not args.raw,

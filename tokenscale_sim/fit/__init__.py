@@ -49,6 +49,7 @@ from tokenscale_sim.fit.inference.estimate import (
     fit_record,
     predict,
 )
+from tokenscale_sim.fit.inference.resampled import MEASURED_POINTS, IntervalFallbackWarning
 from tokenscale_sim.fit.inference.results import Parameter, Parameters, fit_report
 from tokenscale_sim.fit.inference.uncertainty import (
     KINDS,
@@ -79,6 +80,7 @@ __all__ = [
     "DATASETS",
     "KINDS",
     "LOSSES",
+    "MEASURED_POINTS",
     "MODELS",
     "AlphaBand",
     "BootstrapResult",
@@ -87,6 +89,7 @@ __all__ = [
     "CurveSet",
     "FitOptions",
     "FitResult",
+    "IntervalFallbackWarning",
     "IntervalMethod",
     "Model",
     "NbStatus",

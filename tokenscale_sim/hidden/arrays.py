@@ -19,6 +19,7 @@ Nothing is loaded whole: ``.npy`` and ``.safetensors`` are memory-mapped, ``.npz
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from tokenscale_sim.fit.data.table import regular_file
 
 SUFFIXES = (".npy", ".npz", ".safetensors")
 _SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}
@@ -151,7 +154,7 @@ def _safetensors_arrays(path: Path) -> dict[str, ArrayRef]:
             dtype_name = info["dtype"]
             begin, end = (int(x) for x in info["data_offsets"])
             shape = tuple(int(x) for x in info["shape"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # 1e400 is inf in JSON
             raise _invalid(
                 path, ".safetensors", f"entry {key!r} lacks dtype/shape/offsets"
             ) from None
@@ -161,7 +164,7 @@ def _safetensors_arrays(path: Path) -> dict[str, ArrayRef]:
                 f"{tuple(_SAFETENSORS_DTYPES)}, got dtype {dtype_name}"
             )
         itemsize = np.dtype(_SAFETENSORS_DTYPES[dtype_name]).itemsize
-        need = int(np.prod(shape, dtype=np.int64)) * itemsize
+        need = math.prod(shape) * itemsize  # Python ints: a huge shape cannot wrap around
         if min(shape, default=1) < 0 or not 0 <= begin <= end or end - begin != need:
             raise _invalid(path, ".safetensors", f"entry {key!r}: offsets do not match its shape")
         if end > data_bytes:
@@ -339,8 +342,7 @@ def open_hidden(
     """
     paths = [Path(path)] + ([] if path_b is None else [Path(path_b)])
     for p in paths:
-        if not p.is_file():
-            raise FileNotFoundError(f"open_hidden: no such file {str(p)!r}")
+        regular_file("open_hidden", p, "a hidden-state file")
         if p.suffix not in SUFFIXES:
             raise ValueError(f"open_hidden: file must end in one of {SUFFIXES}, got {p.name!r}")
     name = " + ".join(p.name for p in paths)

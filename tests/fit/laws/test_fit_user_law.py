@@ -89,7 +89,7 @@ def test_predict_uses_the_users_law(fitted):
 
 def test_bootstrap_and_profile_interval_on_the_users_law(fitted):
     cs, res = fitted
-    boot = bootstrap(jax.random.key(4), cs, res, kind="parametric", m=200)
+    boot = bootstrap(jax.random.key(4), cs, res, kind="parametric", m=200, interval="percentile")
     assert boot.params == ("a", "b", "k") and boot.converged.mean() > 0.99
     cover = np.mean((boot.ci_low <= TRUTH) & (boot.ci_high >= TRUTH), axis=0)
     mc_sd = np.sqrt(0.95 * 0.05 / boot.ci_low.shape[0])

@@ -12,18 +12,16 @@ curve (its header names the curve); empty cells are points the curve does not ha
 
 from __future__ import annotations
 
-import math
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from tokenscale_sim.fit.data.checks import check_arrays, warn_unused_sigma
-from tokenscale_sim.fit.data.table import decode, parse_table
+from tokenscale_sim.fit.data.columns import cell_number, check_grouping, numeric
+from tokenscale_sim.fit.data.table import decode, parse_table, regular_file
 from tokenscale_sim.fit.laws.models import Model, get_model
 from tokenscale_sim.runtime.validation import check_memory
 
@@ -85,24 +83,6 @@ def key_label(curve_key: Sequence[Any]) -> str:
     return " / ".join(str(v) for v in curve_key) or "curve"
 
 
-NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)",
-                    re.IGNORECASE | re.ASCII)  # fmt: skip
-"""A number as CSV writers spell it: ASCII decimal digits, point, exponent (Python's ``float``
-alone would also take ``1_000`` and non-ASCII digits)."""
-
-
-def _number(value: str, fn: str, column: str, where: str) -> float:
-    shown = f"{value[:40]!r}{'...' if len(value) > 40 else ''}" if isinstance(value, str) else value
-    if not isinstance(value, str) or not NUMBER.fullmatch(value.strip()):
-        comma = isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+,\d+\s*", value)
-        hint = "; a decimal comma? write 1.5, not 1,5" if comma else ""
-        raise ValueError(f"{fn}: column {column!r} must be numeric, got {shown} ({where}){hint}")
-    x = float(value)
-    if math.isnan(x) or math.isinf(x):
-        raise ValueError(f"{fn}: column {column!r} must be finite, got {shown} ({where})")
-    return x
-
-
 def curves_from_points(
     points: Mapping[tuple[Any, ...], Sequence[tuple[float, float, float, float]]],
     group: Sequence[str] = (),
@@ -154,22 +134,6 @@ def curves_from_points(
         n[g, :m], y[g, :m], se[g, :m], aux[g, :m] = arr.T
         weight[g, :m] = 1.0
     return CurveSet(tuple(points), tuple(group), CurveArrays(n, y, se, weight, aux), has_se, source)
-
-
-def numeric(values, name: str, fn: str) -> np.ndarray:
-    """``values`` as a float64 array, or a one-line ``ValueError`` naming ``name``.
-
-    >>> numeric([1, 2], "n", "f").dtype
-    dtype('float64')
-    """
-    try:
-        return np.asarray(values, dtype=float)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"{fn}: {name} must be numbers of one shape, got {type(values).__name__} "
-            f"({str(err).splitlines()[0][:80]}); curves of different lengths: pass a list of "
-            "(n, y) pairs (curves_from_pairs)"
-        ) from None
 
 
 def _per_curve(values, name: str, shape: tuple[int, int], fn: str) -> np.ndarray | None:
@@ -261,7 +225,7 @@ def curves_from_rows(
     *,
     n_col: str = "n",
     y_col: str = "score",
-    group: Sequence[str] = (),
+    group: Sequence[str] | None = None,
     se_col: str | None = None,
     aux_col: str | None = None,
     layout: str = "auto",
@@ -286,15 +250,17 @@ def curves_from_rows(
         if not curve_cols:
             raise ValueError(f"{fn}: wide layout needs curve columns besides {n_col!r} in {source}")
         for i, row in numbered:
-            n = _number(row[n_col], fn, n_col, f"line {i}")
+            n = cell_number(row[n_col], fn, n_col, f"line {i}")
             for c in curve_cols:
                 if (row.get(c) or "").strip():
                     points.setdefault((c,), []).append(
-                        (n, _number(row[c], fn, c, f"line {i}"), 1.0, 1.0)
+                        (n, cell_number(row[c], fn, c, f"line {i}"), 1.0, 1.0)
                     )
         return curves_from_points(
             points, ("curve",), source=source, fn=fn, token_counts=token_counts
         )
+    used = [n_col, y_col, *(c for c in (se_col, aux_col) if c)]
+    group = check_grouping(fn, columns, used, group)
     needed = [y_col, *group, *(c for c in (se_col, aux_col) if c)]
     for c in needed:
         if c not in columns:
@@ -303,10 +269,10 @@ def curves_from_rows(
         where = f"line {i}"
         key = tuple(row[c] for c in group)
         point = (
-            _number(row[n_col], fn, n_col, where),
-            _number(row[y_col], fn, y_col, where),
-            _number(row[se_col], fn, se_col, where) if se_col else 1.0,
-            _number(row[aux_col], fn, aux_col, where) if aux_col else 1.0,
+            cell_number(row[n_col], fn, n_col, where),
+            cell_number(row[y_col], fn, y_col, where),
+            cell_number(row[se_col], fn, se_col, where) if se_col else 1.0,
+            cell_number(row[aux_col], fn, aux_col, where) if aux_col else 1.0,
         )
         points.setdefault(key, []).append(point)
     return curves_from_points(
@@ -319,7 +285,7 @@ def read_curves(
     *,
     n_col: str = "n",
     y_col: str = "score",
-    group: Sequence[str] = (),
+    group: Sequence[str] | None = None,
     se_col: str | None = None,
     aux_col: str | None = None,
     layout: str = "auto",
@@ -329,15 +295,16 @@ def read_curves(
     grouping column is present). ``token_counts=False``: the predictor column may hold any
     finite reals (laws of a general predictor x), not only token counts ``n >= 1``.
 
+    ``group``: the columns that tell curves apart in the long layout; ``()`` states that the
+    table is one curve. Left out (``None``), a long table with columns besides ``n_col``,
+    ``y_col``, ``se_col`` and ``aux_col`` is refused (:class:`~.columns.UngroupedColumns`)
+    rather than pooled into one curve.
+
     Raises:
         FileNotFoundError: no such file.
         ValueError: missing column, non-numeric or NaN value, ... (repeated ``n`` are replicates)
     """
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"read_curves: {str(p)!r} is a folder, not a CSV file")
-    if not p.is_file():
-        raise FileNotFoundError(f"read_curves: no such file {str(p)!r}")
+    p = regular_file("read_curves", path, "a CSV file")
     # rows as dicts of strings: a few hundred bytes per row of some 20 characters
     check_memory("read_curves", f"reading {str(p)!r}", 30 * p.stat().st_size, "split the file")
     text = decode(p.read_bytes(), str(p))

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from tokenscale_sim.fit.data.curves import CurveSet, curves_from_points, numeric
+from tokenscale_sim.fit.data.columns import UngroupedColumns, check_grouping, numeric
+from tokenscale_sim.fit.data.curves import CurveSet, curves_from_points
 
 CurvesLike = CurveSet | Mapping[Any, Any] | Sequence[Any] | Any
 """What :func:`as_curves` takes: a CurveSet, a DataFrame, a dict of columns or of named curves,
@@ -50,7 +51,7 @@ def curves_from_frame(
     n: str = "n",
     y: str | None = None,
     *,
-    group: str | Sequence[str] = (),
+    group: str | Sequence[str] | None = None,
     sigma: str | Any = None,
     aux: str | None = None,
     token_counts: bool = False,
@@ -64,7 +65,10 @@ def curves_from_frame(
         frame: ``pandas.DataFrame`` or ``{column: (rows,) array}``.
         n, y: predictor and response columns (``y`` default: ``"y"``, else ``"score"``).
         group: grouping column(s), of any dtype; a curve's key holds their values as Python
-            scalars (``cs.keys[g] == ("llava", 7)``).
+            scalars (``cs.keys[g] == ("llava", 7)``). ``()``: the table is one curve. Left out,
+            a table with columns besides ``n``, ``y``, ``sigma`` and ``aux`` is refused
+            (:class:`~tokenscale_sim.fit.data.columns.UngroupedColumns`): several benchmarks in
+            one frame are never pooled into one curve without a word.
         sigma: standard errors of ``y``: a column name or a (rows,) array (scipy's
             ``curve_fit`` meaning under the ``linear`` loss, see ``FitOptions.absolute_sigma``).
         aux: column of per-point model input (Upsilon(n) for ``divergence_measured``).
@@ -87,7 +91,8 @@ def curves_from_frame(
         y = next((c for c in Y_COLUMNS if c in columns), None)
         if y is None:
             raise ValueError(f"{fn}: no column 'y' or 'score'; name it with y= ({columns})")
-    group = (group,) if isinstance(group, str) else tuple(group)
+    used = [n, y, *([sigma] if isinstance(sigma, str) else []), *([aux] if aux else [])]
+    group = check_grouping(fn, columns, used, group)
     values = {name: numeric(_column(frame, name, columns, fn), f"column {name!r}", fn)
               for name in (n, y, *([sigma] if isinstance(sigma, str) else []),
                            *([aux] if aux else []))}  # fmt: skip
@@ -165,7 +170,9 @@ def as_curves(data: CurvesLike, *, fn: str = "as_curves") -> CurveSet:
     """``data`` as a :class:`~tokenscale_sim.fit.data.curves.CurveSet`, whatever form it came in.
 
     A CurveSet is returned as it is; a DataFrame or a dict with an ``"n"`` column goes to
-    :func:`curves_from_frame` (columns ``n`` and ``y`` or ``score``, no groups); a dict of named
+    :func:`curves_from_frame` as one curve (columns ``n``, ``y`` or ``score`` and optionally
+    ``sigma``; any other column is refused: name the groups with ``curves_from_frame(df,
+    group=...)``, or say it is one curve with ``group=()``); a dict of named
     ``(n, y)`` curves or a non-empty list of ``(n, y)`` pairs to :func:`curves_from_pairs`.
     Anything else is a ``TypeError`` naming ``fn``.
 
@@ -175,7 +182,16 @@ def as_curves(data: CurvesLike, *, fn: str = "as_curves") -> CurveSet:
     if isinstance(data, CurveSet):
         return data
     if _is_frame(data) or (isinstance(data, Mapping) and "n" in data):
-        return curves_from_frame(data)
+        names = getattr(data, "columns", None)
+        columns = [str(c) for c in (data if names is None else names)]
+        try:
+            return curves_from_frame(data, sigma="sigma" if "sigma" in columns else None)
+        except UngroupedColumns as err:  # the way out is curves_from_frame: say so
+            raise UngroupedColumns(
+                fn, err.columns, err.used,
+                (f"fit.curves_from_frame(df, group={err.columns!r})",
+                 "fit.curves_from_frame(df, group=())"),
+            ) from None  # fmt: skip
     if isinstance(data, Mapping) and data:
         return curves_from_pairs(data)
     if isinstance(data, list | tuple) and data and all(isinstance(p, list | tuple) for p in data):

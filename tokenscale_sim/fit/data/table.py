@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import stat
+from pathlib import Path
 from typing import NamedTuple
 
 FIELD_LIMIT = csv.field_size_limit()
@@ -35,6 +38,38 @@ class Table(NamedTuple):
     columns: list[str]
     rows: list[dict[str, str]]
     lines: list[int]
+
+
+NOT_REGULAR = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
+
+
+def regular_file(fn: str, path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if it names a regular file (links followed), else
+    ``FileNotFoundError`` ("no such file") or ``ValueError`` saying what it is instead (a
+    folder, a FIFO, ...), never opened: reading a FIFO blocks until someone writes to it.
+
+    >>> regular_file("read_curves", "/", "a CSV file")
+    Traceback (most recent call last):
+    ...
+    ValueError: read_curves: '/' is a folder, not a CSV file
+    """
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{fn}: no such file {str(p)!r}") from None
+    except OSError as err:
+        raise ValueError(f"{fn}: cannot read {str(p)!r} ({err.strerror or err})") from None
+    for test, kind in NOT_REGULAR:
+        if test(mode):
+            raise ValueError(f"{fn}: {str(p)!r} is {kind}, not {what}")
+    return p
 
 
 def decode(data: bytes, source: str, fn: str = "read_curves") -> str:

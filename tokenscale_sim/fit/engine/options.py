@@ -7,6 +7,7 @@ argument). :class:`Boundary` codes live in integer arrays (traced code cannot ho
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING
@@ -193,24 +194,101 @@ class FitOptions:
                 f"FitOptions: interval must be one of {[m.value for m in IntervalMethod]}, "
                 f"got {self.interval!r}"
             )
-        if not 0 < self.level < 1:
-            raise ValueError(f"FitOptions: level must be in (0, 1), got {self.level!r}")
         if not isinstance(self.runaway, bool):
             raise TypeError(f"FitOptions: runaway must be True or False, got {self.runaway!r}")
-        if (
-            isinstance(self.max_nfev, bool)
-            or not isinstance(self.max_nfev, int | np.integer)
-            or not 0 <= self.max_nfev <= MAX_NFEV
-        ):
-            raise ValueError(
-                f"FitOptions: max_nfev must be an integer in [0, {MAX_NFEV}] (0: MINPACK's "
-                f"default 100 (p + 1)), got {self.max_nfev!r}"
+        for name, (low, high, kind) in OPTION_BOUNDS.items():
+            object.__setattr__(
+                self, name, checked_option(name, getattr(self, name), low, high, kind)
             )
-        if self.n_starts < 1 or self.max_iter < 1:
-            raise ValueError(
-                f"FitOptions: n_starts and max_iter must be >= 1, got {self.n_starts}, "
-                f"{self.max_iter}"
+
+
+OPTION_BOUNDS: dict[str, tuple[float, float, str]] = {
+    # name: (lowest, highest, kind); "open" ends: level in (0, 1), widths > 0
+    "huber_delta": (0.0, math.inf, "positive"),
+    "max_iter": (1, 10**6, "int"),
+    "gtol": (0.0, math.inf, "nonnegative"),
+    "memory_size": (1, 1000, "int"),
+    "n_starts": (1, 10_000, "int"),
+    "level": (0.0, 1.0, "fraction"),
+    "boundary_rtol": (0.0, math.inf, "nonnegative"),
+    "boundary_span": (0.0, 700.0, "positive"),
+    "profile_points": (3, 100_000, "int"),
+    "adam_steps": (0, 10**6, "int"),
+    "chunk": (1, 2**20, "int"),
+    "max_nfev": (0, MAX_NFEV, "int"),  # 0: MINPACK's default 100 (p + 1)
+}
+"""Bounds of every numeric :class:`FitOptions` field, checked where the options are made.
+Integer fields take Python or NumPy integers (never ``bool``); the upper bounds keep the work
+and memory of one fit finite (``n_starts`` beyond the start grid's size is the whole grid; a
+``boundary_span`` past 700 overflows ``exp``; ``profile_points`` scales the interval pass's
+memory, :func:`~tokenscale_sim.fit.inference.estimate.memory_estimate`)."""
+
+
+def checked_option(name: str, value, low: float, high: float, kind: str):
+    """``value`` of the :class:`FitOptions` field ``name`` as a Python int or float, or a
+    ``TypeError`` / ``ValueError`` naming the option, the bound and the value.
+
+    >>> checked_option("chunk", 8, 1, 2**20, "int")
+    8
+    >>> checked_option("chunk", 0, 1, 2**20, "int")
+    Traceback (most recent call last):
+    ...
+    ValueError: FitOptions: chunk must be an integer in [1, 1048576], got 0
+    >>> checked_option("gtol", float("nan"), 0.0, float("inf"), "nonnegative")
+    Traceback (most recent call last):
+    ...
+    ValueError: FitOptions: gtol must be a finite number >= 0, got nan
+    """
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise TypeError(
+                f"FitOptions: {name} must be an integer in [{low}, {high}], got "
+                f"{type(value).__name__} {value!r}"
             )
+        if not low <= value <= high:
+            raise ValueError(
+                f"FitOptions: {name} must be an integer in [{low}, {high}], got {value}"
+            )
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(
+            f"FitOptions: {name} must be a number, got {type(value).__name__} {value!r}"
+        )
+    x = float(value)
+    bound = {
+        "positive": "a finite number > 0",
+        "nonnegative": "a finite number >= 0",
+        "fraction": "in (0, 1)",
+    }[kind]
+    if kind == "positive":
+        bound = f"a number in (0, {high:g}]" if math.isfinite(high) else bound
+    ok = (
+        low < x <= high if kind == "positive" else low <= x < high if kind == "nonnegative"
+        else low < x < high
+    )  # fmt: skip
+    if not ok or not math.isfinite(x):
+        raise ValueError(f"FitOptions: {name} must be {bound}, got {x!r}")
+    return x
+
+
+def check_options(fn: str, opts, default: FitOptions | None = None) -> FitOptions:
+    """``opts``, or ``default`` (``FitOptions()``) for None; a ``TypeError`` naming ``fn`` for
+    anything else (a loss name passed where the options go, say).
+
+    >>> check_options("fit_curves", "log")
+    Traceback (most recent call last):
+    ...
+    TypeError: fit_curves: opts must be a FitOptions (e.g. FitOptions(loss='log')), got str 'log'
+    """
+    if opts is None:
+        return default if default is not None else FitOptions()
+    if not isinstance(opts, FitOptions):
+        shown = f" {opts!r}"[:40] if isinstance(opts, str | int | float) else ""
+        raise TypeError(
+            f"{fn}: opts must be a FitOptions (e.g. FitOptions(loss='log')), got "
+            f"{type(opts).__name__}{shown}"
+        )
+    return opts
 
 
 def finite_fit(model: Model, estimates, boundary, loss) -> np.ndarray:

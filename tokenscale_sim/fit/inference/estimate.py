@@ -34,7 +34,13 @@ from tokenscale_sim.fit.data.curves import CurveArrays, CurveSet, check_curves, 
 from tokenscale_sim.fit.data.frames import CurvesLike, as_curves
 from tokenscale_sim.fit.engine.buckets import first_curves, pad_curves_to_bucket
 from tokenscale_sim.fit.engine.lanes import over_rows
-from tokenscale_sim.fit.engine.options import Boundary, FitOptions, IntervalMethod, finite_fit
+from tokenscale_sim.fit.engine.options import (
+    Boundary,
+    FitOptions,
+    IntervalMethod,
+    check_options,
+    finite_fit,
+)
 from tokenscale_sim.fit.engine.precision import in_fit_precision
 from tokenscale_sim.fit.engine.solver import Solution, residuals, solve_batch, start_grid
 from tokenscale_sim.fit.inference.likelihood import (
@@ -45,7 +51,12 @@ from tokenscale_sim.fit.inference.likelihood import (
     variance_params,
 )
 from tokenscale_sim.fit.inference.profile import closed_form, exact_grid_size, profile_intervals
-from tokenscale_sim.fit.inference.results import FitResult, check_domain, with_curves
+from tokenscale_sim.fit.inference.results import (
+    FitResult,
+    check_defined,
+    check_domain,
+    with_curves,
+)
 from tokenscale_sim.fit.laws.models import Model, get_model, program_token
 from tokenscale_sim.runtime.stored_programs import stored_program
 from tokenscale_sim.theory import closed_forms as theory
@@ -267,6 +278,30 @@ def memory_estimate(
     return 8.0 * MEMORY_ARRAYS * n_curves * grid * n_points
 
 
+RESAMPLE_ARRAYS = 64
+"""float64 arrays of one resampled point alive at once in a bootstrap or transition test (the
+resampled curves, the optimizer's state of every start, the calibration's projections)."""
+
+
+def resampling_memory(
+    model: str | Model,
+    n_curves: int,
+    n_points: int,
+    resamples: int,
+    opts: FitOptions | None = None,
+) -> float:
+    """Bytes a fit of ``n_curves`` curves of ``n_points`` points plus ``resamples`` resamples of
+    each (:func:`~tokenscale_sim.fit.inference.uncertainty.bootstrap`, the transition test) need:
+    :func:`memory_estimate` plus ``8 * RESAMPLE_ARRAYS * resamples * G * M``. The one estimate
+    ``fit.bootstrap`` and ``tokenscale fit`` check before they start.
+
+    >>> round(resampling_memory("powerlaw", 1, 10, 10**8) / 2**30)  # GiB
+    477
+    """
+    point = memory_estimate(model, n_curves, n_points, opts)
+    return point + 8.0 * RESAMPLE_ARRAYS * resamples * n_curves * n_points
+
+
 @in_fit_precision
 def fit_curves(
     curves: CurveSet | CurvesLike, model: str | Model, opts: FitOptions | None = None
@@ -296,7 +331,7 @@ def fit_curves(
     [2.0, -0.3]
     """
     model = get_model(model)
-    opts = opts or FitOptions()
+    opts = check_options("fit_curves", opts)
     curves = as_curves(curves, fn="fit_curves")
     check_curves(curves, model, opts.loss)  # check_arrays and the curve rules: checked once
     return with_curves(_fit_checked(model, curves.arrays, opts), curves)
@@ -309,7 +344,9 @@ def predict(result: FitResult, n, aux=None) -> Any:
     Shapes (:mod:`tokenscale_sim.fit.inference.results`): a one-curve result gives ``n``'s shape (a
     scalar for a scalar ``n``), a result of G > 1 curves ``(G, *n.shape)``. ``n`` must lie in the
     law's domain (:func:`~tokenscale_sim.fit.inference.results.check_domain`: ``n >= 1`` for laws of
-    token counts), as for :func:`~tokenscale_sim.fit.inference.uncertainty.prediction_band`. Uses
+    token counts; a ``ValueError`` also where the law itself gives NaN,
+    :func:`~tokenscale_sim.fit.inference.results.check_defined`), as for
+    :func:`~tokenscale_sim.fit.inference.uncertainty.prediction_band`. Uses
     the unconstrained estimates (exact limits included at a boundary). ``aux``, broadcastable to
     ``(G, *n.shape)``, is needed only for ``divergence_measured``.
 
@@ -318,6 +355,8 @@ def predict(result: FitResult, n, aux=None) -> Any:
     >>> round(float(predict(res, 16.0)), 6), predict(res, [16.0, 32.0]).shape
     (48.0, (2,))
     """
+    if not isinstance(result, FitResult):
+        raise TypeError(f"predict: result must be a FitResult, got {type(result).__name__}")
     model = result.model
     x = check_domain(model, n, "predict")
     u = jnp.asarray(result.u)
@@ -336,6 +375,7 @@ def predict(result: FitResult, n, aux=None) -> Any:
     flat_aux = jnp.asarray(aux.reshape(g, -1), u.dtype)
     y = np.asarray(jax.vmap(lambda uu, a: model.predict(uu, flat_n, a))(u, flat_aux))
     y = y.reshape(shape)
+    check_defined(result, x, y, "predict")
     return y[0][()] if g == 1 else y
 
 

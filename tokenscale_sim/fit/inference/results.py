@@ -39,8 +39,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tokenscale_sim.fit.data.columns import numeric
 from tokenscale_sim.fit.data.curves import CurveSet, key_label
-from tokenscale_sim.fit.engine.options import Boundary, IntervalMethod
+from tokenscale_sim.fit.engine.options import Boundary, IntervalMethod, finite_fit
 from tokenscale_sim.fit.inference.likelihood import corrected_aic, variance_params
 from tokenscale_sim.fit.laws.models import Model
 
@@ -444,10 +445,7 @@ def check_domain(model: Model, n, where: str) -> np.ndarray:
     ...
     ValueError: predict: token counts n must be >= 1 (the domain of law 'powerlaw'), got min 0
     """
-    try:
-        x = np.asarray(n, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: {model.predictor} must be numbers, got {n!r}") from None
+    x = numeric(n, model.predictor, where)  # never dates as nanoseconds, nor strings
     if not np.all(np.isfinite(x)):
         raise ValueError(
             f"{where}: {model.predictor} must be finite, got {x[~np.isfinite(x)].flat[0]}"
@@ -458,3 +456,32 @@ def check_domain(model: Model, n, where: str) -> np.ndarray:
             f"got min {np.min(x):g}"
         )
     return x
+
+
+def check_defined(result: FitResult, x, values, where: str) -> None:
+    """Raise ``ValueError`` where the law of ``result`` gives NaN at finite predictor values
+    ``x`` for a curve whose fit is finite: ``x`` lies outside the law's own domain (``log(x)``
+    at ``x <= 0``, ``(n - 5)**0.5`` below 5), which :func:`check_domain` cannot know. ``values``:
+    (G, *x.shape). A curve whose fit failed (``converged`` False with non-finite estimates) keeps
+    its NaN: its status says why. Overflow to +-inf is a value, not refused.
+
+    >>> from tokenscale_sim.fit import curves_from_arrays, fit_curves, parse_law
+    >>> law = parse_law("a * log(x) + b", predictor="x")
+    >>> x = np.array([1.0, 2, 3, 4, 5])
+    >>> res = fit_curves(curves_from_arrays(x, [1.01, 2.37, 3.2, 3.78, 4.2]), law)
+    >>> check_defined(res, np.array([-1.0]), np.array([[np.nan]]), "predict")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: predict: law 'a * log(x) + b' is not defined at x = -1 (NaN for curve ...
+    """
+    ok = finite_fit(result.model, result.estimates, result.boundary, result.loss)
+    values = np.asarray(values).reshape(len(ok), -1)
+    bad = np.isnan(values) & ok[:, None]
+    if bad.any():
+        g, i = (int(v[0]) for v in np.nonzero(bad))
+        label = key_label(result.keys[g]) if result.keys else str(g)
+        raise ValueError(
+            f"{where}: law {result.model.name!r} is not defined at {result.model.predictor} = "
+            f"{np.asarray(x).reshape(-1)[i]:g} (NaN for curve {label!r}); predict inside its "
+            "domain"
+        )

@@ -41,16 +41,22 @@ import numpy as np
 from tokenscale_sim.fit.data.checks import check_arrays
 from tokenscale_sim.fit.data.curves import CurveArrays, CurveSet, key_label
 from tokenscale_sim.fit.data.frames import as_curves
-from tokenscale_sim.fit.engine.options import Boundary, FitOptions
+from tokenscale_sim.fit.engine.options import Boundary, FitOptions, check_options
 from tokenscale_sim.fit.engine.precision import in_fit_precision
 from tokenscale_sim.fit.engine.solver import flat_rows, residuals, solve_batch, start_grid
 from tokenscale_sim.fit.inference.calibrated import calibrated_intervals
-from tokenscale_sim.fit.inference.estimate import FitResult, summarize
+from tokenscale_sim.fit.inference.estimate import FitResult, resampling_memory, summarize
 from tokenscale_sim.fit.inference.likelihood import delta_method_se, t_quantile
 from tokenscale_sim.fit.inference.profile import profile_intervals
-from tokenscale_sim.fit.inference.results import check_domain, check_fitted_on
+from tokenscale_sim.fit.inference.resampled import (
+    check_count,
+    fall_back_below_measured,
+    percentile_intervals,
+    studentized_interval,
+)
+from tokenscale_sim.fit.inference.results import check_defined, check_domain, check_fitted_on
 from tokenscale_sim.fit.laws.models import Model, alpha_curve
-from tokenscale_sim.runtime.validation import as_key
+from tokenscale_sim.runtime.validation import as_key, check_memory
 
 KINDS = ("residual", "case", "parametric")
 """Bootstrap schemes of :func:`bootstrap`."""
@@ -72,6 +78,10 @@ class BootstrapResult(NamedTuple):
         interval: how ``ci_low``/``ci_high`` were built (one of :data:`INTERVALS`).
         threshold: (G, p) calibrated deviance thresholds (``interval="calibrated"``; compare
             :func:`~tokenscale_sim.fit.inference.likelihood.lr_threshold`), else None.
+        interval_used: (G,) the interval each curve got: ``interval``, or ``"fit"`` for a curve
+            of fewer than :data:`~tokenscale_sim.fit.inference.resampled.MEASURED_POINTS` points,
+            which keeps the fit's own (profile) intervals (with an
+            :class:`~tokenscale_sim.fit.inference.resampled.IntervalFallbackWarning`).
     """
 
     kind: str
@@ -84,8 +94,9 @@ class BootstrapResult(NamedTuple):
     ci_low: np.ndarray
     ci_high: np.ndarray
     boundary_fraction: np.ndarray
-    interval: str = "percentile"
+    interval: str = "calibrated"
     threshold: np.ndarray | None = None
+    interval_used: np.ndarray | None = None
 
 
 class AlphaBand(NamedTuple):
@@ -198,17 +209,6 @@ def resample(key, model: Model, opts: FitOptions, data: CurveArrays, u, kind: st
     return CurveArrays(*(jnp.swapaxes(x, 0, 1) for x in out))
 
 
-def _quantiles(x, mask, level):
-    """Percentile interval and SD over axis 0 where ``mask``; (m, G, p) -> three (G, p)."""
-    q = (0.5 - level / 2, 0.5 + level / 2)
-    x = np.where(mask[..., None], x, np.nan)
-    lo = np.nanquantile(x, q[0], axis=0, method="nearest")
-    hi = np.nanquantile(x, q[1], axis=0, method="nearest")
-    fin = np.where(np.isfinite(x), x, np.nan)
-    sd = np.nanstd(fin, axis=0, ddof=1)
-    return lo, hi, sd
-
-
 @in_fit_precision
 def bootstrap(
     key,
@@ -219,7 +219,7 @@ def bootstrap(
     m: int = 1000,
     opts: FitOptions | None = None,
     n_starts: int = 1,
-    interval: str = "percentile",
+    interval: str = "calibrated",
 ) -> BootstrapResult:
     """Bootstrap every curve of ``curves`` around its fit ``result`` with ``m`` resamples.
 
@@ -232,31 +232,47 @@ def bootstrap(
         opts: the :class:`FitOptions` of the fit (its ``loss`` must match ``result.loss_name``).
         n_starts: optimizer starts per resample (the best variable-projection grid points; the
             ``n_b`` limits are always fitted too).
-        interval: one of :data:`INTERVALS`.
+        interval: one of :data:`INTERVALS`; ``"calibrated"`` (the default) is the kind whose
+            coverage held at ten points (``benchmarks/README.md``); ``"percentile"`` and
+            ``"studentized"`` on request. Curves of fewer than
+            :data:`~tokenscale_sim.fit.inference.resampled.MEASURED_POINTS` points, where no
+            kind's coverage was measured, keep the fit's own intervals
+            (``interval_used == "fit"``, with a warning).
 
     Returns:
         :class:`BootstrapResult` with (m, G, p) estimates and (G, p) intervals.
+
+    Raises:
+        TypeError: ``m`` or ``n_starts`` not an integer. ValueError: a bad ``kind``,
+            ``interval``, ``m < 2``, or arrays past the memory available (the estimate of
+            :func:`~tokenscale_sim.fit.inference.estimate.resampling_memory`, checked first).
     """
     key = as_key("bootstrap", key)
     if kind not in KINDS:
         raise ValueError(f"bootstrap: kind must be one of {KINDS}, got {kind!r}")
     if interval not in INTERVALS:
         raise ValueError(f"bootstrap: interval must be one of {INTERVALS}, got {interval!r}")
-    if m < 2:
-        raise ValueError(f"bootstrap: m must be >= 2, got {m}")
-    opts = opts or FitOptions(loss=result.loss_name, level=result.level)
+    m = check_count("bootstrap", "m", m, 2)
+    n_starts = check_count("bootstrap", "n_starts", n_starts, 1)
+    opts = check_options("bootstrap", opts, FitOptions(loss=result.loss_name, level=result.level))
     if opts.loss != result.loss_name:
         raise ValueError(
             f"bootstrap: opts.loss {opts.loss!r} differs from the fit's {result.loss_name!r}"
         )
     model = result.model
     curves = fitted_curves(curves, result, "bootstrap")
+    g, points = curves.arrays.n.shape
+    check_memory(
+        "bootstrap", f"{m} resamples of {g} curve{'s' if g > 1 else ''} of up to {points} points",
+        resampling_memory(model, g, points, m, replace(opts, n_starts=min(n_starts, 10_000))),
+        "lower m (1000 resamples suffice for 95 % intervals) or bootstrap fewer curves at once",
+    )  # fmt: skip
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     star = resample(key, model, opts, data, jnp.asarray(result.u), kind, m)
     sol = solve_batch(model, replace(opts, n_starts=n_starts), star, start_grid(model, data))
     est = np.asarray(jax.vmap(jax.vmap(model.natural))(sol.u))
     conv = np.asarray(sol.converged)
-    lo, hi, sd = _quantiles(est, conv, opts.level)
+    lo, hi, sd = percentile_intervals(est, conv, opts.level)
     bnd = np.asarray(sol.boundary)
     if interval == "studentized":
         flat = flat_rows(star)
@@ -281,47 +297,15 @@ def bootstrap(
             model, opts, data, np.asarray(result.u), star, sol.u, conv, opts.level
         )
         lo, hi = np.where(prof.available, prof.low, lo), np.where(prof.available, prof.high, hi)
+    n_points = (np.asarray(curves.arrays.weight) > 0).sum(axis=1)
+    labels = [key_label(k) for k in curves.keys]
+    lo, hi, used = fall_back_below_measured(
+        interval, n_points, lo, hi, result.ci_low, result.ci_high, labels
+    )
     frac = np.where(bnd[0] == Boundary.NONE, -1.0, np.mean(bnd > Boundary.INTERIOR, axis=0))
     return BootstrapResult(
-        kind, model.params, opts.level, est, conv, bnd, sd, lo, hi, frac, interval, thr
+        kind, model.params, opts.level, est, conv, bnd, sd, lo, hi, frac, interval, thr, used
     )
-
-
-def studentized_interval(model: Model, estimates, se, est_star, se_star, converged, level):
-    """Bootstrap-t interval (see the module docstring) -> (low, high), each (G, p).
-
-    ``estimates``, ``se`` (G, p): the fit; ``est_star``, ``se_star`` (m, G, p): the resamples';
-    ``converged`` (m, G). NaN where the fit's own ``se`` is not finite (use the percentile).
-
-    >>> from tokenscale_sim.fit.laws.models import get_model
-    >>> m = get_model("powerlaw")  # t* in {-1, 0, 1}: the 25/75 % points are -1 and 1
-    >>> z = np.array([-1.0, 0.0, 1.0])[:, None, None] * np.array([[[0.0, 1.0]]])
-    >>> lo, hi = studentized_interval(m, [[1.0, 0.5]], [[0.0, 0.1]], 0.5 + 0.1 * z,
-    ...                               np.full((3, 1, 2), 0.1), np.ones((3, 1), bool), 0.5)
-    >>> np.round([lo[0, 1], hi[0, 1]], 3).tolist()
-    [0.4, 0.6]
-    """
-    pos = np.array(model.positive, bool)
-    est, se = np.asarray(estimates, float), np.asarray(se, float)
-    est_star, se_star = np.asarray(est_star, float), np.asarray(se_star, float)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        phi = np.where(pos, np.log(est), est)
-        s = np.where(pos, se / est, se)
-        phi_star = np.where(pos, np.log(est_star), est_star)
-        s_star = np.where(pos, se_star / est_star, se_star)
-        step = phi_star - phi
-        t = np.where(np.isfinite(s_star) & (s_star > 0), step / s_star, np.sign(step) * np.inf)
-    t = np.where(converged[..., None] & ~np.isnan(t), t, np.nan)
-    q = (0.5 - level / 2, 0.5 + level / 2)
-    with np.errstate(invalid="ignore"):
-        t_lo = np.nanquantile(t, q[0], axis=0, method="nearest")
-        t_hi = np.nanquantile(t, q[1], axis=0, method="nearest")
-        ok = np.isfinite(phi) & np.isfinite(s) & (s > 0)
-        low_phi = np.where(ok, phi - t_hi * s, np.nan)
-        high_phi = np.where(ok, phi - t_lo * s, np.nan)
-        low = np.where(pos, np.exp(low_phi), low_phi)
-        high = np.where(pos, np.exp(high_phi), high_phi)
-    return low, high
 
 
 @in_fit_precision
@@ -342,6 +326,8 @@ def alpha_band(model: str | Model, estimates, samples, converged, n, level: floa
     >>> round(float(b.estimate[0, 0]), 3)
     -0.72
     """
+    if isinstance(level, bool) or not 0 < level < 1:
+        raise ValueError(f"alpha_band: level must be in (0, 1), got {level!r}")
     samples = jnp.asarray(samples)
     n = jnp.asarray(n, dtype=samples.dtype)
     est = np.asarray(alpha_curve(model, jnp.asarray(estimates), n))
@@ -438,6 +424,7 @@ def prediction_band(
         jnp.asarray(grid),
     )  # fmt: skip
     f, se, s2, scale, df = (np.asarray(x) for x in parts)
+    check_defined(result, grid, f, "prediction_band")
     t = np.array([t_quantile(0.5 + level / 2, float(v)) for v in df])[:, None]
     half = t * se
     spread = np.sqrt(se**2 + (s2 * np.broadcast_to(scale, s2.shape) ** 2)[:, None])
@@ -478,7 +465,9 @@ def profile_interval(
     True
     """
     model = result.model
-    opts = opts or FitOptions(loss=result.loss_name, level=result.level)
+    opts = check_options(
+        "profile_interval", opts, FitOptions(loss=result.loss_name, level=result.level)
+    )
     if param not in model.params:
         raise ValueError(f"profile_interval: param must be one of {model.params}, got {param!r}")
     j = model.params.index(param)

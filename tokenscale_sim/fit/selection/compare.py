@@ -53,16 +53,21 @@ from tokenscale_sim.fit.data.curves import (
     CurveArrays,
     CurveSet,
     check_curves,
-    distinct_slots,
-    enough_points,
     load_paper_scores,
 )
-from tokenscale_sim.fit.engine.options import FitOptions
+from tokenscale_sim.fit.engine.options import FitOptions, check_options
 from tokenscale_sim.fit.engine.precision import in_fit_precision
 from tokenscale_sim.fit.inference.likelihood import akaike_weights, corrected_aic
+from tokenscale_sim.fit.inference.resampled import check_count
 from tokenscale_sim.fit.laws.models import MODELS, Model, get_model
 from tokenscale_sim.fit.selection.curvature import CurvatureTest, curvature_arrays
-from tokenscale_sim.fit.selection.packing import announce, fit_packed, plan
+from tokenscale_sim.fit.selection.packing import (
+    announce,
+    comparable_pairs,
+    fit_packed,
+    layout_rows,
+    plan,
+)
 from tokenscale_sim.runtime.validation import as_key
 
 DEFAULT_LAWS = ("powerlaw", "alpha_n", "broken", "saturating", "loglinear", "logistic")
@@ -195,41 +200,6 @@ def _argmin(x, axis: int = -1):
     return np.where(np.any(finite, axis=axis), idx, -1)
 
 
-def layout_rows(
-    arrays: CurveArrays, holdout_last: int
-) -> tuple[CurveArrays, np.ndarray, np.ndarray]:
-    """Full, hold-out and leave-one-out rows (G (2 + M), M), the (G, M) held-out mask and the
-    (G, M) distinct-n slot of every point (:func:`distinct_slots`)."""
-    w = np.asarray(arrays.weight, float)
-    g, m = w.shape
-    slot, distinct = distinct_slots(np.asarray(arrays.n), w)
-    held = (slot >= (distinct - holdout_last)[:, None]) & (slot >= 0) & (holdout_last > 0)
-    loo = np.where(slot[:, None, :] == np.arange(m)[None, :, None], 0.0, w[:, None, :])
-    weight = np.concatenate([w, np.where(held, 0.0, w), loo.reshape(g * m, m)])
-    reps = np.r_[np.arange(g), np.arange(g), np.repeat(np.arange(g), m)]
-    fields = [np.asarray(x, float)[reps] for x in arrays]
-    fields[3] = weight
-    return CurveArrays(*fields), held, slot
-
-
-def comparable_pairs(slot: np.ndarray, held: np.ndarray, models: tuple[Model, ...]) -> np.ndarray:
-    """(G, L) whether every fit of law l on curve g keeps enough points (:func:`enough_points`):
-    the full curve, the hold-out fit and the leave-one-out fit of the most replicated n."""
-    valid = slot >= 0
-    count, distinct = valid.sum(axis=1), slot.max(axis=1) + 1
-    left = (valid & ~held).sum(axis=1)
-    left_distinct = np.array(
-        [np.unique(s[(s >= 0) & ~h]).size for s, h in zip(slot, held, strict=True)]
-    )
-    most = np.array([np.bincount(s[s >= 0]).max() if (s >= 0).any() else 0 for s in slot])
-    p = np.array([x.n_params for x in models])[None, :]
-    return (
-        enough_points(count[:, None], distinct[:, None], p)
-        & enough_points(left[:, None], left_distinct[:, None], p)
-        & enough_points((count - most)[:, None], (distinct - 1)[:, None], p)
-    )
-
-
 def _validate(curves: CurveSet, models: tuple[Model, ...], holdout_last: int, bootstrap: int):
     if not isinstance(curves, CurveSet):
         raise TypeError(f"compare_laws: curves must be a CurveSet, got {type(curves).__name__}")
@@ -322,8 +292,11 @@ def compare_laws(
     ('powerlaw', True)
     """
     key = as_key("compare_laws", key)
+    laws = (laws,) if isinstance(laws, str | Model) else laws  # one law, not its letters
+    if bootstrap != 0:
+        bootstrap = check_count("compare_laws", "bootstrap", bootstrap, 2)
     models = tuple(get_model(x) for x in (laws if laws is not None else available_laws()))
-    opts = replace(opts or FitOptions(), runaway=True)
+    opts = replace(check_options("compare_laws", opts), runaway=True)
     if opts.loss != "log":
         raise ValueError(
             f"compare_laws: opts.loss must be 'log' (ln S compared), got {opts.loss!r}"

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from tokenscale_sim.fit.data.curves import CurveArrays
+from tokenscale_sim.fit.data.curves import CurveArrays, distinct_slots, enough_points
 from tokenscale_sim.fit.engine.buckets import bucket_size
 from tokenscale_sim.fit.engine.options import FitOptions
 from tokenscale_sim.fit.engine.solver import solve_batch
@@ -42,6 +42,41 @@ from tokenscale_sim.fit.laws.models import Model
 BLOCK = 8192
 """Most rows per ``solve_batch`` call (a bucket size): larger work is split evenly into blocks,
 for a progress bar that moves and bounded memory."""
+
+
+def layout_rows(
+    arrays: CurveArrays, holdout_last: int
+) -> tuple[CurveArrays, np.ndarray, np.ndarray]:
+    """Full, hold-out and leave-one-out rows (G (2 + M), M), the (G, M) held-out mask and the
+    (G, M) distinct-n slot of every point (:func:`distinct_slots`)."""
+    w = np.asarray(arrays.weight, float)
+    g, m = w.shape
+    slot, distinct = distinct_slots(np.asarray(arrays.n), w)
+    held = (slot >= (distinct - holdout_last)[:, None]) & (slot >= 0) & (holdout_last > 0)
+    loo = np.where(slot[:, None, :] == np.arange(m)[None, :, None], 0.0, w[:, None, :])
+    weight = np.concatenate([w, np.where(held, 0.0, w), loo.reshape(g * m, m)])
+    reps = np.r_[np.arange(g), np.arange(g), np.repeat(np.arange(g), m)]
+    fields = [np.asarray(x, float)[reps] for x in arrays]
+    fields[3] = weight
+    return CurveArrays(*fields), held, slot
+
+
+def comparable_pairs(slot: np.ndarray, held: np.ndarray, models: tuple[Model, ...]) -> np.ndarray:
+    """(G, L) whether every fit of law l on curve g keeps enough points (:func:`enough_points`):
+    the full curve, the hold-out fit and the leave-one-out fit of the most replicated n."""
+    valid = slot >= 0
+    count, distinct = valid.sum(axis=1), slot.max(axis=1) + 1
+    left = (valid & ~held).sum(axis=1)
+    left_distinct = np.array(
+        [np.unique(s[(s >= 0) & ~h]).size for s, h in zip(slot, held, strict=True)]
+    )
+    most = np.array([np.bincount(s[s >= 0]).max() if (s >= 0).any() else 0 for s in slot])
+    p = np.array([x.n_params for x in models])[None, :]
+    return (
+        enough_points(count[:, None], distinct[:, None], p)
+        & enough_points(left[:, None], left_distinct[:, None], p)
+        & enough_points((count - most)[:, None], (distinct - 1)[:, None], p)
+    )
 
 
 class PackedFits(NamedTuple):

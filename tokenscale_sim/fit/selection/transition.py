@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from tokenscale_sim.fit.data.curves import CurveArrays, CurveSet, check_curves
-from tokenscale_sim.fit.engine.options import Boundary, FitOptions
+from tokenscale_sim.fit.data.frames import as_curves
+from tokenscale_sim.fit.engine.options import Boundary, FitOptions, check_options
 from tokenscale_sim.fit.engine.precision import in_fit_precision
 from tokenscale_sim.fit.engine.solver import (
     data_span,
@@ -29,7 +30,7 @@ from tokenscale_sim.fit.engine.solver import (
     solve_batch,
     start_grid,
 )
-from tokenscale_sim.fit.inference.estimate import FitResult, fit_arrays
+from tokenscale_sim.fit.inference.estimate import FitResult, fit_arrays, resampling_memory
 from tokenscale_sim.fit.inference.likelihood import (
     delta_method_se,
     deviance,
@@ -37,9 +38,10 @@ from tokenscale_sim.fit.inference.likelihood import (
     neg2_loglik,
     variance_params,
 )
+from tokenscale_sim.fit.inference.resampled import check_count
 from tokenscale_sim.fit.inference.uncertainty import resample
 from tokenscale_sim.fit.laws.models import Model, get_model
-from tokenscale_sim.runtime.validation import as_key
+from tokenscale_sim.runtime.validation import as_key, check_memory
 
 
 class TransitionTest(NamedTuple):
@@ -102,9 +104,15 @@ def transition_test(
         :class:`TransitionTest` with (G,) arrays.
     """
     key = as_key("transition_test", key)
+    m = check_count("transition_test", "m", m, 2)
     given = powerlaw_fit or alpha_fit
-    if opts is None:
-        opts = FitOptions(loss=given.loss_name, level=given.level) if given else FitOptions()
+    default = FitOptions(loss=given.loss_name, level=given.level) if given else FitOptions()
+    opts = check_options("transition_test", opts, default)
+    curves = as_curves(curves, fn="transition_test")
+    g, points = curves.arrays.n.shape
+    check_memory("transition_test", f"{m} resamples of {g} curves of up to {points} points",
+                 resampling_memory("alpha_n", g, points, m, opts),
+                 "lower m, or test fewer curves at once")  # fmt: skip
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     fit_pl = _given_or_fit("powerlaw_fit", powerlaw_fit, "powerlaw", data, opts)
     fit_an = _given_or_fit("alpha_fit", alpha_fit, "alpha_n", data, opts)
