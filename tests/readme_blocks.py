@@ -33,7 +33,8 @@ from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-RUNNABLE = ("bash", "python", "console")
+RUNNABLE = ("bash", "sh", "shell", "console", "python")
+"""Languages of blocks that are run (``sh``/``shell`` as ``bash``); others are shown only."""
 TIERS = ("fast", "slow", "skip", "output")
 
 FENCE = re.compile(r"^```(?P<lang>\w*)\n(?P<body>.*?)^```\s*$", re.M | re.S)
