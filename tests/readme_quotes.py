@@ -10,7 +10,9 @@ and :data:`QUOTES` says how to compute that key from a generated results file: t
 ``summary.json`` (committed as ``benchmarks/demo_summary.json``) or a benchmark's results file
 (``benchmarks/results_*.md``). ``tests/test_readme_numbers.py`` checks every marked number
 against its source at the precision printed (``0.93`` must be within 0.005 of the value, ``6``
-exact); a slow test regenerates the demo and checks the committed copy still holds.
+exact); a slow test regenerates the demo and checks the committed copy still holds. What a
+README block shows as its own output (``# ->`` comments, ``output`` blocks) is checked by running
+the block (``tests/test_readme_blocks.py``, same precision rule: :func:`agrees`).
 
 **To register a new quoted number:** (1) write it in README.md followed by
 ``<!--q:SECTION.NAME-->`` (a range ``a–b`` before one marker is a pair ``(a, b)``);

@@ -25,6 +25,7 @@ def test_measure_hidden_file_writes_csv_json_and_figures(tmp_path, capsys):
     assert main(["measure", "--hidden", str(tmp_path / "h.npy"), "--out", str(out), "--plot"]) == 0
     printed = capsys.readouterr().out
     assert "lambda=" in printed and "0.86 measured at 6 pairs" in printed  # 4 pairs: labelled
+    assert "layer all: 4 pairs of 20 tokens of width 8, lambda=" in printed  # what it used
     rows = _rows(out / "curves.csv")
     assert len(rows) == 20 and "layer" not in rows[0]
     assert rows[0]["psi_aa_mean"] == "" and rows[0]["n_b"] == ""  # missing at n = 1, not 0/NaN

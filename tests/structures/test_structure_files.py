@@ -183,6 +183,10 @@ def test_theory_and_simulate_take_a_structure_file(toml_file, tmp_path, capsys):
             "--m", "16", "--out", str(sim), "--quiet"]  # fmt: skip
     assert main(argv) == 0
     written = json.loads((sim / "result.json").read_text())["metadata"]["structure"]
+    whole = sim / "result.json"  # the run's own file reads as the structure it records
+    np.testing.assert_array_equal(
+        load_structure(whole).sigma(N), load_structure(toml_file).sigma(N)
+    )
     again = tmp_path / "from_result.json"
     again.write_text(json.dumps(written))
     assert main(["theory", "--structure-file", str(again), "--n-max", str(N)]) == 0

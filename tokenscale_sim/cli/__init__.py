@@ -38,8 +38,13 @@ SUBCOMMANDS = {
     "demo": "the end-to-end study: figures, tables, HTML report",
     "sweep": "exact theory of a structure family over a parameter grid",
     "calibrate": "fit a structure to measured psi(n); predict D(n)",
+    "examples": "copy the example files the README's commands read into a folder",
 }
 """Each subcommand and its line in ``tokenscale --help`` (the modules' ``register`` use it too)."""
+
+REGISTERED_BY = {"examples": ("demo", "register_examples")}
+"""Subcommands registered by another module than their own name's: ``name -> (module,
+function)`` (the example files sit with the demo, both a new user's first step)."""
 
 
 class UsageError(Exception):
@@ -121,13 +126,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         if argv is not None and name != chosen:
             sub.add_parser(name, help=summary, add_help=False)
             continue
+        module_name, register = REGISTERED_BY.get(name, (name, "register"))
         try:
-            module = importlib.import_module(f"tokenscale_sim.cli.{name}")
+            module = importlib.import_module(f"tokenscale_sim.cli.{module_name}")
         except ModuleNotFoundError as err:  # a subcommand not built yet
-            if err.name != f"tokenscale_sim.cli.{name}":
+            if err.name != f"tokenscale_sim.cli.{module_name}":
                 raise
             continue
-        module.register(sub)
+        getattr(module, register)(sub)
     return parser
 
 

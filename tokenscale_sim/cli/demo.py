@@ -11,6 +11,8 @@ side, on built-in defaults, written into one folder a person can open and read t
 ``--size tiny`` (the test size) takes 40-70 s on 2 CPU cores, most of it compiling; the default
 takes about three and a half minutes. Each stage prints its time when it ends; the long ones
 (Monte Carlo, which law?, design) show a progress bar.
+
+``tokenscale examples`` (:data:`EXAMPLES_DOC`), the other first step of a new user, lives here too.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import contextlib
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 
 from tokenscale_sim.cli import SUBCOMMANDS
@@ -27,6 +30,25 @@ from tokenscale_sim.cli.report import write_report
 from tokenscale_sim.runtime import outputs as files
 
 KIND = "demo"
+
+EXAMPLES_DOC = """``tokenscale examples DIR``: copy the example files the README reads into DIR.
+
+  my_scores.csv      score curves, long layout: columns benchmark, n, score (four of the
+                     paper's benchmarks, 10 token counts each): tokenscale fit my_scores.csv ...
+  data.csv           NIST's Misra1a, columns dose, response: a law of any reals (--x-col)
+  states.npz         hidden states of 6 branch pairs, key "hidden" of shape (pairs, 2, n, d) =
+                     (6, 2, 48, 24): tokenscale measure --hidden states.npz
+  my_structure.toml  a structure file (three terms) and block.npy, its dense 64 x 64 block:
+                     tokenscale theory --structure-file my_structure.toml
+
+DIR (default: the current folder) is created if missing; a file already there is refused
+without --overwrite (checked before anything is written). The same files ship inside the
+package, under tokenscale_sim/data/examples/.
+"""
+"""``tokenscale examples --help``."""
+
+EXAMPLES = ("my_scores.csv", "data.csv", "states.npz", "my_structure.toml", "block.npy")
+"""The shipped example files (``tokenscale_sim/data/examples/``), in the order the README uses."""
 
 
 def register(sub) -> None:
@@ -81,3 +103,30 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     log("writing figures and the report")
     write_report(study, out, time.perf_counter() - start)
     log.finish()
+
+
+def register_examples(sub) -> None:
+    """Add ``tokenscale examples [DIR] [--overwrite]``."""
+    p = add_command(sub, "examples", SUBCOMMANDS["examples"], EXAMPLES_DOC)
+    p.add_argument("dir", nargs="?", default=".", help="folder to copy into (default: .)")
+    p.add_argument("--overwrite", action="store_true", help="replace files already in DIR")
+    p.set_defaults(func=copy_examples)
+
+
+def copy_examples(args: argparse.Namespace) -> int:
+    """Copy :data:`EXAMPLES` into ``args.dir`` (created if missing); every target is checked
+    (refused if present without ``--overwrite``) before any file is written."""
+    folder = Path(args.dir)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{str(folder)!r} is a file, not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    targets = [
+        files.check_output_file(folder / name, overwrite=args.overwrite, what="example file")
+        for name in EXAMPLES
+    ]
+    shipped = resources.files("tokenscale_sim").joinpath("data/examples")
+    for name, target in zip(EXAMPLES, targets, strict=True):
+        with files.output_file(target) as tmp:
+            tmp.write_bytes(shipped.joinpath(name).read_bytes())
+    print(f"copied {', '.join(EXAMPLES)} into {folder.resolve()}")
+    return 0

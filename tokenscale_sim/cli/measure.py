@@ -308,7 +308,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
             if s["lambda_ci_status"] != "pair bootstrap":  # few pairs: its measured coverage
                 lam += " [" + s["lambda_ci_status"].removeprefix("pair bootstrap; ") + "]"
         print(
-            f"layer {key}: {lam}, Delta in [{_num(s['delta_min'])}, {_num(s['delta_max'])}], "
+            f"layer {key}: {s['pairs']} pairs of {s['n_max']} tokens of width {s['d']}, "
+            f"{lam}, Delta in [{_num(s['delta_min'])}, {_num(s['delta_max'])}], "
             f"n_b {s['n_b_status']} {_num(s['n_b'])}, mean D/bound at n_max "
             f"{_num(s['ratio_at_n_max'], '.3f')}"
         )

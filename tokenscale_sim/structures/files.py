@@ -429,12 +429,21 @@ def structure_from_data(
 def load_structure(path: str | Path) -> st.Structure:
     """Read a structure file (``.toml``; ``.json`` is accepted) and check it (module docstring).
 
+    A run's ``result.json`` (``simulate``: the structure under ``metadata.structure``) and
+    ``theory --json`` (under ``structure``) are read as the structure they record.
+
     Raises:
         ValueError: an unreadable file, bad TOML/JSON, or a bad structure (naming the term and
             the field); FileNotFoundError for a missing file.
     """
     p = Path(path)
-    return structure_from_data(read_structure_data(p), source=str(p), base=p.parent)
+    data = read_structure_data(p)
+    if isinstance(data, dict) and "terms" not in data:  # a run's record of its structure
+        for holder in (data, data.get("metadata")):
+            if isinstance(holder, dict) and isinstance(holder.get("structure"), dict):
+                data = holder["structure"]
+                break
+    return structure_from_data(data, source=str(p), base=p.parent)
 
 
 def read_structure_data(path: str | Path, what: str = "structure file") -> object:

@@ -27,7 +27,6 @@ Built-in laws (registered in :data:`~tokenscale_sim.fit.laws.models.MODELS` on i
 from __future__ import annotations
 
 import inspect
-import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -38,17 +37,7 @@ import numpy as np
 from tokenscale_sim.fit.laws.lawcache import cached_law, source_token
 from tokenscale_sim.fit.laws.lawcheck import trial_evaluate
 from tokenscale_sim.fit.laws.models import MODELS, Model, name_stably
-
-Transform = str | tuple[float, float]
-"""A parameter transform: ``"free"``, ``"positive"`` or bounds ``(a, b)``, either end possibly
-infinite (``(0, inf)``, ``(-inf, b)``)."""
-
-LawFn = Callable[[Any, Mapping[str, Any]], Any]
-"""A law ``fn(x, theta) -> y_hat``: ``x`` (m,) predictor, ``theta`` a dict name -> scalar."""
-
-Starts = Mapping[str, Any] | np.ndarray | Sequence[float] | Sequence[Sequence[float]]
-"""Starting values: a dict name -> value or values, or an array (K, p) of starting points (one
-point of p values, as curve_fit's ``p0``, is K = 1)."""
+from tokenscale_sim.fit.laws.starts import LawFn, Starts, Transform, start_table
 
 
 def _bounds(spec, name: str) -> tuple[float, float]:
@@ -102,42 +91,6 @@ def _transform(spec: Transform, name: str):
         f"define_law: transform of {name!r} must be 'free', 'positive' or bounds (lo, hi), "
         f"got {spec!r}"
     )
-
-
-def _default_values(spec: Transform) -> list[float]:
-    """Three starting values of a parameter by its transform (when none is given for it)."""
-    if spec == "positive":
-        return [0.1, 1.0, 10.0]
-    if isinstance(spec, tuple | list):
-        a, b = (float(x) for x in spec)
-        if np.isfinite(a) and np.isfinite(b):
-            return [a + (b - a) * t for t in (0.2, 0.5, 0.8)]
-        if np.isfinite(a):
-            return [a + t for t in (0.1, 1.0, 10.0)]
-        if np.isfinite(b):
-            return [b - t for t in (0.1, 1.0, 10.0)]
-    return [-1.0, 0.5, 2.0]
-
-
-def _start_table(
-    starts: Starts, params: tuple[str, ...], nonlin: list[str], specs: Mapping[str, Transform]
-) -> np.ndarray:
-    """Natural starting values of the nonlinear parameters (K, k) from a dict or (K, p) array;
-    a parameter the dict does not name gets the defaults of its transform."""
-    if isinstance(starts, Mapping):
-        unknown = sorted(set(starts) - set(params))
-        if unknown:
-            raise ValueError(f"define_law: starts for unknown parameters {unknown}")
-        given = {p: starts[p] if p in starts else _default_values(specs[p]) for p in nonlin}
-        values = [np.atleast_1d(np.asarray(given[p], float)) for p in nonlin]
-        rows = list(itertools.product(*values))
-        return np.array(rows, float).reshape(len(rows), len(nonlin))
-    arr = np.atleast_2d(np.asarray(starts, float))
-    if arr.shape[1] != len(params):
-        raise ValueError(
-            f"define_law: a starts array needs {len(params)} columns {params}, got {arr.shape}"
-        )
-    return arr[:, [params.index(p) for p in nonlin]]
 
 
 def _signature_names(fn: Callable) -> tuple[list[str], bool, int] | None:
@@ -241,7 +194,8 @@ def define_law(
             values (all combinations are tried; a parameter left out gets the defaults of its
             transform), or an array (K, p) of whole starting points (curve_fit's ``p0`` is one).
         grid: instead of ``starts``, ``(x_min, x_max) -> starts`` built from the data's range.
-            Neither: three values per parameter by transform (e.g. 0.1, 1, 10 if positive).
+            Neither (or a parameter ``starts`` leaves out): values by transform scaled by the
+            data's largest ``|x|`` (e.g. ``1/x, 0.1, 1, 10, x`` if positive; ``default_values``).
         predictor: the predictor's name; ``"n"`` (token counts, n >= 1) or any other (any x).
             Default: the first argument's name for ``f(x, a, b)``, ``"n"`` for ``f(x, theta)``.
         space: ``"linear"`` (``fn`` predicts y) or ``"log"`` (``fn`` predicts ln y).
@@ -378,8 +332,10 @@ def build_law(
             )
         return v
 
-    if starts is not None:
-        fixed = to_v(_start_table(starts, params, nonlin, specs))
+    if starts is not None and not (
+        isinstance(starts, Mapping) and any(p not in starts for p in nonlin)
+    ):
+        fixed = to_v(start_table(starts, params, nonlin, specs))
 
         def v_grid(x_min: float, x_max: float) -> np.ndarray:
             del x_min, x_max
@@ -389,14 +345,15 @@ def build_law(
         grid_fn = grid
 
         def v_grid(x_min: float, x_max: float) -> np.ndarray:
-            return to_v(_start_table(grid_fn(x_min, x_max), params, nonlin, specs))
+            return to_v(start_table(grid_fn(x_min, x_max), params, nonlin, specs))
 
-    else:
-        default = to_v(_start_table({}, params, nonlin, specs))
+    else:  # some or all without starts: defaults scaled by the data's largest |x|
+        given = dict(starts or {})  # type: ignore[arg-type]
+        to_v(start_table(given, params, nonlin, specs))  # bad starts fail here, not in a fit
 
         def v_grid(x_min: float, x_max: float) -> np.ndarray:
-            del x_min, x_max
-            return default
+            scale = max(abs(float(x_min)), abs(float(x_max)))
+            return to_v(start_table(given, params, nonlin, specs, scale))
 
     return Model(
         name,
