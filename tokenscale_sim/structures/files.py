@@ -439,10 +439,8 @@ def load_structure(path: str | Path) -> st.Structure:
     p = Path(path)
     data = read_structure_data(p)
     if isinstance(data, dict) and "terms" not in data:  # a run's record of its structure
-        for holder in (data, data.get("metadata")):
-            if isinstance(holder, dict) and isinstance(holder.get("structure"), dict):
-                data = holder["structure"]
-                break
+        held = [h.get("structure") for h in (data, data.get("metadata")) if isinstance(h, dict)]
+        data = next((x for x in held if isinstance(x, dict)), data)
     return structure_from_data(data, source=str(p), base=p.parent)
 
 
