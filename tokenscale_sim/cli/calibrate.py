@@ -70,8 +70,16 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _number(text: str) -> float:
-    return float(text) if text not in ("", "nan") else float("nan")
+def _number(text: str | None, where: str) -> float:
+    """A cell of curves.csv (empty or ``nan``: missing); ``where`` names it in the error."""
+    if text is None:
+        raise ValueError(f"{where}: the row is too short")
+    if text in ("", "nan"):
+        return float("nan")
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{where}: expected a number, got {text[:40]!r}") from None
 
 
 def read_measure_folder(folder: str, layer: str | None) -> tuple[cb.PsiData, np.ndarray]:
@@ -81,10 +89,18 @@ def read_measure_folder(folder: str, layer: str | None) -> tuple[cb.PsiData, np.
     for path in (curves_csv, meta_json):
         if not path.is_file():
             raise FileNotFoundError(f"--measure {folder!r}: no {path.name} (a measure folder?)")
-    meta = json.loads(meta_json.read_text())
-    with curves_csv.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    layers = [key for key in meta.get("layers", {})]
+    try:
+        meta = json.loads(meta_json.read_text(encoding="utf-8-sig"))
+        with curves_csv.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (ValueError, RecursionError, csv.Error) as err:  # JSON, UTF-8 and CSV errors
+        raise ValueError(f"--measure {folder!r}: cannot read it ({str(err)[:120]})") from None
+    meta_layers = meta.get("layers") if isinstance(meta, dict) else None
+    if not isinstance(meta_layers, dict) or not all(
+        isinstance(v, dict) for v in meta_layers.values()
+    ):
+        raise ValueError(f"--measure {folder!r}: measure.json has no 'layers' table")
+    layers = list(meta_layers)
     key = layer if layer is not None else layers[-1] if layers else None
     if key not in layers:
         raise ValueError(f"--layer must be one of {layers}, got {layer!r}")
@@ -93,11 +109,18 @@ def read_measure_folder(folder: str, layer: str | None) -> tuple[cb.PsiData, np.
     needed = ("n", "psi_eq_mean", "psi_aabb_mean", "psi_ab_mean", "divergence_mean")
     if not rows or any(k not in rows[0] for k in needed):
         raise ValueError(f"--measure {folder!r}: curves.csv lacks the columns {list(needed)}")
-    col = {k: np.array([_number(r[k]) for r in rows]) for k in needed}
+    col = {
+        k: np.array([_number(r[k], f"{curves_csv} row {i + 2} column {k!r}")
+                     for i, r in enumerate(rows)])
+        for k in needed
+    }  # fmt: skip
     if not np.array_equal(col["n"], np.arange(1, len(rows) + 1)):
         raise ValueError(f"--measure {folder!r}: n must run 1..N in curves.csv")
     curves = np.stack([col["psi_eq_mean"], col["psi_aabb_mean"], col["psi_ab_mean"]])
-    d = int(meta["layers"][key]["d"])
+    d = meta_layers[key].get("d")
+    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+        raise ValueError(f"{meta_json}: layers.{key}.d (the width) must be an integer >= 1, "
+                         f"got {d!r}"[:300])  # fmt: skip
     return cb.PsiData(col["n"], curves, None, d), col["divergence_mean"]
 
 

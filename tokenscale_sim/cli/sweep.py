@@ -71,25 +71,48 @@ def _setting(text: str) -> tuple[str, float]:
         raise ValueError(f"--set expects NAME=NUMBER, got {text!r}") from None
 
 
+def _finite_text(value: float) -> str:
+    """A number of a grid file as text (an integer past float range as ``inf``: refused)."""
+    try:
+        return repr(float(value))
+    except OverflowError:
+        return "inf"
+
+
 def _read_grid_file(path: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"--grid-file {path!r} does not exist")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = tomllib.loads(p.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise ValueError(f"--grid-file {path!r} is not valid TOML: {err}") from None
+    except RecursionError:  # arrays nested thousands deep
+        raise ValueError(f"--grid-file {path!r} is nested too deeply to read") from None
     unknown = set(data) - {"grid", "set"}
     if unknown:
         raise ValueError(f"--grid-file {path!r}: unknown tables {sorted(unknown)} (grid, set)")
+    for table in ("grid", "set"):
+        if not isinstance(data.get(table, {}), dict):
+            raise ValueError(f"--grid-file {path!r}: {table} must be a table ([{table}]), got "
+                             f"{type(data[table]).__name__}")  # fmt: skip
     axes = {}
     for name, spec in data.get("grid", {}).items():
-        text = spec if isinstance(spec, str) else ",".join(str(v) for v in np.atleast_1d(spec))
+        values = spec if isinstance(spec, list) else [spec]
+        if not isinstance(spec, str) and not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+        ):
+            raise ValueError(f"--grid-file {path!r}: grid.{name} must be a list of numbers or "
+                             f"a 'lo:hi:count' string, got {spec!r}"[:300])  # fmt: skip
+        text = spec if isinstance(spec, str) else ",".join(_finite_text(v) for v in values)
         key, values = sweep.parse_axis(f"{name}={text}")
         axes[key] = values
     fixed = {}
     for name, value in data.get("set", {}).items():
-        fixed.update([_setting(f"{name}={value}")])
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"--grid-file {path!r}: set.{name} must be a number, got "
+                             f"{value!r}"[:300])  # fmt: skip
+        fixed.update([_setting(f"{name}={_finite_text(value)}")])
     return axes, fixed
 
 

@@ -89,7 +89,10 @@ class _Where:
 def _real(w: _Where, where: str, value: object, lo: float, hi: float, *, open_lo=False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise w.error(where, "a number", value)
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise w.error(where, "a number in float range", f"{len(str(value))} digits") from None
     if not (math.isfinite(x) and (x > lo if open_lo else x >= lo) and x <= hi):
         raise w.error(where, f"finite and in {'(' if open_lo else '['}{lo}, {hi}]", value)
     return x
@@ -98,8 +101,8 @@ def _real(w: _Where, where: str, value: object, lo: float, hi: float, *, open_lo
 def _matrix(w: _Where, where: str, value: object, shape: tuple[int, ...] | None) -> np.ndarray:
     try:
         m = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise w.error(where, "a matrix of numbers", value) from None
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        raise w.error(where, "a matrix of numbers in float range", value) from None
     if m.ndim != 2 or m.shape[0] != m.shape[1] or (shape is not None and m.shape != shape):
         expected = f"a {shape[0]} x {shape[1]} matrix" if shape else "a square matrix"
         raise w.error(where, expected, f"shape {m.shape}")
@@ -166,7 +169,7 @@ def _preset(w: _Where, where: str, spec: Mapping[str, Any], weight: float) -> st
     params = {k: v for k, v in spec.items() if k not in ("structure", "weight")}
     try:
         s = st.shared(**params) if name == "shared" else st.from_name(name, **params)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:
         raise ValueError(f"{w.source}: {where} ({name}): {err}") from None
     return weight * s
 
@@ -274,6 +277,8 @@ def load_structure(path: str | Path) -> st.Structure:
     except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
         kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
         raise ValueError(f"structure file {str(p)!r} is not valid {kind}: {err}") from None
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise ValueError(f"structure file {str(p)!r} is nested too deeply to read") from None
     return structure_from_data(data, source=str(p), base=p.parent)
 
 
