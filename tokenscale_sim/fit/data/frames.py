@@ -19,7 +19,7 @@ its law admits (``n >= 1`` for laws of token counts, any real for laws of ``x``)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -165,7 +165,8 @@ def as_curves(data: CurvesLike, *, fn: str = "as_curves") -> CurveSet:
     """``data`` as a :class:`~tokenscale_sim.fit.data.curves.CurveSet`, whatever form it came in.
 
     A CurveSet is returned as it is; a DataFrame or a dict with an ``"n"`` column goes to
-    :func:`curves_from_frame` (columns ``n`` and ``y`` or ``score``, no groups); a dict of named
+    :func:`curves_from_frame` (columns ``n``, ``y`` or ``score``, optional ``sigma``: one curve;
+    a frame with other columns, which may hold several curves, is refused); a dict of named
     ``(n, y)`` curves or a non-empty list of ``(n, y)`` pairs to :func:`curves_from_pairs`.
     Anything else is a ``TypeError`` naming ``fn``.
 
@@ -175,7 +176,16 @@ def as_curves(data: CurvesLike, *, fn: str = "as_curves") -> CurveSet:
     if isinstance(data, CurveSet):
         return data
     if _is_frame(data) or (isinstance(data, Mapping) and "n" in data):
-        return curves_from_frame(data)
+        names = getattr(data, "columns", None)  # a DataFrame's Index has no truth value
+        columns = {str(c) for c in (cast(Mapping, data).keys() if names is None else names)}
+        others = sorted(columns - {"n", "sigma", *Y_COLUMNS})
+        if others:  # perhaps several curves (a benchmark column): never merged into one
+            raise ValueError(
+                f"{fn}: the frame has columns {others} besides n, y and sigma; give the curves "
+                "with fit.curves_from_frame(frame, group=...) (or drop the columns if it is one "
+                "curve)"
+            )
+        return curves_from_frame(data, sigma="sigma" if "sigma" in columns else None)
     if isinstance(data, Mapping) and data:
         return curves_from_pairs(data)
     if isinstance(data, list | tuple) and data and all(isinstance(p, list | tuple) for p in data):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tokenscale_sim.fit.engine.precision import PRECISIONS
+from tokenscale_sim.runtime.validation import check_count, check_real
 
 if TYPE_CHECKING:
     from tokenscale_sim.fit.laws.models import Model
@@ -177,13 +178,18 @@ class FitOptions:
                 f"FitOptions: interval must be one of {[m.value for m in IntervalMethod]}, "
                 f"got {self.interval!r}"
             )
-        if not 0 < self.level < 1:
-            raise ValueError(f"FitOptions: level must be in (0, 1), got {self.level!r}")
-        if self.n_starts < 1 or self.max_iter < 1:
-            raise ValueError(
-                f"FitOptions: n_starts and max_iter must be >= 1, got {self.n_starts}, "
-                f"{self.max_iter}"
-            )
+        # every number once, here: a count is an int (not a bool or 2.0), a real is finite
+        least = {"adam_steps": 0, "profile_points": 3}
+        for name in ("max_iter", "memory_size", "n_starts", "profile_points", "adam_steps",
+                     "chunk"):  # fmt: skip
+            value = check_count("FitOptions", name, getattr(self, name), least.get(name, 1))
+            object.__setattr__(self, name, value)
+        for name, lo, open_lo in (("huber_delta", 0.0, True), ("boundary_span", 0.0, True),
+                                  ("gtol", 0.0, False), ("boundary_rtol", 0.0, False)):  # fmt: skip
+            value = check_real("FitOptions", name, getattr(self, name), lo, open_lo=open_lo)
+            object.__setattr__(self, name, value)
+        level = check_real("FitOptions", "level", self.level, 0, 1, open_lo=True, open_hi=True)
+        object.__setattr__(self, "level", level)
 
 
 def finite_fit(model: Model, estimates, boundary, loss) -> np.ndarray:

@@ -50,7 +50,7 @@ from tokenscale_sim.fit.inference.likelihood import delta_method_se, t_quantile
 from tokenscale_sim.fit.inference.profile import profile_intervals
 from tokenscale_sim.fit.inference.results import check_domain, check_fitted_on
 from tokenscale_sim.fit.laws.models import Model, alpha_curve
-from tokenscale_sim.runtime.validation import as_key
+from tokenscale_sim.runtime.validation import as_key, check_count, check_memory
 
 KINDS = ("residual", "case", "parametric")
 """Bootstrap schemes of :func:`bootstrap`."""
@@ -238,19 +238,19 @@ def bootstrap(
         :class:`BootstrapResult` with (m, G, p) estimates and (G, p) intervals.
     """
     key = as_key("bootstrap", key)
-    if kind not in KINDS:
-        raise ValueError(f"bootstrap: kind must be one of {KINDS}, got {kind!r}")
-    if interval not in INTERVALS:
-        raise ValueError(f"bootstrap: interval must be one of {INTERVALS}, got {interval!r}")
-    if m < 2:
-        raise ValueError(f"bootstrap: m must be >= 2, got {m}")
+    for name, value, allowed in (("kind", kind, KINDS), ("interval", interval, INTERVALS)):
+        if value not in allowed:
+            raise ValueError(f"bootstrap: {name} must be one of {allowed}, got {value!r}")
+    m = check_count("bootstrap", "m", m, least=2)
+    n_starts = check_count("bootstrap", "n_starts", n_starts)
     opts = opts or FitOptions(loss=result.loss_name, level=result.level)
     if opts.loss != result.loss_name:
         raise ValueError(
             f"bootstrap: opts.loss {opts.loss!r} differs from the fit's {result.loss_name!r}"
         )
-    model = result.model
-    curves = fitted_curves(curves, result, "bootstrap")
+    model, curves = result.model, fitted_curves(curves, result, "bootstrap")
+    need = 512 * m * np.size(curves.arrays.n)  # the CLI's: 64 float64 a point and resample
+    check_memory("bootstrap", f"{m} resamples", need, "lower m")
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     star = resample(key, model, opts, data, jnp.asarray(result.u), kind, m)
     sol = solve_batch(model, replace(opts, n_starts=n_starts), star, start_grid(model, data))
