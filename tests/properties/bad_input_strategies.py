@@ -46,6 +46,13 @@ TIERS = [
 ]
 """``@pytest.mark.parametrize("tier", TIERS)``: every door runs in both tiers."""
 
+
+def costly(tier: settings, quick_examples: int = 6) -> settings:
+    """``tier`` for a door whose valid examples compile and run programs: fewer examples in the
+    quick tier (``make test`` stays fast), all of them in the long one."""
+    return settings(tier, max_examples=quick_examples) if tier is QUICK else tier
+
+
 EXAMPLE_SECONDS = 120
 """A single example that runs longer than this is a hang (it fails with :class:`Hang`)."""
 

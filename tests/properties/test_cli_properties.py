@@ -20,6 +20,7 @@ from bad_input_strategies import (
     OUT_STATES,
     TIERS,
     check_cli,
+    costly,
     example_folder,
     hostile_words,
     prepare_out,
@@ -117,7 +118,7 @@ SIM = {"--n-max": "4", "--d": "4", "--m": "16", "--chunk": "16", "--seed": "0",
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_simulate_options(tier):
-    @tier
+    @costly(tier)
     @given(argv=options(SIM, sizes=("--m", "--chunk", "--n-max", "--d")), out=out_states,
            resume=st.booleans())  # fmt: skip
     def door(argv, out, resume):
@@ -129,7 +130,7 @@ def test_simulate_options(tier):
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_simulate_structure_files(tier):
-    @tier
+    @costly(tier)
     @given(files=structure_files())
     def door(files):
         argv = ["--structure-file={main}", "--n-max=4", "--d=4", "--m=8", "--quiet"]
@@ -157,7 +158,7 @@ FIT_EXTRA = {
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_fit_tables_and_options(tier):
-    @tier
+    @costly(tier)
     @given(files=csv_tables(), argv=options(FIT, extra=FIT_EXTRA), out=out_states,
            write=st.booleans())  # fmt: skip
     def door(files, argv, out, write):
@@ -180,7 +181,7 @@ COMPARE_EXTRA = {
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_compare_tables_and_options(tier):
-    @tier
+    @costly(tier)
     @given(files=csv_tables(), argv=options(COMPARE, extra=COMPARE_EXTRA), out=out_states)
     def door(files, argv, out):
         run_door("compare", ["{main}", *argv, "--out={out}"], files, out_state=out)
@@ -196,7 +197,7 @@ MEASURE = {"--chunk": "2", "--bootstrap": "0", "--level": "0.95", "--seed": "0",
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_measure_hidden_files(tier):
-    @tier
+    @costly(tier)
     @given(files=hidden_files(), argv=options(MEASURE, sizes=("--chunk", "--bootstrap")),
            out=out_states)  # fmt: skip
     def door(files, argv, out):
@@ -234,7 +235,7 @@ CALIBRATE_EXTRA = {
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_calibrate_measure_folders(tier, measured):
-    @tier
+    @costly(tier)
     @given(files=measure_folders(measured), argv=options(CALIBRATE, extra=CALIBRATE_EXTRA),
            out=out_states)  # fmt: skip
     def door(files, argv, out):
@@ -245,7 +246,7 @@ def test_calibrate_measure_folders(tier, measured):
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_calibrate_hidden_files(tier):
-    @tier
+    @costly(tier)
     @given(files=hidden_files(), bootstrap=small_or_bad)
     def door(files, bootstrap):
         hidden = ["--hidden", "{main}"] + (["{root}/b.npy"] if files.main == "a.npy" else [])
@@ -282,7 +283,7 @@ DESIGN_EXTRA = {
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_design_options(tier):
-    @tier
+    @costly(tier)
     @given(argv=options(DESIGN, extra=DESIGN_EXTRA), out=out_states)
     def door(argv, out):
         run_door("design", [*argv, "--out={out}"], out_state=out)
@@ -292,7 +293,7 @@ def test_design_options(tier):
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_sweep_grid_specs(tier):
-    @tier
+    @costly(tier)
     @given(grids=st.lists(grid_specs(), min_size=1, max_size=3),
            sets=st.lists(st.sampled_from(["shared=0.1", "image=nan", "weight=inf", "d=1e400",
                                           "length=2", "x=1", "shared", "n_max=8"]),

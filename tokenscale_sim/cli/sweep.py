@@ -82,6 +82,8 @@ def _finite_text(value: float) -> str:
 def _read_grid_file(path: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     p = Path(path)
     if not p.is_file():
+        if p.exists():  # a folder, or a FIFO that a read would wait on forever
+            raise ValueError(f"--grid-file {path!r} is a folder or not a regular file")
         raise FileNotFoundError(f"--grid-file {path!r} does not exist")
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8-sig"))
@@ -119,14 +121,19 @@ def _read_grid_file(path: str) -> tuple[dict[str, np.ndarray], dict[str, float]]
 def build_grid(args: argparse.Namespace) -> sweep.Grid:
     """The grid of the arguments (file first, the command line adds and overrides)."""
     axes, fixed = _read_grid_file(args.grid_file) if args.grid_file else ({}, {})
-    for text in args.grid:
-        name, values = sweep.parse_axis(text)
-        axes[name] = values
-        fixed.pop(name, None)
-    for text in args.set:
-        name, value = _setting(text)
-        fixed[name] = value
-        axes.pop(name, None)
+    given: dict[str, str] = {}  # each name once on the command line (never one dropped)
+    for option, texts in (("--grid", args.grid), ("--set", args.set)):
+        for text in texts:
+            name, value = sweep.parse_axis(text) if option == "--grid" else _setting(text)
+            if name in given:
+                raise ValueError(f"sweep: {name} is given twice ({given[name]} and {option})")
+            given[name] = option
+            if option == "--grid":
+                axes[name] = np.asarray(value)
+                fixed.pop(name, None)
+            else:
+                fixed[name] = float(value)
+                axes.pop(name, None)
     if not axes:
         raise ValueError("sweep: give at least one --grid NAME=SPEC (or a --grid-file)")
     return sweep.make_grid(axes, fixed, d=args.d, n_max=args.n_max)

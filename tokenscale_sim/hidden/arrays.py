@@ -340,6 +340,8 @@ def open_hidden(
     paths = [Path(path)] + ([] if path_b is None else [Path(path_b)])
     for p in paths:
         if not p.is_file():
+            if p.exists():  # a folder, or a FIFO that a read would wait on forever
+                raise ValueError(f"open_hidden: {str(p)!r} is a folder or not a regular file")
             raise FileNotFoundError(f"open_hidden: no such file {str(p)!r}")
         if p.suffix not in SUFFIXES:
             raise ValueError(f"open_hidden: file must end in one of {SUFFIXES}, got {p.name!r}")

@@ -62,6 +62,8 @@ def parse_axis(text: str) -> tuple[str, np.ndarray]:
             lo, hi, count = float(parts[0]), float(parts[1]), int(parts[2])
             if count < 1 or not (math.isfinite(lo) and math.isfinite(hi)):
                 raise ValueError
+            if count > MAX_POINTS:  # before the values are made (1e9 of them fill memory)
+                raise OverflowError
             if len(parts) == 4:
                 if lo <= 0 or hi <= 0:
                     raise ValueError
@@ -70,6 +72,8 @@ def parse_axis(text: str) -> tuple[str, np.ndarray]:
                 values = np.linspace(lo, hi, count)
         else:
             values = np.array([float(v) for v in spec.split(",")])
+    except OverflowError:
+        raise ValueError(f"grid axis {name}: at most {MAX_POINTS:,} values, got {spec!r}") from None
     except ValueError:
         raise ValueError(
             f"grid axis {name}: expected lo:hi:count, lo:hi:count:log (lo, hi > 0) or "
@@ -104,6 +108,9 @@ def make_grid(
     for name in [*axes, *fixed]:
         if name not in AXES:
             raise ValueError(f"sweep: unknown parameter {name!r}; expected one of {list(AXES)}")
+    for name, value in fixed.items():
+        if not math.isfinite(value):
+            raise ValueError(f"sweep: {name} must be finite, got {value}")
     both = set(axes) & set(fixed)
     if both:
         raise ValueError(f"sweep: {sorted(both)} both on the grid and fixed")

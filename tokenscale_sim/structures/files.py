@@ -83,7 +83,9 @@ class _Where:
         self.source = source
 
     def error(self, where: str, expected: str, got: object) -> ValueError:
-        return ValueError(f"{self.source}: {where} must be {expected}, got {got!r}")
+        shown = " ".join(repr(got).split())  # one line, even for an array
+        shown = shown if len(shown) <= 200 else f"{shown[:160]} ... ({len(shown)} characters)"
+        return ValueError(f"{self.source}: {where} must be {expected}, got {shown}")
 
 
 def _real(w: _Where, where: str, value: object, lo: float, hi: float, *, open_lo=False) -> float:
@@ -100,9 +102,11 @@ def _real(w: _Where, where: str, value: object, lo: float, hi: float, *, open_lo
 
 def _matrix(w: _Where, where: str, value: object, shape: tuple[int, ...] | None) -> np.ndarray:
     try:
+        if np.asarray(value).dtype.kind not in "iuf":  # complex, bool, strings, objects
+            raise TypeError
         m = np.asarray(value, dtype=float)
     except (TypeError, ValueError, OverflowError, RecursionError):
-        raise w.error(where, "a matrix of numbers in float range", value) from None
+        raise w.error(where, "a matrix of real numbers in float range", value) from None
     if m.ndim != 2 or m.shape[0] != m.shape[1] or (shape is not None and m.shape != shape):
         expected = f"a {shape[0]} x {shape[1]} matrix" if shape else "a square matrix"
         raise w.error(where, expected, f"shape {m.shape}")
@@ -120,6 +124,9 @@ def _dense(w: _Where, where: str, spec: Mapping[str, Any], base: Path | None) ->
         raise w.error(f"{where}.path", "a file name", spec["path"])
     path = Path(spec["path"])
     path = path if path.is_absolute() or base is None else base / path
+    if not path.is_file():  # a folder, a FIFO (np.load would wait on it forever), nothing
+        what = "a folder" if path.is_dir() else "not a regular file" if path.exists() else "missing"
+        raise w.error(f"{where}.path", "a readable .npy file", f"{path} ({what})")
     try:
         m = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -270,9 +277,11 @@ def load_structure(path: str | Path) -> st.Structure:
     """
     p = Path(path)
     if not p.is_file():
+        if p.exists():  # a folder or a FIFO (reading one would wait forever)
+            raise ValueError(f"structure file {str(p)!r} is a folder or not a regular file")
         raise FileNotFoundError(f"structure file {str(p)!r} does not exist")
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark, as the CSV reader takes
         data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
         kind = "JSON" if p.suffix.lower() == ".json" else "TOML"

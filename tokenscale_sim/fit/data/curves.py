@@ -336,6 +336,8 @@ def read_curves(
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"read_curves: {str(p)!r} is a folder, not a CSV file")
+    if p.exists() and not p.is_file():  # a FIFO: reading it would wait forever
+        raise ValueError(f"read_curves: {str(p)!r} is not a regular file")
     if not p.is_file():
         raise FileNotFoundError(f"read_curves: no such file {str(p)!r}")
     # rows as dicts of strings: a few hundred bytes per row of some 20 characters
