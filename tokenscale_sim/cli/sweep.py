@@ -73,6 +73,14 @@ def _setting(text: str) -> tuple[str, float]:
         raise ValueError(f"--set expects NAME=NUMBER (finite), got {text!r}") from None
 
 
+def _finite_text(value: float) -> str:
+    """A number of a grid file as text (an integer past float range as ``inf``: refused)."""
+    try:
+        return repr(float(value))
+    except OverflowError:
+        return "inf"
+
+
 def _read_grid_file(path: str, names) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     from tokenscale_sim.structures.files import read_structure_data
 
@@ -96,7 +104,10 @@ def _read_grid_file(path: str, names) -> tuple[dict[str, np.ndarray], dict[str, 
         axes[key] = values
     fixed = {}
     for name, value in data.get("set", {}).items():
-        fixed.update([_setting(f"{name}={value}")])
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"--grid-file {path!r}: set.{name} must be a number, got "
+                             f"{value!r}"[:300])  # fmt: skip
+        fixed.update([_setting(f"{name}={_finite_text(value)}")])
     return axes, fixed
 
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tokenscale_sim.fit import Model, get_model
-from tokenscale_sim.runtime.validation import as_key
+from tokenscale_sim.runtime.validation import as_key, check_count, check_real
 
 NOISE_KINDS = ("binomial", "lognormal")
 """Noise models of :class:`Noise`."""
@@ -47,12 +47,15 @@ class Truth:
 
     def __post_init__(self):
         m = get_model(self.model)
+        if isinstance(self.params, str | bytes) or not hasattr(self.params, "__len__"):
+            raise TypeError(f"Truth: params must be a tuple of numbers, got {self.params!r}")
         if len(self.params) != m.n_params:
             raise ValueError(
                 f"Truth: {m.name} takes {m.n_params} parameters {m.params}, got {self.params}"
             )
-        if not all(np.isfinite(self.params)):
-            raise ValueError(f"Truth: parameters must be finite, got {self.params}")
+        values = tuple(check_real("Truth", f"{m.name} parameter {name}", v)
+                       for name, v in zip(m.params, self.params, strict=True))  # fmt: skip
+        object.__setattr__(self, "params", values)
         for name, value, positive in zip(m.params, self.params, m.positive, strict=False):
             if positive and (value < 0 or (value == 0 and name != "n_b")):
                 bound = ">= 0" if name == "n_b" else "> 0"
@@ -90,12 +93,18 @@ class Design:
     label: str = ""
 
     def __post_init__(self):
-        n = np.asarray(self.n, float)
+        for name in ("n", "questions"):
+            if isinstance(getattr(self, name), str | bytes) or not hasattr(
+                getattr(self, name), "__len__"
+            ):
+                raise TypeError(f"Design: {name} must be a tuple, got {getattr(self, name)!r}")
+        n = np.asarray([check_real("Design", "n", x) for x in self.n], float)
+        questions = [check_count("Design", "questions", q) for q in self.questions]
         if n.ndim != 1 or n.size < 4:
             raise ValueError(f"Design: needs at least 4 token counts, got {self.n}")
         if not np.all(n >= 1) or np.unique(n).size < 3:
             raise ValueError(f"Design: token counts must be >= 1 with >= 3 distinct, got {self.n}")
-        if len(self.questions) != n.size or min(self.questions) < 1:
+        if len(questions) != n.size:
             raise ValueError(
                 f"Design: questions must be {n.size} integers >= 1, got {self.questions}"
             )
@@ -130,6 +139,9 @@ class Noise:
     def __post_init__(self):
         if self.kind not in NOISE_KINDS:
             raise ValueError(f"Noise: kind must be one of {NOISE_KINDS}, got {self.kind!r}")
+        object.__setattr__(self, "sigma", check_real("Noise", "sigma", self.sigma, 0))
+        object.__setattr__(self, "scale", check_real("Noise", "scale", self.scale, 0,
+                                                     open_lo=True))  # fmt: skip
         if self.kind == "lognormal" and not (np.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(f"Noise: lognormal needs sigma > 0, got {self.sigma}")
         if not self.scale > 0:
@@ -218,5 +230,9 @@ def log_spaced(k: int, n_min: float, n_max: float, total_questions: int) -> Desi
     >>> log_spaced(5, 1, 256, 5000).n
     (1.0, 4.0, 16.0, 64.0, 256.0)
     """
+    k = check_count("log_spaced", "k", k)
+    n_min = check_real("log_spaced", "n_min", n_min, 1)
+    n_max = check_real("log_spaced", "n_max", n_max, n_min)
+    total_questions = check_count("log_spaced", "total_questions", total_questions)
     n = np.unique(np.round(np.geomspace(n_min, n_max, k)))
     return Design.equal(n, total_questions, f"log-spaced {k} in [{n_min:g}, {n_max:g}]")

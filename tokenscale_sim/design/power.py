@@ -47,7 +47,7 @@ from tokenscale_sim.design.fitting import (
     fit_weights,
     power_law_projection,
 )
-from tokenscale_sim.runtime.validation import as_key
+from tokenscale_sim.runtime.validation import as_key, check_count, check_real
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,11 @@ class StudyOptions:
     n_starts: int = 1
 
     def __post_init__(self):
+        check_count("StudyOptions", "m", self.m)
+        check_count("StudyOptions", "m_null", self.m_null, least=0)
+        check_count("StudyOptions", "n_starts", self.n_starts)
+        for name in ("level", "interval_level"):
+            check_real("StudyOptions", name, getattr(self, name), 0, 1, open_lo=True, open_hi=True)
         if self.m < 10 or (self.m_null and self.m_null < 10):
             raise ValueError(
                 f"StudyOptions: m and m_null must be >= 10, got {self.m}, {self.m_null}"

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from tokenscale_sim.montecarlo import sampling, steps
 from tokenscale_sim.montecarlo.steps import ALL_STATS, DIVERGENCE_STATS
+from tokenscale_sim.runtime.validation import check_real
 from tokenscale_sim.structures import terms as st
 from tokenscale_sim.structures.exact import TokenModel, as_token_model
 
@@ -88,9 +89,13 @@ class SimulationConfig:
             object.__setattr__(self, name, _count(name, getattr(self, name)))
         if self.chunk is not None:
             object.__setattr__(self, "chunk", _count("chunk", self.chunk))
-        object.__setattr__(self, "tokens", as_token_model(self.tokens))
-        if not 0 < self.confidence < 1:
-            raise st.param_error("SimulationConfig", "confidence", "in (0, 1)", self.confidence)
+        try:
+            object.__setattr__(self, "tokens", as_token_model(self.tokens))
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"SimulationConfig: tokens: {err}") from None
+        confidence = check_real("SimulationConfig", "confidence", self.confidence, 0, 1,
+                                open_lo=True, open_hi=True)  # fmt: skip
+        object.__setattr__(self, "confidence", confidence)
         object.__setattr__(self, "max_chunk_bytes", _count("max_chunk_bytes", self.max_chunk_bytes))
         if self.sampler not in steps.METHODS:
             raise st.param_error(

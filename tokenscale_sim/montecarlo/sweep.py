@@ -67,6 +67,8 @@ def parse_axis(text: str, names: tuple[str, ...] = AXES) -> tuple[str, np.ndarra
                 raise ValueError
             if count < 1 or not (math.isfinite(lo) and math.isfinite(hi)):
                 raise ValueError
+            if count > MAX_POINTS:  # before the values are made (1e9 of them fill memory)
+                raise OverflowError
             if len(parts) == 4:
                 if lo <= 0 or hi <= 0:
                     raise ValueError
@@ -75,6 +77,8 @@ def parse_axis(text: str, names: tuple[str, ...] = AXES) -> tuple[str, np.ndarra
                 values = np.linspace(lo, hi, count)
         else:
             values = np.array([float(v) for v in spec.split(",")])
+    except OverflowError:
+        raise ValueError(f"grid axis {name}: at most {MAX_POINTS:,} values, got {spec!r}") from None
     except ValueError:
         raise ValueError(
             f"grid axis {name}: expected lo:hi:count, lo:hi:count:log (lo, hi > 0) or "

@@ -1,4 +1,5 @@
-"""Checks shared by the public API and the CLI: PRNG keys and seeds, and memory estimates.
+"""Checks shared by the public API and the CLI: PRNG keys and seeds, counts and reals of
+options objects, and memory estimates.
 
 Each check raises ``ValueError`` (or ``TypeError`` for a wrong kind of argument) naming the
 function, what was expected and what was got, before anything is allocated or traced.
@@ -134,6 +135,62 @@ def check_memory(fn: str, what: str, nbytes: float, hint: str, limit: float | No
             f"{fn}: {what} needs about {gib(nbytes)}, more than the {gib(available)} available; "
             f"{hint}"
         )
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
+
+
+def check_count(fn: str, name: str, value: Any, least: int = 1) -> int:
+    """``value`` as an int >= ``least``: ``TypeError`` for a bool, float, string (any non-int),
+    ``ValueError`` below ``least``; both name ``fn``, ``name``, the bound and the value.
+
+    >>> check_count("FitOptions", "chunk", 8)
+    8
+    >>> check_count("FitOptions", "chunk", 2.0)
+    Traceback (most recent call last):
+    ...
+    TypeError: FitOptions: chunk must be an integer >= 1, got float 2.0
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(
+            f"{fn}: {name} must be an integer >= {least}, got {type(value).__name__} "
+            f"{_shown(value)}"
+        )
+    if value < least:
+        raise ValueError(f"{fn}: {name} must be an integer >= {least}, got {_shown(value)}")
+    return int(value)
+
+
+def check_real(
+    fn: str, name: str, value: Any, lo: float = -np.inf, hi: float = np.inf, *,
+    open_lo: bool = False, open_hi: bool = False,
+) -> float:  # fmt: skip
+    """``value`` as a finite float in [lo, hi] (``open_lo`` / ``open_hi``: that end excluded):
+    ``TypeError`` for a non-number (bool, string, None, a list), ``ValueError`` outside (NaN,
+    inf, an integer beyond float range); both name ``fn``, ``name``, the bound and the value.
+
+    >>> check_real("Noise", "sigma", 0.2, 0, open_lo=True)
+    0.2
+    >>> check_real("Noise", "sigma", float("nan"), 0, open_lo=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: Noise: sigma must be in (0, inf] and finite, got nan
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(
+            f"{fn}: {name} must be a real number, got {type(value).__name__} {_shown(value)}"
+        )
+    try:
+        x = float(value)
+    except OverflowError:
+        x = float("inf") if value > 0 else float("-inf")
+    inside = (x > lo if open_lo else x >= lo) and (x < hi if open_hi else x <= hi)
+    if not (np.isfinite(x) and inside):
+        interval = f"{'(' if open_lo else '['}{lo:g}, {hi:g}{')' if open_hi else ']'}"
+        raise ValueError(f"{fn}: {name} must be in {interval} and finite, got {_shown(value)}")
+    return x
 
 
 class SigmaWarning(UserWarning):

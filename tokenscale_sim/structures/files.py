@@ -48,15 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from tokenscale_sim.structures import kernels as kn
 from tokenscale_sim.structures import terms as st
-from tokenscale_sim.structures.kernels import (
-    DenseKernel,
-    Exponential,
-    Grid2D,
-    Identity,
-    Ones,
-    PowerLaw,
-)
 
 __all__ = [
     "KERNELS",
@@ -72,11 +65,11 @@ __all__ = [
 _POSITIVE = (0.0, math.inf)
 
 KERNELS: dict[str, tuple[Callable[..., Any], dict[str, tuple[float, float] | None]]] = {
-    "identity": (Identity, {}),
-    "ones": (Ones, {}),
-    "exponential": (Exponential, {"length": _POSITIVE}),
-    "powerlaw": (PowerLaw, {"gamma": _POSITIVE}),
-    "grid": (Grid2D, {"length": _POSITIVE, "width": None}),
+    "identity": (kn.Identity, {}),
+    "ones": (kn.Ones, {}),
+    "exponential": (kn.Exponential, {"length": _POSITIVE}),
+    "powerlaw": (kn.PowerLaw, {"gamma": _POSITIVE}),
+    "grid": (kn.Grid2D, {"length": _POSITIVE, "width": None}),
 }
 """Structured kernels: constructor and fields (``(lo, hi)``: a real in (lo, hi]; None: an
 optional integer >= 1). ``dense`` is read from ``path`` or ``matrix``."""
@@ -203,7 +196,9 @@ class _Where:
         self.source = source
 
     def error(self, where: str, expected: str, got: object) -> ValueError:
-        return ValueError(f"{self.source}: {where} must be {expected}, got {got!r}")
+        shown = " ".join(repr(got).split())  # one line, even for an array
+        shown = shown if len(shown) <= 200 else f"{shown[:160]} ... ({len(shown)} characters)"
+        return ValueError(f"{self.source}: {where} must be {expected}, got {shown}")
 
 
 def _real(w: _Where, where: str, value: object, lo: float, hi: float, *, open_lo=False) -> float:
@@ -222,6 +217,8 @@ def _matrix(w: _Where, where: str, value: object, shape: tuple[int, ...] | None)
     if np.iscomplexobj(value):  # type: ignore[arg-type]
         raise w.error(where, "a real matrix", "complex entries")
     try:
+        if np.asarray(value).dtype.kind not in "iuf":  # complex, bool, strings, objects
+            raise TypeError
         m = np.asarray(value, dtype=float)
     except (TypeError, ValueError, OverflowError):
         raise w.error(where, "a matrix of numbers", value) from None
@@ -233,11 +230,11 @@ def _matrix(w: _Where, where: str, value: object, shape: tuple[int, ...] | None)
     return m
 
 
-def _dense(w: _Where, where: str, spec: Mapping[str, Any], base: Path | None) -> DenseKernel:
+def _dense(w: _Where, where: str, spec: Mapping[str, Any], base: Path | None) -> kn.DenseKernel:
     if ("path" in spec) == ("matrix" in spec):
         raise w.error(where, "a dense kernel with one of 'path' or 'matrix'", sorted(spec))
     if "matrix" in spec:
-        return DenseKernel(_matrix(w, f"{where}.matrix", spec["matrix"], None))
+        return kn.DenseKernel(_matrix(w, f"{where}.matrix", spec["matrix"], None))
     if not isinstance(spec["path"], str):
         raise w.error(f"{where}.path", "a file name", spec["path"])
     path = Path(spec["path"])
@@ -253,7 +250,7 @@ def _dense(w: _Where, where: str, spec: Mapping[str, Any], base: Path | None) ->
     m = _matrix(w, f"{where}.path ({path})", m, None)
     if "size" in spec and spec["size"] != m.shape[0]:
         raise w.error(f"{where}.size", f"the size of the matrix ({m.shape[0]})", spec["size"])
-    return DenseKernel(m, str(path.resolve()))
+    return kn.DenseKernel(m, str(path.resolve()))
 
 
 def _kernel(w: _Where, where: str, spec: object, base: Path | None):
@@ -295,7 +292,7 @@ def _preset(w: _Where, where: str, spec: Mapping[str, Any], weight: float) -> st
     params = {k: v for k, v in spec.items() if k not in ("structure", "weight")}
     try:
         s = st.shared(**params) if name == "shared" else st.from_name(name, **params)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:
         raise ValueError(f"{w.source}: {where} ({name}): {err}") from None
     return weight * s
 
@@ -321,7 +318,7 @@ def _term(w: _Where, i: int, spec: object, base: Path | None) -> tuple[st.Term, 
         c = np.array([[1.0, e], [e, 1.0]])
     else:
         c = _matrix(w, f"{where}.branch", spec["branch"], (2, 2))
-    if not isinstance(kernel, DenseKernel):
+    if not isinstance(kernel, kn.DenseKernel):
         low = float(np.linalg.eigvalsh((c + c.T) / 2).min())
         if not np.allclose(c, c.T, atol=1e-12) or low < -1e-10:
             raise w.error(f"{where}.branch", "symmetric positive semi-definite", c.tolist())
@@ -351,7 +348,7 @@ def _rest(w: _Where, specs: list, built: list[tuple[st.Term, ...]]) -> None:
     if "structure" in specs[i]:
         raise w.error(f"terms[{i}].weight", "a number for a built-in term", "rest")
     others = [t for j, ts in enumerate(built) if j != i for t in ts]
-    if any(isinstance(t.kernel, DenseKernel) for t in [*others, *built[i]]):
+    if any(isinstance(t.kernel, kn.DenseKernel) for t in [*others, *built[i]]):
         raise w.error(f"terms[{i}].weight", "a number ('rest' needs structured kernels only)",
                       "rest")  # fmt: skip
     (unit,) = built[i]
