@@ -24,18 +24,18 @@ def _lay(root):
 
 
 CASES = [  # (command, argv, exit code, words in the line)
-    ("sweep", ["--grid=length=1:4:2", "--set=d=inf", *SWEEP], 2, "d must be finite"),
+    ("sweep", ["--grid=length=1:4:2", "--set=d=inf", *SWEEP], 2, "(finite), got 'd=inf'"),
     ("sweep", ["--grid=length=1:4:2", "--grid=length=2:3:2", *SWEEP], 2, "given twice"),
     ("sweep", ["--grid=length=1:4:2", "--set=length=3", *SWEEP], 2, "given twice"),
     ("sweep", ["--grid=length=1:4:1000000000", *SWEEP], 2, "at most 1,000,000"),
     ("sweep", ["--grid-file={root}/fifo.npy", *SWEEP], 2, "not a regular file"),
-    ("theory", ["--structure-file={root}/complex.toml"], 2, "real numbers"),
+    ("theory", ["--structure-file={root}/complex.toml"], 2, "must be a real matrix"),
     ("theory", ["--structure-file={root}/fifo.toml"], 2, "not a regular file"),
     ("theory", ["--structure-file={root}/fifo.npy"], 2, "not a regular file"),
     ("theory", ["--structure-file={root}"], 2, "is a folder"),
     ("theory", ["--structure-file={root}/bom.toml", "--n-max=4"], 0, ""),
-    ("measure", ["--hidden", "{root}/fifo.npy", "--out={root}/out"], 2, "not a regular file"),
-    ("fit", ["{root}/fifo.npy"], 2, "not a regular file"),
+    ("measure", ["--hidden", "{root}/fifo.npy", "--out={root}/out"], 2, "is a named pipe (FIFO)"),
+    ("fit", ["{root}/fifo.npy"], 2, "is a named pipe (FIFO)"),
 ]
 
 
