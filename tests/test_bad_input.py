@@ -793,7 +793,7 @@ def test_sigterm_ends_a_run_with_143_and_leaves_no_staging_folder(tmp_path):
     out.mkdir()
     (out / "run.json").write_text('{"kind": "sweep", "complete": true}')
     argv = ["sweep", "--grid", "image=0.001:0.3:10:log", "--grid", "length=1:100:10:log",
-            "--mc", "20000", "--no-plot", "--overwrite", "--out", str(out)]  # fmt: skip
+            "--mc", "10000", "--no-plot", "--overwrite", "--out", str(out)]  # fmt: skip
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "PYTHONPATH": root}
     command = [sys.executable, "-m", "tokenscale_sim.cli", *argv]

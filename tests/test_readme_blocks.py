@@ -122,8 +122,8 @@ def test_fast_blocks_are_commands_of_tokenscale_or_python():
 
 
 def test_the_shown_structure_file_is_the_shipped_example():
-    (toml,) = [b for b in BLOCKS if b.lang == "toml"]
-    assert toml.text == rx.STRUCTURE_TOML == (rx.SHIPPED / "my_structure.toml").read_text()
+    first = next(b for b in BLOCKS if b.lang == "toml")  # the one the commands read
+    assert first.text == rx.STRUCTURE_TOML == (rx.SHIPPED / "my_structure.toml").read_text()
 
 
 def test_the_shipped_examples_are_what_readme_examples_builds(tmp_path):

@@ -24,7 +24,8 @@ def test_text_pairs_write_curves_and_what_was_measured(llama, tmp_path, capsys):
     assert main([*args, "--device", "cpu", "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "pair/s" in captured.err  # the progress bar shows the rate
-    assert "layer 2: lambda=" in captured.out
+    line = next(x for x in captured.out.splitlines() if x.startswith("layer 2: "))
+    assert "pairs of" in line and "lambda=" in line  # how many pairs measured, then the fit
     report = json.loads((out / "measure.json").read_text())
     assert set(report["layers"]) == {"0", "1", "2"}
     meta = report["meta"]["hf"]

@@ -36,7 +36,7 @@ def long_commands(tmp: Path) -> dict[str, list[str]]:
         np.save(hidden, rng.normal(size=(12, 2, 16, 32)) + rng.normal(size=(12, 1, 1, 32)))
     return {
         "sweep": ["sweep", "--grid", "image=0.001:0.3:10:log", "--grid", "length=1:100:10:log",
-                  "--mc", "20000", "--no-plot"],
+                  "--mc", "10000", "--no-plot"],
         "calibrate": ["calibrate", "--hidden", str(hidden), "--n-fit", "10",
                       "--mc", "2000000"],
         "fit": ["fit", "--paper", "--model", "alpha_n", "--bootstrap", "20000"],

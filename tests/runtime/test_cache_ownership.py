@@ -169,7 +169,7 @@ def test_trees_round_trip_through_json_without_importing(tmp_path):
 
     from tokenscale_sim.fit.engine.solver import Solution
 
-    value = ((Solution(*range(6)), None, [1, {"b": 2, "a": ()}]), {})
+    value = ((Solution(*range(len(Solution._fields))), None, [1, {"b": 2, "a": ()}]), {})
     tree = jax.tree_util.tree_structure(value)
     desc = json.loads(json.dumps(program_files.describe_tree(tree)))
     assert program_files.rebuild_tree(desc) == tree

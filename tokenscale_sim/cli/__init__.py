@@ -66,13 +66,32 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _RECEIVED: list[int] = []
 
 
+_DEFERRING: list[bool] = [False]
+
+
 def _on_stop_signal(signum: int, frame) -> None:
     _RECEIVED.append(signum)
-    if len(_RECEIVED) == 1:
-        raise Interrupted(signum)
     if len(_RECEIVED) >= 3:  # a clean-up that hangs: the third signal ends it at once
         os._exit(128 + _RECEIVED[0])
+    if len(_RECEIVED) == 1 and not _DEFERRING[0]:
+        raise Interrupted(signum)
     # the second: the run is already unwinding; let its clean-up finish
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold :class:`Interrupted` back while the block runs and raise it at its end: an
+    exception raised while an extension module initialises (jaxlib's, on ``import jax``) leaves
+    it half made, and the process then died with a segmentation fault (SIGTERM 0.1 s after the
+    handlers were installed crashed every try)."""
+    outer = _DEFERRING[0]
+    _DEFERRING[0] = True
+    try:
+        yield
+    finally:
+        _DEFERRING[0] = outer
+    if _RECEIVED and not outer:
+        raise Interrupted(_RECEIVED[0])
 
 
 def catch_stop_signals() -> None:
@@ -158,13 +177,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str], whole_process: bool) -> int:
-    args = build_parser(argv).parse_args(argv)
-    import jax
+    with signals_deferred():  # the imports: never cut an extension module's start short
+        args = build_parser(argv).parse_args(argv)
+        import jax
 
-    from tokenscale_sim.runtime.compile_cache import (
-        cache_trouble_as_one_warning,
-        enable_compilation_cache,
-    )
+        from tokenscale_sim.runtime.compile_cache import (
+            cache_trouble_as_one_warning,
+            enable_compilation_cache,
+        )
 
     if whole_process:  # the imported modules live as long as the process: the collector
         gc.freeze()  # stops scanning them, which tracing JAX programs made it do again and again

@@ -298,6 +298,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     import jax
 
     from tokenscale_sim import design as dz
+    from tokenscale_sim.design.core import check_setting
 
     if args.plot and not args.out:
         raise UsageError("design: --plot needs --out DIR")
@@ -332,6 +333,10 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     n_ref = len(list(dz.reference_designs(args.k, args.questions[0] * args.k)))
     per_budget = len(truths) * (n_ref + args.top * len(truths))
     total = per_budget * len(args.questions) + 2 * len(args.k_sweep or ())
+    for budget in args.questions:  # every truth against the noise, before the work is said
+        for reference in dz.reference_designs(args.k, budget * args.k):
+            for truth in truths:
+                check_setting(truth, reference, noise)
     if not args.quiet:  # the size of the work, before it starts (searched designs: at most)
         print(
             f"design: {len(args.questions)} budget(s) x {len(truths)} truth(s): up to {total} "

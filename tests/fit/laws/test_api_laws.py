@@ -241,7 +241,7 @@ def test_starts_default_per_parameter():
     assert law.params == ("c", "A", "s", "k")
     table = np.asarray(jax.vmap(law.natural)(jnp.asarray(law.grid(1.0, 10.0))))
     rows = {tuple(np.round(r, 9)) for r in table}
-    c_a = {-1.0, 0.5, 2.0}  # free: the defaults of a free parameter
+    c_a = {-1.0, -0.1, 0.1, 0.5, 2.0}  # free: its defaults and +-1/10 (the data's largest |x|)
     expected = {
         (c, a, s, k) for c in c_a for a in c_a for s in (2.0, 20.0) for k in (0.8, 2.0, 3.2)
     }

@@ -260,11 +260,11 @@ def curves_from_rows(
             points, ("curve",), source=source, fn=fn, token_counts=token_counts
         )
     used = [n_col, y_col, *(c for c in (se_col, aux_col) if c)]
-    group = check_grouping(fn, columns, used, group)
-    needed = [y_col, *group, *(c for c in (se_col, aux_col) if c)]
-    for c in needed:
+    named = (group,) if isinstance(group, str) else tuple(group or ())
+    for c in [*used[1:], *named]:  # a missing column first: it says what the table is
         if c not in columns:
             raise ValueError(f"{fn}: column {c!r} missing in {source} (columns: {columns})")
+    group = check_grouping(fn, columns, used, group)
     for i, row in numbered:
         where = f"line {i}"
         key = tuple(row[c] for c in group)

@@ -293,8 +293,7 @@ def compare_laws(
     """
     key = as_key("compare_laws", key)
     laws = (laws,) if isinstance(laws, str | Model) else laws  # one law, not its letters
-    if bootstrap != 0:
-        bootstrap = check_count("compare_laws", "bootstrap", bootstrap, 2)
+    bootstrap = check_count("compare_laws", "bootstrap", bootstrap, 0)  # 1: refused below
     models = tuple(get_model(x) for x in (laws if laws is not None else available_laws()))
     opts = replace(check_options("compare_laws", opts), runaway=True)
     if opts.loss != "log":
