@@ -993,3 +993,15 @@ def test_round4_safetensors_shape_beyond_integers_is_a_damaged_file(tmp_path):
     path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 4)
     with pytest.raises(ValueError, match=r"is not a valid \.safetensors file"):
         arrays.open_hidden(path)
+
+
+def test_calibrate_on_constant_psi_prints_no_raw_numpy_warning(tmp_path, capsys):
+    """Identical tokens within each branch (psi constant at 1): the pair bootstrap's refits end
+    at a limit, and numpy's "invalid value encountered in subtract" reached the terminal."""
+    rng = np.random.default_rng(0)
+    hidden = tmp_path / "constant.npy"
+    np.save(hidden, np.broadcast_to(rng.normal(size=(8, 2, 1, 32)), (8, 2, 24, 32)).copy())
+    argv = ["calibrate", "--hidden", str(hidden), "--n-fit", "10", "--out", str(tmp_path / "c")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "RuntimeWarning" not in err and "Traceback" not in err, err

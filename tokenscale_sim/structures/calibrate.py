@@ -301,7 +301,8 @@ def calibrate(
     if reps is not None:
         boot = np.asarray(jax.vmap(natural)(jnp.asarray(us[1:])))
         tail = 100 * (1 - level) / 2
-        low, high = np.percentile(boot, [tail, 100 - tail], axis=0)
+        with np.errstate(invalid="ignore"):  # inf - inf of refits at a limit: NaN, said below
+            low, high = np.percentile(boot, [tail, 100 - tail], axis=0)
         interval = "pairs"
     else:
         jac = np.asarray(jax.jacfwd(natural)(jnp.asarray(u)))  # (6, p)
