@@ -23,7 +23,8 @@ _PROPERTY_COMMON = dict(
 )  # fmt: skip
 settings.register_profile("tokenscale-quick", max_examples=12, derandomize=True,
                           **_PROPERTY_COMMON)  # fmt: skip
-settings.register_profile("tokenscale-long", max_examples=100, **_PROPERTY_COMMON)
+settings.register_profile("tokenscale-long", max_examples=100, derandomize=True,
+                          **_PROPERTY_COMMON)  # fmt: skip
 
 
 @pytest.fixture(autouse=True, scope="module")

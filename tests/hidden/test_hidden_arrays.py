@@ -216,8 +216,10 @@ def test_file_errors(tmp_path):
 
 
 def test_option_errors():
-    with pytest.raises(ValueError, match="chunk must be >= 1"):
+    with pytest.raises(ValueError, match="MeasureOptions: chunk must be an integer >= 1, got 0"):
         hm.MeasureOptions(chunk=0)
+    with pytest.raises(TypeError, match="MeasureOptions: level must be"):
+        hm.MeasureOptions(level="0.9")
     with pytest.raises(ValueError, match="chunk must be >= 1"):
         next(arrays.iter_pairs(arrays.from_arrays(_hidden()), chunk=0))
     with pytest.raises(ValueError, match="one slice per layer"):

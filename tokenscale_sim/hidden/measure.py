@@ -34,6 +34,7 @@ from tokenscale_sim.montecarlo.moments import (
     merge,
     summarize,
 )
+from tokenscale_sim.runtime.validation import check_count, check_real
 from tokenscale_sim.theory import closed_forms as theory
 from tokenscale_sim.theory import divergence
 
@@ -389,9 +390,14 @@ class MeasureOptions:
     seed: int = 0
 
     def __post_init__(self):
-        if self.chunk < 1:
-            raise ValueError(f"MeasureOptions: chunk must be >= 1, got {self.chunk!r}")
-        if self.bootstrap < 0 or self.bootstrap == 1:
+        fn = "MeasureOptions"
+        object.__setattr__(self, "chunk", check_count(fn, "chunk", self.chunk))
+        object.__setattr__(self, "bootstrap", check_count(fn, "bootstrap", self.bootstrap, 0))
+        object.__setattr__(self, "seed", check_count(fn, "seed", self.seed, 0))
+        object.__setattr__(
+            self, "level", check_real(fn, "level", self.level, 0, 1, open_lo=True, open_hi=True)
+        )
+        if self.bootstrap == 1:
             raise ValueError(
                 f"MeasureOptions: bootstrap must be 0 (off) or >= 2 replicates, got "
                 f"{self.bootstrap!r}"

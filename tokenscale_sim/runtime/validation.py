@@ -130,6 +130,10 @@ def check_memory(fn: str, what: str, nbytes: float, hint: str, limit: float | No
     ValueError: theory: the table needs about 4 GiB, more than the 1 GiB available; lower --n-max
     """
     available = machine_memory() if limit is None else limit
+    try:
+        nbytes = float(nbytes)
+    except OverflowError:  # sizes given with hundreds of digits
+        nbytes = float("inf")
     if nbytes > available:
         raise ValueError(
             f"{fn}: {what} needs about {gib(nbytes)}, more than the {gib(available)} available; "

@@ -28,8 +28,12 @@ def check_real(
     func: str, param: str, value: float, lo: float, hi: float, *, open_lo: bool = False
 ) -> float:
     """Return ``float(value)`` if finite and in [lo, hi] (or (lo, hi]), else raise."""
+    if isinstance(value, str | bytes):  # float("1.5") would pass, and the text be kept
+        raise param_error(func, param, "a real number", value)
     try:
         x = float(value)
+    except OverflowError:  # an int past float range
+        raise param_error(func, param, "finite", "an integer too large for a float") from None
     except (TypeError, ValueError):
         raise param_error(func, param, "a real number", value) from None
     inside = (x > lo if open_lo else x >= lo) and x <= hi
@@ -145,9 +149,13 @@ class Grid2D(Kernel):
     def __post_init__(self):
         check_real("Grid2D", "length", self.length, 0.0, math.inf, open_lo=True)
         if self.width is not None and (
-            isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 1
+            isinstance(self.width, bool)
+            or not isinstance(self.width, int)
+            or not 1 <= self.width <= 2**31  # positions are int64: rows and columns fit
         ):
-            raise param_error("Grid2D", "width", "None or an integer >= 1", self.width)
+            raise param_error(
+                "Grid2D", "width", "None or an integer >= 1 (at most 2**31)", self.width
+            )
 
     def grid_width(self, n_max: int) -> int:
         return self.width if self.width is not None else math.isqrt(n_max - 1) + 1

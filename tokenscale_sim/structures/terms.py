@@ -416,7 +416,7 @@ def decaying(length: float, coupling: float = 0.0, kernel: str = "exponential") 
         "exponential": Exponential,
         "powerlaw": PowerLaw,
     }
-    if kernel not in kernels:
+    if not isinstance(kernel, str) or kernel not in kernels:
         raise param_error("decaying", "kernel", f"one of {sorted(kernels)}", kernel)
     k = kernels[kernel](length)
     return Structure(

@@ -113,6 +113,9 @@ def numeric(values, name: str, fn: str) -> np.ndarray:
         raise ValueError(f"{fn}: {name} must be numbers, got {KINDS_OF_NUMBERS[kind]}")
     try:
         return np.asarray(values, dtype=float)
+    except OverflowError:  # an int past float range
+        raise ValueError(f"{fn}: {name} must be finite numbers, got an integer too large for a "
+                         "float") from None  # fmt: skip
     except (TypeError, ValueError) as err:
         raise ValueError(
             f"{fn}: {name} must be numbers of one shape, got {type(values).__name__} "

@@ -68,7 +68,7 @@ from tokenscale_sim.fit.selection.packing import (
     layout_rows,
     plan,
 )
-from tokenscale_sim.runtime.validation import as_key
+from tokenscale_sim.runtime.validation import as_key, check_real
 
 DEFAULT_LAWS = ("powerlaw", "alpha_n", "broken", "saturating", "loglinear", "logistic")
 """Laws compared by default: those of this list that are registered in ``MODELS``."""
@@ -294,6 +294,8 @@ def compare_laws(
     key = as_key("compare_laws", key)
     laws = (laws,) if isinstance(laws, str | Model) else laws  # one law, not its letters
     bootstrap = check_count("compare_laws", "bootstrap", bootstrap, 0)  # 1: refused below
+    holdout_last = check_count("compare_laws", "holdout_last", holdout_last, 0)
+    level = check_real("compare_laws", "level", level, 0.0, 1.0, open_lo=True, open_hi=True)
     models = tuple(get_model(x) for x in (laws if laws is not None else available_laws()))
     opts = replace(check_options("compare_laws", opts), runaway=True)
     if opts.loss != "log":
