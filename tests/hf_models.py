@@ -60,14 +60,14 @@ def llama_config(vocab: int, hidden: int = 32, layers: int = 2):
     )  # fmt: skip
 
 
-def save_llama(folder, *, chat: bool = True, dtype=None, seed: int = 0) -> str:
-    """A 2-layer Llama-style causal LM and its tokenizer in ``folder``."""
+def save_llama(folder, *, chat: bool = True, dtype=None, seed: int = 0, layers: int = 2) -> str:
+    """A Llama-style causal LM (``layers`` blocks of width 32) and its tokenizer in ``folder``."""
     import torch
     from transformers import LlamaForCausalLM
 
     tok = tokenizer(chat)
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(llama_config(len(tok)))
+    model = LlamaForCausalLM(llama_config(len(tok), layers=layers))
     if dtype is not None:
         model = model.to(dtype)
     model.save_pretrained(folder)
@@ -102,14 +102,16 @@ def save_clip(folder, seed: int = 0) -> str:
     return str(folder)
 
 
-def save_llava(folder, seed: int = 0) -> str:
-    """A LLaVA-style VLM (tiny CLIP tower, 2-layer Llama) and its processor (16 image tokens)."""
+def save_llava(folder, seed: int = 0, layers: int = 2) -> str:
+    """A LLaVA-style VLM (tiny CLIP tower, a Llama of ``layers`` blocks) and its processor (16
+    image tokens)."""
     import torch
     from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
     tok = tokenizer(chat=False)
     config = LlavaConfig(
-        vision_config=clip_config().to_dict(), text_config=llama_config(len(tok)).to_dict(),
+        vision_config=clip_config().to_dict(),
+        text_config=llama_config(len(tok), layers=layers).to_dict(),
         image_token_index=4, vision_feature_layer=-1, vision_feature_select_strategy="default",
     )  # fmt: skip
     torch.manual_seed(seed)
@@ -122,8 +124,39 @@ def save_llava(folder, seed: int = 0) -> str:
     return str(folder)
 
 
+def long_pairs(count: int, length: int, seed: int = 0) -> list[dict]:
+    """``count`` text pairs whose continuations are ``length`` to ``length + 19`` words of
+    :data:`WORDS` (one token each): curves long enough for ``calibrate --n-fit 64``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    words = WORDS.split()
+
+    def text(k):
+        return " " + " ".join(rng.choice(words, k))
+
+    return [
+        {"prompt": text(4).strip(), "a": text(length + rng.integers(20)),
+         "b": text(length + rng.integers(20))}
+        for _ in range(count)
+    ]  # fmt: skip
+
+
 def write_pairs(path, pairs=PAIRS) -> str:
     import json
 
     path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
     return str(path)
+
+
+def cache_as(hub_cache, model_id: str, save, **kwargs) -> str:
+    """Save a model with ``save(folder, **kwargs)`` where the Hugging Face cache ``hub_cache``
+    (``HF_HUB_CACHE``) keeps ``model_id``: ``models--ORG--NAME/snapshots/COMMIT`` and
+    ``refs/main``, as ``hf download`` leaves it. Returns the snapshot folder."""
+    from pathlib import Path
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = Path(hub_cache) / ("models--" + model_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return save(repo / "snapshots" / commit, **kwargs)

@@ -4,7 +4,8 @@ A block's tier is an HTML comment on the line just before its fence (invisible o
 
     <!--test: fast-->          `make test` (in-process), and again as a user in the slow tier
     <!--test: slow-->          the slow tier only (what a block without a marker gets)
-    <!--test: skip, REASON-->  never run; pytest prints REASON (a GPU, several hosts, set-up)
+    <!--test: hf, WHAT-->      the slow tier, tiny random models standing in for checkpoints
+    <!--test: skip, REASON-->  never run; pytest prints REASON (several hosts, set-up)
     <!--test: output-->        not run: what the runnable block before it prints
 
 What a block shows as its output is checked against what it printed:
@@ -35,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 RUNNABLE = ("bash", "sh", "shell", "console", "python")
 """Languages of blocks that are run (``sh``/``shell`` as ``bash``); others are shown only."""
-TIERS = ("fast", "slow", "skip", "output")
+TIERS = ("fast", "slow", "hf", "skip", "output")
 
 FENCE = re.compile(r"^```(?P<lang>\w*)\n(?P<body>.*?)^```\s*$", re.M | re.S)
 MARKER = re.compile(r"<!--\s*test:\s*(?P<tier>\w+)\s*(?:,\s*(?P<reason>.*?))?\s*-->\s*$")
@@ -194,10 +195,13 @@ def shown_comment(source: str, first: int, last: int) -> str:
     return ""
 
 
-def run_statements(source: str, filename: str = "README.md") -> list[Statement]:
+def run_statements(
+    source: str, filename: str = "README.md", namespace: dict | None = None
+) -> list[Statement]:
     """Execute ``source`` one top-level statement at a time in one namespace (as ``python
-    FILE`` would), recording what each prints."""
-    namespace: dict = {"__name__": "__main__"}
+    FILE`` would; ``namespace``: names already defined, as in a notebook), recording what each
+    prints."""
+    namespace = {"__name__": "__main__", **(namespace or {})}
     done = []
     for node in ast.parse(source).body:
         code = compile(ast.Module([node], type_ignores=[]), filename, "exec")
@@ -224,5 +228,8 @@ if (
     else:
         path, out = Path(sys.argv[2]), Path(sys.argv[3])
         sys.path.insert(0, str(path.parent))
-        result = run_statements(path.read_text(), str(path))
+        loaded: dict = {}  # python readme_blocks.py run FILE.py OUT.json BEFORE.py: the names
+        if len(sys.argv) > 4:  # BEFORE.py defines, as a notebook would have, are FILE's to use
+            exec(compile(Path(sys.argv[4]).read_text(), sys.argv[4], "exec"), loaded)
+        result = run_statements(path.read_text(), str(path), loaded)
         out.write_text(json.dumps([s._asdict() for s in result]))

@@ -10,8 +10,12 @@ How a block is marked (an HTML comment on the line before its fence; ``tests/rea
 - ``<!--test: slow-->`` or no marker: the slow tier only, as a user runs it (``bash -c`` each
   command with the package's ``tokenscale`` on PATH; ``python`` on the block in a fresh process);
   a new block is picked up there without any change here;
-- ``<!--test: skip, REASON-->``: never run (a GPU, several hosts, the set-up, a run of
-  minutes another test makes); pytest reports REASON;
+- ``<!--test: hf, WHAT-->``: the slow tier, as a user runs it, with tiny random models standing
+  in for the checkpoints it names (:func:`_hf_stand_ins`: the same kinds and layer counts, under
+  ``~`` and in the Hugging Face cache, nothing downloaded; ``--device cuda`` runs on the CPU where
+  torch has no GPU), and for a Python block the names a notebook would already hold;
+- ``<!--test: skip, REASON-->``: never run (several hosts, the set-up, a run of minutes another
+  test makes); pytest reports REASON;
 - ``<!--test: output-->`` on a ``text`` block: the lines the runnable block before it prints.
 
 A Python line ``stmt  # -> TEXT`` shows what ``stmt`` prints. Shown and printed text must read the
@@ -106,7 +110,7 @@ def test_every_block_has_a_tier_and_every_output_follows_a_runnable_block():
     assert len(RUNNABLE) >= 8 and FAST  # the parser finds the README's blocks
     for i, block in enumerate(BLOCKS):
         if block.lang in rb.RUNNABLE:
-            assert block.tier in ("fast", "slow", "skip"), block.name
+            assert block.tier in ("fast", "slow", "hf", "skip"), block.name
             assert block.tier != "skip" or block.reason, f"{block.name}: skip without a reason"
         elif block.tier == "output":
             before = [b for b in BLOCKS[:i] if b.tier != "output"]
@@ -188,17 +192,66 @@ def _env() -> dict[str, str]:
     return env
 
 
+STAND_INS = {  # checkpoint named in the README -> (kind, layers of the language model)
+    "~/models/Qwen2-0.5B-Instruct": ("llama", 24),
+    "meta-llama/Llama-3.1-8B-Instruct": ("llama", 32),
+    "llava-hf/llava-1.5-7b-hf": ("llava", 32),
+}
+NOTEBOOK = """from transformers import AutoModelForCausalLM, AutoTokenizer
+model = AutoModelForCausalLM.from_pretrained({path!r})
+tokenizer = AutoTokenizer.from_pretrained({path!r})
+"""
+
+
+def _hf_stand_ins(tmp_path: Path, folder: Path, env: dict[str, str]) -> Path:
+    """Tiny random models where the README's ``hf`` blocks look for checkpoints: a folder under
+    ``~`` (``HOME`` a fresh folder) and ids in the Hugging Face cache (``HF_HUB_CACHE``); the
+    pairs file and the photo folder the commands read; and the notebook's loaded ``model`` and
+    ``tokenizer`` (the returned file, run before a Python block)."""
+    hf_models = pytest.importorskip("hf_models", reason="the hf extra is not installed")
+    pytest.importorskip("transformers", reason="the hf extra is not installed")
+    from PIL import Image
+
+    home, hub = tmp_path / "home", tmp_path / "hub"
+    env.update(HOME=str(home), HF_HUB_CACHE=str(hub), HF_HUB_OFFLINE="1")
+    save = {"llama": hf_models.save_llama, "llava": hf_models.save_llava}
+    for name, (kind, layers) in STAND_INS.items():
+        if name.startswith("~/"):
+            save[kind](home / name[2:], layers=layers)
+        else:
+            hf_models.cache_as(hub, name, save[kind], layers=layers)
+    hf_models.write_pairs(folder / "prefs.jsonl", hf_models.long_pairs(12, 70, seed=0))
+    (home / "photos").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        pixels = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(home / "photos" / f"photo{i}.png")
+    notebook = tmp_path / "notebook.py"
+    notebook.write_text(NOTEBOOK.format(path=str(home / "models/Qwen2-0.5B-Instruct")))
+    return notebook
+
+
+def _on_this_machine(command: str) -> str:
+    """``--device cuda`` as ``--device cpu`` where torch has no GPU (the only change made)."""
+    import torch
+
+    gpu = torch.cuda.is_available()
+    return command if gpu else command.replace("--device cuda", "--device cpu")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("block", [_param(b) for b in RUNNABLE])
 def test_block_runs_as_a_user_runs_it(block, tmp_path):
     """``bash -c`` each command (``tokenscale`` on PATH), ``python`` on each Python block."""
     _needs_vision(block)
-    folder = _folder(tmp_path, block)
+    folder, env = _folder(tmp_path, block), _env()
+    notebook = _hf_stand_ins(tmp_path, folder, env) if block.tier == "hf" else None
     if block.lang == "python":
         snippet, result = folder / "snippet.py", tmp_path / "statements.json"
         snippet.write_text(block.text)
         runner = [sys.executable, str(Path(rb.__file__)), "run", str(snippet), str(result)]
-        done = subprocess.run(runner, cwd=folder, env=_env(), capture_output=True, text=True,
+        runner += [str(notebook)] if notebook else []
+        done = subprocess.run(runner, cwd=folder, env=env, capture_output=True, text=True,
                               timeout=TIMEOUT_S)  # fmt: skip
         assert done.returncode == 0, done.stderr[-4000:]
         statements = [rb.Statement(**s) for s in json.loads(result.read_text())]
@@ -206,7 +259,8 @@ def test_block_runs_as_a_user_runs_it(block, tmp_path):
         return
     printed = {}
     for command in rb.commands(block):
-        done = subprocess.run(["bash", "-c", command], cwd=folder, env=_env(),
+        command = _on_this_machine(command) if notebook else command
+        done = subprocess.run(["bash", "-c", command], cwd=folder, env=env,
                               capture_output=True, text=True, timeout=TIMEOUT_S)  # fmt: skip
         assert done.returncode == 0, f"{command}\n{done.stderr[-4000:]}"
         printed[command] = done.stdout
