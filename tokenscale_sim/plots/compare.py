@@ -8,6 +8,7 @@ interval).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -76,12 +77,16 @@ def winner_grid(comparison, labels: Sequence[str], *, ax: Axes | None = None) ->
 def extrapolation_errors(comparison, *, ax: Axes | None = None) -> Figure:
     """Extrapolation RMSE of ln S per law: one dot per curve (jittered), the median as a bar.
 
-    Errors beyond 100x the largest per-law median (a law that exploded) and non-finite ones are
-    drawn at that edge as triangles, with their count.
+    Errors beyond 100x the largest per-law median (a law that exploded) and infinite ones are
+    drawn at that edge as triangles, with their count; NaN (the pair was not compared: too few
+    points) is not drawn at all, and a law compared on no curve says so.
     """
     fig, ax = axes(ax, size=(4.0, 3.6))
     err = np.asarray(comparison.extrap_rmse, float)
-    medians = np.median(np.where(np.isfinite(err), err, np.inf), axis=0)
+    compared = ~np.isnan(err)
+    with warnings.catch_warnings():  # a law compared on no curve: its median is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        medians = np.nanmedian(np.where(compared, err, np.nan), axis=0)
     finite = err[np.isfinite(err) & (err > 0)]
     cap = 100 * float(np.max(medians[np.isfinite(medians)], initial=1e-3))
     cap = min(cap, float(finite.max())) if finite.size else 1.0
@@ -89,7 +94,10 @@ def extrapolation_errors(comparison, *, ax: Axes | None = None) -> Figure:
     for j, color in enumerate(_law_colors(err.shape[1])):
         e = err[:, j]
         ok = np.isfinite(e) & (e > 0) & (e <= cap)
-        off = ~ok & ~(e <= 0)
+        off = ~ok & ~(e <= 0) & ~np.isnan(e)
+        if not compared[:, j].any():
+            ax.annotate("not compared", (j, cap), fontsize=6, ha="center", rotation=90,
+                        va="top")  # fmt: skip
         x = j + rng.uniform(-0.18, 0.18, e.shape)
         ax.plot(x[ok], e[ok], "o", ms=3, color=color, alpha=0.7, mec="none")
         if off.any():
