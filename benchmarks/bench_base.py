@@ -76,12 +76,12 @@ def main() -> None:
             times = {(job, who): [] for job in _jobs(tmp) for who in checkouts}
             csv = {}
             for who, checkout in checkouts.items():  # fill each compile cache, untimed
-                for cmd in _jobs(tmp / who.split()[0]).values():
+                for cmd in _jobs(tmp / f"out-{who.split()[0]}").values():
                     _run(cmd, checkout, tmp / f"cache-{who.split()[0]}")
-                csv[who] = (tmp / who.split()[0] / "compare.csv").read_bytes()
+                csv[who] = (tmp / f"out-{who.split()[0]}" / "compare.csv").read_bytes()
             for _ in range(args.runs):
                 for who, checkout in checkouts.items():
-                    for job, cmd in _jobs(tmp / who.split()[0]).items():
+                    for job, cmd in _jobs(tmp / f"out-{who.split()[0]}").items():
                         wall, out = _run(cmd, checkout, tmp / f"cache-{who.split()[0]}")
                         times[(job, who)].append(float(out) if job.startswith("which") else wall)
                         print(job, who, f"{times[(job, who)][-1]:.2f} s", flush=True)
