@@ -43,7 +43,7 @@ def test_bootstrap_argument_errors():
     res = fit_curves(cs, "powerlaw")
     with pytest.raises(ValueError, match="kind must be one of"):
         unc.bootstrap(jax.random.key(0), cs, res, kind="jackknife")
-    with pytest.raises(ValueError, match="m must be >= 2"):
+    with pytest.raises(ValueError, match="bootstrap: m must be an integer >= 2, got 1"):
         unc.bootstrap(jax.random.key(0), cs, res, m=1)
     with pytest.raises(ValueError, match="differs from the fit"):
         unc.bootstrap(jax.random.key(0), cs, res, opts=FitOptions(loss="linear"))

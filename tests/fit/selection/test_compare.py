@@ -155,7 +155,7 @@ def test_fisher_combination_matches_scipy():
     ("kwargs", "match"),
     [
         ({"holdout_last": 8}, r"no curve can be compared: curves of \[10\] points"),
-        ({"holdout_last": -1}, "holdout_last must be >= 0"),
+        ({"holdout_last": -1}, "holdout_last must be an integer >= 0, got -1"),
         ({"bootstrap": 1}, "bootstrap must be 0 or >= 2"),
         ({"laws": ["powerlaw", "powerlaw"]}, "laws must be distinct"),
         ({"laws": []}, "at least one law"),

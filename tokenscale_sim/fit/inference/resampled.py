@@ -127,21 +127,3 @@ def fall_back_below_measured(
     )
     keep = short[:, None]
     return np.where(keep, fit_low, low), np.where(keep, fit_high, high), used
-
-
-def check_count(fn: str, name: str, value, low: int) -> int:
-    """``value`` as an int ``>= low`` (Python or NumPy integers, never ``bool``), else a
-    ``TypeError`` / ``ValueError`` naming ``fn``, ``name``, the bound and the value.
-
-    >>> check_count("bootstrap", "m", 2.0, 2)
-    Traceback (most recent call last):
-    ...
-    TypeError: bootstrap: m must be an integer >= 2, got float 2.0
-    """
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(
-            f"{fn}: {name} must be an integer >= {low}, got {type(value).__name__} {value!r}"
-        )
-    if value < low:
-        raise ValueError(f"{fn}: {name} must be >= {low}, got {value}")
-    return int(value)
