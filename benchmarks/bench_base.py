@@ -7,7 +7,8 @@ same Python and packages (``PYTHONPATH`` picks the checkout), each with its own 
 
 - "which law?" (demo): ``paper_comparison(key, bootstrap=100)`` in a fresh process, the wall
   time of the call (the demo's stage; ``StudyConfig.compare_bootstrap``);
-- ``tokenscale compare --paper --bootstrap 0 --quiet``: the wall time of the whole process.
+- ``tokenscale compare --paper --bootstrap 0``: the wall time of the whole process (no
+  ``--quiet``: the base has none; this one's work line and bar go to stderr).
 
 Also checks that both write the same ``compare.csv`` (``--bootstrap 0``). Writes
 ``benchmarks/results_base.md``.

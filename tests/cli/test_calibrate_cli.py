@@ -32,7 +32,11 @@ def test_calibrate_cli(tmp_path, capsys):
     out = tmp_path / "cal"
     argv = ["calibrate", "--measure", str(tmp_path / "m"), "--n-fit", "10", "--free", free,
             *fixed, "--out", str(out)]  # fmt: skip
+    capsys.readouterr()
     assert main(argv) == 0
+    err = capsys.readouterr().err  # the work first, then each stage's seconds (stderr)
+    assert err.startswith("calibrate: the built-in family on 16 token counts (fitted on n <= 10)\n")
+    assert "writing the structure, tables and figure" in err and "\ntotal " in err
     summary = json.loads((out / "calibrate.json").read_text())
     assert summary["interval_method"] == "points" and summary["d"] == 64
     assert set(summary["intervals"]) == {"weight", "length", "coupling"}

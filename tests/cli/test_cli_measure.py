@@ -23,7 +23,9 @@ def test_measure_hidden_file_writes_csv_json_and_figures(tmp_path, capsys):
     np.save(tmp_path / "h.npy", _hidden())
     out = tmp_path / "out"
     assert main(["measure", "--hidden", str(tmp_path / "h.npy"), "--out", str(out), "--plot"]) == 0
-    printed = capsys.readouterr().out
+    printed, err = capsys.readouterr()
+    assert err.startswith("measure: 4 pairs of 20 tokens of width 8, 200 pair-bootstrap "
+                          "replicates\n") and "\ntotal " in err  # fmt: skip
     assert "lambda=" in printed and "0.86 measured at 6 pairs" in printed  # 4 pairs: labelled
     assert "layer all: 4 pairs of 20 tokens of width 8, lambda=" in printed  # what it used
     rows = _rows(out / "curves.csv")
@@ -82,12 +84,16 @@ def test_measure_refuses_an_existing_run(tmp_path, capsys):
     assert main([*args, "--overwrite"]) == 0
 
 
-def test_measure_vit_model(tmp_path):
+def test_measure_vit_model(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("skimage")
     out = tmp_path / "vit"
     args = ["measure", "--model", "vit-s", "--images", "chelsea", "coffee", "--layer", "12"]
     assert main([*args, "--order", "saliency", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("measure: vit-s on 1 image pair, 1 layer(s): the forward passes\n")
+    assert main([*args, "--out", str(tmp_path / "quiet"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
     rows = _rows(out / "curves.csv")
     assert len(rows) == 256 and {r["layer"] for r in rows} == {"12"}
     report = json.loads((out / "measure.json").read_text())

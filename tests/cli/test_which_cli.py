@@ -34,8 +34,13 @@ def test_which_structure_on_hidden_states_and_a_measure_folder(tmp_path, capsys)
     argv = ["calibrate", "--hidden", str(tmp_path / "h.npy"), "--structure-file", *files,
             "--n-fit", "16", "--bootstrap", "20", "--out", str(tmp_path / "w")]  # fmt: skip
     assert main(argv) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "pairs intervals" in out and "sequence-decay" in out
+    # the size of the work first, then one bar over the files and the stages' seconds (stderr)
+    assert err.startswith("calibrate: 2 structure files on 24 token counts (fitted on n <= 16), "
+                          "20 pair-bootstrap refits each\n")  # fmt: skip
+    assert "calibrate: 100%" in err and " 2/2 " in err
+    assert err.rstrip().split("\n")[-1].startswith("total ")
     rows = _rows(tmp_path / "w" / "which.csv")
     assert rows[0]["name"] == "sequence-decay" and float(rows[1]["delta_aicc"]) > 10
     summary = json.loads((tmp_path / "w" / "which.json").read_text())
@@ -48,8 +53,10 @@ def test_which_structure_on_hidden_states_and_a_measure_folder(tmp_path, capsys)
     assert main(["measure", "--hidden", str(tmp_path / "h.npy"), "--out", str(tmp_path / "m"),
                  "--no-fit", "--bootstrap", "0"]) == 0  # fmt: skip
     argv = ["calibrate", "--measure", str(tmp_path / "m"), "--candidates", "--n-fit", "16",
-            "--out", str(tmp_path / "c")]  # fmt: skip
+            "--out", str(tmp_path / "c"), "--quiet"]  # fmt: skip
+    capsys.readouterr()
     assert main(argv) == 0
+    assert capsys.readouterr().err == ""  # --quiet: nothing on stderr
     ranked = _rows(tmp_path / "c" / "which.csv")
     assert len(ranked) == 5 and ranked[0]["name"] in ("sequence-decay", "grid-decay")
 
@@ -59,6 +66,10 @@ def test_sweep_of_any_structure_file(tmp_path, capsys):
     argv = ["sweep", "--structure-file", path, "--grid", "length=1,4", "--grid",
             "image=0,0.1", "--n-max", "16", "--no-plot", "--out", str(tmp_path / "s")]  # fmt: skip
     assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("sweep: 4 grid points, exact theory\n") and " 4/4 " in err
+    assert main([*argv[:-1], str(tmp_path / "q"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
     rows = _rows(tmp_path / "s" / "sweep.csv")
     assert len(rows) == 4 and {"length", "image", "weight", "n_b"} <= set(rows[0])
     assert all(r["valid"] == "True" for r in rows)

@@ -46,9 +46,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from tokenscale_sim.cli import SUBCOMMANDS
-from tokenscale_sim.cli._common import add_command, check_mc_work, positive_int, seed
+from tokenscale_sim.cli._common import StageClock, add_command, check_mc_work, positive_int, seed
 from tokenscale_sim.runtime import outputs as files
 from tokenscale_sim.structures import calibrate as cb
 from tokenscale_sim.structures import which
@@ -90,6 +91,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=seed, default=0, help="bootstrap and Monte Carlo seed")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace a previous calibration")
+    p.add_argument("--quiet", action="store_true",
+                   help="no work line, stage times or progress bar (stderr)")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -236,6 +239,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack):
     if args.mc is not None:  # the estimate before any work
         check_mc_work(args.mc, len(data.n), int(data.d or 256))
     out = stack.enter_context(files.output_folder(args.out, KIND, overwrite=args.overwrite)).staging
+    log = StageClock(quiet=args.quiet)
+    log(_work_line(args, "the built-in family", len(data.n), data.replicates is not None))
     cal = cb.calibrate(
         data._replace(d=None),  # population psi's (the O(1/d) cosine bias is left out)
         n_fit=args.n_fit, free=free, fixed=fixed, kernel=args.kernel,
@@ -248,8 +253,10 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack):
 
         config = SimulationConfig(n_max=len(data.n), d=d, m=args.mc, tokens="unit",
                                   divergence_only=True)  # fmt: skip
-        mc = simulate(jax.random.key(args.seed), cal.structure, config, progress=False)
+        log(f"Monte Carlo: {args.mc} pairs of the calibrated structure at width {d}")
+        mc = simulate(jax.random.key(args.seed), cal.structure, config, progress=not args.quiet)
         mc = np.asarray(mc.divergence.mean)
+    log("writing the structure, tables and figure")
     pred = cb.predict_divergence(cal, measured_d, d, mc)
     from tokenscale_sim.structures.files import to_toml
 
@@ -276,7 +283,21 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack):
                              dict(zip(cb.CURVES, cal.fitted, strict=True)), cal.n_fit,
                              (data.n, measured_d, predictions))  # fmt: skip
     files.save_figure(fig, out / "calibrate.png", dpi=110)
+    log.finish()
     return cal, pred
+
+
+def _work_line(args: argparse.Namespace, what: str, points: int, pairs: bool) -> str:
+    """The size of a calibration before it starts (stderr).
+
+    >>> ns = argparse.Namespace(n_fit=64, bootstrap=200, mc=None)
+    >>> _work_line(ns, "3 structure files", 256, True)  # doctest: +NORMALIZE_WHITESPACE
+    'calibrate: 3 structure files on 256 token counts (fitted on n <= 64),
+     200 pair-bootstrap refits each'
+    """
+    boot = f", {args.bootstrap} pair-bootstrap refits each" if pairs and args.bootstrap >= 2 else ""
+    mc = f", then a Monte Carlo of {args.mc} pairs" if args.mc else ""
+    return f"calibrate: {what} on {points} token counts (fitted on n <= {args.n_fit}){boot}{mc}"
 
 
 def _paths(args: argparse.Namespace) -> list[str]:
@@ -312,14 +333,20 @@ def run_files(args: argparse.Namespace) -> int:
         out = stack.enter_context(
             files.output_folder(args.out, KIND, overwrite=args.overwrite)
         ).staging
-        cals = [
-            calibrate_file(pf, data, n_fit=args.n_fit, free=free, fixed=fixed,
-                           bootstrap=args.bootstrap, level=args.level, seed=args.seed)
-            for pf, (free, fixed) in zip(pfs, settings, strict=True)
-        ]  # fmt: skip
+        log = StageClock(quiet=args.quiet)
+        what = f"{len(pfs)} structure file{'s' if len(pfs) > 1 else ''}"
+        log(_work_line(args, what, len(data.n), data.replicates is not None))
+        cals = []
+        for pf, (free, fixed) in tqdm(list(zip(pfs, settings, strict=True)), desc="calibrate",
+                                      unit="file", disable=args.quiet):  # fmt: skip
+            cals.append(calibrate_file(pf, data, n_fit=args.n_fit, free=free, fixed=fixed,
+                                       bootstrap=args.bootstrap, level=args.level,
+                                       seed=args.seed))  # fmt: skip
+        log("ranking and writing")
         d = int(data.d or 256)
         rows = which.rank(cals, measured_d, d)
         _write(out, args, data, measured_d, d, cals, rows)
+        log.finish()
     print(f"calibrated on n <= {args.n_fit} ({cals[0].interval} intervals, level {args.level:g})")
     for line in which.table_lines(rows):
         print(line)

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from tokenscale_sim.cli import SUBCOMMANDS, UsageError
-from tokenscale_sim.cli._common import add_command, positive_int, seed
+from tokenscale_sim.cli._common import StageClock, add_command, positive_int, seed
 from tokenscale_sim.fit import LOSSES
 from tokenscale_sim.hidden import arrays, hf_images, vit
 from tokenscale_sim.hidden.hf import DTYPES
@@ -112,6 +112,8 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a previous measure run")
     p.add_argument("--plot", action="store_true", help="write PNG figures")
     p.add_argument("--float32", action="store_true", help="compute in float32")
+    p.add_argument("--quiet", action="store_true",
+                   help="no work line, stage times or progress bar (stderr)")  # fmt: skip
     p.set_defaults(func=run, memory_hint="lower --chunk or --bootstrap")
 
 
@@ -168,7 +170,7 @@ def _from_hf(args, options, stack) -> tuple[dict[int | None, Measurement], dict,
     loaded, plan, layers = _hf_plan(args)
     out = _output(args, stack)
     results: dict[int | None, Measurement] = {
-        **hf.measure_model(plan, layers, options, batch=args.batch, progress=True)
+        **hf.measure_model(plan, layers, options, batch=args.batch, progress=not args.quiet)
     }
     meta = {"hf": {**loaded.meta, "layers": list(layers), "layer_count": plan.stack.count,
                    "n": plan.n, "d": plan.d, "pairs": plan.pairs, **plan.meta}}  # fmt: skip
@@ -178,12 +180,17 @@ def _from_hf(args, options, stack) -> tuple[dict[int | None, Measurement], dict,
 def _from_model(
     args: argparse.Namespace, options: MeasureOptions, pairs: vit.ImagePairs
 ) -> tuple[dict[int | None, Measurement], dict]:
-    states = vit.vit_hidden_states(
-        pairs, layers=_layers(args.layer), order=args.order, threads=args.threads
-    )
+    log = StageClock(quiet=args.quiet)
+    layers = _layers(args.layer)
+    count = len(pairs.labels)
+    log(f"measure: {args.model} on {count} image pair{'s' if count != 1 else ''}, "
+        f"{len(layers)} layer(s): the forward passes")  # fmt: skip
+    states = vit.vit_hidden_states(pairs, layers=layers, order=args.order, threads=args.threads)
+    log("measure: the statistics of every layer")
     results: dict[int | None, Measurement] = {
         **measure_layers(states.hidden, states.layers, options, name=args.model)
     }
+    log.finish()
     meta = {
         "model": args.model,
         "graph": str(vit.model_path()),
@@ -270,7 +277,12 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
             check_memory("measure", f"{boot} bootstrap replicates of {source.n} token counts",
                          need, "lower --bootstrap")  # fmt: skip
         out = _output(args, stack)
+        log = StageClock(quiet=args.quiet)
+        log(f"measure: {source.pairs} pairs of {source.n} tokens of width {source.d}"
+            + (f", {options.bootstrap} pair-bootstrap replicates" if options.fit and
+               options.bootstrap else ""))  # fmt: skip
         results: dict[int | None, Measurement] = {None: measure(source, options)}
+        log.finish()
         meta: dict = {"hidden": [str(Path(f).resolve()) for f in args.hidden]}
     elif args.hf is not None:
         try:

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from tokenscale_sim.cli import SUBCOMMANDS
 from tokenscale_sim.cli._common import add_command, check_mc_work, positive_int, seed
@@ -60,6 +62,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace a previous sweep in --out")
     p.add_argument("--no-plot", action="store_true", help="skip phase.png")
+    p.add_argument("--quiet", action="store_true", help="no work line, no progress bar (stderr)")
     p.set_defaults(func=run)
 
 
@@ -173,11 +176,19 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> sweep.SweepRe
         at = grid.n_max if args.at is None else np.minimum(grid.n_max, args.at)
         check_mc_work(args.mc, int(at.max()), int(grid.d.max()), len(grid.theta))
     out = stack.enter_context(files.output_folder(args.out, KIND, overwrite=args.overwrite)).staging
-    result = sweep.sweep(grid, at=args.at, kernel=args.kernel, file=file)
+    points = len(grid.theta)
+    if not args.quiet:  # the size of the work before it starts (stderr)
+        mc = f", then a Monte Carlo of {args.mc} pairs at each valid point" if args.mc else ""
+        print(f"sweep: {points:,} grid points, exact theory{mc}", file=sys.stderr, flush=True)
+    with tqdm(total=points, desc="sweep: exact", unit="point", disable=args.quiet) as bar:
+        result = sweep.sweep(grid, at=args.at, kernel=args.kernel, file=file, tick=bar.update)
     cols = dict(result.columns)
     if args.mc is not None:
         key = jax.random.key(args.seed)
-        cols.update(sweep.monte_carlo_column(key, result, args.mc, kernel=args.kernel))
+        valid = int(np.sum(cols["valid"]))
+        with tqdm(total=valid, desc="sweep: Monte Carlo", unit="point", disable=args.quiet) as bar:
+            cols.update(sweep.monte_carlo_column(key, result, args.mc, kernel=args.kernel,
+                                                 tick=bar.update))  # fmt: skip
     files.write_csv(out / "sweep.csv", cols)
     files.write_json(
         out / "sweep.json",

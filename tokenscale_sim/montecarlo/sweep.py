@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
 
@@ -186,12 +187,18 @@ class SweepResult(NamedTuple):
 
 
 def sweep(
-    grid: Grid, *, at: int | None = None, kernel: str = "exponential", file: ParamFile | None = None
+    grid: Grid,
+    *,
+    at: int | None = None,
+    kernel: str = "exponential",
+    file: ParamFile | None = None,
+    tick: Callable[[int], object] = lambda k: None,
 ) -> SweepResult:
     """The exact theory at every point of ``grid`` (module docstring); ``at`` is the n of the
     per-n columns (clipped to each point's n_max; default n_max). ``file``: the grid is over the
     named parameters of that structure file (:func:`make_grid`); points where it is not a valid
-    structure (:meth:`~tokenscale_sim.structures.params.ParamFile.check`) are marked invalid."""
+    structure (:meth:`~tokenscale_sim.structures.params.ParamFile.check`) are marked invalid.
+    ``tick(k)`` is called as each chunk of k points is done (a progress bar's update)."""
     import time
 
     if kernel not in families.KERNEL_KINDS:
@@ -231,6 +238,7 @@ def sweep(
                 part = _file_chunk(*args, n_top=n_top, file=file)
             for col, x in zip(cols, part, strict=True):
                 col[sl] = np.asarray(x)[: size - pad]
+            tick(len(sl))
     n_b, slope, mean, bound, psi_eq, delta, avg = (cols[i] for i in (0, 2, 4, 5, 6, 7, 8))
     status, regime = cols[1].astype(int), cols[3].astype(int)
     nan = np.where(valid, 1.0, np.nan)
@@ -256,10 +264,18 @@ def sweep(
     return SweepResult(columns, grid, time.perf_counter() - start)
 
 
-def monte_carlo_column(key, result: SweepResult, m: int, *, kernel: str = "exponential"):
+def monte_carlo_column(
+    key,
+    result: SweepResult,
+    m: int,
+    *,
+    kernel: str = "exponential",
+    tick: Callable[[int], object] = lambda k: None,
+):
     """Monte Carlo mean D(at) per valid grid point (``m`` Gaussian replicates each, key
     ``fold_in(key, point)``): columns ``mc_mean_d_at``, ``mc_se_at``, ``mc_z_at`` (z against the
-    exact ``mean_d_at``). One simulation per point: meant for small grids."""
+    exact ``mean_d_at``). One simulation per point: meant for small grids; ``tick(1)`` after
+    each."""
     key = as_key("monte_carlo_column", key)
     from tokenscale_sim.montecarlo.simulation import SimulationConfig, simulate
 
@@ -273,4 +289,5 @@ def monte_carlo_column(key, result: SweepResult, m: int, *, kernel: str = "expon
         )
         r = simulate(jax.random.fold_in(key, int(p)), structure, config, progress=False)
         mean[p], se[p] = r.divergence.mean[-1], r.divergence.se[-1]
+        tick(1)
     return {"mc_mean_d_at": mean, "mc_se_at": se, "mc_z_at": (mean - cols["mean_d_at"]) / se}

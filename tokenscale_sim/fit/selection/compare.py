@@ -58,7 +58,6 @@ from tokenscale_sim.fit.data.curves import (
 from tokenscale_sim.fit.engine.options import FitOptions, check_options
 from tokenscale_sim.fit.engine.precision import in_fit_precision
 from tokenscale_sim.fit.inference.likelihood import akaike_weights, corrected_aic
-from tokenscale_sim.fit.inference.resampled import check_count
 from tokenscale_sim.fit.laws.models import MODELS, Model, get_model
 from tokenscale_sim.fit.selection.curvature import CurvatureTest, curvature_arrays
 from tokenscale_sim.fit.selection.packing import (
@@ -68,7 +67,7 @@ from tokenscale_sim.fit.selection.packing import (
     layout_rows,
     plan,
 )
-from tokenscale_sim.runtime.validation import as_key, check_real
+from tokenscale_sim.runtime.validation import as_key, check_count, check_real
 
 DEFAULT_LAWS = ("powerlaw", "alpha_n", "broken", "saturating", "loglinear", "logistic")
 """Laws compared by default: those of this list that are registered in ``MODELS``."""
