@@ -41,7 +41,9 @@ STAGE = (
 def _run(cmd: list[str], checkout: Path, cache: Path) -> tuple[float, str]:
     env = dict(os.environ, PYTHONPATH=str(checkout), TOKENSCALE_CACHE_DIR=str(cache))
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, env=env, cwd=checkout, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, env=env, cwd=checkout, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(cmd)} in {checkout}: exit {done.returncode}\n{done.stderr}")
     return time.perf_counter() - t0, done.stdout
 
 
@@ -51,7 +53,6 @@ def _jobs(out: Path) -> dict[str, list[str]]:
         "which law? (demo stage: paper_comparison, 100 resamples)": [sys.executable, "-c", STAGE],
         "tokenscale compare --paper --bootstrap 0": [
             *cli,
-            "--quiet",
             "--out",
             str(out),
             "--overwrite",
