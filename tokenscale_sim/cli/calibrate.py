@@ -240,11 +240,11 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack):
         check_mc_work(args.mc, len(data.n), int(data.d or 256))
     out = stack.enter_context(files.output_folder(args.out, KIND, overwrite=args.overwrite)).staging
     log = StageClock(quiet=args.quiet)
-    log(_work_line(args, "the built-in family", len(data.n), data.replicates is not None))
+    line = _work_line(args, "the built-in family", len(data.n), data.replicates is not None)
     cal = cb.calibrate(
         data._replace(d=None),  # population psi's (the O(1/d) cosine bias is left out)
         n_fit=args.n_fit, free=free, fixed=fixed, kernel=args.kernel,
-        bootstrap=args.bootstrap, level=args.level, seed=args.seed,
+        bootstrap=args.bootstrap, level=args.level, seed=args.seed, on_start=lambda: log(line),
     )  # fmt: skip
     d = int(data.d or 256)
     mc = None

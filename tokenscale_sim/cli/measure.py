@@ -276,13 +276,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
             need += memory_estimate("divergence_measured", boot + 1, source.n)
             check_memory("measure", f"{boot} bootstrap replicates of {source.n} token counts",
                          need, "lower --bootstrap")  # fmt: skip
-        out = _output(args, stack)
-        log = StageClock(quiet=args.quiet)
-        log(f"measure: {source.pairs} pairs of {source.n} tokens of width {source.d}"
-            + (f", {options.bootstrap} pair-bootstrap replicates" if options.fit and
-               options.bootstrap else ""))  # fmt: skip
+        out = _output(args, stack)  # no work line: a file's values are checked as it streams
         results: dict[int | None, Measurement] = {None: measure(source, options)}
-        log.finish()
         meta: dict = {"hidden": [str(Path(f).resolve()) for f in args.hidden]}
     elif args.hf is not None:
         try:

@@ -32,6 +32,7 @@ Goodness of fit: RMSE and R^2 per curve over the fit range, and the RMSE over th
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
 
@@ -224,17 +225,18 @@ def calibrate(
     bootstrap: int = 200,
     level: float = 0.95,
     seed: int = 0,
+    on_start: Callable[[], object] = lambda: None,
 ) -> Calibration:
     """Fit the family's ``free`` parameters to ``data`` over ``n <= n_fit`` (module docstring).
 
     Args:
         data: :class:`PsiData`. n_fit: the largest n used (>= 3).
         free: parameters to fit (names of :data:`~tokenscale_sim.structures.families.PARAMS`); the
-        others
-            take ``fixed`` or :data:`~tokenscale_sim.structures.families.DEFAULTS`.
+            others take ``fixed`` or :data:`~tokenscale_sim.structures.families.DEFAULTS`.
         kernel: the decaying term's kernel. bootstrap: pair-bootstrap resamples (used when
             ``data.replicates`` is given; 0: Wald intervals). level: interval level.
-        seed: seed of the pair resampling.
+        seed: seed of the pair resampling. on_start: called once every argument is checked,
+            as the work starts (the CLI's work line: a refused input stays one line).
 
     Returns:
         :class:`Calibration`.
@@ -276,6 +278,7 @@ def calibrate(
     points = int(mask.sum())
     if points <= len(free):
         raise ValueError(f"calibrate: {points} finite points for {len(free)} free parameters")
+    on_start()
     static = dict(free_idx=free_idx, fixed=fixed_theta, n_max=n_max, d=data.d, kernel=kernel)
     starts = jnp.asarray(_starts(free))
     rss0 = np.asarray(_start_rss(starts, jnp.asarray(curves), jnp.asarray(mask), **static))
