@@ -81,8 +81,9 @@ def main() -> None:
         "# bench_compare_short: tokenscale compare vs the same fits in SciPy",
         "",
         f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores (shared with other jobs "
-        "while measured: compare ratios, not seconds)",
+        f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores; load average (1, 5, 15 "
+        f"min) at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}: above the core "
+        "count, other jobs shared the machine (then compare ratios, not seconds)",
         f"- command: `python benchmarks/bench_compare_short.py --resamples {args.resamples} "
         f"--scipy-sample {args.scipy_sample} --warm-runs {args.warm_runs}`",
         "- package: wall time of a `tokenscale compare --quiet` process (cold: empty compile "
