@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
+from tokenscale_sim.runtime.validation import check_count, check_memory
 from tokenscale_sim.structures import families
 from tokenscale_sim.structures.terms import Structure
 
@@ -215,6 +216,24 @@ def _starts(free: tuple[str, ...]) -> np.ndarray:
     return np.unique(np.array(rows, dtype=float), axis=0)
 
 
+def check_pair_bootstrap(bootstrap, data: PsiData) -> int:
+    """``bootstrap`` as an int >= 0, the memory of its resampled curves (B, P, 3, N) checked
+    before any work (``--bootstrap`` of hundreds of digits is one line, not NumPy's error).
+
+    >>> data = PsiData(np.arange(1.0, 5.0), np.zeros((3, 4)), np.zeros((5, 3, 4)))
+    >>> check_pair_bootstrap(10**400, data)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: calibrate: 1000...0 pair-bootstrap resamples of 5 pairs needs about ...
+    """
+    bootstrap = check_count("calibrate", "bootstrap", bootstrap, 0)
+    if data.replicates is not None and bootstrap >= 2:
+        pairs, n = len(data.replicates), np.shape(data.curves)[-1]
+        check_memory("calibrate", f"{bootstrap} pair-bootstrap resamples of {pairs} pairs",
+                     16 * bootstrap * 3 * n * (pairs + 1), "lower --bootstrap")  # fmt: skip
+    return bootstrap
+
+
 def calibrate(
     data: PsiData,
     *,
@@ -278,6 +297,7 @@ def calibrate(
     points = int(mask.sum())
     if points <= len(free):
         raise ValueError(f"calibrate: {points} finite points for {len(free)} free parameters")
+    bootstrap = check_pair_bootstrap(bootstrap, data)
     on_start()
     static = dict(free_idx=free_idx, fixed=fixed_theta, n_max=n_max, d=data.d, kernel=kernel)
     starts = jnp.asarray(_starts(free))

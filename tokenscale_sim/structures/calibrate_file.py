@@ -239,6 +239,7 @@ def calibrate_file(
     points = int(mask.sum())
     if points <= len(free):
         raise ValueError(f"calibrate: {points} finite points for {len(free)} free parameters")
+    bootstrap = cb.check_pair_bootstrap(bootstrap, data)
 
     def residuals(u, target):
         model = _model(pf, mp.natural(u), n_max)
