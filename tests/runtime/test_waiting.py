@@ -42,3 +42,16 @@ def test_a_signal_is_handled_before_the_computation_ends():
 def test_ready_values_and_non_arrays_pass_through():
     tree = {"a": jnp.arange(3.0), "b": [1, "x"], "c": None}
     assert interruptible(tree) is tree
+
+
+def test_compiled_fits_return_through_interruptible(monkeypatch):
+    """StoredProgram (solve_batch, solve_and_summarize) awaits its results there: every fit,
+    bootstrap, transition test, compare block and design fit is Ctrl-C-able."""
+    from tokenscale_sim import fit
+    from tokenscale_sim.runtime import stored_programs
+
+    seen = []
+    monkeypatch.setattr(stored_programs, "interruptible", lambda tree: seen.append(tree) or tree)
+    curves = fit.curves_from_arrays([1.0, 2.0, 4.0, 8.0], [2.0, 1.7, 1.5, 1.3])
+    fit.fit_curves(curves, "powerlaw")
+    assert seen  # the fit's compiled program returned through it

@@ -24,7 +24,6 @@ from tokenscale_sim import fit
 from tokenscale_sim.design.core import Noise, log_score_variance
 from tokenscale_sim.fit.engine import solver as engine
 from tokenscale_sim.fit.inference import likelihood
-from tokenscale_sim.runtime.waiting import interruptible
 
 WEIGHTINGS = ("inverse_variance", "none")
 """How synthetic experiments are weighted in the log-space fit (``none``: the paper's OLS)."""
@@ -109,14 +108,14 @@ def fit_experiments(
     """
     pl, an = fit.get_model("powerlaw"), fit.get_model("alpha_n")
     n = np.asarray(data.n[0])[np.asarray(data.weight[0]) > 0]
-    sol_pl = interruptible(engine.solve_batch(pl, opts, data, start_grid(pl, n)))
+    sol_pl = engine.solve_batch(pl, opts, data, start_grid(pl, n))
     if intervals:
         res = fit.fit_arrays(an, data, opts)
         u_an, boundary, converged = jnp.asarray(res.u), res.boundary, res.converged
         estimates = res.estimates
         ci = (res.ci_low, res.ci_high, res.ci_open)
     else:
-        sol = interruptible(engine.solve_batch(an, opts, data, start_grid(an, n)))
+        sol = engine.solve_batch(an, opts, data, start_grid(an, n))
         u_an, boundary, converged = sol.u, np.asarray(sol.boundary), np.asarray(sol.converged)
         estimates = np.asarray(jax.vmap(an.natural)(sol.u))
         ci = (None, None, None)

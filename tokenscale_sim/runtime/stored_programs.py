@@ -58,6 +58,7 @@ from typing import Any
 
 from tokenscale_sim.runtime import program_files
 from tokenscale_sim.runtime.ownership import make_private, stat_problem
+from tokenscale_sim.runtime.waiting import interruptible
 
 FORMAT = program_files.FORMAT
 """Version of the file layout (:mod:`tokenscale_sim.runtime.program_files`); in the key."""
@@ -202,6 +203,11 @@ class StoredProgram:
         _INSTANCES.append(self)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The program's results, awaited with Ctrl-C still heard
+        (:func:`~tokenscale_sim.runtime.waiting.interruptible`; under a trace, the tracers)."""
+        return interruptible(self._run(*args, **kwargs))
+
+    def _run(self, *args: Any, **kwargs: Any) -> Any:
         key = None if kwargs or folder() is None else self._key(args)
         if key is None:
             return self.jitted(*args, **kwargs)

@@ -5,15 +5,15 @@ JAX dispatches a computation and returns at once; the wait happens where a resul
 has ended: a ``compare`` block of 8,192 bootstrap fits let SIGINT/SIGTERM wait a minute.
 :func:`interruptible` waits instead in short sleeps, between which Python runs the handler
 (:func:`tokenscale_sim.cli.catch_stop_signals` raises there, the staging folder is removed and
-the process ends while XLA's threads still work).
+the process ends while XLA's threads still work). Every compiled fit
+(:class:`~tokenscale_sim.runtime.stored_programs.StoredProgram`: ``solve_batch``,
+``solve_and_summarize``) returns through it.
 """
 
 from __future__ import annotations
 
 import time
 from typing import TypeVar
-
-import jax
 
 T = TypeVar("T")
 
@@ -33,6 +33,8 @@ def interruptible(tree: T) -> T:
     >>> out["a"].tolist(), out["b"]
     ([0.0, 2.0, 4.0], 1)
     """
+    import jax  # here, not at import: `tokenscale --help` loads no JAX
+
     pending = [x for x in jax.tree.leaves(tree) if hasattr(x, "is_ready")]
     pause = FIRST_POLL_S
     while pending:

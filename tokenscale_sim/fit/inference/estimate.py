@@ -59,7 +59,6 @@ from tokenscale_sim.fit.inference.results import (
 )
 from tokenscale_sim.fit.laws.models import Model, get_model, program_token
 from tokenscale_sim.runtime.stored_programs import stored_program
-from tokenscale_sim.runtime.waiting import interruptible
 from tokenscale_sim.theory import closed_forms as theory
 
 
@@ -198,7 +197,7 @@ def _fit_checked(model: Model, data: CurveArrays, opts: FitOptions, v_grid=None)
     g = data.n.shape[0]
     data = pad_curves_to_bucket(data)  # compiled programs reused by data of a similar size
     grid = start_grid(model, data) if v_grid is None else jnp.asarray(v_grid, data.n.dtype)
-    sol, summ = interruptible(solve_and_summarize(model, opts, data, grid))
+    sol, summ = solve_and_summarize(model, opts, data, grid)
     summ = Summary(*(np.asarray(x) for x in summ))
     ci_low, ci_high = wald_intervals(
         model, summ.estimates, summ.se, summ.n_points - summ.n_free, opts.level

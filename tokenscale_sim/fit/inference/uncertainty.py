@@ -56,7 +56,6 @@ from tokenscale_sim.fit.inference.resampled import (
 from tokenscale_sim.fit.inference.results import check_defined, check_domain, check_fitted_on
 from tokenscale_sim.fit.laws.models import Model, alpha_curve
 from tokenscale_sim.runtime.validation import as_key, check_count, check_memory
-from tokenscale_sim.runtime.waiting import interruptible
 
 KINDS = ("residual", "case", "parametric")
 """Bootstrap schemes of :func:`bootstrap`."""
@@ -270,7 +269,6 @@ def bootstrap(
     data = CurveArrays(*(jnp.asarray(x) for x in curves.arrays))
     star = resample(key, model, opts, data, jnp.asarray(result.u), kind, m)
     sol = solve_batch(model, replace(opts, n_starts=n_starts), star, start_grid(model, data))
-    sol = interruptible(sol)
     est = np.asarray(jax.vmap(jax.vmap(model.natural))(sol.u))
     conv = np.asarray(sol.converged)
     lo, hi, sd = percentile_intervals(est, conv, opts.level)

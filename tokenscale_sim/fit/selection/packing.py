@@ -38,7 +38,6 @@ from tokenscale_sim.fit.engine.buckets import bucket_size
 from tokenscale_sim.fit.engine.options import FitOptions
 from tokenscale_sim.fit.engine.solver import solve_batch
 from tokenscale_sim.fit.laws.models import Model
-from tokenscale_sim.runtime.waiting import interruptible
 
 BLOCK = 8192
 """Most rows per ``solve_batch`` call (a bucket size): larger work is split evenly into blocks,
@@ -163,7 +162,7 @@ def fit_packed(
     for part in parts:
         take = np.pad(part, (0, size - part.size), mode="edge")  # copies of the last row
         data = CurveArrays(*(jax.device_put(x[take]) for x in rows))  # device_put: no compile
-        sol = interruptible(solve_batch(model, opts, data, grid))
+        sol = solve_batch(model, opts, data, grid)
         pred = np.asarray(jax.vmap(model.log_predict)(sol.u, data.n, data.aux))[: part.size]
         lp[part] = np.where(np.isfinite(pred), pred, np.nan)
         conv[part] = np.asarray(sol.converged)[: part.size]

@@ -41,7 +41,6 @@ from tokenscale_sim.fit.inference.likelihood import (
 from tokenscale_sim.fit.inference.uncertainty import resample
 from tokenscale_sim.fit.laws.models import Model, get_model
 from tokenscale_sim.runtime.validation import as_key, check_count, check_memory
-from tokenscale_sim.runtime.waiting import interruptible
 
 
 class TransitionTest(NamedTuple):
@@ -120,8 +119,8 @@ def transition_test(
     check_curves(curves, an, opts.loss)
     lr = _lr(pl, an, opts, data, jnp.asarray(fit_pl.u), jnp.asarray(fit_an.u))
     star = resample(key, pl, opts, data, jnp.asarray(fit_pl.u), "parametric", m)
-    sol_pl = interruptible(solve_batch(pl, opts, star, start_grid(pl, data)))
-    sol_an = interruptible(solve_batch(an, opts, star, start_grid(an, data)))
+    sol_pl = solve_batch(pl, opts, star, start_grid(pl, data))
+    sol_an = solve_batch(an, opts, star, start_grid(an, data))
     lr_star = jax.vmap(partial(_lr, pl, an, opts))(star, sol_pl.u, sol_an.u)
     lr, lr_star = np.asarray(lr), np.asarray(lr_star)
     p = (1 + np.sum(lr_star >= lr[None, :] - 1e-9 * np.abs(lr[None, :]), axis=0)) / (m + 1)
